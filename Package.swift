@@ -1,0 +1,50 @@
+// swift-tools-version:6.0
+// mla-tp: DeepSeek-style MLA attention with a gated output under tensor parallelism.
+// Layers, bottom to top (dependencies point one way):
+//   CMPI, CBLAS (C system modules) → SwiftMPI, TensorCore → TensorParallel → MLA → mla-tp (CLI)
+//   SafeTensors (file format, Foundation only) → MLA
+import PackageDescription
+
+let package = Package(
+    name: "mla-tp",
+    products: [
+        .executable(name: "mla-tp", targets: ["mla-tp"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C shims: headers only, no logic.
+        .systemLibrary(
+            name: "CMPI", pkgConfig: "ompi-c",
+            providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
+        .systemLibrary(
+            name: "CBLAS", pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]),
+
+        // Typed MPI wrapper in the manner of swift-system.
+        .target(name: "SwiftMPI", dependencies: ["CMPI"]),
+        // Row-major Float matrices, BLAS matmul, elementwise kernels. No MPI.
+        .target(name: "TensorCore", dependencies: ["CBLAS"]),
+        // Replicated / column / row parallel linear layers, shard math, seeded init.
+        .target(name: "TensorParallel", dependencies: ["SwiftMPI", "TensorCore"]),
+        // MLA attention with the gate: config, RoPE/YaRN, forward, weight loading.
+        .target(name: "MLA", dependencies: ["TensorParallel", "TensorCore", "SwiftMPI"]),
+        // The command line.
+        .executableTarget(
+            name: "mla-tp",
+            dependencies: [
+                "MLA", "TensorParallel", "TensorCore", "SwiftMPI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+
+        // Shared test helpers: approximate equality, spawning mpirun.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "TestSupport"]),
+        .testTarget(name: "SwiftMPITests", dependencies: ["SwiftMPI", "CMPI"]),
+        .testTarget(name: "TensorParallelTests", dependencies: ["TensorParallel", "TestSupport"]),
+        .testTarget(name: "MLATests", dependencies: ["MLA", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,14 @@
+import CBLAS
+import Foundation
+
+/// OpenBLAS process settings.
+public enum BLAS {
+    /// One BLAS thread per rank unless `OPENBLAS_NUM_THREADS` says otherwise: with one MPI rank
+    /// per core, more threads only oversubscribe the cores.
+    public static func defaultToOneThreadPerRank() {
+        if ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"] == nil { openblas_set_num_threads(1) }
+    }
+
+    /// Sets OpenBLAS's thread count.
+    public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(n)) }
+}

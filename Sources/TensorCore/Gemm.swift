@@ -1,0 +1,74 @@
+import CBLAS
+
+/// Matrix products through OpenBLAS `cblas_sgemm`. Transposes are folded into the call,
+/// so `x · Wᵀ` with a PyTorch `[out, in]` weight never copies the weight.
+public enum Gemm {
+    /// C[m, n] = alpha · op(A) · op(B) + beta · C on raw row-major storage with leading
+    /// dimensions, so that strided views (one head's columns of a wider matrix) need no copy.
+    /// `op(A)` is `[m, k]`; `op(B)` is `[k, n]`.
+    @inline(__always)
+    public static func run(
+        transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+        alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+        b: UnsafePointer<Float>, ldb: Int,
+        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        guard m > 0, n > 0 else { return }
+        if k == 0 {
+            // BLAS leaves C untouched when k = 0 only for beta = 1; make beta = 0 explicit.
+            for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
+            return
+        }
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    /// `out = x · Wᵀ` (+ `out` when `accumulate`): x `[T, in]`, W `[out, in]` → `[T, out]`.
+    /// Writes into `out`, which must already have shape `[T, out]`.
+    public static func linear(_ x: Matrix, weight w: Matrix, into out: inout Matrix, accumulate: Bool = false) throws(ShapeError) {
+        guard x.cols == w.cols else {
+            throw ShapeError(op: "x · Wᵀ", x.shape, w.shape, hint: "x's columns must equal W's in-features (W is [out, in])")
+        }
+        guard out.rows == x.rows, out.cols == w.rows else {
+            throw ShapeError(op: "x · Wᵀ output", out.shape, Shape(x.rows, w.rows))
+        }
+        guard x.rows > 0, w.rows > 0, x.cols > 0 else {
+            if !accumulate { for i in out.storage.indices { out.storage[i] = 0 } }
+            return
+        }
+        x.storage.withUnsafeBufferPointer { xp in
+            w.storage.withUnsafeBufferPointer { wp in
+                out.storage.withUnsafeMutableBufferPointer { op in
+                    run(transB: true, m: x.rows, n: w.rows, k: x.cols, a: xp.baseAddress!, lda: x.cols,
+                        b: wp.baseAddress!, ldb: w.cols, beta: accumulate ? 1 : 0, c: op.baseAddress!, ldc: w.rows)
+                }
+            }
+        }
+    }
+
+    /// `x · Wᵀ` as a new matrix.
+    public static func linear(_ x: Matrix, weight w: Matrix) throws(ShapeError) -> Matrix {
+        var out = Matrix(rows: x.rows, cols: w.rows)
+        try linear(x, weight: w, into: &out)
+        return out
+    }
+
+    /// `A · B`: A `[m, k]`, B `[k, n]` → `[m, n]`.
+    public static func matmul(_ a: Matrix, _ b: Matrix) throws(ShapeError) -> Matrix {
+        guard a.cols == b.rows else { throw ShapeError(op: "A · B", a.shape, b.shape, hint: "A's columns must equal B's rows") }
+        var out = Matrix(rows: a.rows, cols: b.cols)
+        guard a.rows > 0, b.cols > 0, a.cols > 0 else { return out }
+        a.storage.withUnsafeBufferPointer { ap in
+            b.storage.withUnsafeBufferPointer { bp in
+                out.storage.withUnsafeMutableBufferPointer { op in
+                    run(m: a.rows, n: b.cols, k: a.cols, a: ap.baseAddress!, lda: a.cols,
+                        b: bp.baseAddress!, ldb: b.cols, c: op.baseAddress!, ldc: b.cols)
+                }
+            }
+        }
+        return out
+    }
+
+    /// FLOPs of one `[m, k] · [k, n]` product (a multiply and an add per term).
+    public static func flops(m: Int, n: Int, k: Int) -> Int { 2 * m * n * k }
+}

@@ -1,0 +1,46 @@
+import SwiftMPI
+import TensorCore
+
+/// The collectives the parallel layers use, with the time and bytes they cost.
+///
+/// Wraps a `Communicator`; with none it is the unsharded reference (tp = 1, no traffic).
+/// Each call records a segment `(start, end)` on the MPI wall clock, so a report can
+/// separate compute from communication and draw a per-rank timeline.
+public final class Collectives {
+    public let communicator: Communicator?
+    /// Seconds spent inside collectives since the last `resetCounters()`.
+    public private(set) var seconds: Double = 0
+    /// Payload bytes reduced since the last `resetCounters()`.
+    public private(set) var bytes: Int = 0
+    /// Collective calls since the last `resetCounters()`.
+    public private(set) var calls: Int = 0
+    /// Wall-clock segments of the collectives since the last `resetCounters()`.
+    public private(set) var segments: [(start: Double, end: Double)] = []
+
+    public init(_ communicator: Communicator?) { self.communicator = communicator }
+
+    /// The unsharded reference: no communicator.
+    public static var local: Collectives { Collectives(nil) }
+
+    /// Ranks taking part (1 without a communicator).
+    public var size: Int { communicator?.size ?? 1 }
+
+    /// Sums `m` element-wise across ranks, in place. A no-op for a single rank.
+    public func allReduceSum(_ m: inout Matrix) throws {
+        guard let comm = communicator, comm.size > 1 else { return }
+        let start = Environment.wallTime()
+        try m.storage.withUnsafeMutableBufferPointer { buffer in try comm.allReduce(buffer, .sum) }
+        let end = Environment.wallTime()
+        seconds += end - start
+        bytes += m.count * MemoryLayout<Float>.size
+        calls += 1
+        segments.append((start, end))
+    }
+
+    public func resetCounters() {
+        seconds = 0
+        bytes = 0
+        calls = 0
+        segments.removeAll(keepingCapacity: true)
+    }
+}

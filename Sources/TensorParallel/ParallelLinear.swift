@@ -1,0 +1,144 @@
+import TensorCore
+
+/// What every parallel layer reports for the sharding plan.
+public protocol ParallelLayer {
+    var name: String { get }
+    var layout: Layout { get }
+    /// The weight's global shape `[out, in]`.
+    var globalShape: Shape { get }
+    /// This rank's weight shape.
+    var localShape: Shape { get }
+    /// Bytes of weight and bias held by this rank.
+    var localBytes: Int { get }
+}
+
+/// `Y = X·Wᵀ + b` with the full weight on every rank.
+///
+/// Partition: none — `W [out, in]` and `b [out]` are replicated.
+/// Collective: none. Input and output are full width on every rank.
+public struct ReplicatedLinear: ParallelLayer {
+    public let name: String
+    public let weight: Matrix      // [out, in]
+    public let bias: [Float]?      // [out]
+    public var layout: Layout { .replicated }
+    public var globalShape: Shape { weight.shape }
+    public var localShape: Shape { weight.shape }
+    public var localBytes: Int { 4 * (weight.count + (bias?.count ?? 0)) }
+
+    public init(name: String, inFeatures: Int, outFeatures: Int, bias hasBias: Bool,
+                source: WeightSource, initializer: Initializer, biasInitializer: Initializer = .normal(std: 0.02)) throws {
+        guard inFeatures > 0 else { throw TPError.nonPositive(name: name + " in", width: inFeatures) }
+        guard outFeatures > 0 else { throw TPError.nonPositive(name: name + " out", width: outFeatures) }
+        self.name = name
+        weight = try source.block(name + ".weight", shape: Shape(outFeatures, inFeatures),
+                                  rows: 0..<outFeatures, cols: 0..<inFeatures, initializer: initializer)
+        bias = hasBias ? try source.vector(name + ".bias", count: outFeatures, range: 0..<outFeatures, initializer: biasInitializer) : nil
+    }
+
+    /// `y = x·Wᵀ + b`: x `[T, in]` → y `[T, out]` (y preallocated).
+    public func forward(_ x: Matrix, into y: inout Matrix) throws {
+        try Gemm.linear(x, weight: weight, into: &y)
+        if let bias { try y.addRowBias(bias) }
+    }
+}
+
+/// `Y = X·Wᵀ + b` with `W [out, in]` split along its output rows (Megatron's column parallel).
+///
+/// Partition: rank r holds rows `[r·out/tp, (r+1)·out/tp)` of W and the same slice of b:
+///
+///     W [out, in]          rank 0 ┃ rows 0 ..< out/tp
+///                          rank 1 ┃ rows out/tp ..< 2·out/tp   → Y_r [T, out/tp]
+///                          ...
+/// Collective: none. The output stays sharded (`Y_r` is Y's columns for rank r);
+/// `gather` concatenates the shards when a caller needs the full width.
+public struct ColumnParallelLinear: ParallelLayer {
+    public let name: String
+    public let shard: Shard
+    public let inFeatures: Int
+    public let outFeatures: Int
+    /// The global output rows this rank holds.
+    public let outRange: Range<Int>
+    public let weight: Matrix      // [out/tp, in]
+    public let bias: [Float]?      // [out/tp]
+    public var layout: Layout { .column }
+    public var globalShape: Shape { Shape(outFeatures, inFeatures) }
+    public var localShape: Shape { weight.shape }
+    public var localBytes: Int { 4 * (weight.count + (bias?.count ?? 0)) }
+
+    public init(name: String, inFeatures: Int, outFeatures: Int, bias hasBias: Bool, shard: Shard,
+                source: WeightSource, initializer: Initializer, biasInitializer: Initializer = .normal(std: 0.02)) throws {
+        guard inFeatures > 0 else { throw TPError.nonPositive(name: name + " in", width: inFeatures) }
+        self.name = name
+        self.shard = shard
+        self.inFeatures = inFeatures
+        self.outFeatures = outFeatures
+        outRange = try shard.range(of: outFeatures, for: name + " output")
+        weight = try source.block(name + ".weight", shape: Shape(outFeatures, inFeatures),
+                                  rows: outRange, cols: 0..<inFeatures, initializer: initializer)
+        bias = hasBias ? try source.vector(name + ".bias", count: outFeatures, range: outRange, initializer: biasInitializer) : nil
+    }
+
+    /// `y_r = x·W_rᵀ + b_r`: x `[T, in]` → y `[T, out/tp]` (y preallocated).
+    public func forward(_ x: Matrix, into y: inout Matrix) throws {
+        try Gemm.linear(x, weight: weight, into: &y)
+        if let bias { try y.addRowBias(bias) }
+    }
+
+    /// Concatenates every rank's `[T, out/tp]` output into `[T, out]` (an allgather).
+    public func gather(_ y: Matrix, over collectives: Collectives) throws -> Matrix {
+        guard let comm = collectives.communicator, comm.size > 1 else { return y }
+        let tp = comm.size
+        let ranks = try comm.allGather(y.storage)          // [tp][T, out/tp], rank-major
+        var full = Matrix(rows: y.rows, cols: y.cols * tp)  // [T, out]
+        for r in 0..<tp {
+            for t in 0..<y.rows {
+                for j in 0..<y.cols { full[t, r * y.cols + j] = ranks[r * y.count + t * y.cols + j] }
+            }
+        }
+        return full
+    }
+}
+
+/// `Y = X·Wᵀ + b` with `W [out, in]` split along its input columns (Megatron's row parallel).
+///
+/// Partition: rank r holds columns `[r·in/tp, (r+1)·in/tp)` of every row of W, and takes the
+/// matching columns of X — exactly what a column-parallel layer before it produced:
+///
+///     W [out, in]   rank 0   rank 1   ...        Y = Σ_r X_r·W_rᵀ  + b
+///                   ┃cols 0..<in/tp┃in/tp..<2in/tp┃
+/// Collective: one allreduce (sum) of the `[T, out]` partial products. The bias is replicated
+/// and added exactly once, after the reduce.
+public struct RowParallelLinear: ParallelLayer {
+    public let name: String
+    public let shard: Shard
+    public let inFeatures: Int
+    public let outFeatures: Int
+    /// The global input columns this rank holds.
+    public let inRange: Range<Int>
+    public let weight: Matrix      // [out, in/tp]
+    public let bias: [Float]?      // [out], replicated
+    public var layout: Layout { .row }
+    public var globalShape: Shape { Shape(outFeatures, inFeatures) }
+    public var localShape: Shape { weight.shape }
+    public var localBytes: Int { 4 * (weight.count + (bias?.count ?? 0)) }
+
+    public init(name: String, inFeatures: Int, outFeatures: Int, bias hasBias: Bool, shard: Shard,
+                source: WeightSource, initializer: Initializer, biasInitializer: Initializer = .normal(std: 0.02)) throws {
+        guard outFeatures > 0 else { throw TPError.nonPositive(name: name + " out", width: outFeatures) }
+        self.name = name
+        self.shard = shard
+        self.inFeatures = inFeatures
+        self.outFeatures = outFeatures
+        inRange = try shard.range(of: inFeatures, for: name + " input")
+        weight = try source.block(name + ".weight", shape: Shape(outFeatures, inFeatures),
+                                  rows: 0..<outFeatures, cols: inRange, initializer: initializer)
+        bias = hasBias ? try source.vector(name + ".bias", count: outFeatures, range: 0..<outFeatures, initializer: biasInitializer) : nil
+    }
+
+    /// `y = allreduce(x_r·W_rᵀ) + b`: x `[T, in/tp]` → y `[T, out]` (y preallocated).
+    public func forward(_ x: Matrix, into y: inout Matrix, collectives: Collectives) throws {
+        try Gemm.linear(x, weight: weight, into: &y)   // partial sum [T, out]
+        try collectives.allReduceSum(&y)               // Σ over ranks
+        if let bias { try y.addRowBias(bias) }         // once, after the reduce
+    }
+}

@@ -1,0 +1,48 @@
+import TensorCore
+
+/// How a seeded weight is drawn when no checkpoint supplies it.
+public enum Initializer: Sendable {
+    /// `N(0, std²)`.
+    case normal(std: Float)
+    /// `1 + N(0, spread²)`: norm weights.
+    case nearOne(spread: Float)
+}
+
+/// Where a rank's weight blocks come from: seeded random values or a checkpoint.
+///
+/// A source is asked only for the rank's own block (`rows × cols` of the global tensor),
+/// so no rank ever materialises another rank's shard.
+public protocol WeightSource {
+    /// Rows `rows` × columns `cols` of the 2-D tensor `name` whose global shape is `shape`.
+    func block(_ name: String, shape: Shape, rows: Range<Int>, cols: Range<Int>, initializer: Initializer) throws -> Matrix
+    /// Elements `range` of the 1-D tensor `name` of length `count`.
+    func vector(_ name: String, count: Int, range: Range<Int>, initializer: Initializer) throws -> [Float]
+}
+
+/// Seeded, TP-independent random weights (see `SeededInit`).
+public struct SeededWeights: WeightSource {
+    public let seed: UInt64
+
+    public init(seed: UInt64) { self.seed = seed }
+
+    public func block(_ name: String, shape: Shape, rows: Range<Int>, cols: Range<Int>, initializer: Initializer) throws -> Matrix {
+        let (mean, std) = initializer.meanStd
+        let values = SeededInit.fill(name: name, seed: seed, rows: rows, cols: cols,
+                                     globalCols: shape.dims.last ?? 1, mean: mean, std: std)
+        return try Matrix(rows: rows.count, cols: cols.count, values: values)
+    }
+
+    public func vector(_ name: String, count: Int, range: Range<Int>, initializer: Initializer) throws -> [Float] {
+        let (mean, std) = initializer.meanStd
+        return SeededInit.fill(name: name, seed: seed, rows: 0..<1, cols: range, globalCols: count, mean: mean, std: std)
+    }
+}
+
+extension Initializer {
+    var meanStd: (Float, Float) {
+        switch self {
+        case let .normal(std): return (0, std)
+        case let .nearOne(spread): return (1, spread)
+        }
+    }
+}
