@@ -1,0 +1,136 @@
+import TensorCore
+import TensorParallel
+
+/// One DeepSeek-V3 MLA attention layer with FastDeploy PR #7404's gate, as held by one rank.
+///
+/// Partition (tp ranks, H heads, rank r holds heads `[r·H/tp, (r+1)·H/tp)`):
+///
+/// | weight                 | global shape             | layout     | collective |
+/// |------------------------|--------------------------|------------|------------|
+/// | q_a_proj               | [q_lora, hidden]         | replicated | —          |
+/// | q_a_layernorm          | [q_lora]                 | replicated | —          |
+/// | q_b_proj (or q_proj)   | [H·(nope+rope), q_lora]  | column     | —          |
+/// | kv_a_proj_with_mqa     | [kv_lora+rope, hidden]   | replicated | —          |
+/// | kv_a_layernorm         | [kv_lora]                | replicated | —          |
+/// | kv_b_proj              | [H·(nope+v), kv_lora]    | column     | —          |
+/// | gate (column layout)   | [H·v, hidden]            | column     | —          |
+/// | o_proj                 | [hidden, H·v]            | row        | allreduce  |
+///
+/// The latent projections are small and feed every head, so they are replicated; everything
+/// per-head is column-parallel by heads, and the only collective is o_proj's allreduce.
+public final class MLAAttention {
+    public let config: MLAConfig
+    public let shard: Shard
+    public let names: WeightNames
+    public let gateLayout: GateLayout
+    /// Heads held by this rank.
+    public let localHeads: Int
+    /// Global index of this rank's first head.
+    public var firstHead: Int { shard.rank * localHeads }
+
+    enum QPath {
+        case lora(qA: ReplicatedLinear, norm: [Float], qB: ColumnParallelLinear)
+        case direct(ColumnParallelLinear)
+    }
+    enum Gate {
+        case column(ColumnParallelLinear)
+        case replicated(ReplicatedLinear)
+    }
+
+    let qPath: QPath
+    let kvA: ReplicatedLinear
+    let kvANorm: [Float]
+    let kvB: ColumnParallelLinear
+    let gate: Gate?
+    let gateActivation: GateActivation
+    let oProj: RowParallelLinear
+    let rope: Rope
+    let kernel: AttentionKernel
+    var workspace = Workspace()
+    /// Counts of the last forward (FLOPs issued to BLAS, per stage).
+    public internal(set) var counters = ForwardCounters()
+    /// When true, every stage's output is checked for NaN/Inf (`NumericError` names the stage).
+    public var checkEveryStage = false
+
+    /// Builds rank `shard.rank`'s part of layer `layer`, asking `source` only for its own blocks.
+    public init(config: MLAConfig, layer: Int = 0, shard: Shard, gateLayout: GateLayout = .column,
+                source: WeightSource) throws {
+        try config.validate(tp: shard.size)
+        self.config = config
+        self.shard = shard
+        self.gateLayout = gateLayout
+        names = WeightNames(layer: layer)
+        localHeads = config.numAttentionHeads / shard.size
+        let hidden = config.hiddenSize, heads = config.numAttentionHeads
+        let std = { (fanIn: Int) in Initializer.normal(std: 1 / Float(fanIn).squareRoot()) }
+        if let qLora = config.qLoraRank {
+            qPath = .lora(
+                qA: try ReplicatedLinear(name: names.qAProj, inFeatures: hidden, outFeatures: qLora,
+                                         bias: config.attentionBias, source: source, initializer: std(hidden)),
+                norm: try source.vector(names.qALayernorm, count: qLora, range: 0..<qLora, initializer: .nearOne(spread: 0.1)),
+                qB: try ColumnParallelLinear(name: names.qBProj, inFeatures: qLora, outFeatures: heads * config.qkHeadDim,
+                                             bias: false, shard: shard, source: source, initializer: std(qLora)))
+        } else {
+            qPath = .direct(try ColumnParallelLinear(name: names.qProj, inFeatures: hidden, outFeatures: heads * config.qkHeadDim,
+                                                     bias: false, shard: shard, source: source, initializer: std(hidden)))
+        }
+        let kvAWidth = config.kvLoraRank + config.qkRopeHeadDim
+        kvA = try ReplicatedLinear(name: names.kvAProj, inFeatures: hidden, outFeatures: kvAWidth,
+                                   bias: config.attentionBias, source: source, initializer: std(hidden))
+        kvANorm = try source.vector(names.kvALayernorm, count: config.kvLoraRank, range: 0..<config.kvLoraRank,
+                                    initializer: .nearOne(spread: 0.1))
+        kvB = try ColumnParallelLinear(name: names.kvBProj, inFeatures: config.kvLoraRank,
+                                       outFeatures: heads * (config.qkNopeHeadDim + config.vHeadDim),
+                                       bias: false, shard: shard, source: source, initializer: std(config.kvLoraRank))
+        gateActivation = config.useGatedAttn ? try config.gateActivation() : .sigmoid
+        if !config.useGatedAttn {
+            gate = nil
+        } else if gateLayout == .column {
+            gate = .column(try ColumnParallelLinear(name: names.gate, inFeatures: hidden, outFeatures: config.attnOutWidth,
+                                                    bias: config.useBias, shard: shard, source: source, initializer: std(hidden)))
+        } else {
+            gate = .replicated(try ReplicatedLinear(name: names.gate, inFeatures: hidden, outFeatures: config.attnOutWidth,
+                                                    bias: config.useBias, source: source, initializer: std(hidden)))
+        }
+        oProj = try RowParallelLinear(name: names.oProj, inFeatures: config.attnOutWidth, outFeatures: hidden,
+                                      bias: config.oProjBias, shard: shard, source: source, initializer: std(config.attnOutWidth))
+        rope = Rope(config: config)
+        kernel = AttentionKernel(heads: localHeads, nope: config.qkNopeHeadDim, rope: config.qkRopeHeadDim,
+                                 vDim: config.vHeadDim, scale: Rope.softmaxScale(config: config))
+    }
+
+    /// Every parallel layer this rank holds, in forward order (for the plan and memory report).
+    public var layers: [ParallelLayer] {
+        var list: [ParallelLayer] = []
+        switch qPath {
+        case let .lora(qA, _, qB): list += [qA, qB]
+        case let .direct(q): list.append(q)
+        }
+        list += [kvA, kvB]
+        switch gate {
+        case let .column(g): list.append(g)
+        case let .replicated(g): list.append(g)
+        case nil: break
+        }
+        list.append(oProj)
+        return list
+    }
+
+    /// Bytes of every weight this rank holds (norm weights included).
+    public var weightBytes: Int {
+        var norms = kvANorm.count
+        if case let .lora(_, norm, _) = qPath { norms += norm.count }
+        return layers.reduce(0) { $0 + $1.localBytes } + 4 * norms
+    }
+}
+
+/// What the last forward issued, for reports and for checking the plan's arithmetic.
+public struct ForwardCounters: Equatable, Sendable {
+    /// FLOPs of the projections (every GEMM outside attention).
+    public var projectionFlops = 0
+    /// FLOPs of the attention GEMMs (scores and P·V).
+    public var attentionFlops = 0
+    /// Seconds in the forward, collectives included.
+    public var seconds: Double = 0
+    public var totalFlops: Int { projectionFlops + attentionFlops }
+}

@@ -1,0 +1,101 @@
+import Foundation
+
+extension MLAConfig: Codable {
+    enum CodingKeys: String, CodingKey {
+        case hiddenSize = "hidden_size", numAttentionHeads = "num_attention_heads", qLoraRank = "q_lora_rank"
+        case kvLoraRank = "kv_lora_rank", qkNopeHeadDim = "qk_nope_head_dim", qkRopeHeadDim = "qk_rope_head_dim"
+        case vHeadDim = "v_head_dim", rmsNormEps = "rms_norm_eps", ropeTheta = "rope_theta"
+        case ropeScaling = "rope_scaling", ropeParameters = "rope_parameters", ropeInterleave = "rope_interleave"
+        case attentionBias = "attention_bias", maxPositionEmbeddings = "max_position_embeddings"
+        case numHiddenLayers = "num_hidden_layers", useGatedAttn = "use_gated_attn"
+        case gatedAttnAct = "gated_attn_act", useBias = "use_bias", quantizationConfig = "quantization_config"
+    }
+
+    struct Quantization: Codable {
+        var weightBlockSize: [Int]?
+        enum CodingKeys: String, CodingKey { case weightBlockSize = "weight_block_size" }
+    }
+
+    /// The rope_theta that the transformers-5 form keeps inside `rope_parameters`.
+    struct RopeTheta: Decodable {
+        var ropeTheta: Double?
+        enum CodingKeys: String, CodingKey { case ropeTheta = "rope_theta" }
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        func required(_ key: CodingKeys) throws -> Int {
+            guard let v = try c.decodeIfPresent(Int.self, forKey: key) else {
+                throw ConfigError.missingKey(key.stringValue)
+            }
+            return v
+        }
+        self.init(hiddenSize: try required(.hiddenSize), numAttentionHeads: try required(.numAttentionHeads),
+                  qLoraRank: try c.decodeIfPresent(Int.self, forKey: .qLoraRank), kvLoraRank: try required(.kvLoraRank),
+                  qkNopeHeadDim: try required(.qkNopeHeadDim), qkRopeHeadDim: try required(.qkRopeHeadDim),
+                  vHeadDim: try required(.vHeadDim))
+        rmsNormEps = try c.decodeIfPresent(Float.self, forKey: .rmsNormEps) ?? rmsNormEps
+        ropeTheta = try c.decodeIfPresent(Double.self, forKey: .ropeTheta) ?? ropeTheta
+        if let params = try c.decodeIfPresent(RopeScaling.self, forKey: .ropeParameters) {
+            ropeScaling = params
+            if let theta = try c.decodeIfPresent(RopeTheta.self, forKey: .ropeParameters)?.ropeTheta { ropeTheta = theta }
+        } else {
+            ropeScaling = try c.decodeIfPresent(RopeScaling.self, forKey: .ropeScaling)
+        }
+        if ropeScaling?.type == "default" { ropeScaling = nil }
+        ropeInterleave = try c.decodeIfPresent(Bool.self, forKey: .ropeInterleave) ?? ropeInterleave
+        attentionBias = try c.decodeIfPresent(Bool.self, forKey: .attentionBias) ?? attentionBias
+        maxPositionEmbeddings = try c.decodeIfPresent(Int.self, forKey: .maxPositionEmbeddings) ?? maxPositionEmbeddings
+        numHiddenLayers = try c.decodeIfPresent(Int.self, forKey: .numHiddenLayers)
+        useGatedAttn = try c.decodeIfPresent(Bool.self, forKey: .useGatedAttn) ?? useGatedAttn
+        gatedAttnAct = try c.decodeIfPresent(String.self, forKey: .gatedAttnAct) ?? gatedAttnAct
+        useBias = try c.decodeIfPresent(Bool.self, forKey: .useBias) ?? useBias
+        weightBlockSize = try c.decodeIfPresent(Quantization.self, forKey: .quantizationConfig)?.weightBlockSize
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(hiddenSize, forKey: .hiddenSize)
+        try c.encode(numAttentionHeads, forKey: .numAttentionHeads)
+        try c.encode(qLoraRank, forKey: .qLoraRank)   // null when absent, as HF writes it
+        try c.encode(kvLoraRank, forKey: .kvLoraRank)
+        try c.encode(qkNopeHeadDim, forKey: .qkNopeHeadDim)
+        try c.encode(qkRopeHeadDim, forKey: .qkRopeHeadDim)
+        try c.encode(vHeadDim, forKey: .vHeadDim)
+        try c.encode(rmsNormEps, forKey: .rmsNormEps)
+        try c.encode(ropeTheta, forKey: .ropeTheta)
+        try c.encodeIfPresent(ropeScaling, forKey: .ropeScaling)
+        try c.encode(ropeInterleave, forKey: .ropeInterleave)
+        try c.encode(attentionBias, forKey: .attentionBias)
+        try c.encode(maxPositionEmbeddings, forKey: .maxPositionEmbeddings)
+        try c.encodeIfPresent(numHiddenLayers, forKey: .numHiddenLayers)
+        try c.encode(useGatedAttn, forKey: .useGatedAttn)
+        try c.encode(gatedAttnAct, forKey: .gatedAttnAct)
+        try c.encode(useBias, forKey: .useBias)
+        if let weightBlockSize { try c.encode(Quantization(weightBlockSize: weightBlockSize), forKey: .quantizationConfig) }
+    }
+
+    /// Decodes `config.json` bytes; errors say which key is wrong.
+    public static func decode(json data: Data, file: String = "config.json") throws -> MLAConfig {
+        do {
+            return try JSONDecoder().decode(MLAConfig.self, from: data)
+        } catch let error as ConfigError {
+            throw error
+        } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
+            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+            throw ConfigError.badValue(file: file, key: path, detail: context.debugDescription)
+        } catch let DecodingError.dataCorrupted(context) {
+            throw ConfigError.notJSON(file: file, detail: context.underlyingError.map { "\($0)" } ?? context.debugDescription)
+        } catch {
+            throw ConfigError.notJSON(file: file, detail: "\(error)")
+        }
+    }
+
+    /// Reads and decodes a `config.json` file.
+    public static func load(path: String) throws -> MLAConfig {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError.unreadable(file: path)
+        }
+        return try decode(json: data, file: path)
+    }
+}

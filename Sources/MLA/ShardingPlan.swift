@@ -1,0 +1,82 @@
+import TensorCore
+import TensorParallel
+
+/// What each rank holds and moves for one layer at a given tp and gate layout, computed from
+/// the config alone (no MPI, no weights): the source for `plan`, the run report and `bench`.
+public struct ShardingPlan: Codable, Sendable {
+    public struct Weight: Codable, Sendable {
+        public var name: String
+        public var layout: Layout
+        public var globalShape: [Int]
+        public var localShape: [Int]
+        /// Bytes one rank holds (f32).
+        public var bytesPerRank: Int
+    }
+
+    public var tp: Int
+    public var gate: GateLayout
+    public var weights: [Weight]
+    /// Whether this layout runs at this tp (the replicated gate does not for tp > 1).
+    public var runs: Bool
+
+    public init(config c: MLAConfig, tp: Int, gate: GateLayout, layer: Int = 0) {
+        self.tp = tp
+        self.gate = gate
+        let n = WeightNames(layer: layer), H = c.numAttentionHeads
+        func w(_ name: String, _ layout: Layout, _ out: Int, _ inF: Int) -> Weight {
+            let local: [Int]
+            switch layout {
+            case .replicated: local = [out, inF]
+            case .column: local = [out / tp, inF]
+            case .row: local = [out, inF / tp]
+            }
+            return Weight(name: name, layout: layout, globalShape: [out, inF], localShape: local,
+                          bytesPerRank: 4 * local[0] * local[1])
+        }
+        func v(_ name: String, _ layout: Layout, _ count: Int) -> Weight {
+            let local = layout == .replicated ? count : count / tp
+            return Weight(name: name, layout: layout, globalShape: [count], localShape: [local], bytesPerRank: 4 * local)
+        }
+        var list: [Weight] = []
+        if let q = c.qLoraRank {
+            list.append(w(n.qAProj + ".weight", .replicated, q, c.hiddenSize))
+            if c.attentionBias { list.append(v(n.qAProj + ".bias", .replicated, q)) }
+            list.append(v(n.qALayernorm, .replicated, q))
+            list.append(w(n.qBProj + ".weight", .column, H * c.qkHeadDim, q))
+        } else {
+            list.append(w(n.qProj + ".weight", .column, H * c.qkHeadDim, c.hiddenSize))
+        }
+        list.append(w(n.kvAProj + ".weight", .replicated, c.kvLoraRank + c.qkRopeHeadDim, c.hiddenSize))
+        if c.attentionBias { list.append(v(n.kvAProj + ".bias", .replicated, c.kvLoraRank + c.qkRopeHeadDim)) }
+        list.append(v(n.kvALayernorm, .replicated, c.kvLoraRank))
+        list.append(w(n.kvBProj + ".weight", .column, H * (c.qkNopeHeadDim + c.vHeadDim), c.kvLoraRank))
+        if c.useGatedAttn {
+            let layout: Layout = gate == .column ? .column : .replicated
+            list.append(w(n.gate + ".weight", layout, c.attnOutWidth, c.hiddenSize))
+            if c.useBias { list.append(v(n.gate + ".bias", layout, c.attnOutWidth)) }
+        }
+        list.append(w(n.oProj + ".weight", .row, c.hiddenSize, c.attnOutWidth))
+        if c.oProjBias { list.append(v(n.oProj + ".bias", .replicated, c.hiddenSize)) }
+        weights = list
+        runs = !(c.useGatedAttn && gate == .replicated && tp > 1)
+    }
+
+    /// Bytes of weights one rank holds.
+    public var bytesPerRank: Int { weights.reduce(0) { $0 + $1.bytesPerRank } }
+    /// Bytes of the replicated weights (held by every rank).
+    public var replicatedBytes: Int { weights.filter { $0.layout == .replicated }.reduce(0) { $0 + $1.bytesPerRank } }
+    /// Bytes of this rank's shards of the column/row weights.
+    public var shardedBytes: Int { bytesPerRank - replicatedBytes }
+
+    /// The heads rank r holds.
+    public static func heads(rank: Int, tp: Int, config: MLAConfig) -> Range<Int> {
+        let l = config.numAttentionHeads / tp
+        return rank * l ..< (rank + 1) * l
+    }
+
+    /// Payload bytes of the one allreduce per forward (o_proj's `[T, hidden]` f32 partials).
+    public static func allReduceBytes(tokens: Int, config: MLAConfig) -> Int { 4 * tokens * config.hiddenSize }
+
+    /// Bytes each rank sends in a ring allreduce of `n` bytes over p ranks: 2(p−1)/p · n.
+    public static func ringBytesPerRank(_ n: Int, tp: Int) -> Int { tp <= 1 ? 0 : 2 * (tp - 1) * n / tp }
+}

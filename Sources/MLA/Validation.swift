@@ -1,0 +1,83 @@
+/// A `config.json` (or preset) that cannot describe a runnable layer, or a layout that
+/// cannot run it. Each message names the key and says what to change.
+public enum ConfigError: Error, Equatable, CustomStringConvertible {
+    case unreadable(file: String)
+    case notJSON(file: String, detail: String)
+    case missingKey(String)
+    case badValue(file: String, key: String, detail: String)
+    case nonPositive(key: String, value: Int)
+    case oddRopeDim(Int)
+    case headsNotDivisible(heads: Int, tp: Int)
+    case unknownActivation(String)
+    case unknownPreset(String)
+    case badEps(Float)
+    case badRope(String)
+
+    public var description: String {
+        switch self {
+        case let .unreadable(file):
+            return "cannot read \(file) — check the path (a model directory must contain config.json)"
+        case let .notJSON(file, detail):
+            return "\(file) is not valid JSON (\(detail)) — fix or re-export the file"
+        case let .missingKey(key):
+            return "config.json has no \"\(key)\" — add it (an HF DeepSeek-V3 config.json has every attention key)"
+        case let .badValue(file, key, detail):
+            return "\(file): key \"\(key)\" has the wrong type (\(detail)) — use the type HF's DeepseekV3Config expects"
+        case let .nonPositive(key, value):
+            return "\(key) = \(value) must be positive — fix the config"
+        case let .oddRopeDim(d):
+            return "qk_rope_head_dim = \(d) must be even: RoPE rotates pairs — fix the config"
+        case let .headsNotDivisible(heads, tp):
+            let ok = (1...max(1, heads)).filter { heads % $0 == 0 }.map(String.init).joined(separator: ", ")
+            return "num_attention_heads = \(heads) is not divisible by tp=\(tp) — run with -n one of \(ok)"
+        case let .unknownActivation(name):
+            return "gated_attn_act \"\(name)\" is unknown — use one of: \(GateActivation.allCases.map(\.rawValue).joined(separator: ", "))"
+        case let .unknownPreset(name):
+            return "unknown preset \"\(name)\" — use one of: \(Presets.names.joined(separator: ", "))"
+        case let .badEps(eps):
+            return "rms_norm_eps = \(eps) must be a positive finite number — fix the config"
+        case let .badRope(detail):
+            return "RoPE parameters: \(detail) — fix rope_scaling / rope_parameters"
+        }
+    }
+}
+
+/// The gate's activation (FastDeploy's `gated_attn_act`).
+public enum GateActivation: String, CaseIterable, Sendable {
+    case sigmoid
+    /// `softsign(x) · 2` = `2x / (1 + |x|)`.
+    case scaledSoftsign = "scaled_softsign"
+}
+
+extension MLAConfig {
+    /// The gate activation, or an error listing the allowed names. Unlike the merged
+    /// FastDeploy code, an unknown name is never silently ignored.
+    public func gateActivation() throws -> GateActivation {
+        guard let act = GateActivation(rawValue: gatedAttnAct) else { throw ConfigError.unknownActivation(gatedAttnAct) }
+        return act
+    }
+
+    /// Checks everything a forward relies on, before any weight is allocated.
+    public func validate(tp: Int = 1) throws {
+        let dims: [(String, Int)] = [
+            ("hidden_size", hiddenSize), ("num_attention_heads", numAttentionHeads), ("kv_lora_rank", kvLoraRank),
+            ("qk_nope_head_dim", qkNopeHeadDim), ("qk_rope_head_dim", qkRopeHeadDim), ("v_head_dim", vHeadDim),
+            ("max_position_embeddings", maxPositionEmbeddings),
+        ] + (qLoraRank.map { [("q_lora_rank", $0)] } ?? [])
+        for (key, value) in dims where value <= 0 { throw ConfigError.nonPositive(key: key, value: value) }
+        if let layers = numHiddenLayers, layers <= 0 { throw ConfigError.nonPositive(key: "num_hidden_layers", value: layers) }
+        if qkRopeHeadDim % 2 != 0 { throw ConfigError.oddRopeDim(qkRopeHeadDim) }
+        guard rmsNormEps > 0, rmsNormEps.isFinite else { throw ConfigError.badEps(rmsNormEps) }
+        guard ropeTheta > 0, ropeTheta.isFinite else { throw ConfigError.badRope("rope_theta = \(ropeTheta) must be positive") }
+        if let s = ropeScaling {
+            guard s.type == "yarn" else { throw ConfigError.badRope("rope type \"\(s.type)\" is not supported (use \"yarn\" or \"default\")") }
+            guard s.factor > 0, s.factor.isFinite else { throw ConfigError.badRope("factor = \(s.factor) must be positive") }
+            if let o = s.originalMaxPositionEmbeddings, o <= 0 {
+                throw ConfigError.badRope("original_max_position_embeddings = \(o) must be positive")
+            }
+        }
+        if useGatedAttn { _ = try gateActivation() }
+        if tp < 1 { throw ConfigError.nonPositive(key: "tp", value: tp) }
+        if numAttentionHeads % tp != 0 { throw ConfigError.headsNotDivisible(heads: numAttentionHeads, tp: tp) }
+    }
+}

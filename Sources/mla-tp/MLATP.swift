@@ -1,0 +1,37 @@
+import ArgumentParser
+
+/// `mla-tp`: DeepSeek-V3 MLA attention with a gated output under tensor parallelism,
+/// one MPI rank per shard (`mpirun -n 4 mla-tp`).
+@main
+struct MLATP: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mla-tp",
+        abstract: "Run DeepSeek-V3 MLA attention with a gated output under tensor parallelism (one MPI rank per shard).",
+        discussion: """
+            Run under mpirun, one rank per shard: `mpirun -n 4 mla-tp` runs the tiny preset with the \
+            column-parallel gate and checks the result against the unsharded forward.
+            """,
+        subcommands: [Run.self, Linear.self, Diagnose.self],
+        defaultSubcommand: Run.self)
+
+    /// Parses, runs, and routes every error through the one failure policy (`Failure`).
+    static func main() {
+        let command: ParsableCommand
+        do {
+            command = try parseAsRoot()
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                if Failure.launchRank == 0 { RankOutputShim.out(fullMessage(for: error)) }
+                Failure.exitQuietly(0)
+            }
+            Failure.usage(fullMessage(for: error))
+        }
+        do {
+            var runnable = command
+            try runnable.run()
+        } catch {
+            Failure.fail(error)
+        }
+    }
+}
