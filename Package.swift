@@ -26,15 +26,17 @@ let package = Package(
         .target(name: "SwiftMPI", dependencies: ["CMPI"]),
         // Row-major Float matrices, BLAS matmul, elementwise kernels. No MPI.
         .target(name: "TensorCore", dependencies: ["CBLAS"]),
+        // safetensors reader/writer and the HF checkpoint layout. Foundation only.
+        .target(name: "SafeTensors"),
         // Replicated / column / row parallel linear layers, shard math, seeded init.
         .target(name: "TensorParallel", dependencies: ["SwiftMPI", "TensorCore"]),
         // MLA attention with the gate: config, RoPE/YaRN, forward, weight loading.
-        .target(name: "MLA", dependencies: ["TensorParallel", "TensorCore", "SwiftMPI"]),
+        .target(name: "MLA", dependencies: ["TensorParallel", "TensorCore", "SwiftMPI", "SafeTensors"]),
         // The command line.
         .executableTarget(
             name: "mla-tp",
             dependencies: [
-                "MLA", "TensorParallel", "TensorCore", "SwiftMPI",
+                "MLA", "TensorParallel", "TensorCore", "SwiftMPI", "SafeTensors",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -43,8 +45,9 @@ let package = Package(
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "TestSupport"]),
         .testTarget(name: "SwiftMPITests", dependencies: ["SwiftMPI", "CMPI"]),
         .testTarget(name: "TensorParallelTests", dependencies: ["TensorParallel", "TestSupport"]),
-        .testTarget(name: "MLATests", dependencies: ["MLA", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
+        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
+        .testTarget(name: "MLATests", dependencies: ["MLA", "SafeTensors", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport", "SafeTensors"]),
     ],
     swiftLanguageModes: [.v6]
 )
