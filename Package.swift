@@ -9,6 +9,9 @@ let package = Package(
     name: "mla-tp",
     products: [
         .executable(name: "mla-tp", targets: ["mla-tp"]),
+        // For tools built outside this package (the fuzzers under Fuzz/).
+        .library(name: "SafeTensors", targets: ["SafeTensors"]),
+        .library(name: "MLA", targets: ["MLA"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
