@@ -25,6 +25,29 @@ extension MLAAttention {
     /// The forward into a preallocated `out [T, hidden]`.
     public func forward(_ x: Matrix, batch: Batch, collectives: Collectives, into out: inout Matrix) throws {
         let start = Environment.wallTime()
+        try gatedAttention(x, batch: batch)
+        // o_proj, row-parallel: partial [T, hidden] → allreduce → + bias once.
+        guard out.rows == x.rows, out.cols == config.hiddenSize else {
+            throw ShapeError(op: "MLA output", out.shape, Shape(x.rows, config.hiddenSize))
+        }
+        try oProj.forward(workspace.attn, into: &out, collectives: collectives)
+        countProjection(x.rows, oProj.weight)
+        try guardStage(.oProj, out)
+        counters.seconds = Environment.wallTime() - start
+    }
+
+    /// This rank's o_proj contribution before the allreduce and without the bias:
+    /// summing it over ranks and adding `outputBias` once gives the layer's output.
+    public func forwardPartial(_ x: Matrix, batch: Batch) throws -> Matrix {
+        try gatedAttention(x, batch: batch)
+        return try Gemm.linear(workspace.attn, weight: oProj.weight)     // [T, hidden]
+    }
+
+    /// o_proj's bias (added once, after the reduce), if any.
+    public var outputBias: [Float]? { oProj.bias }
+
+    /// Everything before o_proj: leaves `attn(x) ⊙ act(gate(x))` `[T, H/tp·v]` in `workspace.attn`.
+    func gatedAttention(_ x: Matrix, batch: Batch) throws {
         let c = config
         let T = x.rows
         guard x.cols == c.hiddenSize else {
@@ -36,6 +59,7 @@ extension MLAAttention {
         counters = ForwardCounters()
         let hl = localHeads, dq = c.qkHeadDim, kvAWidth = c.kvLoraRank + c.qkRopeHeadDim
         var w = workspace
+        workspace = Workspace()            // hand the buffers over without copying them
         defer { workspace = w }
 
         // q path: [T, hidden] → [T, H/tp·(nope+rope)]
@@ -71,15 +95,6 @@ extension MLAAttention {
 
         // The gate: attn ⊙ act(x·gateᵀ + b), on this rank's heads.
         if let gate { try applyGate(gate, x: x, &w) }
-
-        // o_proj, row-parallel: partial [T, hidden] → allreduce → + bias once.
-        guard out.rows == T, out.cols == c.hiddenSize else {
-            throw ShapeError(op: "MLA output", out.shape, Shape(T, c.hiddenSize))
-        }
-        try oProj.forward(w.attn, into: &out, collectives: collectives)
-        countProjection(T, oProj.weight)
-        try guardStage(.oProj, out)
-        counters.seconds = Environment.wallTime() - start
     }
 
     func countProjection(_ tokens: Int, _ weight: Matrix) {

@@ -134,3 +134,33 @@ public struct ForwardCounters: Equatable, Sendable {
     public var seconds: Double = 0
     public var totalFlops: Int { projectionFlops + attentionFlops }
 }
+
+extension MLAAttention {
+    /// Every tensor this rank holds under its HF name, with its local shape (norm weights included),
+    /// in forward order. At tp = 1 this is the whole layer, as `init` writes it to a checkpoint.
+    public var namedTensors: [(name: String, shape: [Int], values: [Float])] {
+        var list: [(String, [Int], [Float])] = []
+        func add(_ name: String, _ weight: Matrix, _ bias: [Float]?) {
+            list.append((name + ".weight", [weight.rows, weight.cols], weight.storage))
+            if let bias { list.append((name + ".bias", [bias.count], bias)) }
+        }
+        switch qPath {
+        case let .lora(qA, norm, qB):
+            add(qA.name, qA.weight, qA.bias)
+            list.append((names.qALayernorm, [norm.count], norm))
+            add(qB.name, qB.weight, qB.bias)
+        case let .direct(q):
+            add(q.name, q.weight, q.bias)
+        }
+        add(kvA.name, kvA.weight, kvA.bias)
+        list.append((names.kvALayernorm, [kvANorm.count], kvANorm))
+        add(kvB.name, kvB.weight, kvB.bias)
+        switch gate {
+        case let .column(g): add(g.name, g.weight, g.bias)
+        case let .replicated(g): add(g.name, g.weight, g.bias)
+        case nil: break
+        }
+        add(oProj.name, oProj.weight, oProj.bias)
+        return list
+    }
+}

@@ -1,5 +1,6 @@
 import Foundation
 import MLA
+import SafeTensors
 import SwiftMPI
 import TensorCore
 import TensorParallel
@@ -49,10 +50,13 @@ enum Failure {
         case let e as ShapeError: return (.input, e.description, true)
         case let e as NumericError: return (.numeric, e.description, false)
         case let e as MPIError: return (.internal, e.description, false)
+        case let e as CheckpointError: return (.input, e.description, true)
+        case let e as CapacityError: return (.config, e.description, true)
+        case let e as CheckpointIndexError: return (.input, e.description, true)
+        case let e as SafeTensorsHeaderError: return (.input, e.description, true)
+        case let e as SafeTensorsReadError: return (.input, e.description, true)
+        case let e as SafeTensorsWriteError: return (.input, e.description, false)
         default:
-            if let described = error as? CustomStringConvertible, String(describing: type(of: error)).hasPrefix("SafeTensors") {
-                return (.input, described.description, true)
-            }
             return (.internal, "\(error) — this is a bug in mla-tp; please report it with the command you ran", false)
         }
     }

@@ -12,6 +12,15 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Built-in model shape with seeded weights: \(Presets.names.joined(separator: ", ")).")
     var preset: String?
 
+    @Option(help: "HF checkpoint directory: config.json plus model.safetensors or model.safetensors.index.json with shards.")
+    var model: String?
+
+    @Option(help: "A config.json, with --weights (instead of --model).")
+    var config: String?
+
+    @Option(help: "A .safetensors file or checkpoint directory, with --config.")
+    var weights: String?
+
     @Option(help: "Gate layout: column (the fix), replicated (FastDeploy PR #7404 as merged; fails at tp>1), replicated-sliced.")
     var gate: GateLayout = .column
 
@@ -25,9 +34,40 @@ struct ModelOptions: ParsableArguments {
             help: "Override a config.json key, e.g. --set use_bias=false --set q_lora_rank=null --set rope_interleave=false (repeatable; VALUE is JSON).")
     var overrides: [String] = []
 
-    /// The preset's config with overrides applied.
-    func presetConfig() throws -> MLAConfig {
-        try applyOverrides(to: try Presets.config(preset ?? "tiny"))
+    /// Where the model comes from, as chosen by the flags.
+    enum Origin { case preset(String), checkpoint(config: String, weights: String) }
+
+    func origin() throws -> Origin {
+        if let model {
+            guard preset == nil, config == nil, weights == nil else {
+                throw CLIError.usage("--model cannot be combined with --preset, --config or --weights — pick one source")
+            }
+            return .checkpoint(config: (model as NSString).appendingPathComponent("config.json"), weights: model)
+        }
+        if config != nil || weights != nil {
+            guard let config, let weights, preset == nil else {
+                throw CLIError.usage("--config and --weights go together (and without --preset): --config FILE --weights FILE_OR_DIR")
+            }
+            return .checkpoint(config: config, weights: weights)
+        }
+        return .preset(preset ?? "tiny")
+    }
+
+    /// The config (overrides applied) and a short name for reports.
+    func loadConfig() throws -> (MLAConfig, String) {
+        switch try origin() {
+        case let .preset(name): return (try applyOverrides(to: try Presets.config(name)), name)
+        case let .checkpoint(configPath, weights):
+            return (try applyOverrides(to: try MLAConfig.load(path: configPath)), weights)
+        }
+    }
+
+    /// A fresh weight source for `config`: seeded for presets, the checkpoint otherwise.
+    func weightSource(for config: MLAConfig) throws -> WeightSource {
+        switch try origin() {
+        case .preset: return SeededWeights(seed: seed)
+        case let .checkpoint(_, weights): return try CheckpointWeights(path: weights, config: config)
+        }
     }
 
     /// Applies `--act` and every `--set KEY=VALUE` through config.json's own keys.

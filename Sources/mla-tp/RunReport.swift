@@ -5,7 +5,13 @@ import TensorParallel
 
 /// What `run` prints on rank 0: the per-rank plan, the collective traffic, the timing and the check.
 struct RunReport: Codable {
-    struct RankRow: Codable { var rank: Int; var heads: [Int]; var bytes: Int }
+    struct RankRow: Codable {
+        var rank: Int
+        var heads: [Int]
+        var bytes: Int
+        var bytesReadFromFiles: Int = 0
+        var anonymousMemory: Int = 0
+    }
     struct Check: Codable { var maxAbsDiff: Float; var relative: Float; var tolerance: Float; var pass: Bool }
 
     var preset: String
@@ -18,6 +24,7 @@ struct RunReport: Codable {
     var sequences: Int
     var plan: ShardingPlan
     var ranks: [RankRow]
+    var output: String?
     var allReduceCalls: Int
     var allReduceBytes: Int
     var ringBytesPerRank: Int
@@ -60,12 +67,13 @@ struct RunReport: Codable {
     }
 
     func text() -> String {
-        var s = "mla-tp: preset \(preset), layer \(layer), tp=\(tp), gate \(gate.rawValue)"
+        var s = "mla-tp: model \(preset), layer \(layer), tp=\(tp), gate \(gate.rawValue)"
         s += gated ? " (\(activation))" : " (ungated)"
         s += ", \(tokens) tokens in \(sequences) sequence\(sequences == 1 ? "" : "s")\n\n"
         s += "Per-rank plan\n"
-        s += table(["rank", "heads", "weight bytes"], ranks.map {
-            ["\($0.rank)", "\($0.heads[0])..<\($0.heads[1])", formatBytes($0.bytes)]
+        s += table(["rank", "heads", "weight bytes", "read from files", "anonymous memory"], ranks.map {
+            ["\($0.rank)", "\($0.heads[0])..<\($0.heads[1])", formatBytes($0.bytes), formatBytes($0.bytesReadFromFiles),
+             formatBytes($0.anonymousMemory)]
         }) + "\n\n"
         s += table(["weight", "layout", "global", "local (each rank)", "bytes/rank"], plan.weights.map {
             [$0.name, $0.layout.rawValue, Shape($0.globalShape).description, Shape($0.localShape).description, formatBytes($0.bytesPerRank)]
@@ -85,6 +93,7 @@ struct RunReport: Codable {
         } else {
             s += "Check against the unsharded forward: skipped\n"
         }
+        if let output { s += "Output: attn_output [\(tokens), \(plan.weights.last.map { $0.globalShape[0] } ?? 0)] f32 written to \(output)\n" }
         return s
     }
 }
