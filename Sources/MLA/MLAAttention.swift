@@ -62,7 +62,7 @@ public final class MLAAttention {
         names = WeightNames(layer: layer)
         localHeads = config.numAttentionHeads / shard.size
         let hidden = config.hiddenSize, heads = config.numAttentionHeads
-        let std = { (fanIn: Int) in Initializer.normal(std: 1 / Float(fanIn).squareRoot()) }
+        let std = { (fanIn: Int) in Initializer.random(std: 1 / Float(fanIn).squareRoot()) }
         if let qLora = config.qLoraRank {
             qPath = .lora(
                 qA: try ReplicatedLinear(name: names.qAProj, inFeatures: hidden, outFeatures: qLora,

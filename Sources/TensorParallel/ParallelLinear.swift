@@ -26,7 +26,7 @@ public struct ReplicatedLinear: ParallelLayer {
     public var localBytes: Int { 4 * (weight.count + (bias?.count ?? 0)) }
 
     public init(name: String, inFeatures: Int, outFeatures: Int, bias hasBias: Bool,
-                source: WeightSource, initializer: Initializer, biasInitializer: Initializer = .normal(std: 0.02)) throws {
+                source: WeightSource, initializer: Initializer, biasInitializer: Initializer = .random(std: 0.02)) throws {
         guard inFeatures > 0 else { throw TPError.nonPositive(name: name + " in", width: inFeatures) }
         guard outFeatures > 0 else { throw TPError.nonPositive(name: name + " out", width: outFeatures) }
         self.name = name
@@ -66,7 +66,7 @@ public struct ColumnParallelLinear: ParallelLayer {
     public var localBytes: Int { 4 * (weight.count + (bias?.count ?? 0)) }
 
     public init(name: String, inFeatures: Int, outFeatures: Int, bias hasBias: Bool, shard: Shard,
-                source: WeightSource, initializer: Initializer, biasInitializer: Initializer = .normal(std: 0.02)) throws {
+                source: WeightSource, initializer: Initializer, biasInitializer: Initializer = .random(std: 0.02)) throws {
         guard inFeatures > 0 else { throw TPError.nonPositive(name: name + " in", width: inFeatures) }
         self.name = name
         self.shard = shard
@@ -123,7 +123,7 @@ public struct RowParallelLinear: ParallelLayer {
     public var localBytes: Int { 4 * (weight.count + (bias?.count ?? 0)) }
 
     public init(name: String, inFeatures: Int, outFeatures: Int, bias hasBias: Bool, shard: Shard,
-                source: WeightSource, initializer: Initializer, biasInitializer: Initializer = .normal(std: 0.02)) throws {
+                source: WeightSource, initializer: Initializer, biasInitializer: Initializer = .random(std: 0.02)) throws {
         guard outFeatures > 0 else { throw TPError.nonPositive(name: name + " out", width: outFeatures) }
         self.name = name
         self.shard = shard

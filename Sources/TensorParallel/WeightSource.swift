@@ -2,9 +2,9 @@ import TensorCore
 
 /// How a seeded weight is drawn when no checkpoint supplies it.
 public enum Initializer: Sendable {
-    /// `N(0, std²)`.
-    case normal(std: Float)
-    /// `1 + N(0, spread²)`: norm weights.
+    /// Mean 0, standard deviation `std`.
+    case random(std: Float)
+    /// Mean 1, standard deviation `spread`: norm weights.
     case nearOne(spread: Float)
 }
 
@@ -41,7 +41,7 @@ public struct SeededWeights: WeightSource {
 extension Initializer {
     var meanStd: (Float, Float) {
         switch self {
-        case let .normal(std): return (0, std)
+        case let .random(std): return (0, std)
         case let .nearOne(spread): return (1, spread)
         }
     }

@@ -23,9 +23,9 @@ struct Linear: ParsableCommand {
         let x = try seededInput(tokens: tokens, hidden: input, seed: seed)
         func pair(_ s: Shard) throws -> (ColumnParallelLinear, RowParallelLinear) {
             (try ColumnParallelLinear(name: "w1", inFeatures: input, outFeatures: hidden, bias: false, shard: s,
-                                      source: source, initializer: .normal(std: 0.1)),
+                                      source: source, initializer: .random(std: 0.1)),
              try RowParallelLinear(name: "w2", inFeatures: hidden, outFeatures: output, bias: true, shard: s,
-                                   source: source, initializer: .normal(std: 0.1), biasInitializer: .normal(std: 1)))
+                                   source: source, initializer: .random(std: 0.1), biasInitializer: .random(std: 1)))
         }
         func forward(_ layers: (ColumnParallelLinear, RowParallelLinear), _ c: Collectives) throws -> Matrix {
             var h = Matrix(rows: tokens, cols: layers.0.weight.rows)      // [T, hidden/tp]

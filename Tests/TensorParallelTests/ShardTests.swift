@@ -32,7 +32,7 @@ import TestSupport
         #expect(block == expected)
     }
 
-    @Test func seededValuesDependOnSeedAndNameAndLookNormal() {
+    @Test func seededValuesDependOnSeedAndNameAndHaveTheRequestedSpread() {
         let a = SeededInit.fill(name: "a", seed: 1, rows: 0..<1, cols: 0..<20_000, globalCols: 20_000, std: 1)
         let b = SeededInit.fill(name: "b", seed: 1, rows: 0..<1, cols: 0..<4, globalCols: 20_000, std: 1)
         let c = SeededInit.fill(name: "a", seed: 2, rows: 0..<1, cols: 0..<4, globalCols: 20_000, std: 1)
@@ -48,9 +48,9 @@ import TestSupport
         let source = SeededWeights(seed: 9)
         let x = try Matrix(rows: 3, cols: 8, values: SeededInit.fill(name: "x", seed: 9, rows: 0..<3, cols: 0..<8, globalCols: 8, std: 1))
         func layers(_ s: Shard) throws -> (ColumnParallelLinear, RowParallelLinear) {
-            (try ColumnParallelLinear(name: "w1", inFeatures: 8, outFeatures: 12, bias: true, shard: s, source: source, initializer: .normal(std: 0.3)),
+            (try ColumnParallelLinear(name: "w1", inFeatures: 8, outFeatures: 12, bias: true, shard: s, source: source, initializer: .random(std: 0.3)),
              try RowParallelLinear(name: "w2", inFeatures: 12, outFeatures: 5, bias: true, shard: s, source: source,
-                                   initializer: .normal(std: 0.3), biasInitializer: .normal(std: 1)))
+                                   initializer: .random(std: 0.3), biasInitializer: .random(std: 1)))
         }
         let (c1, r1) = try layers(.whole)
         var h = Matrix(rows: 3, cols: 12)
@@ -75,11 +75,11 @@ import TestSupport
     @Test func layersRejectWidthsTpDoesNotDivide() {
         #expect(throws: TPError.self) {
             _ = try ColumnParallelLinear(name: "w1", inFeatures: 4, outFeatures: 10, bias: false, shard: Shard(rank: 0, size: 4),
-                                         source: SeededWeights(seed: 1), initializer: .normal(std: 1))
+                                         source: SeededWeights(seed: 1), initializer: .random(std: 1))
         }
         #expect(throws: TPError.self) {
             _ = try RowParallelLinear(name: "w2", inFeatures: 10, outFeatures: 4, bias: false, shard: Shard(rank: 0, size: 3),
-                                      source: SeededWeights(seed: 1), initializer: .normal(std: 1))
+                                      source: SeededWeights(seed: 1), initializer: .random(std: 1))
         }
     }
 }
