@@ -26,6 +26,7 @@ extension MLAAttention {
     public func forward(_ x: Matrix, batch: Batch, collectives: Collectives, into out: inout Matrix) throws {
         let start = Environment.wallTime()
         try gatedAttention(x, batch: batch)
+        faultHook?()
         // o_proj, row-parallel: partial [T, hidden] → allreduce → + bias once.
         guard out.rows == x.rows, out.cols == config.hiddenSize else {
             throw ShapeError(op: "MLA output", out.shape, Shape(x.rows, config.hiddenSize))

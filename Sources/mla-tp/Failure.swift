@@ -33,7 +33,8 @@ enum Failure {
     /// A usage error: printed once and exit code 2 on every rank (raised before MPI starts).
     static func usage(_ message: String) -> Never {
         if launchRank == 0 {
-            let text = message.trimmingCharacters(in: .whitespacesAndNewlines)
+            let text = message.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty }.joined(separator: " ")
             RankOutput.write("mla-tp: rank 0: \(text) — see `mla-tp --help`\n", fd: 2)
         }
         exitQuietly(Code.usage.rawValue)
@@ -43,7 +44,11 @@ enum Failure {
     static func classify(_ error: Error) -> (Code, String, everyRank: Bool) {
         switch error {
         case let e as CLIError: return (e.code, e.message, e.everyRank)
-        case let e as ConfigError: return (.config, e.description, true)
+        case let e as ConfigError:
+            switch e {
+            case .unreadable, .notJSON: return (.input, e.description, true)   // a file problem, not a value
+            default: return (.config, e.description, true)
+            }
         case let e as TPError: return (.config, e.description, true)
         case let e as GateMismatchError: return (.config, e.description, true)
         case let e as BatchError: return (.input, e.description, true)

@@ -16,22 +16,22 @@ struct MLATP: ParsableCommand {
 
     /// Parses, runs, and routes every error through the one failure policy (`Failure`).
     static func main() {
-        let command: ParsableCommand
         do {
-            command = try parseAsRoot()
+            var command = try parseAsRoot()
+            try command.run()
         } catch {
-            let code = exitCode(for: error)
-            if code == .success {
+            guard isParserError(error) else { Failure.fail(error) }
+            if exitCode(for: error) == .success {      // --help, --version
                 if Failure.launchRank == 0 { RankOutputShim.out(fullMessage(for: error)) }
                 Failure.exitQuietly(0)
             }
-            Failure.usage(fullMessage(for: error))
+            Failure.usage(message(for: error))
         }
-        do {
-            var runnable = command
-            try runnable.run()
-        } catch {
-            Failure.fail(error)
-        }
+    }
+
+    /// Errors that come from argument parsing (bad flags, help requests, `validate()`).
+    static func isParserError(_ error: Error) -> Bool {
+        error is ValidationError || error is CleanExit || error is ExitCode
+            || String(reflecting: type(of: error)).hasPrefix("ArgumentParser.")
     }
 }

@@ -1,0 +1,47 @@
+import Foundation
+import SafeTensors
+
+/// Paths and scratch directories for the CLI tests.
+enum Fixtures {
+    static let golden = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Fixtures/golden")
+
+    static func golden(_ name: String) -> String { golden.appendingPathComponent(name).path }
+
+    /// A fresh scratch directory.
+    static func scratch(_ tag: String) throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("mlatp-\(tag)-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    /// A copy of a golden case in a scratch directory, to corrupt.
+    static func copyOfGolden(_ name: String) throws -> URL {
+        let dir = try scratch(name)
+        for file in try FileManager.default.contentsOfDirectory(atPath: golden(name)) {
+            try FileManager.default.copyItem(atPath: golden(name) + "/" + file, toPath: dir.appendingPathComponent(file).path)
+        }
+        return dir
+    }
+
+    /// `attn_output` of a safetensors file as floats.
+    static func output(_ path: String) throws -> [Float] {
+        try SafeTensorsFile(path: path).readFloats("attn_output")
+    }
+
+    /// A safetensors file's header as JSON and its data section.
+    static func split(_ data: Data) -> (header: [String: Any], body: Data) {
+        let n = data.prefix(8).withUnsafeBytes { Int($0.loadUnaligned(as: UInt64.self)) }
+        let header = (try? JSONSerialization.jsonObject(with: data.subdata(in: 8 ..< 8 + n))) as? [String: Any] ?? [:]
+        return (header, data.subdata(in: 8 + n ..< data.count))
+    }
+
+    /// Reassembles a safetensors file from a header object and a data section.
+    static func join(_ header: [String: Any], _ body: Data) -> Data {
+        var json = (try? JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])) ?? Data()
+        while json.count % 8 != 0 { json.append(0x20) }
+        var out = Data()
+        withUnsafeBytes(of: UInt64(json.count).littleEndian) { out.append(contentsOf: $0) }
+        return out + json + body
+    }
+}
