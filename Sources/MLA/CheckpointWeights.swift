@@ -63,7 +63,7 @@ public enum CheckpointError: Error, Equatable, CustomStringConvertible {
         case let .missingInput(file, tensor):
             return "\(file) has no tensor \"\(tensor)\" — an input file needs hidden_states [T, hidden] (positions [T] and cu_seqlens [B+1] are optional)"
         case let .layerOutOfRange(layer, layers):
-            return "--layer \(layer) is out of range: the model has \(layers) layers (0 ..< \(layers))"
+            return "--layer \(layer) is out of range: the model has \(layers) layers — pass --layer between 0 and \(layers - 1)"
         case let .nonFiniteInput(file, token, column, value):
             return "\(file): hidden_states has \(value) at token \(token), column \(column) — the input must be finite; fix the file that produced it"
         }

@@ -76,7 +76,7 @@ extension MLAConfig {
                 throw ConfigError.badRope("original_max_position_embeddings = \(o) must be positive")
             }
         }
-        if useGatedAttn { _ = try gateActivation() }
+        _ = try gateActivation()   // rejected even with the gate off: never silently ignored
         if tp < 1 { throw ConfigError.nonPositive(key: "tp", value: tp) }
         if numAttentionHeads % tp != 0 { throw ConfigError.headsNotDivisible(heads: numAttentionHeads, tp: tp) }
     }

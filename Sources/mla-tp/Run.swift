@@ -53,6 +53,7 @@ struct Run: ParsableCommand {
         let attention = try MLAAttention(config: config, layer: layer, shard: Shard(rank: rank, size: tp),
                                          gateLayout: model.gate, source: source)
         attention.checkEveryStage = checkStages
+        attention.faultHook = FaultInjection.hook(rank: rank)
         let collectives = Collectives(world)
         let out = try attention.forward(x, batch: batch, collectives: collectives)
 

@@ -21,6 +21,7 @@ struct RunReport: Codable {
     var gated: Bool
     var activation: String
     var tokens: Int
+    var hidden: Int
     var sequences: Int
     var plan: ShardingPlan
     var ranks: [RankRow]
@@ -42,6 +43,7 @@ struct RunReport: Codable {
         gated = config.useGatedAttn
         activation = config.gatedAttnAct
         tokens = batch.tokenCount
+        hidden = config.hiddenSize
         sequences = batch.sequenceCount
         let plan = ShardingPlan(config: config, tp: tp, gate: gate, layer: layer)
         self.plan = plan
@@ -80,7 +82,7 @@ struct RunReport: Codable {
         }) + "\n"
         s += "per rank: \(formatBytes(plan.bytesPerRank)) = replicated \(formatBytes(plan.replicatedBytes)) + shard \(formatBytes(plan.shardedBytes))\n\n"
         if tp > 1 {
-            s += "Collective traffic per forward: 1 allreduce (o_proj partial sums) of [\(tokens), \(allReduceBytes / max(4 * tokens, 1))] f32 = "
+            s += "Collective traffic per forward: 1 allreduce (o_proj partial sums) of [\(tokens), \(hidden)] f32 = "
             s += "\(formatBytes(allReduceBytes)); a ring sends 2(p−1)/p·n = \(formatBytes(ringBytesPerRank)) per rank\n"
         } else {
             s += "Collective traffic per forward: none (tp=1)\n"
@@ -93,7 +95,7 @@ struct RunReport: Codable {
         } else {
             s += "Check against the unsharded forward: skipped\n"
         }
-        if let output { s += "Output: attn_output [\(tokens), \(plan.weights.last.map { $0.globalShape[0] } ?? 0)] f32 written to \(output)\n" }
+        if let output { s += "Output: attn_output [\(tokens), \(hidden)] f32 written to \(output)\n" }
         return s
     }
 }

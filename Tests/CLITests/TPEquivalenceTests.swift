@@ -67,6 +67,19 @@ import TestSupport
         #expect(r.status == 0 && r.stdout.contains("PASS"), "\(r)")
     }
 
+    @Test func helpExitsZeroAndListsTheSubcommands() {
+        let r = MPIJob.single(["--help"])
+        #expect(r.status == 0 && r.stdout.contains("run") && r.stdout.contains("init") && r.stderr.isEmpty, "\(r)")
+    }
+
+    @Test(arguments: [1, 2, 4])
+    func emptyBatchReturnsZeroRowsOnEveryRankWithoutHanging(tp: Int) {
+        for args in [["--tokens", "0"], ["--seqs", "0,0"]] {
+            let r = MPIJob.run(ranks: tp, args + ["--check"], timeout: 30)
+            #expect(r.status == 0 && !r.timedOut && r.stdout.contains("0 tokens") && r.stdout.contains("PASS"), "\(r)")
+        }
+    }
+
     @Test func singleProcessWithoutMpirunWorks() {
         let r = MPIJob.single(["--tokens", "5"], timeout: 30)
         #expect(r.status == 0 && r.stdout.contains("tp=1") && r.stdout.contains("PASS"), "\(r)")
