@@ -2,7 +2,7 @@
 // mla-tp: DeepSeek-style MLA attention with a gated output under tensor parallelism.
 // Layers, bottom to top (dependencies point one way):
 //   CMPI, CBLAS (C system modules) → SwiftMPI, TensorCore → TensorParallel → MLA → mla-tp (CLI)
-//   SafeTensors (file format, Foundation only) → MLA
+//   SafeTensors (file format, Foundation only) → MLA; Plot (SVG figures) → mla-tp
 import PackageDescription
 
 let package = Package(
@@ -35,11 +35,13 @@ let package = Package(
         .target(name: "TensorParallel", dependencies: ["SwiftMPI", "TensorCore"]),
         // MLA attention with the gate: config, RoPE/YaRN, forward, weight loading.
         .target(name: "MLA", dependencies: ["TensorParallel", "TensorCore", "SwiftMPI", "SafeTensors"]),
+        // A small SVG writer for figures. No dependencies.
+        .target(name: "Plot"),
         // The command line.
         .executableTarget(
             name: "mla-tp",
             dependencies: [
-                "MLA", "TensorParallel", "TensorCore", "SwiftMPI", "SafeTensors",
+                "MLA", "TensorParallel", "TensorCore", "SwiftMPI", "SafeTensors", "Plot",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -50,6 +52,7 @@ let package = Package(
         .testTarget(name: "TensorParallelTests", dependencies: ["TensorParallel", "TestSupport"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
         .testTarget(name: "MLATests", dependencies: ["MLA", "SafeTensors", "TestSupport"]),
+        .testTarget(name: "PlotTests", dependencies: ["Plot"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "SafeTensors"]),
     ],
     swiftLanguageModes: [.v6]

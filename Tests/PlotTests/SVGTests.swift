@@ -1,0 +1,4 @@
+import Plot
+import Testing
+
+@Suite struct SVGTests {}
