@@ -46,6 +46,7 @@ public final class MLAAttention {
     let oProj: RowParallelLinear
     let rope: Rope
     let kernel: AttentionKernel
+    let absorbed: AbsorbedKernel
     var workspace = Workspace()
     /// Counts of the last forward (FLOPs issued to BLAS, per stage).
     public internal(set) var counters = ForwardCounters()
@@ -100,6 +101,8 @@ public final class MLAAttention {
         rope = Rope(config: config)
         kernel = AttentionKernel(heads: localHeads, nope: config.qkNopeHeadDim, rope: config.qkRopeHeadDim,
                                  vDim: config.vHeadDim, scale: Rope.softmaxScale(config: config))
+        absorbed = AbsorbedKernel(heads: localHeads, nope: config.qkNopeHeadDim, rope: config.qkRopeHeadDim,
+                                  vDim: config.vHeadDim, lora: config.kvLoraRank, scale: Rope.softmaxScale(config: config))
     }
 
     /// Every parallel layer this rank holds, in forward order (for the plan and memory report).

@@ -6,6 +6,7 @@ import TensorCore
 import TensorParallel
 
 extension GateLayout: ExpressibleByArgument {}
+extension DecodePath: ExpressibleByArgument {}
 
 /// Which model to run: a preset with seeded weights, or a checkpoint.
 struct ModelOptions: ParsableArguments {

@@ -28,6 +28,15 @@ struct Run: ParsableCommand {
     @Option(help: "Write attn_output [T, hidden] F32 here (rank 0, atomically).")
     var output: String?
 
+    @Option(help: "Serve through the latent KV cache: each sequence prefills its first len−D tokens, then decodes its last D one at a time.")
+    var decodeSteps = 0
+
+    @Option(help: "Prefill at most C tokens per sequence per step (chunked prefill through the cache).")
+    var prefillChunk: Int?
+
+    @Option(help: "Decode path: absorbed (W_UK folded into q, W_UV after attention) or naive (expand k and v).")
+    var decode: DecodePath = .absorbed
+
     @Flag(inversion: .prefixedNo, help: "Compare with the unsharded forward on rank 0 (default: on when it fits in memory).")
     var check: Bool?
 
@@ -55,7 +64,10 @@ struct Run: ParsableCommand {
         attention.checkEveryStage = checkStages
         attention.faultHook = FaultInjection.hook(rank: rank)
         let collectives = Collectives(world)
-        let out = try attention.forward(x, batch: batch, collectives: collectives)
+        let serving = decodeSteps != 0 || prefillChunk != nil
+        let schedule = serving ? try ServingSchedule(batch: batch, decodeSteps: decodeSteps, prefillChunk: prefillChunk) : nil
+        let out = try schedule.map { try attention.serve(x, batch: batch, schedule: $0, decode: decode, collectives: collectives) }
+            ?? attention.forward(x, batch: batch, collectives: collectives)
 
         // Per-rank bytes read from the checkpoint and memory held, gathered to rank 0.
         let bytesRead = (source as? CheckpointWeights)?.bytesRead ?? 0
@@ -86,6 +98,11 @@ struct Run: ParsableCommand {
                 return r
             }
             report.output = output
+            if let schedule {
+                report.serving = .init(decodeSteps: decodeSteps, prefillChunk: prefillChunk, decode: decode, steps: schedule.steps.count,
+                                       cacheBytesPerToken: KVCache.bytesPerToken(config: config),
+                                       cacheBytesPerRank: KVCache.bytesPerToken(config: config) * batch.tokenCount)
+            }
             RankOutput(rank: rank).printRoot(json ? try report.json() : report.text())
         }
         if verdict[0] == 0 {

@@ -26,6 +26,16 @@ struct RunReport: Codable {
     var plan: ShardingPlan
     var ranks: [RankRow]
     var output: String?
+    var serving: Serving?
+
+    struct Serving: Codable {
+        var decodeSteps: Int
+        var prefillChunk: Int?
+        var decode: DecodePath
+        var steps: Int
+        var cacheBytesPerToken: Int
+        var cacheBytesPerRank: Int
+    }
     var allReduceCalls: Int
     var allReduceBytes: Int
     var ringBytesPerRank: Int
@@ -89,6 +99,12 @@ struct RunReport: Codable {
         }
         s += String(format: "Forward on rank 0: %.3f ms (allreduce %.3f ms), %.3f GFLOP\n",
                     forwardSeconds * 1e3, allReduceSeconds * 1e3, Double(flops) / 1e9)
+        if let v = serving {
+            s += "Served through the latent KV cache: \(v.steps) steps (prefill first len−\(v.decodeSteps) tokens"
+            s += v.prefillChunk.map { " in chunks of \($0)" } ?? ""
+            s += ", then \(v.decodeSteps) decode steps, \(v.decode.rawValue)); cache \(formatBytes(v.cacheBytesPerToken)) per token, "
+            s += "\(formatBytes(v.cacheBytesPerRank)) on every rank (replicated)\n"
+        }
         if let c = check {
             s += String(format: "Check against the unsharded forward: max |Δ| = %.3e, relative %.3e (tolerance %.0e)  %@\n",
                         c.maxAbsDiff, c.relative, c.tolerance, c.pass ? "PASS" : "FAIL")

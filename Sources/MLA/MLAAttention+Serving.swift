@@ -1,0 +1,105 @@
+import SwiftMPI
+import TensorCore
+import TensorParallel
+
+extension MLAAttention {
+    /// One serving step over the latent cache: sequences with one new token decode (through
+    /// `decode`), the others prefill after whatever the cache holds (chunked prefill), all in one
+    /// forward, as FastDeploy splits need_do_prefill / need_do_decode. New tokens' latents and
+    /// k_rope are appended to `cache` first. `positions` defaults to each slot's cached length
+    /// onwards. Returns `[T, hidden]`; with T = 0 every rank still enters the allreduce.
+    public func forward(_ x: Matrix, step: ServingStep, cache: KVCache, decode: DecodePath = .absorbed,
+                        positions: [Int]? = nil, collectives: Collectives) throws -> Matrix {
+        let start = Environment.wallTime()
+        guard x.cols == config.hiddenSize, x.rows == step.tokenCount else {
+            throw ShapeError(op: "MLA serving input", x.shape, Shape(step.tokenCount, config.hiddenSize),
+                             hint: "one row of hidden_states per new token of the step")
+        }
+        if let bad = step.slots.first(where: { !(0..<cache.sequenceCount).contains($0) }) {
+            throw BatchError.badCuSeqlens("slot \(bad) is outside the cache's \(cache.sequenceCount) sequences")
+        }
+        var pos = positions ?? []
+        if positions == nil {
+            for (b, slot) in step.slots.enumerated() { pos += (0..<step.newTokens[b]).map { cache.lengths[slot] + $0 } }
+        }
+        guard pos.count == x.rows else {
+            throw ShapeError(op: "MLA serving positions", Shape(pos.count), Shape(x.rows), hint: "one position per new token")
+        }
+        try gatedAttention(x, positions: pos, expandKV: false) { w in
+            try self.attendCached(&w, step: step, cache: cache, decode: decode)
+        }
+        faultHook?()
+        var out = Matrix(rows: x.rows, cols: config.hiddenSize)
+        try oProj.forward(workspace.attn, into: &out, collectives: collectives)
+        countProjection(x.rows, oProj.weight)
+        try guardStage(.oProj, out)
+        counters.seconds = Environment.wallTime() - start
+        return out
+    }
+
+    /// Prefills each sequence of `batch` into slots `0 ..< B` of an empty `cache`.
+    public func prefill(_ x: Matrix, batch: Batch, cache: KVCache, collectives: Collectives) throws -> Matrix {
+        let step = try ServingStep(slots: Array(0..<batch.sequenceCount), newTokens: (0..<batch.sequenceCount).map { batch.tokens(of: $0).count })
+        return try forward(x, step: step, cache: cache, positions: batch.positions, collectives: collectives)
+    }
+
+    /// Decodes one new token for every slot of `cache`: x is `[B, hidden]`, row b for slot b.
+    public func decode(_ x: Matrix, cache: KVCache, path: DecodePath = .absorbed, collectives: Collectives) throws -> Matrix {
+        let step = try ServingStep(slots: Array(0..<cache.sequenceCount), newTokens: Array(repeating: 1, count: cache.sequenceCount))
+        return try forward(x, step: step, cache: cache, decode: path, collectives: collectives)
+    }
+
+    /// Appends the step's latents to the cache, then attends per sequence: absorbed for decode
+    /// tokens on the absorbed path, otherwise by expanding the cached latents through kv_b_proj.
+    func attendCached(_ w: inout Workspace, step: ServingStep, cache: KVCache, decode: DecodePath) throws {
+        let c = config, width = cache.width, ldq = w.q.cols, ldo = w.attn.cols
+        var row = 0
+        for (b, slot) in step.slots.enumerated() {
+            let n = step.newTokens[b]
+            guard n > 0 else { continue }
+            cache.append(slot: slot, from: w.kva, rows: row ..< row + n)
+            let nk = cache.lengths[slot]
+            if n == 1 && decode == .absorbed {
+                let need = absorbed.workspaceCount(nq: n, nk: nk)
+                if w.scores.count < need { w.scores = [Float](repeating: 0, count: need) }
+                cache.withRows(slot: slot) { rows in
+                    w.q.storage.withUnsafeBufferPointer { q in
+                        kvB.weight.storage.withUnsafeBufferPointer { wb in
+                            w.attn.storage.withUnsafeMutableBufferPointer { attn in
+                                w.scores.withUnsafeMutableBufferPointer { work in
+                                    absorbed.run(q: q.baseAddress! + row * ldq, ldq: ldq, cache: rows, kvB: wb.baseAddress!,
+                                                 out: attn.baseAddress! + row * ldo, ldo: ldo, nq: n, nk: nk, work: work.baseAddress!)
+                                }
+                            }
+                        }
+                    }
+                }
+                counters.attentionFlops += absorbed.flops(nq: n, nk: nk)
+            } else {
+                w.kvCached.reshapeDiscarding(rows: nk, cols: kvB.weight.rows)         // [nk, H/tp·(nope+v)]
+                expandLatent(cache.slots[slot], rows: 0..<nk, into: &w.kvCached)
+                let need = AttentionKernel.blockRows * nk
+                if w.scores.count < need { w.scores = [Float](repeating: 0, count: need) }
+                let ldk = w.kvCached.cols
+                cache.withRows(slot: slot) { rows in
+                    w.q.storage.withUnsafeBufferPointer { q in
+                        w.kvCached.storage.withUnsafeBufferPointer { kv in
+                            w.attn.storage.withUnsafeMutableBufferPointer { attn in
+                                w.scores.withUnsafeMutableBufferPointer { scores in
+                                    let ops = AttentionKernel.Operands(
+                                        q: q.baseAddress! + row * ldq, ldq: ldq,
+                                        kNope: kv.baseAddress!, v: kv.baseAddress! + c.qkNopeHeadDim, ldk: ldk,
+                                        headStrideK: c.qkNopeHeadDim + c.vHeadDim, kRope: rows + c.kvLoraRank, ldkr: width,
+                                        out: attn.baseAddress! + row * ldo, ldo: ldo, nq: n, nk: nk)
+                                    kernel.run(ops, scores: scores.baseAddress!)
+                                }
+                            }
+                        }
+                    }
+                }
+                counters.attentionFlops += kernel.flops(nq: n, nk: nk)
+            }
+            row += n
+        }
+    }
+}

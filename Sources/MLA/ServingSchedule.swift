@@ -1,0 +1,73 @@
+import TensorCore
+import TensorParallel
+
+/// How a batch is served step by step (`--decode-steps D`, `--prefill-chunk C`): each sequence
+/// prefills its first `len − D` tokens, `C` at a time (all at once when C is nil), then decodes
+/// its last D tokens one per step. In each step every unfinished sequence advances, so a step
+/// mixes prefilling and decoding sequences whenever their phases differ.
+public struct ServingSchedule: Sendable {
+    public struct Step: Sendable {
+        public var step: ServingStep
+        /// The rows of the whole batch this step processes, sequence by sequence.
+        public var rows: [Range<Int>]
+    }
+
+    public let steps: [Step]
+
+    public init(batch: Batch, decodeSteps: Int, prefillChunk: Int? = nil) throws {
+        guard decodeSteps >= 0 else { throw BatchError.badCuSeqlens("--decode-steps \(decodeSteps) must be ≥ 0") }
+        if let c = prefillChunk, c < 1 { throw BatchError.badCuSeqlens("--prefill-chunk \(c) must be ≥ 1") }
+        let B = batch.sequenceCount
+        var done = [Int](repeating: 0, count: B)
+        var steps: [Step] = []
+        while true {
+            var slots: [Int] = [], counts: [Int] = [], rows: [Range<Int>] = []
+            for b in 0..<B {
+                let seq = batch.tokens(of: b), len = seq.count
+                guard done[b] < len else { continue }
+                let prefillEnd = max(len - decodeSteps, 0)
+                let n = done[b] < prefillEnd ? min(prefillChunk ?? Int.max, prefillEnd - done[b]) : 1
+                slots.append(b)
+                counts.append(n)
+                rows.append(seq.lowerBound + done[b] ..< seq.lowerBound + done[b] + n)
+                done[b] += n
+            }
+            if slots.isEmpty { break }
+            steps.append(Step(step: try ServingStep(slots: slots, newTokens: counts), rows: rows))
+        }
+        self.steps = steps
+    }
+}
+
+extension MLAAttention {
+    /// Serves the whole batch through a fresh latent cache following `schedule`, and returns
+    /// the outputs in the batch's token order, `[T, hidden]` — equal to the full causal forward.
+    /// An empty batch still runs one (empty) step, so every rank enters the same collective.
+    public func serve(_ x: Matrix, batch: Batch, schedule: ServingSchedule, decode: DecodePath,
+                      collectives: Collectives) throws -> Matrix {
+        let cache = KVCache(config: config, sequences: batch.sequenceCount)
+        var out = Matrix(rows: x.rows, cols: config.hiddenSize)
+        guard !schedule.steps.isEmpty else {
+            return try forward(x, step: try ServingStep(slots: [], newTokens: []), cache: cache, decode: decode,
+                               positions: [], collectives: collectives)
+        }
+        var flops = ForwardCounters()
+        for s in schedule.steps {
+            let picked = s.rows.flatMap { Array($0) }
+            var xs = Matrix(rows: picked.count, cols: x.cols)                     // [n_step, hidden]
+            for (i, r) in picked.enumerated() {
+                xs.storage.replaceSubrange(i * x.cols ..< (i + 1) * x.cols, with: x.storage[r * x.cols ..< (r + 1) * x.cols])
+            }
+            let y = try forward(xs, step: s.step, cache: cache, decode: decode,
+                                positions: picked.map { batch.positions[$0] }, collectives: collectives)
+            for (i, r) in picked.enumerated() {
+                out.storage.replaceSubrange(r * out.cols ..< (r + 1) * out.cols, with: y.storage[i * out.cols ..< (i + 1) * out.cols])
+            }
+            flops.projectionFlops += counters.projectionFlops
+            flops.attentionFlops += counters.attentionFlops
+            flops.seconds += counters.seconds
+        }
+        counters = flops
+        return out
+    }
+}
