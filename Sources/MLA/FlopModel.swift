@@ -19,14 +19,6 @@ import TensorCore
 public enum FlopModel {
     public enum Kind: String, Codable, Sendable { case projection, attention }
 
-    /// How a decoding token attends over the latent cache (mirrors the forward's decode paths).
-    public enum Decode: String, Codable, Sendable, CaseIterable {
-        /// Expand every cached latent through kv_b_proj into per-head k_nope and v, then attend.
-        case naive
-        /// Fold W_UK into the query and W_UV into the output; attend over the latent directly.
-        case absorbed
-    }
-
     /// One GEMM-shaped stage of the forward.
     public struct Stage: Codable, Sendable, Equatable {
         public var name: String
@@ -116,32 +108,37 @@ public enum FlopModel {
         return Cost(stages: stages)
     }
 
-    /// One decode step: `sequences` sequences with one new token each, every one attending to
-    /// `context` cached tokens plus itself (nk = context + 1).
-    public static func decode(config c: MLAConfig, tp: Int, gate: GateLayout, context: Int, path: Decode,
-                              sequences: Int = 1) -> Cost {
-        let hl = c.numAttentionHeads / tp, nk = context + 1, B = sequences
-        var stages = projections(config: c, tp: tp, gate: gate, tokens: B, expandKV: false)
+    /// One decode step (`MLAAttention.decode`): one new token for each sequence, sequence b
+    /// attending to `contexts[b]` cached tokens plus itself (nk = context + 1).
+    public static func decode(config c: MLAConfig, tp: Int, gate: GateLayout, contexts: [Int], path: DecodePath) -> Cost {
+        let hl = c.numAttentionHeads / tp
+        var stages = projections(config: c, tp: tp, gate: gate, tokens: contexts.count, expandKV: false)
         let at = stages.count - (c.useGatedAttn ? 2 : 1)
-        let cacheRow = c.kvLoraRank + c.qkRopeHeadDim
+        let cacheRow = c.kvLoraRank + c.qkRopeHeadDim, lora = c.kvLoraRank
         switch path {
         case .naive:
-            // kv_b_proj over every cached latent (a projection), then the expanded kernel.
-            var expand = gemm("kv_b_proj (cache)", m: nk, out: hl * (c.qkNopeHeadDim + c.vHeadDim), in: c.kvLoraRank)
-            expand.flops *= B
-            expand.elements *= B
-            let attn = Stage(name: "attention", kind: .attention,
-                             flops: B * attentionFlops(config: c, heads: hl, nq: 1, nk: nk),
-                             elements: B * attentionElements(config: c, heads: hl, nq: 1, nk: nk))
+            // kv_b_proj over every cached latent of each sequence (counted as a projection),
+            // then the expanded kernel for its one query.
+            var expand = Stage(name: "kv_b_proj (cache)", kind: .projection, flops: 0, elements: 0)
+            var attn = Stage(name: "attention", kind: .attention, flops: 0, elements: 0)
+            for context in contexts {
+                let nk = context + 1
+                let g = gemm("kv_b_proj (cache)", m: nk, out: hl * (c.qkNopeHeadDim + c.vHeadDim), in: lora)
+                expand.flops += g.flops
+                expand.elements += g.elements
+                attn.flops += attentionFlops(config: c, heads: hl, nq: 1, nk: nk)
+                attn.elements += attentionElements(config: c, heads: hl, nq: 1, nk: nk)
+            }
             stages.insert(contentsOf: [expand, attn], at: at)
         case .absorbed:
-            // Per head: the W_UK and W_UV slices, the cache read once per head (it stays in the
-            // last-level cache only when small), the query and the output.
-            let lora = c.kvLoraRank
-            let perHead = (c.qkNopeHeadDim + c.vHeadDim) * lora + nk * cacheRow + c.qkHeadDim + 2 * lora + c.vHeadDim
-            let attn = Stage(name: "attention (absorbed)", kind: .attention,
-                             flops: B * absorbedFlops(config: c, heads: hl, nq: 1, nk: nk),
-                             elements: B * hl * perHead)
+            // Per head: its W_UK and W_UV rows of kv_b_proj, the cached rows, the query, the
+            // absorbed query and latent output, the head's output.
+            var attn = Stage(name: "attention (absorbed)", kind: .attention, flops: 0, elements: 0)
+            for context in contexts {
+                let nk = context + 1
+                attn.flops += absorbedFlops(config: c, heads: hl, nq: 1, nk: nk)
+                attn.elements += hl * ((c.qkNopeHeadDim + c.vHeadDim) * lora + nk * cacheRow + c.qkHeadDim + 2 * lora + c.vHeadDim)
+            }
             stages.insert(attn, at: at)
         }
         return Cost(stages: stages)

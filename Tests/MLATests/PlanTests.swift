@@ -50,6 +50,43 @@ import Testing
         }
     }
 
+    /// Decode steps over a cache of uneven contexts (including one that crosses the 64-row
+    /// block of a naive prefill), for both decode paths, against the executed counters.
+    @Test(arguments: configs.indices, DecodePath.allCases)
+    func decodeCountersEqualThePlanExactly(index: Int, path: DecodePath) throws {
+        let (name, c) = Self.configs[index]
+        for tp in [1, 2, 8] where c.numAttentionHeads % tp == 0 {
+            for gate in [GateLayout.column, .replicatedSliced] {
+                let layer = try MLAAttention(config: c, shard: Shard(rank: 0, size: tp), gateLayout: gate, source: source)
+                let contexts = [5, 70, 1]
+                let cache = KVCache(config: c, sequences: contexts.count)
+                let prefill = try Batch(sequenceLengths: contexts)
+                _ = try layer.prefill(try input(c, tokens: prefill.tokenCount), batch: prefill, cache: cache, collectives: .local)
+                var lengths = contexts
+                for _ in 0..<2 {                       // two steps: the context grows by one each
+                    _ = try layer.decode(try input(c, tokens: contexts.count), cache: cache, path: path, collectives: .local)
+                    let plan = FlopModel.decode(config: c, tp: tp, gate: gate, contexts: lengths, path: path)
+                    #expect(layer.counters.projectionFlops == plan.projectionFlops,
+                            "\(name) tp=\(tp) \(gate) \(path) \(lengths): projections \(layer.counters.projectionFlops) vs plan \(plan.projectionFlops)")
+                    #expect(layer.counters.attentionFlops == plan.attentionFlops,
+                            "\(name) tp=\(tp) \(gate) \(path) \(lengths): attention \(layer.counters.attentionFlops) vs plan \(plan.attentionFlops)")
+                    lengths = lengths.map { $0 + 1 }
+                }
+            }
+        }
+    }
+
+    /// A cached prefill (the serving path, which expands the new tokens from the cache) counts
+    /// what the plain forward counts.
+    @Test func servingPrefillCountsWhatThePlainForwardCounts() throws {
+        let c = Presets.tiny
+        let layer = try MLAAttention(config: c, shard: Shard(rank: 1, size: 4), source: source)
+        let batch = try Batch(sequenceLengths: [70, 3])
+        _ = try layer.prefill(try input(c, tokens: batch.tokenCount), batch: batch, cache: KVCache(config: c, sequences: 2), collectives: .local)
+        let plan = FlopModel.prefill(config: c, tp: 4, gate: .column, sequenceLengths: [70, 3])
+        #expect(layer.counters.projectionFlops == plan.projectionFlops && layer.counters.attentionFlops == plan.attentionFlops)
+    }
+
     @Test func replicatedGateCostsTpTimesTheColumnGate() {
         let c = Presets.deepseekV3
         for tp in [2, 4, 8] {
