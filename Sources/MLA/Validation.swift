@@ -6,6 +6,7 @@ public enum ConfigError: Error, Equatable, CustomStringConvertible {
     case missingKey(String)
     case badValue(file: String, key: String, detail: String)
     case nonPositive(key: String, value: Int)
+    case tooLarge(key: String, value: Int, limit: Int)
     case oddRopeDim(Int)
     case headsNotDivisible(heads: Int, tp: Int)
     case unknownActivation(String)
@@ -25,10 +26,12 @@ public enum ConfigError: Error, Equatable, CustomStringConvertible {
             return "\(file): key \"\(key)\" has the wrong type (\(detail)) — use the type HF's DeepseekV3Config expects"
         case let .nonPositive(key, value):
             return "\(key) = \(value) must be positive — fix the config"
+        case let .tooLarge(key, value, limit):
+            return "\(key) = \(value) is larger than mla-tp's limit of \(limit) — a real config is far smaller; check the value"
         case let .oddRopeDim(d):
             return "qk_rope_head_dim = \(d) must be even: RoPE rotates pairs — fix the config"
         case let .headsNotDivisible(heads, tp):
-            let ok = (1...max(1, heads)).filter { heads % $0 == 0 }.map(String.init).joined(separator: ", ")
+            let ok = (1...max(1, min(heads, MLAConfig.maxHeads))).filter { heads % $0 == 0 }.map(String.init).joined(separator: ", ")
             return "num_attention_heads = \(heads) is not divisible by tp=\(tp) — run with -n one of \(ok)"
         case let .unknownActivation(name):
             return "gated_attn_act \"\(name)\" is unknown — use one of: \(GateActivation.allCases.map(\.rawValue).joined(separator: ", "))"
@@ -50,6 +53,13 @@ public enum GateActivation: String, CaseIterable, Sendable {
 }
 
 extension MLAConfig {
+    /// Largest width accepted for any one dimension (hidden size, LoRA ranks, head dims): 2^20.
+    public static let maxDimension = 1 << 20
+    /// Largest head count accepted: 2^16.
+    public static let maxHeads = 1 << 16
+    /// Largest max_position_embeddings accepted: 2^31 − 1.
+    public static let maxPositions = Int(Int32.max)
+
     /// The gate activation, or an error listing the allowed names. Unlike the merged
     /// FastDeploy code, an unknown name is never silently ignored.
     public func gateActivation() throws -> GateActivation {
@@ -65,6 +75,19 @@ extension MLAConfig {
             ("max_position_embeddings", maxPositionEmbeddings),
         ] + (qLoraRank.map { [("q_lora_rank", $0)] } ?? [])
         for (key, value) in dims where value <= 0 { throw ConfigError.nonPositive(key: key, value: value) }
+        // Upper bounds keep every product of dimensions (weight sizes, FLOPs) far from Int overflow.
+        if numAttentionHeads > MLAConfig.maxHeads {
+            throw ConfigError.tooLarge(key: "num_attention_heads", value: numAttentionHeads, limit: MLAConfig.maxHeads)
+        }
+        for (key, value) in dims where key != "max_position_embeddings" && value > MLAConfig.maxDimension {
+            throw ConfigError.tooLarge(key: key, value: value, limit: MLAConfig.maxDimension)
+        }
+        if maxPositionEmbeddings > MLAConfig.maxPositions {
+            throw ConfigError.tooLarge(key: "max_position_embeddings", value: maxPositionEmbeddings, limit: MLAConfig.maxPositions)
+        }
+        if let layers = numHiddenLayers, layers > MLAConfig.maxDimension {
+            throw ConfigError.tooLarge(key: "num_hidden_layers", value: layers, limit: MLAConfig.maxDimension)
+        }
         if let layers = numHiddenLayers, layers <= 0 { throw ConfigError.nonPositive(key: "num_hidden_layers", value: layers) }
         if qkRopeHeadDim % 2 != 0 { throw ConfigError.oddRopeDim(qkRopeHeadDim) }
         guard rmsNormEps > 0, rmsNormEps.isFinite else { throw ConfigError.badEps(rmsNormEps) }
