@@ -19,6 +19,9 @@ import TensorCore
 public enum FlopModel {
     public enum Kind: String, Codable, Sendable { case projection, attention }
 
+    /// Query rows per block of the attention kernel (a block scores up to its last query's keys).
+    public static var queryBlockRows: Int { AttentionKernel.blockRows }
+
     /// One GEMM-shaped stage of the forward.
     public struct Stage: Codable, Sendable, Equatable {
         public var name: String

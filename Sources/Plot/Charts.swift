@@ -19,7 +19,8 @@ public struct Frame: Sendable {
     public var height: Double
     public var left: Double = 80
     public var right: Double = 24
-    public var top: Double = 56
+    /// Title, subtitle and the legend row sit above the plot area.
+    public var top: Double = 84
     public var bottom: Double = 64
 
     public init(width: Double = 760, height: Double = 440) {
@@ -30,6 +31,9 @@ public struct Frame: Sendable {
     public var plotX: (Double, Double) { (left, width - right) }
     /// Pixel y of the bottom and top of the plot area (bottom first: data grows upwards).
     public var plotY: (Double, Double) { (height - bottom, top) }
+
+    /// Baseline of the legend row, between the subtitle and the plot area.
+    public var legendY: Double { top - 16 }
 
     /// Title (and a smaller subtitle under it).
     public func drawTitle(_ svg: inout SVG, _ title: String, subtitle: String? = nil) {
@@ -156,7 +160,7 @@ public struct BarChart: Sendable {
             }
         }
         Axes.drawCategories(&svg, categories, centers: centers, frame: frame, title: xTitle)
-        Legend(series.map { ($0.name, $0.color, Legend.Mark.box) }).draw(&svg, right: frame.width - frame.right, y: frame.top - 8)
+        Legend(series.map { ($0.name, $0.color, Legend.Mark.box) }).draw(&svg, right: frame.width - frame.right, y: frame.legendY)
         return svg.render()
     }
 }
@@ -182,15 +186,19 @@ public struct LineChart: Sendable {
     public var yTitle: String
     /// Where to put x ticks (e.g. the tp values); nil: round numbers.
     public var xTicks: [Double]?
+    /// Labels of `xTicks` (e.g. "8" at x = log2 8); nil: the tick values.
+    public var xTickLabels: [String]?
     public var frame = Frame()
 
-    public init(title: String, subtitle: String? = nil, series: [Series], xTitle: String, yTitle: String, xTicks: [Double]? = nil) {
+    public init(title: String, subtitle: String? = nil, series: [Series], xTitle: String, yTitle: String,
+                xTicks: [Double]? = nil, xTickLabels: [String]? = nil) {
         self.title = title
         self.subtitle = subtitle
         self.series = series
         self.xTitle = xTitle
         self.yTitle = yTitle
         self.xTicks = xTicks
+        self.xTickLabels = xTickLabels
     }
 
     public func render() -> String {
@@ -203,7 +211,7 @@ public struct LineChart: Sendable {
         let y = LinearScale(domain: (0, LinearScale.niceUpper((ys.max() ?? 1) * 1.08)), range: frame.plotY)
         Axes.drawY(&svg, scale: y, frame: frame, title: yTitle)
         if let xTicks {
-            Axes.drawCategories(&svg, xTicks.map(formatTick), centers: xTicks.map { x($0) }, frame: frame, title: xTitle)
+            Axes.drawCategories(&svg, xTickLabels ?? xTicks.map(formatTick), centers: xTicks.map { x($0) }, frame: frame, title: xTitle)
         } else {
             Axes.drawX(&svg, scale: x, frame: frame, title: xTitle)
         }
@@ -216,7 +224,7 @@ public struct LineChart: Sendable {
             }
         }
         Legend(series.map { ($0.name, $0.color, $0.dashed ? Legend.Mark.dashedLine : .line) })
-            .draw(&svg, right: frame.width - frame.right, y: frame.top - 8)
+            .draw(&svg, right: frame.width - frame.right, y: frame.legendY)
         return svg.render()
     }
 }
@@ -250,7 +258,7 @@ public struct TimelineChart: Sendable {
         self.segments = segments
         self.kinds = kinds
         self.xTitle = xTitle
-        frame = Frame(width: 760, height: max(200, 120 + 34 * Double(lanes.count)))
+        frame = Frame(width: 760, height: 160 + 36 * Double(lanes.count))
         frame.left = 70
     }
 
@@ -272,7 +280,7 @@ public struct TimelineChart: Sendable {
                          title: "\(lane) \(s.kind): \(formatTick(s.start)) – \(formatTick(s.end)) (\(formatTick(s.end - s.start)))")
             }
         }
-        Legend(kinds.map { ($0.kind, $0.color, Legend.Mark.box) }).draw(&svg, right: frame.width - frame.right, y: frame.top - 8)
+        Legend(kinds.map { ($0.kind, $0.color, Legend.Mark.box) }).draw(&svg, right: frame.width - frame.right, y: frame.legendY)
         return svg.render()
     }
 }

@@ -1,0 +1,110 @@
+import Foundation
+import MLA
+
+/// This machine's rates, measured by `mla-tp sweep-step --probe` under `mpirun -n 2`:
+/// the inputs of `--hardware cpu-measured`.
+struct MeasuredRates: Codable {
+    /// `cblas_sgemm` 1024³ (f32, one BLAS thread), per rank with every rank busy, FLOP/s.
+    var sgemmFlopsPerSecond: Double
+    /// `memcpy` of 64 MiB, bytes read + written per second (STREAM's convention), per rank with every rank busy.
+    var copyBytesPerSecond: Double
+    /// In-place f32 sum allreduce of `allReduceLargeBytes` over `ranks` ranks: bytes a rank sends
+    /// (2(p−1)/p · n) per second, after the latency term is taken off.
+    var allReduceBytesPerSecond: Double
+    /// The small allreduce's time over its 2(p−1) ring steps, seconds per step.
+    var allReduceStepLatencySeconds: Double
+    var allReduceLargeBytes: Int
+    var allReduceSmallBytes: Int
+    /// Ranks of the probe and cores of the machine.
+    var ranks: Int
+    var cores: Int
+
+    var hardware: Hardware {
+        Hardware(name: "cpu-measured", flopsPerSecond: sgemmFlopsPerSecond, memoryBytesPerSecond: copyBytesPerSecond,
+                 linkBytesPerSecond: allReduceBytesPerSecond, linkLatencySeconds: allReduceStepLatencySeconds,
+                 bytesPerElement: 4, cores: cores,
+                 source: String(format: "measured here: sgemm %.1f GFLOP/s per rank, copy %.1f GB/s, MPI allreduce %.2f GB/s + %.2f µs per ring step, %d cores",
+                                sgemmFlopsPerSecond / 1e9, copyBytesPerSecond / 1e9, allReduceBytesPerSecond / 1e9,
+                                allReduceStepLatencySeconds * 1e6, cores))
+    }
+
+    static func load(_ path: String) throws -> MeasuredRates {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw CLIError.input("cannot read rates file \(path) — write one with `mpirun -n 2 mla-tp sweep-step --probe --out \(path)`")
+        }
+        do { return try JSONDecoder().decode(MeasuredRates.self, from: data) } catch {
+            throw CLIError.input("\(path) is not a rates file (\(error)) — write one with `mpirun -n 2 mla-tp sweep-step --probe --out FILE`")
+        }
+    }
+
+    /// Runs the probe as a child `mpirun -n 2` job (plan itself never starts MPI) and reads its result.
+    static func probe() throws -> MeasuredRates {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("mla-tp-rates-\(getpid()).json").path
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let r = MPILaunch.run(ranks: 2, ["sweep-step", "--probe", "--out", file], timeout: 120)
+        guard r.status == 0 else {
+            throw CLIError(code: .internal, message: "the rate probe (mpirun -n 2 mla-tp sweep-step --probe) failed with status \(r.status): "
+                           + "\(r.stderr.split(separator: "\n").last ?? "") — check that mpirun works, or pass --rates FILE")
+        }
+        return try load(file)
+    }
+}
+
+/// Child `mpirun` jobs of this same binary, with this machine's flags.
+enum MPILaunch {
+    struct Result { var status: Int32; var stdout: String; var stderr: String; var seconds: Double }
+
+    /// This executable's path.
+    static var selfPath: String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+
+    /// mpirun's flags for `ranks` ranks: quiet, a timeout, one BLAS thread, root allowance and
+    /// oversubscription where needed, plus `extra`.
+    static func flags(ranks: Int, timeout: Int, extra: [String] = []) -> [String] {
+        var f = ["-q", "-n", "\(ranks)", "--timeout", "\(timeout)", "-x", "OPENBLAS_NUM_THREADS=1"]
+        if getuid() == 0 { f.append("--allow-run-as-root") }
+        if ranks > ProcessInfo.processInfo.activeProcessorCount { f.append("--oversubscribe") }
+        return f + extra
+    }
+
+    /// `mpirun … mla-tp args…`; `onTick` is called about once a second while it runs.
+    static func run(ranks: Int, _ args: [String], timeout: Int, mpirunFlags: [String] = [],
+                    onTick: ((Double) -> Void)? = nil) -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["mpirun"] + flags(ranks: ranks, timeout: timeout, extra: mpirunFlags) + [selfPath] + args
+        var env = ProcessInfo.processInfo.environment
+        env["SWIFT_BACKTRACE"] = "enable=no"
+        process.environment = env
+        let outPipe = Pipe(), errPipe = Pipe()
+        process.standardOutput = outPipe
+        process.standardError = errPipe
+        process.standardInput = FileHandle.nullDevice
+        let out = Box(), err = Box()
+        let group = DispatchGroup()
+        for (pipe, box) in [(outPipe, out), (errPipe, err)] {
+            group.enter()
+            DispatchQueue.global().async {
+                box.data = pipe.fileHandleForReading.readDataToEndOfFile()
+                group.leave()
+            }
+        }
+        let start = Date()
+        do { try process.run() } catch {
+            return Result(status: -1, stdout: "", stderr: "could not start mpirun: \(error)", seconds: 0)
+        }
+        var lastTick = 0.0
+        while process.isRunning {
+            usleep(50_000)
+            let t = Date().timeIntervalSince(start)
+            if t - lastTick >= 1 { onTick?(t); lastTick = t }
+        }
+        process.waitUntilExit()
+        group.wait()
+        return Result(status: process.terminationStatus, stdout: String(decoding: out.data, as: UTF8.self),
+                      stderr: String(decoding: err.data, as: UTF8.self), seconds: Date().timeIntervalSince(start))
+    }
+
+    final class Box: @unchecked Sendable { var data = Data() }
+}

@@ -1,0 +1,284 @@
+import ArgumentParser
+import Foundation
+import MLA
+import Plot
+import SwiftMPI
+
+/// `mla-tp sweep`: runs the layer at each tp under mpirun (a plain process that drives the
+/// jobs), prints a progress line per step and one table at the end, and writes SVG figures.
+struct Sweep: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the layer at several tp under mpirun: time, compute/allreduce split, memory, error vs unsharded, projection, SVG figures.",
+        discussion: """
+            mla-tp sweep --preset deepseek-v3 --tp 1,2,4,8 --out sweep-v3
+            Per tp: `mpirun -n K mla-tp sweep-step --probe-first` (rates, then repeated timed forwards with \
+            per-rank segments) and `mpirun -n K mla-tp run --json --check` (error vs the unsharded forward, memory). \
+            Writes sweep.json, timeline-tpK.svg, bytes-per-rank.svg and time-vs-projection.svg into --out.
+            """)
+
+    @OptionGroup var model: ModelOptions
+
+    @Option(help: "Comma-separated tensor-parallel sizes.")
+    var tp: String = "1,2,4,8"
+
+    @Option(help: "Prefill tokens of the timed forward (one sequence).")
+    var tokens: Int = 128
+
+    @Option(help: "Timed forwards per tp (after one warm-up).")
+    var repeats: Int = 5
+
+    @Option(help: "Tokens of the check run against the unsharded forward (0: skip the check).")
+    var checkTokens: Int = 16
+
+    @Option(help: "Directory for sweep.json and the SVG figures.")
+    var out: String = "sweep"
+
+    @Option(help: "Seconds each mpirun job may take.")
+    var timeout: Int = 600
+
+    func validate() throws {
+        guard (try? tpList()) != nil else { throw ValidationError("--tp \(tp) must be comma-separated positive integers, e.g. 1,2,4,8") }
+        guard tokens >= 1, repeats >= 1, checkTokens >= 0 else { throw ValidationError("--tokens and --repeats must be ≥ 1, --check-tokens ≥ 0") }
+    }
+
+    func tpList() throws -> [Int] {
+        let list = tp.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !list.isEmpty, list.allSatisfy({ ($0 ?? 0) >= 1 }) else { throw CLIError.usage("bad --tp \(tp)") }
+        return list.map { $0! }
+    }
+
+    /// The flags that pick the model, passed through to the child jobs.
+    var modelArgs: [String] {
+        var a: [String] = []
+        if let p = model.preset { a += ["--preset", p] }
+        if let m = model.model { a += ["--model", m] }
+        if let c = model.config { a += ["--config", c] }
+        if let w = model.weights { a += ["--weights", w] }
+        if let act = model.act { a += ["--act", act] }
+        for o in model.overrides { a += ["--set", o] }
+        return a + ["--gate", model.gate.rawValue, "--seed", "\(model.seed)"]
+    }
+
+    func run() throws {
+        let tps = try tpList()
+        let (config, name) = try model.loadConfig()
+        for k in tps { try config.validate(tp: k) }
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let progress = Progress(total: 1 + tps.count * (checkTokens > 0 ? 2 : 1))
+
+        // The machine's rates, measured once (what `plan --hardware cpu-measured` uses).
+        let ratesFile = (out as NSString).appendingPathComponent("rates.json")
+        let probe = progress.run("rate probe (2 ranks)", ranks: 2, ["sweep-step", "--probe", "--out", ratesFile], timeout: 120)
+        guard probe.status == 0 else { throw childFailure("the rate probe", probe) }
+        let rates = try MeasuredRates.load(ratesFile)
+
+        var rows: [SweepRow] = []
+        for k in tps {
+            let stepFile = (out as NSString).appendingPathComponent("step-tp\(k).json")
+            let r = progress.run("tp=\(k): \(repeats) timed forwards of \(tokens) tokens", ranks: k,
+                                 ["sweep-step"] + modelArgs + ["--tokens", "\(tokens)", "--repeats", "\(repeats)", "--probe-first", "--out", stepFile],
+                                 timeout: timeout)
+            guard r.status == 0 else { throw childFailure("tp=\(k) timing", r) }
+            let step = try JSONDecoder().decode(StepResult.self, from: Data(contentsOf: URL(fileURLWithPath: stepFile)))
+            var check: (relative: Double, memory: [Int])?
+            if checkTokens > 0 {
+                let c = progress.run("tp=\(k): check against the unsharded forward (\(checkTokens) tokens)", ranks: k,
+                                     ["run"] + modelArgs + ["--tokens", "\(checkTokens)", "--check", "--json"], timeout: timeout)
+                guard c.status == 0 else { throw childFailure("tp=\(k) check", c) }
+                check = try parseCheck(c.stdout)
+            }
+            rows.append(SweepRow(config: config, tp: k, gate: model.gate, tokens: tokens, step: step, rates: rates, check: check))
+        }
+        progress.finish()
+
+        let report = SweepReport(model: name, gate: model.gate, tokens: tokens, rates: rates, rows: rows,
+                                 h100: tps.map { Projection(cost: FlopModel.prefill(config: config, tp: $0, gate: model.gate, sequenceLengths: [tokens]),
+                                                            tokens: tokens, config: config, tp: $0, hardware: .h100) })
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try writeAtomically(try encoder.encode(report), to: (out as NSString).appendingPathComponent("sweep.json"))
+        let figures = try SweepFigures.write(report, config: config, to: out)
+        RankOutputShim.out(report.text() + "\nWrote \(out)/sweep.json and " + figures.joined(separator: ", "))
+    }
+
+    func parseCheck(_ stdout: String) throws -> (relative: Double, memory: [Int]) {
+        guard let doc = try? JSONSerialization.jsonObject(with: Data(stdout.utf8)) as? [String: Any] else {
+            throw CLIError(code: .internal, message: "the check run printed no JSON report — rerun it by hand to see why")
+        }
+        let rel = ((doc["check"] as? [String: Any])?["relative"] as? NSNumber)?.doubleValue ?? .nan
+        let mem = (doc["ranks"] as? [[String: Any]] ?? []).map { ($0["anonymousMemory"] as? NSNumber)?.intValue ?? 0 }
+        return (rel, mem)
+    }
+
+    func childFailure(_ what: String, _ r: MPILaunch.Result) -> CLIError {
+        let last = (r.stderr + r.stdout).split(separator: "\n").last.map(String.init) ?? "no output"
+        return CLIError(code: .internal, message: "\(what) failed (status \(r.status)): \(last) — rerun that job by hand")
+    }
+}
+
+/// The sweep's progress: one line per job with its index, elapsed time and an estimate of what
+/// is left (average job time so far × jobs left), rewritten in place on a terminal.
+final class Progress {
+    let total: Int
+    var done = 0
+    let start = Date()
+    let tty = isatty(2) != 0
+
+    init(total: Int) { self.total = total }
+
+    func line(_ what: String, _ jobElapsed: Double) {
+        let elapsed = Date().timeIntervalSince(start)
+        let eta: String
+        if done == 0 { eta = "eta —" } else {
+            let perJob = (elapsed - jobElapsed) / Double(done)
+            eta = String(format: "eta ~%.0f s", max(0, perJob * Double(total - done) - jobElapsed))
+        }
+        let text = String(format: "[%d/%d] %@ — elapsed %.1f s, %@", done + 1, total, what, elapsed, eta)
+        RankOutput.write(tty ? "\r\u{1B}[K" + text : text + "\n", fd: 2)
+    }
+
+    func run(_ what: String, ranks: Int, _ args: [String], timeout: Int) -> MPILaunch.Result {
+        line(what, 0)
+        let r = MPILaunch.run(ranks: ranks, args, timeout: timeout, onTick: tty ? { [self] t in line(what, t) } : nil)
+        done += 1
+        if tty { RankOutput.write("\r\u{1B}[K" + String(format: "[%d/%d] %@ — done in %.1f s\n", done, total, what, r.seconds), fd: 2) }
+        return r
+    }
+
+    func finish() {
+        RankOutput.write(String(format: "sweep: %d jobs in %.1f s\n", done, Date().timeIntervalSince(start)), fd: 2)
+    }
+}
+
+/// One tp of the sweep: measured, projected and checked.
+struct SweepRow: Codable {
+    var tp: Int
+    var step: StepResult
+    /// Weights each rank holds (plan) and its anonymous memory in the timing job (measured).
+    var weightBytesPerRank: Int
+    var anonymousBytesMax: Int
+    /// Projection from the sweep's one rate probe (2 ranks), shared cores scaled: `plan --hardware cpu-measured`.
+    var projected: Projection
+    /// Projection from the rates the same job measured just before timing (same load, same rank count).
+    var projectedSameJob: Projection?
+    var checkRelative: Double?
+    var checkAnonymousBytes: [Int]?
+
+    var error: Double { projected.totalSeconds / step.seconds - 1 }
+    var errorSameJob: Double? { projectedSameJob.map { $0.totalSeconds / step.seconds - 1 } }
+
+    init(config: MLAConfig, tp: Int, gate: GateLayout, tokens: Int, step: StepResult, rates: MeasuredRates,
+         check: (relative: Double, memory: [Int])?) {
+        self.tp = tp
+        self.step = step
+        weightBytesPerRank = ShardingPlan(config: config, tp: tp, gate: gate).bytesPerRank
+        anonymousBytesMax = step.ranks.map(\.anonymousBytes).max() ?? 0
+        let cost = FlopModel.prefill(config: config, tp: tp, gate: gate, sequenceLengths: [tokens])
+        projected = Projection(cost: cost, tokens: tokens, config: config, tp: tp, hardware: rates.hardware)
+        if var same = step.rates?.hardware {
+            same.cores = nil                   // measured with this job's ranks on these cores: already per-rank
+            if tp == 1 { same.linkBytesPerSecond = rates.allReduceBytesPerSecond }
+            projectedSameJob = Projection(cost: cost, tokens: tokens, config: config, tp: tp, hardware: same)
+        }
+        checkRelative = check?.relative
+        checkAnonymousBytes = check?.memory
+    }
+}
+
+struct SweepReport: Codable {
+    var model: String
+    var gate: GateLayout
+    var tokens: Int
+    var rates: MeasuredRates
+    var rows: [SweepRow]
+    /// The same forward projected on one H100 SXM per rank.
+    var h100: [Projection]
+
+    func text() -> String {
+        var s = "\nmla-tp sweep: model \(model), gate \(gate.rawValue), prefill of \(tokens) tokens, "
+        s += "median of \(rows.first?.step.repeats ?? 0) forwards (first rank's start to last rank's end)\n"
+        s += "rates (probe, 2 ranks): \(rates.hardware.source)\n\n"
+        s += table(["tp", "time", "compute", "allreduce", "projected", "error", "error (same-job rates)",
+                    "weights/rank", "anon RSS/rank (max)", "max rel. error vs unsharded"], rows.map { r in
+            [String(r.tp), formatSeconds(r.step.seconds), formatSeconds(r.step.computeSeconds), formatSeconds(r.step.allReduceSeconds),
+             formatSeconds(r.projected.totalSeconds), String(format: "%+.0f%%", 100 * r.error),
+             r.errorSameJob.map { String(format: "%+.0f%%", 100 * $0) } ?? "—",
+             formatBytes(r.weightBytesPerRank), formatBytes(r.anonymousBytesMax),
+             r.checkRelative.map { String(format: "%.2e", $0) } ?? "—"]
+        }) + "\n"
+        s += "error = projected / measured − 1. Projected on one H100 SXM per rank (BF16): "
+        s += zip(rows, h100).map { "tp=\($0.tp) \(formatSeconds($1.totalSeconds))" }.joined(separator: ", ") + "\n"
+        return s
+    }
+}
+
+/// The sweep's SVG figures.
+enum SweepFigures {
+    static func write(_ report: SweepReport, config: MLAConfig, to dir: String) throws -> [String] {
+        var files: [String] = []
+        func save(_ name: String, _ svg: String) throws {
+            let path = (dir as NSString).appendingPathComponent(name)
+            try writeAtomically(Data(svg.utf8), to: path)
+            files.append(name)
+        }
+        for row in report.rows {
+            try save("timeline-tp\(row.tp).svg", timeline(row, model: report.model))
+        }
+        try save("bytes-per-rank.svg", bytesPerRank(config: config, tps: report.rows.map(\.tp), model: report.model))
+        try save("time-vs-projection.svg", timeVsProjection(report))
+        return files
+    }
+
+    static func timeline(_ row: SweepRow, model: String) -> String {
+        let step = row.step
+        let chart = TimelineChart(
+            title: "One forward per rank: \(model), tp=\(row.tp), \(step.tokens) tokens",
+            subtitle: String(format: "measured; the repeat nearest the median (%.1f ms) of %d; shared clock from the first rank's start",
+                             step.seconds * 1e3, step.repeats),
+            lanes: (0..<step.tp).map { "rank \($0)" },
+            segments: step.timeline.map { $0.map { TimelineChart.Segment(kind: $0.kind, start: $0.start * 1e3, end: $0.end * 1e3) } },
+            kinds: [("compute", Palette.blue), ("allreduce", Palette.vermillion)], xTitle: "time (ms)")
+        return chart.render()
+    }
+
+    static func bytesPerRank(config: MLAConfig, tps: [Int], model: String) -> String {
+        let ks = Array(Set(tps + [1, 2, 4, 8]).filter { config.numAttentionHeads % $0 == 0 }).sorted()
+        let mb = { (gate: GateLayout, k: Int) in Double(ShardingPlan(config: config, tp: k, gate: gate).bytesPerRank) / 1e6 }
+        let gateMB = { (gate: GateLayout, k: Int) in
+            Double(ShardingPlan(config: config, tp: k, gate: gate).weights.filter { $0.name.contains(".gate.") }.reduce(0) { $0 + $1.bytesPerRank }) / 1e6
+        }
+        var chart = BarChart(
+            title: "Weight bytes per rank: \(model), column vs replicated gate",
+            subtitle: "computed from the sharding plan (f32); replicated = replicated-sliced (the merged replicated gate only runs at tp=1)",
+            categories: ks.map { "tp=\($0)" },
+            series: [.init(name: "column gate: gate", values: ks.map { gateMB(.column, $0) }, color: Palette.sky),
+                     .init(name: "column gate: layer", values: ks.map { mb(.column, $0) }, color: Palette.blue),
+                     .init(name: "replicated gate: gate", values: ks.map { gateMB(.replicatedSliced, $0) }, color: Palette.orange),
+                     .init(name: "replicated gate: layer", values: ks.map { mb(.replicatedSliced, $0) }, color: Palette.vermillion)],
+            xTitle: "tensor-parallel size", yTitle: "MB per rank")
+        chart.valueLabel = { $0 >= 100 ? String(format: "%.0f", $0) : String(format: "%.1f", $0) }
+        chart.frame = Frame(width: 860, height: 460)
+        return chart.render()
+    }
+
+    static func timeVsProjection(_ report: SweepReport) -> String {
+        let rows = report.rows
+        var series: [LineChart.Series] = [
+            .init(name: "measured", points: rows.map { (log2(Double($0.tp)), $0.step.seconds * 1e3) }, color: Palette.blue),
+            .init(name: "measured compute", points: rows.map { (log2(Double($0.tp)), $0.step.computeSeconds * 1e3) }, color: Palette.sky),
+            .init(name: "projected (rate probe)", points: rows.map { (log2(Double($0.tp)), $0.projected.totalSeconds * 1e3) },
+                  color: Palette.orange, dashed: true),
+        ]
+        if rows.allSatisfy({ $0.projectedSameJob != nil }) {
+            series.append(.init(name: "projected (same-job rates)", points: rows.map { (log2(Double($0.tp)), $0.projectedSameJob!.totalSeconds * 1e3) },
+                                color: Palette.green, dashed: true))
+        }
+        var chart = LineChart(
+            title: "Measured vs projected forward time: \(report.model), \(report.tokens) tokens",
+            subtitle: "this machine (\(report.rates.cores) cores, f32); projection = roofline per stage + ring allreduce from measured rates",
+            series: series, xTitle: "tensor-parallel size (ranks; more ranks than cores share them)", yTitle: "ms per forward",
+            xTicks: rows.map { log2(Double($0.tp)) }, xTickLabels: rows.map { String($0.tp) })
+        chart.frame = Frame(width: 860, height: 460)
+        return chart.render()
+    }
+}

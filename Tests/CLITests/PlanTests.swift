@@ -1,0 +1,82 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// `mla-tp plan` as a plain process (no mpirun): weights, FLOPs, cache, collectives, the gate
+/// layouts and the projection.
+@Suite(.serialized) struct PlanCLITests {
+    static func json(_ r: MPIJob.Result) -> [String: Any]? {
+        try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+    }
+
+    @Test func deepseekV3AtTp8ShowsTheReplicatedGateAgainstTheColumnShard() {
+        let r = MPIJob.single(["plan", "--preset", "deepseek-v3", "--tp", "8"], timeout: 30)
+        #expect(r.status == 0, "\(r)")
+        for needle in ["469.8 MB", "58.7 MB", "205.3 MB", "616.3 MB", "NO (shape mismatch)", "kv_b_proj (cache)",
+                       "attention (absorbed)", "2.3 KB per token", "[2048, 7168]", "[16384, 7168]", "ring"] {
+            #expect(r.stdout.contains(needle), "missing \(needle): \(r)")
+        }
+    }
+
+    @Test func jsonHoldsBytesFlopsCacheAndCollectives() throws {
+        let r = MPIJob.single(["plan", "--preset", "deepseek-v3", "--tp", "8", "--tokens", "256", "--json"], timeout: 30)
+        #expect(r.status == 0, "\(r)")
+        let doc = try #require(Self.json(r), "not JSON: \(r)")
+        let gates = try #require(doc["gates"] as? [[String: Any]])
+        let gateBytes = Dictionary(uniqueKeysWithValues: gates.map { ($0["layout"] as! String, ($0["gateBytesPerRank"] as! NSNumber).intValue) })
+        #expect(gateBytes["replicated"] == 16384 * 7168 * 4 && gateBytes["column"] == 16384 * 7168 * 4 / 8)
+        #expect(gates.first { $0["layout"] as? String == "replicated" }?["runs"] as? Bool == false)
+        let prefill = try #require(doc["prefill"] as? [String: Any])
+        let stages = try #require(prefill["stages"] as? [[String: Any]])
+        let sum = stages.reduce(0) { $0 + ($1["flops"] as! NSNumber).intValue }
+        #expect(sum == (prefill["totalFlops"] as! NSNumber).intValue)
+        #expect(stages.first { $0["name"] as? String == "gate" }.map { ($0["flops"] as! NSNumber).intValue } == 2 * 256 * 2048 * 7168)
+        #expect(((doc["kvCache"] as? [String: Any])?["bytesPerToken"] as? NSNumber)?.intValue == (512 + 64) * 4)
+        let collective = try #require(doc["collective"] as? [String: Any])
+        #expect((collective["prefillBytes"] as! NSNumber).intValue == 256 * 7168 * 4)
+        #expect((collective["prefillRingBytesPerRank"] as! NSNumber).intValue == 2 * 7 * 256 * 7168 * 4 / 8)
+        #expect((doc["decode"] as? [[String: Any]])?.count == 2)
+    }
+
+    /// The plan's FLOPs equal what a real sharded run counts (rank 0 of `mpirun -n K mla-tp run`).
+    @Test(arguments: [1, 2, 4])
+    func planFlopsEqualTheRunsCountedFlops(tp: Int) throws {
+        let args = ["--preset", "tiny", "--seqs", "70,5"]
+        let plan = MPIJob.single(["plan", "--tp", "\(tp)", "--json"] + args, timeout: 30)
+        let run = MPIJob.run(ranks: tp, ["run", "--json", "--no-check"] + args, timeout: 60)
+        #expect(plan.status == 0 && run.status == 0, "\(plan)\n\(run)")
+        let planned = try #require((Self.json(plan)?["prefill"] as? [String: Any])?["totalFlops"] as? NSNumber)
+        let counted = try #require(Self.json(run)?["flops"] as? NSNumber)
+        #expect(planned.intValue == counted.intValue)
+    }
+
+    @Test func hardwareProjectionOnH100H200AndCustom() throws {
+        for hw in ["h100", "h200", "custom:989,3350,450,1"] {
+            let r = MPIJob.single(["plan", "--preset", "deepseek-v3", "--tp", "8", "--hardware", hw, "--json"], timeout: 30)
+            #expect(r.status == 0, "\(r)")
+            let projection = try #require(Self.json(r)?["projection"] as? [String: Any], "\(hw): \(r)")
+            let prefill = try #require(projection["prefill"] as? [String: Any])
+            #expect(((prefill["allReduceSeconds"] as? NSNumber)?.doubleValue ?? 0) > 0)
+            #expect(((prefill["stages"] as? [Any])?.count ?? 0) >= 6)
+        }
+        // H200 has more memory bandwidth and the same compute: never slower.
+        func total(_ hw: String) throws -> Double {
+            let r = MPIJob.single(["plan", "--preset", "deepseek-v3", "--tp", "4", "--hardware", hw, "--json"], timeout: 30)
+            let p = try #require((Self.json(r)?["projection"] as? [String: Any])?["decode"] as? [String: Any])
+            return try #require(((p["absorbed"] as? [String: Any])?["stages"] as? [[String: Any]])?
+                .reduce(0.0) { $0 + (($1["seconds"] as? NSNumber)?.doubleValue ?? 0) })
+        }
+        #expect(try total("h200") < total("h100"))
+        let text = MPIJob.single(["plan", "--preset", "deepseek-v3", "--tp", "8", "--hardware", "h100"], timeout: 30)
+        #expect(text.stdout.contains("Projection on h100") && text.stdout.contains("allreduce"), "\(text)")
+    }
+
+    @Test func badArgumentsExitWithTheirClass() {
+        let hw = MPIJob.single(["plan", "--tp", "2", "--hardware", "tpu"], timeout: 30)
+        #expect(hw.status == 2 && hw.stderr.contains("h100"), "\(hw)")
+        let custom = MPIJob.single(["plan", "--tp", "2", "--hardware", "custom:1,2"], timeout: 30)
+        #expect(custom.status == 2 && custom.stderr.contains("TFLOPS"), "\(custom)")
+        let indivisible = MPIJob.single(["plan", "--tp", "3"], timeout: 30)
+        #expect(indivisible.status == 3, "\(indivisible)")
+    }
+}
