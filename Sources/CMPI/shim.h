@@ -16,4 +16,5 @@ static inline MPI_Op mlatp_op_max(void) { return MPI_MAX; }
 static inline MPI_Op mlatp_op_min(void) { return MPI_MIN; }
 static inline void *mlatp_in_place(void) { return MPI_IN_PLACE; }
 static inline MPI_Errhandler mlatp_errors_return(void) { return MPI_ERRORS_RETURN; }
+static inline MPI_Status *mlatp_status_ignore(void) { return MPI_STATUS_IGNORE; }
 #endif

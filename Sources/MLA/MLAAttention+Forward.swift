@@ -28,7 +28,7 @@ extension MLAAttention {
         let start = Environment.wallTime()
         try checkInput(x, batch: batch)
         try gatedAttention(x, positions: batch.positions, expandKV: true) { w in self.attend(&w, batch: batch) }
-        faultHook?()
+        try faultHook?()
         // o_proj, row-parallel: partial [T, hidden] → allreduce → + bias once.
         guard out.rows == x.rows, out.cols == config.hiddenSize else {
             throw ShapeError(op: "MLA output", out.shape, Shape(x.rows, config.hiddenSize))

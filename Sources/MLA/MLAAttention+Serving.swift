@@ -28,7 +28,7 @@ extension MLAAttention {
         try gatedAttention(x, positions: pos, expandKV: false) { w in
             try self.attendCached(&w, step: step, cache: cache, decode: decode)
         }
-        faultHook?()
+        try faultHook?()
         var out = Matrix(rows: x.rows, cols: config.hiddenSize)
         try oProj.forward(workspace.attn, into: &out, collectives: collectives)
         countProjection(x.rows, oProj.weight)

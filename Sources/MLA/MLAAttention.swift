@@ -54,7 +54,7 @@ public final class MLAAttention {
     public var checkEveryStage = false
     /// Called mid-forward, after the local attention and before o_proj's collective. Only the
     /// fault-injection switch of the failure tests sets it.
-    public var faultHook: (() -> Void)?
+    public var faultHook: (() throws -> Void)?
 
     /// Builds rank `shard.rank`'s part of layer `layer`, asking `source` only for its own blocks.
     public init(config: MLAConfig, layer: Int = 0, shard: Shard, gateLayout: GateLayout = .column,

@@ -39,6 +39,22 @@ public struct Communicator: RawRepresentable, @unchecked Sendable {
         try check("MPI_Barrier", MPI_Barrier(raw))
     }
 
+    /// A barrier that gives up after `timeout` seconds: true when every rank entered it in time.
+    /// Used by the failure policy to tell "every rank hit the same error" (all arrive: exit
+    /// cleanly) from "one rank failed alone" (the others never arrive: abort the job).
+    public func barrier(timeout: Double) throws(MPIError) -> Bool {
+        var request: MPI_Request? = nil
+        try check("MPI_Ibarrier", MPI_Ibarrier(raw, &request))
+        let deadline = MPI_Wtime() + timeout
+        var done: Int32 = 0
+        while true {
+            try check("MPI_Test", MPI_Test(&request, &done, mlatp_status_ignore()))
+            if done != 0 { return true }
+            if MPI_Wtime() > deadline { return false }
+            usleep(1_000)
+        }
+    }
+
     /// Reduces `buffer` element-wise across all ranks, leaving the result in `buffer` on every rank.
     public func allReduce<T: MPIScalar>(_ buffer: UnsafeMutableBufferPointer<T>, _ op: ReduceOp = .sum) throws(MPIError) {
         guard let base = buffer.baseAddress else { return try allReduceEmpty(T.self, op) }

@@ -74,10 +74,14 @@ enum Failure {
             RankOutput.write("mla-tp: rank \(rank): \(message)\n", fd: 2)
         }
         guard let comm = world, comm.size > 1 else { exitQuietly(code.rawValue) }
-        if everyRank {
-            // Every rank is here with the same error and has left every collective:
-            // finish MPI cleanly so each rank exits with the class code and no abort banner.
-            exitQuietly(code.rawValue)
+        // When every rank is here with the same error, all of them reach this barrier at once:
+        // finish MPI cleanly so each rank exits with the class code and no abort banner. If the
+        // others do not arrive (the error was this rank's alone, or they are inside a
+        // collective), abort the job so nobody waits forever.
+        if everyRank, (try? comm.barrier(timeout: 3)) == true { exitQuietly(code.rawValue) }
+        if everyRank && rank != 0 {
+            // Rank 0 printed the message; let its line out before the abort ends every rank.
+            RankOutput.write("mla-tp: rank \(rank): \(message)\n", fd: 2)
         }
         comm.abort(code: code.rawValue)
     }

@@ -197,6 +197,14 @@ import TestSupport
         #expect(r.status != 0 && !r.timedOut && r.seconds < 10, "\(r)")
     }
 
+    /// An error only one rank sees, while the others wait in o_proj's allreduce: that rank
+    /// prints its line and aborts the job (the others never reach the failure barrier).
+    @Test func errorOnOneRankAbortsEveryRankWithItsCode() {
+        let r = MPIJob.run(ranks: 4, ["run"], timeout: 30, environment: ["MLATP_FAULT": "error", "MLATP_FAULT_RANK": "2"])
+        #expect(r.status == 4 && !r.timedOut && r.seconds < 10, "\(r)")
+        #expect(r.stderr.contains("mla-tp: rank 2: injected fault"), "\(r)")
+    }
+
     @Test func stalledRankIsEndedByTheMpirunTimeout() {
         let r = MPIJob.run(ranks: 2, ["run"], timeout: 5, environment: ["MLATP_FAULT": "stall"])
         #expect(r.status != 0 && r.seconds < 10, "\(r)")
