@@ -11,4 +11,7 @@ public enum BLAS {
 
     /// Sets OpenBLAS's thread count.
     public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(n)) }
+
+    /// OpenBLAS's thread count now.
+    public static var threads: Int { Int(openblas_get_num_threads()) }
 }

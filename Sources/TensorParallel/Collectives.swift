@@ -16,6 +16,12 @@ public final class Collectives {
     public private(set) var calls: Int = 0
     /// Wall-clock segments of the collectives since the last `resetCounters()`.
     public private(set) var segments: [(start: Double, end: Double)] = []
+    /// When true, each allreduce is preceded by a barrier whose time is recorded apart, in
+    /// `waitSeconds`: then `seconds` is the reduction itself, and `waitSeconds` is the time this
+    /// rank waited for slower ranks to arrive (load imbalance). Off by default; `bench` turns it on.
+    public var separateWait = false
+    /// Seconds spent waiting at that barrier since the last `resetCounters()` (0 unless `separateWait`).
+    public private(set) var waitSeconds: Double = 0
 
     public init(_ communicator: Communicator?) { self.communicator = communicator }
 
@@ -28,6 +34,11 @@ public final class Collectives {
     /// Sums `m` element-wise across ranks, in place. A no-op for a single rank.
     public func allReduceSum(_ m: inout Matrix) throws {
         guard let comm = communicator, comm.size > 1 else { return }
+        if separateWait {
+            let arrived = Environment.wallTime()
+            try comm.barrier()
+            waitSeconds += Environment.wallTime() - arrived
+        }
         let start = Environment.wallTime()
         try m.storage.withUnsafeMutableBufferPointer { buffer in try comm.allReduce(buffer, .sum) }
         let end = Environment.wallTime()
@@ -39,6 +50,7 @@ public final class Collectives {
 
     public func resetCounters() {
         seconds = 0
+        waitSeconds = 0
         bytes = 0
         calls = 0
         segments.removeAll(keepingCapacity: true)

@@ -11,7 +11,7 @@ struct MLATP: ParsableCommand {
             Run under mpirun, one rank per shard: `mpirun -n 4 mla-tp` runs the tiny preset with the \
             column-parallel gate and checks the result against the unsharded forward.
             """,
-        subcommands: [Run.self, Init.self, Linear.self, Diagnose.self, Plan.self, Sweep.self, SweepStep.self],
+        subcommands: [Run.self, Init.self, Linear.self, Diagnose.self, Plan.self, Sweep.self, SweepStep.self, Bench.self],
         defaultSubcommand: Run.self)
 
     /// Parses, runs, and routes every error through the one failure policy (`Failure`).
