@@ -1,0 +1,206 @@
+import Foundation
+import MLA
+import TensorCore
+import TensorParallel
+
+/// What `bench` prints on rank 0: per-rank results of each phase, and the targets with their verdicts.
+struct BenchReport: Codable {
+    /// One target of the performance issue, judged on the worst rank.
+    struct Target: Codable {
+        var name: String
+        var phase: String
+        /// The measured value and the bound it is held against (`value ≥ bound` or `value ≤ bound`).
+        var value: Double
+        var bound: Double
+        var atLeast: Bool
+        var pass: Bool
+        var detail: String
+    }
+
+    var command = "bench"
+    var model: String
+    var tp: Int
+    var gate: GateLayout
+    var hidden: Int
+    var heads: Int
+    var localHeads: Int
+    var tokens: Int
+    var repeats: Int
+    var warmup: Int
+    var decodePath: DecodePath?
+    var batch: Int?
+    var cpus: Int
+    var loadAverage: Double
+    var blasThreads: [Int]
+    var ranks: [BenchRankResult]
+    var targets: [Target]
+
+    init(model: String, config: MLAConfig, tp: Int, gate: GateLayout, loadAverage: Double, cpus: Int, tokens: Int,
+         repeats: Int, warmup: Int, decodePath: DecodePath?, batch: Int?, ranks: [BenchRankResult]) {
+        self.model = model
+        self.tp = tp
+        self.gate = gate
+        hidden = config.hiddenSize
+        heads = config.numAttentionHeads
+        localHeads = config.numAttentionHeads / tp
+        self.tokens = tokens
+        self.repeats = repeats
+        self.warmup = warmup
+        self.decodePath = decodePath
+        self.batch = batch
+        self.cpus = cpus
+        self.loadAverage = loadAverage
+        blasThreads = ranks.map(\.blasThreads)
+        self.ranks = ranks
+        targets = BenchReport.judge(ranks, tp: tp)
+    }
+
+    /// The issue's targets, each on the worst rank.
+    static func judge(_ ranks: [BenchRankResult], tp: Int) -> [Target] {
+        var list: [Target] = []
+        func add(_ name: String, _ phase: String, _ value: Double, _ bound: Double, atLeast: Bool, _ detail: String) {
+            list.append(Target(name: name, phase: phase, value: value, bound: bound, atLeast: atLeast,
+                               pass: atLeast ? value >= bound : value <= bound, detail: detail))
+        }
+        for (phase, results) in [("prefill", ranks.compactMap(\.prefill)), ("decode", ranks.compactMap(\.decode))] {
+            guard results.count == ranks.count, !results.isEmpty else { continue }
+            if phase == "prefill" {
+                let ratios = results.compactMap { r in r.sgemmFlopsPerSecond.map { r.flopsPerSecond / $0 } }
+                if let worst = ratios.min() {
+                    add("gemm-efficiency", phase, worst, 0.9, atLeast: true,
+                        "GEMM FLOPs over the whole forward's wall time ÷ same-run cblas_sgemm rate (worst rank)")
+                }
+            } else {
+                let ratios = results.compactMap { r -> Double? in
+                    guard let w = r.weightBytesPerSecond, let c = r.copyBytesPerSecond, c > 0 else { return nil }
+                    return w / c
+                }
+                if let worst = ratios.min() {
+                    add("decode-bandwidth", phase, worst, 0.7, atLeast: true,
+                        "weight bytes per step ÷ median step time, over same-run memcpy bandwidth (read + write) (worst rank)")
+                }
+            }
+            if tp > 1 {
+                let ratios = results.compactMap { r in r.rawAllReduceSeconds.map { r.allReduceSeconds.median / max($0.median, 1e-12) } }
+                if let worst = ratios.max() {
+                    add("allreduce-overhead", phase, worst, 1.2, atLeast: false,
+                        "forward's allreduce (after the barrier) ÷ raw MPI_Allreduce of the same bytes, medians (worst rank)")
+                }
+            }
+            let memory = results.map { Double($0.memory.anonymousBytes) / Double(max($0.memory.budgetBytes, 1)) }
+            add("memory", phase, memory.max() ?? 0, 1, atLeast: false,
+                "anonymous RSS ÷ (1.1 × (shard + replicated) + activations) (worst rank)")
+            let transient = results.map { r in
+                Double(max(0, r.memory.peakDuringTimedBytes - r.memory.rssBeforeTimedBytes)) / Double(max(r.memory.smallestWeightBytes, 1))
+            }
+            add("no-weight-sized-allocation", phase, transient.max() ?? 0, 1, atLeast: false,
+                "peak RSS during the timed forwards minus RSS before them ÷ the smallest local weight (worst rank)")
+            let flopsMatch = results.allSatisfy { $0.flops == $0.planFlops } && Set(results.map(\.flops)).count == 1
+            add("flops-equal-plan", phase, flopsMatch ? 1 : 0, 1, atLeast: true,
+                "FLOPs counted while executing equal FlopModel's count, on every rank")
+        }
+        // Each rank holds exactly its plan's bytes, and building the layer grew its anonymous memory by
+        // about that much (never by the full layer's).
+        let exact = ranks.allSatisfy { r in (r.prefill ?? r.decode).map { $0.memory.weightBytes == $0.memory.replicatedBytes + $0.memory.shardBytes } ?? true }
+        let growth = ranks.map { Double($0.loadedAnonymousBytes - $0.runtimeAnonymousBytes) / Double(max($0.weightBytes, 1)) }
+        add("own-shard-only", "load", exact ? growth.max() ?? 0 : 1e9, 1.1, atLeast: false,
+            "anonymous RSS added by building the layer ÷ the rank's plan bytes (shard + replicated), which must equal its weights (worst rank)")
+        return list
+    }
+
+    func json() throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return String(decoding: try encoder.encode(self), as: UTF8.self)
+    }
+
+    // MARK: text
+
+    static func ms(_ s: Double) -> String { String(format: s < 0.01 ? "%.3f" : "%.1f", s * 1e3) }
+    static func range(_ s: BenchStats) -> String { "\(ms(s.median)) [\(ms(s.min))–\(ms(s.max))]" }
+    static func rate(_ r: Double) -> String { String(format: "%.1f", r / 1e9) }
+    static func mb(_ n: Int) -> String { String(format: "%.1f", Double(n) / 1e6) }
+
+    func text() -> String {
+        var s = "mla-tp bench: model \(model), tp=\(tp), gate \(gate.rawValue), \(localHeads) of \(heads) heads per rank, "
+        s += "\(blasThreads.first ?? 1) BLAS thread\(blasThreads.first == 1 ? "" : "s") per rank, \(cpus) CPUs, "
+        s += String(format: "load average %.2f at start\n", loadAverage)
+        s += "\(warmup) warm-up + \(repeats) timed forward\(repeats == 1 ? "" : "s") per phase; times are median [min–max] in ms\n"
+        if let p = ranks.first?.prefill { s += "\n" + prefillText(p) }
+        if let d = ranks.first?.decode { s += "\n" + decodeText(d) }
+        s += "\nMemory per rank (MB; budget = 1.1 × weights + activations [+ KV cache])\n"
+        var rows: [[String]] = []
+        for r in ranks {
+            for (name, p) in [("prefill", r.prefill), ("decode", r.decode)] {
+                guard let m = p?.memory else { continue }
+                rows.append(["\(r.rank)", name, Self.mb(m.anonymousBytes), Self.mb(m.pssBytes), Self.mb(r.runtimeAnonymousBytes),
+                             Self.mb(m.shardBytes) + " + " + Self.mb(m.replicatedBytes), Self.mb(m.activationBytes),
+                             Self.mb(m.budgetBytes), Self.mb(max(0, m.peakDuringTimedBytes - m.rssBeforeTimedBytes)),
+                             Self.mb(m.fullLayerBytes)])
+            }
+        }
+        s += table(["rank", "phase", "anon RSS", "PSS", "runtime", "shard + replicated", "activations", "budget",
+                    "peak growth in timed", "full layer"], rows) + "\n"
+        s += "\nTargets (worst rank)\n"
+        s += table(["target", "phase", "measured", "bound", "verdict"], targets.map {
+            [$0.name, $0.phase, String(format: "%.3f", $0.value), ($0.atLeast ? "≥ " : "≤ ") + String(format: "%.2f", $0.bound),
+             $0.pass ? "PASS" : "MISS"]
+        }) + "\n"
+        return s
+    }
+
+    func prefillText(_ first: BenchPhaseResult) -> String {
+        var s = "Prefill: \(first.tokensPerForward) tokens in \(first.sequences) sequence\n"
+        let rows: [[String]] = ranks.compactMap { r in
+            guard let p = r.prefill else { return nil }
+            let ratio = p.sgemmFlopsPerSecond.map { String(format: "%.1f%%", 100 * p.flopsPerSecond / $0) } ?? "–"
+            return ["\(r.rank)", Self.range(p.totalSeconds), Self.ms(p.computeSeconds.median), Self.ms(p.allReduceSeconds.median),
+                    Self.ms(p.allReduceWaitSeconds.median), String(format: "%.3f", Double(p.flops) / 1e9),
+                    Self.rate(p.flopsPerSecond), p.sgemmFlopsPerSecond.map(Self.rate) ?? "–", ratio]
+        }
+        s += table(["rank", "forward", "compute", "allreduce", "wait", "GFLOP", "GFLOP/s", "sgemm GFLOP/s", "of sgemm"], rows) + "\n"
+        if let shape = first.sgemmShape {
+            s += "sgemm reference: x [\(shape[0]), \(shape[2])] · Wᵀ, W [\(shape[1]), \(shape[2])] (the layer's largest hidden-wide weight), same run\n"
+        }
+        s += reduceText(ranks.compactMap { r in r.prefill.map { (r.rank, $0) } })
+        s += flopsText(ranks.compactMap(\.prefill))
+        return s
+    }
+
+    func decodeText(_ first: BenchPhaseResult) -> String {
+        var s = "Decode (\(decodePath?.rawValue ?? "?")): \(first.sequences) sequence\(first.sequences == 1 ? "" : "s") × 1 new token per step, "
+        s += "context \(first.contextFirst ?? 0)…\(first.contextLast ?? 0) cached tokens\n"
+        let rows: [[String]] = ranks.compactMap { r in
+            guard let p = r.decode else { return nil }
+            let ratio = p.weightBytesPerSecond.flatMap { w in p.copyBytesPerSecond.map { String(format: "%.1f%%", 100 * w / $0) } } ?? "–"
+            return ["\(r.rank)", Self.range(p.totalSeconds), Self.ms(p.computeSeconds.median), Self.ms(p.allReduceSeconds.median),
+                    Self.ms(p.allReduceWaitSeconds.median), Self.mb(p.weightBytesPerToken ?? 0),
+                    p.weightBytesPerSecond.map(Self.rate) ?? "–", p.copyBytesPerSecond.map(Self.rate) ?? "–", ratio]
+        }
+        s += table(["rank", "step", "compute", "allreduce", "wait", "weight MB/token", "weight GB/s", "memcpy GB/s", "of memcpy"], rows) + "\n"
+        s += "memcpy GB/s counts bytes read + written; a step streams every local weight once\n"
+        s += reduceText(ranks.compactMap { r in r.decode.map { (r.rank, $0) } })
+        s += flopsText(ranks.compactMap(\.decode))
+        return s
+    }
+
+    func reduceText(_ results: [(Int, BenchPhaseResult)]) -> String {
+        guard tp > 1, let first = results.first?.1 else { return "Allreduce: none (tp=1)\n" }
+        var s = "Allreduce of \(Self.mb(first.allReduceBytes)) MB per forward vs a raw MPI_Allreduce of the same bytes (medians, ms):"
+        for (rank, p) in results {
+            guard let raw = p.rawAllReduceSeconds else { continue }
+            s += String(format: " rank %d %@ vs %@ (%.2f×);", rank, Self.ms(p.allReduceSeconds.median), Self.ms(raw.median),
+                        p.allReduceSeconds.median / max(raw.median, 1e-12))
+        }
+        return String(s.dropLast()) + "\n"
+    }
+
+    func flopsText(_ results: [BenchPhaseResult]) -> String {
+        guard let first = results.first else { return "" }
+        let equal = results.allSatisfy { $0.flops == $0.planFlops }
+        return String(format: "FLOPs per rank: counted %.6f GFLOP (projections %.6f, attention %.6f), plan %.6f GFLOP: %@\n",
+                      Double(first.flops) / 1e9, Double(first.projectionFlops) / 1e9, Double(first.attentionFlops) / 1e9, Double(first.planFlops) / 1e9,
+                      equal ? "equal on every rank" : "DIFFERENT")
+    }
+}
