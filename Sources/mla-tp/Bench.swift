@@ -55,15 +55,35 @@ struct Bench: ParsableCommand {
     @Flag(help: "Print the report as one JSON document.")
     var json = false
 
+    @Flag(help: "Print one markdown table row per phase (with the header), as docs/performance.md shows them.")
+    var markdown = false
+
+    @Option(help: "Render a report saved with --json (as text, or --markdown) instead of running; needs no mpirun.")
+    var fromJson: String?
+
     func validate() throws {
         guard tokens >= 1 else { throw ValidationError("--tokens \(tokens) must be at least 1") }
         guard repeats >= 1 else { throw ValidationError("--repeat \(repeats) must be at least 1") }
         guard warmup >= 0 else { throw ValidationError("--warmup \(warmup) must be ≥ 0") }
         guard batch >= 1 else { throw ValidationError("--batch \(batch) must be at least 1") }
         guard copyMib >= 1 else { throw ValidationError("--copy-mib \(copyMib) must be at least 1") }
+        guard !(json && markdown) else { throw ValidationError("--json and --markdown cannot be combined — pick one") }
     }
 
     func run() throws {
+        if let fromJson {
+            guard let data = FileManager.default.contents(atPath: fromJson) else {
+                throw CLIError.input("cannot read \(fromJson) — pass a file written by `mla-tp bench --json`")
+            }
+            let report: BenchReport
+            let decoder = JSONDecoder()
+            decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+            do { report = try decoder.decode(BenchReport.self, from: data) } catch {
+                throw CLIError.input("\(fromJson) is not a bench report (\(error)) — pass a file written by `mla-tp bench --json`")
+            }
+            RankOutputShim.out(json ? try report.json() : markdown ? report.markdown() : report.text())
+            return
+        }
         let world = try Runtime.start()
         let load = loadAverage()
         let runtimeMemory = ProcessMemory.current()
@@ -101,7 +121,7 @@ struct Bench: ParsableCommand {
                                      cpus: ProcessInfo.processInfo.activeProcessorCount, tokens: tokens, repeats: repeats,
                                      warmup: warmup, decodePath: phases.contains(.decode) ? decode : nil,
                                      batch: phases.contains(.decode) ? batch : nil, ranks: ranks)
-            RankOutput(rank: rank).printRoot(json ? try report.json() : report.text())
+            RankOutput(rank: rank).printRoot(json ? try report.json() : markdown ? report.markdown() : report.text())
         }
         try Environment.finalize()
     }

@@ -150,6 +150,41 @@ struct BenchReport: Codable {
         return s
     }
 
+    /// The markdown header of `markdown()`'s rows.
+    static let markdownHeader = """
+        | model | tp | phase | tokens | forward ms, median [min–max] | compute ms | allreduce ms (raw MPI) | GFLOP/s (of sgemm) | weight GB/s (of memcpy) | anon RSS / budget MB | load |
+        |---|---|---|---|---|---|---|---|---|---|---|
+        """
+
+    /// One row per phase: the slowest rank's times, the worst rank's ratios, the largest memory.
+    func markdown() -> String {
+        var lines = [Self.markdownHeader]
+        for (name, results) in [("prefill", ranks.compactMap(\.prefill)), ("decode", ranks.compactMap(\.decode))] {
+            guard let slowest = results.max(by: { $0.totalSeconds.median < $1.totalSeconds.median }) else { continue }
+            let tokens = name == "prefill" ? "\(slowest.tokensPerForward)"
+                : "\(slowest.sequences)×1 @ \(slowest.contextFirst ?? 0) cached"
+            let reduce: String
+            if tp > 1, let worst = results.max(by: { $0.allReduceSeconds.median < $1.allReduceSeconds.median }) {
+                reduce = "\(Self.ms(worst.allReduceSeconds.median)) (\(worst.rawAllReduceSeconds.map { Self.ms($0.median) } ?? "–"))"
+            } else {
+                reduce = "–"
+            }
+            let gemm = results.compactMap { r in r.sgemmFlopsPerSecond.map { (r.flopsPerSecond, r.flopsPerSecond / $0) } }.min { $0.1 < $1.1 }
+            let rate = gemm.map { String(format: "%.1f (%.0f%%)", $0.0 / 1e9, 100 * $0.1) } ?? Self.rate(slowest.flopsPerSecond)
+            let band = results.compactMap { r -> (Double, Double)? in
+                guard let w = r.weightBytesPerSecond, let c = r.copyBytesPerSecond, c > 0 else { return nil }
+                return (w, w / c)
+            }.min { $0.1 < $1.1 }
+            let bandwidth = band.map { String(format: "%.1f (%.0f%%)", $0.0 / 1e9, 100 * $0.1) } ?? "–"
+            let memory = results.max { $0.memory.anonymousBytes < $1.memory.anonymousBytes }.map {
+                "\(Self.mb($0.memory.anonymousBytes)) / \(Self.mb($0.memory.budgetBytes))"
+            } ?? "–"
+            lines.append("| \(model) | \(tp) | \(name) | \(tokens) | \(Self.range(slowest.totalSeconds)) | \(Self.ms(slowest.computeSeconds.median)) | "
+                         + "\(reduce) | \(rate) | \(bandwidth) | \(memory) | \(String(format: "%.2f", loadAverage)) |")
+        }
+        return lines.joined(separator: "\n")
+    }
+
     func prefillText(_ first: BenchPhaseResult) -> String {
         var s = "Prefill: \(first.tokensPerForward) tokens in \(first.sequences) sequence\n"
         let rows: [[String]] = ranks.compactMap { r in
