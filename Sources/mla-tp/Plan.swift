@@ -16,8 +16,8 @@ struct Plan: ParsableCommand {
             mla-tp plan --preset deepseek-v3 --tp 8 --hardware h100
             mla-tp plan --preset deepseek-v2-lite --tp 2 --hardware cpu-measured [--rates FILE]
             --hardware takes h100, h200, cpu-measured or custom:TFLOPS,HBM_GBps,LINK_GBps,LINK_LATENCY_us.
-            cpu-measured measures this machine's sgemm, copy and MPI allreduce rates with a short \
-            `mpirun -n 2 mla-tp sweep-step --probe` (or reads them from --rates).
+            cpu-measured measures this machine's sgemm (at the prefill's [T, hidden] shape), copy and MPI \
+            allreduce rates with a short `mpirun -n 2 mla-tp sweep-step --probe` (or reads them from --rates).
             """)
 
     @OptionGroup var model: ModelOptions
@@ -50,18 +50,21 @@ struct Plan: ParsableCommand {
         try config.validate(tp: tp)
         let lengths = try InputOptions.parse(seqs.map { ["--seqs", $0] } ?? ["--tokens", "\(tokens)"])
             .batch().cuSeqlens.adjacentPairs().map { $1 - $0 }
-        let hw = try hardware.map { try Plan.hardware($0, ratesFile: rates) }
+        let probeShape = MeasuredRates.probeShape(tokens: lengths.reduce(0, +), config: config)
+        let payload = ShardingPlan.allReduceBytes(tokens: max(lengths.reduce(0, +), 1), config: config)
+        let hw = try hardware.map { try Plan.hardware($0, ratesFile: rates, probeShape: probeShape, allReduceBytes: payload) }
         let report = PlanReport(config: config, model: name, tp: tp, gate: model.gate, sequenceLengths: lengths, hardware: hw)
         RankOutputShim.out(json ? try report.json() : report.text())
     }
 
     /// The hardware named by `--hardware`.
-    static func hardware(_ spec: String, ratesFile: String?) throws -> Hardware {
+    static func hardware(_ spec: String, ratesFile: String?, probeShape: String = "1024,1024,1024",
+                         allReduceBytes: Int = 4 << 20) throws -> Hardware {
         switch spec {
         case "h100": return .h100
         case "h200": return .h200
         case "cpu-measured":
-            let measured = try ratesFile.map { try MeasuredRates.load($0) } ?? MeasuredRates.probe()
+            let measured = try ratesFile.map { try MeasuredRates.load($0) } ?? MeasuredRates.probe(shape: probeShape, allReduceBytes: allReduceBytes)
             return measured.hardware
         default:
             if spec.hasPrefix("custom:") {

@@ -4,17 +4,19 @@ import MLA
 /// This machine's rates, measured by `mla-tp sweep-step --probe` under `mpirun -n 2`:
 /// the inputs of `--hardware cpu-measured`.
 struct MeasuredRates: Codable {
-    /// `cblas_sgemm` 1024³ (f32, one BLAS thread), per rank with every rank busy, FLOP/s.
+    /// `cblas_sgemm` at `sgemmShape` (f32, one BLAS thread), per rank with every rank busy, FLOP/s (best of 5).
     var sgemmFlopsPerSecond: Double
-    /// `memcpy` of 64 MiB, bytes read + written per second (STREAM's convention), per rank with every rank busy.
+    /// `memcpy` of 64 MiB, bytes read + written per second (STREAM's convention), per rank with every rank busy (best of 5).
     var copyBytesPerSecond: Double
     /// In-place f32 sum allreduce of `allReduceLargeBytes` over `ranks` ranks: bytes a rank sends
     /// (2(p−1)/p · n) per second, after the latency term is taken off.
     var allReduceBytesPerSecond: Double
-    /// The small allreduce's time over its 2(p−1) ring steps, seconds per step.
+    /// The small allreduce's time (best of 5 × 50 calls) over its 2(p−1) ring steps, seconds per step.
     var allReduceStepLatencySeconds: Double
     var allReduceLargeBytes: Int
     var allReduceSmallBytes: Int
+    /// M, N, K of the probe's sgemm: x [M, K] · Wᵀ with W [N, K].
+    var sgemmShape: [Int]?
     /// Ranks of the probe and cores of the machine.
     var ranks: Int
     var cores: Int
@@ -23,8 +25,8 @@ struct MeasuredRates: Codable {
         Hardware(name: "cpu-measured", flopsPerSecond: sgemmFlopsPerSecond, memoryBytesPerSecond: copyBytesPerSecond,
                  linkBytesPerSecond: allReduceBytesPerSecond, linkLatencySeconds: allReduceStepLatencySeconds,
                  bytesPerElement: 4, cores: cores,
-                 source: String(format: "measured here: sgemm %.1f GFLOP/s per rank, copy %.1f GB/s, MPI allreduce %.2f GB/s + %.2f µs per ring step, %d cores",
-                                sgemmFlopsPerSecond / 1e9, copyBytesPerSecond / 1e9, allReduceBytesPerSecond / 1e9,
+                 source: String(format: "measured here: sgemm %@ %.1f GFLOP/s per rank, copy %.1f GB/s, MPI allreduce %.2f GB/s + %.2f µs per ring step, %d cores",
+                                (sgemmShape ?? [1024, 1024, 1024]).map(String.init).joined(separator: "×"), sgemmFlopsPerSecond / 1e9, copyBytesPerSecond / 1e9, allReduceBytesPerSecond / 1e9,
                                 allReduceStepLatencySeconds * 1e6, cores))
     }
 
@@ -38,10 +40,17 @@ struct MeasuredRates: Codable {
     }
 
     /// Runs the probe as a child `mpirun -n 2` job (plan itself never starts MPI) and reads its result.
-    static func probe() throws -> MeasuredRates {
+    /// The probe's sgemm shape for a forward of `tokens` tokens: x [T, hidden] · Wᵀ with W
+    /// [min(hidden, 4096), hidden] (the hidden-wide projections dominate the FLOPs).
+    static func probeShape(tokens: Int, config: MLAConfig) -> String {
+        "\(max(tokens, 1)),\(min(config.hiddenSize, 4096)),\(config.hiddenSize)"
+    }
+
+    static func probe(shape: String = "1024,1024,1024", allReduceBytes: Int = 4 << 20) throws -> MeasuredRates {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("mla-tp-rates-\(getpid()).json").path
         defer { try? FileManager.default.removeItem(atPath: file) }
-        let r = MPILaunch.run(ranks: 2, ["sweep-step", "--probe", "--out", file], timeout: 120)
+        let r = MPILaunch.run(ranks: 2, ["sweep-step", "--probe", "--probe-shape", shape,
+                                                      "--probe-allreduce-bytes", "\(allReduceBytes)", "--out", file], timeout: 120)
         guard r.status == 0 else {
             throw CLIError(code: .internal, message: "the rate probe (mpirun -n 2 mla-tp sweep-step --probe) failed with status \(r.status): "
                            + "\(r.stderr.split(separator: "\n").last ?? "") — check that mpirun works, or pass --rates FILE")

@@ -27,6 +27,12 @@ struct Sweep: ParsableCommand {
     @Option(help: "Timed forwards per tp (after one warm-up).")
     var repeats: Int = 5
 
+    @Option(help: "Also time decode steps (one token, absorbed path) after this many cached tokens, and project them.")
+    var decodeContext: Int?
+
+    @Option(help: "Decode path of --decode-context: naive or absorbed.")
+    var decode: DecodePath = .absorbed
+
     @Option(help: "Tokens of the check run against the unsharded forward (0: skip the check).")
     var checkTokens: Int = 16
 
@@ -35,6 +41,12 @@ struct Sweep: ParsableCommand {
 
     @Option(help: "Seconds each mpirun job may take.")
     var timeout: Int = 600
+
+    @Option(help: "On a shared machine: before each timed job, wait (up to --max-wait seconds) until the 1-minute load average is below this.")
+    var waitForIdle: Double?
+
+    @Option(help: "Longest wait for --wait-for-idle, seconds.")
+    var maxWait: Int = 600
 
     func validate() throws {
         guard (try? tpList()) != nil else { throw ValidationError("--tp \(tp) must be comma-separated positive integers, e.g. 1,2,4,8") }
@@ -64,19 +76,26 @@ struct Sweep: ParsableCommand {
         let (config, name) = try model.loadConfig()
         for k in tps { try config.validate(tp: k) }
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        let progress = Progress(total: 1 + tps.count * (checkTokens > 0 ? 2 : 1))
+        let progress = Progress(total: 1 + tps.count * (1 + (checkTokens > 0 ? 1 : 0) + (decodeContext != nil ? 1 : 0)))
 
         // The machine's rates, measured once (what `plan --hardware cpu-measured` uses).
         let ratesFile = (out as NSString).appendingPathComponent("rates.json")
-        let probe = progress.run("rate probe (2 ranks)", ranks: 2, ["sweep-step", "--probe", "--out", ratesFile], timeout: 120)
+        let shape = MeasuredRates.probeShape(tokens: tokens, config: config)
+        let payload = "\(ShardingPlan.allReduceBytes(tokens: tokens, config: config))"
+        progress.waitForIdle(waitForIdle, maxWait: maxWait)
+        let probeLoad = currentLoadAverage()
+        let probe = progress.run("rate probe (2 ranks)", ranks: 2, ["sweep-step", "--probe", "--probe-shape", shape, "--probe-allreduce-bytes", payload, "--out", ratesFile], timeout: 120)
         guard probe.status == 0 else { throw childFailure("the rate probe", probe) }
         let rates = try MeasuredRates.load(ratesFile)
 
         var rows: [SweepRow] = []
         for k in tps {
             let stepFile = (out as NSString).appendingPathComponent("step-tp\(k).json")
+            progress.waitForIdle(waitForIdle, maxWait: maxWait)
+            let load = currentLoadAverage()
             let r = progress.run("tp=\(k): \(repeats) timed forwards of \(tokens) tokens", ranks: k,
-                                 ["sweep-step"] + modelArgs + ["--tokens", "\(tokens)", "--repeats", "\(repeats)", "--probe-first", "--out", stepFile],
+                                 ["sweep-step"] + modelArgs + ["--tokens", "\(tokens)", "--repeats", "\(repeats)", "--probe-first", "--probe-shape", shape,
+                                                         "--probe-allreduce-bytes", payload, "--out", stepFile],
                                  timeout: timeout)
             guard r.status == 0 else { throw childFailure("tp=\(k) timing", r) }
             let step = try JSONDecoder().decode(StepResult.self, from: Data(contentsOf: URL(fileURLWithPath: stepFile)))
@@ -87,11 +106,26 @@ struct Sweep: ParsableCommand {
                 guard c.status == 0 else { throw childFailure("tp=\(k) check", c) }
                 check = try parseCheck(c.stdout)
             }
-            rows.append(SweepRow(config: config, tp: k, gate: model.gate, tokens: tokens, step: step, rates: rates, check: check))
+            var row = SweepRow(config: config, tp: k, gate: model.gate, tokens: tokens, step: step, rates: rates, check: check)
+            row.loadAverage = load
+            if let decodeContext {
+                let decodeFile = (out as NSString).appendingPathComponent("decode-tp\(k).json")
+                progress.waitForIdle(waitForIdle, maxWait: maxWait)
+                let d = progress.run("tp=\(k): \(repeats) decode steps (\(decode.rawValue)) after \(decodeContext) cached tokens", ranks: k,
+                                     ["sweep-step"] + modelArgs + ["--context", "\(decodeContext)", "--decode", decode.rawValue,
+                                                                   "--repeats", "\(repeats)", "--probe-first", "--probe-shape", shape,
+                                                                   "--probe-allreduce-bytes", "\(ShardingPlan.allReduceBytes(tokens: 1, config: config))",
+                                                                   "--out", decodeFile],
+                                     timeout: timeout)
+                guard d.status == 0 else { throw childFailure("tp=\(k) decode timing", d) }
+                let dstep = try JSONDecoder().decode(StepResult.self, from: Data(contentsOf: URL(fileURLWithPath: decodeFile)))
+                row.addDecode(config: config, gate: model.gate, context: decodeContext, path: decode, step: dstep, rates: rates)
+            }
+            rows.append(row)
         }
         progress.finish()
 
-        let report = SweepReport(model: name, gate: model.gate, tokens: tokens, rates: rates, rows: rows,
+        let report = SweepReport(model: name, gate: model.gate, tokens: tokens, rates: rates, probeLoadAverage: probeLoad, rows: rows,
                                  h100: tps.map { Projection(cost: FlopModel.prefill(config: config, tp: $0, gate: model.gate, sequenceLengths: [tokens]),
                                                             tokens: tokens, config: config, tp: $0, hardware: .h100) })
         let encoder = JSONEncoder()
@@ -145,9 +179,26 @@ final class Progress {
         return r
     }
 
+    /// Waits until the 1-minute load average drops below `limit` (no wait when nil), showing it.
+    func waitForIdle(_ limit: Double?, maxWait: Int) {
+        guard let limit else { return }
+        let begin = Date()
+        while let load = currentLoadAverage(), load >= limit, Date().timeIntervalSince(begin) < Double(maxWait) {
+            RankOutput.write(String(format: "%@waiting for the load average to drop below %.2f (now %.2f, waited %.0f s)%@",
+                                    tty ? "\r\u{1B}[K" : "", limit, load, Date().timeIntervalSince(begin), tty ? "" : "\n"), fd: 2)
+            sleep(tty ? 2 : 10)
+        }
+    }
+
     func finish() {
         RankOutput.write(String(format: "sweep: %d jobs in %.1f s\n", done, Date().timeIntervalSince(start)), fd: 2)
     }
+}
+
+/// The 1-minute load average from /proc/loadavg.
+func currentLoadAverage() -> Double? {
+    guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8) else { return nil }
+    return text.split(separator: " ").first.flatMap { Double($0) }
 }
 
 /// One tp of the sweep: measured, projected and checked.
@@ -163,9 +214,35 @@ struct SweepRow: Codable {
     var projectedSameJob: Projection?
     var checkRelative: Double?
     var checkAnonymousBytes: [Int]?
+    /// The machine's 1-minute load average when the timed job started (other work shares the cores).
+    var loadAverage: Double?
+    /// Decode steps (`--decode-context`): measured, projected, error against the fastest step.
+    var decodeStep: StepResult?
+    var decodeProjected: Projection?
+    var decodeProjectedSameJob: Projection?
+    var decodeError: Double?
+    var decodeErrorSameJob: Double?
 
-    var error: Double { projected.totalSeconds / step.seconds - 1 }
-    var errorSameJob: Double? { projectedSameJob.map { $0.totalSeconds / step.seconds - 1 } }
+    mutating func addDecode(config: MLAConfig, gate: GateLayout, context: Int, path: DecodePath, step: StepResult, rates: MeasuredRates) {
+        // The timed steps run at contexts context+1 … context+repeats (the warm-up adds one); plan the middle one.
+        let cost = FlopModel.decode(config: config, tp: tp, gate: gate, contexts: [context + 1 + step.repeats / 2], path: path)
+        let p = Projection(cost: cost, tokens: 1, config: config, tp: tp, hardware: rates.hardware)
+        decodeStep = step
+        decodeProjected = p
+        decodeError = p.totalSeconds / step.bestSeconds - 1
+        if var same = step.rates?.hardware {
+            same.cores = nil
+            if tp == 1 { same.linkBytesPerSecond = rates.allReduceBytesPerSecond }
+            let q = Projection(cost: cost, tokens: 1, config: config, tp: tp, hardware: same)
+            decodeProjectedSameJob = q
+            decodeErrorSameJob = q.totalSeconds / step.bestSeconds - 1
+        }
+    }
+
+    /// projected / measured − 1, against the fastest forward (best of the repeats) and the median.
+    var error: Double = 0
+    var errorVsMedian: Double = 0
+    var errorSameJob: Double?
 
     init(config: MLAConfig, tp: Int, gate: GateLayout, tokens: Int, step: StepResult, rates: MeasuredRates,
          check: (relative: Double, memory: [Int])?) {
@@ -182,6 +259,9 @@ struct SweepRow: Codable {
         }
         checkRelative = check?.relative
         checkAnonymousBytes = check?.memory
+        error = projected.totalSeconds / step.bestSeconds - 1
+        errorVsMedian = projected.totalSeconds / step.seconds - 1
+        errorSameJob = projectedSameJob.map { $0.totalSeconds / step.bestSeconds - 1 }
     }
 }
 
@@ -190,23 +270,35 @@ struct SweepReport: Codable {
     var gate: GateLayout
     var tokens: Int
     var rates: MeasuredRates
+    var probeLoadAverage: Double?
     var rows: [SweepRow]
     /// The same forward projected on one H100 SXM per rank.
     var h100: [Projection]
 
     func text() -> String {
         var s = "\nmla-tp sweep: model \(model), gate \(gate.rawValue), prefill of \(tokens) tokens, "
-        s += "median of \(rows.first?.step.repeats ?? 0) forwards (first rank's start to last rank's end)\n"
+        s += "best and median of \(rows.first?.step.repeats ?? 0) forwards (first rank's start to last rank's end)\n"
         s += "rates (probe, 2 ranks): \(rates.hardware.source)\n\n"
-        s += table(["tp", "time", "compute", "allreduce", "projected", "error", "error (same-job rates)",
-                    "weights/rank", "anon RSS/rank (max)", "max rel. error vs unsharded"], rows.map { r in
-            [String(r.tp), formatSeconds(r.step.seconds), formatSeconds(r.step.computeSeconds), formatSeconds(r.step.allReduceSeconds),
-             formatSeconds(r.projected.totalSeconds), String(format: "%+.0f%%", 100 * r.error),
+        s += table(["tp", "best", "compute", "allreduce", "median", "projected", "error", "vs median", "error (same-job rates)",
+                    "weights/rank", "anon RSS/rank (max)", "max rel. error vs unsharded", "load"], rows.map { r in
+            [String(r.tp), formatSeconds(r.step.bestSeconds), formatSeconds(r.step.bestSeconds - r.step.bestAllReduceSeconds),
+             formatSeconds(r.step.bestAllReduceSeconds), formatSeconds(r.step.seconds),
+             formatSeconds(r.projected.totalSeconds), String(format: "%+.0f%%", 100 * r.error), String(format: "%+.0f%%", 100 * r.errorVsMedian),
              r.errorSameJob.map { String(format: "%+.0f%%", 100 * $0) } ?? "—",
              formatBytes(r.weightBytesPerRank), formatBytes(r.anonymousBytesMax),
-             r.checkRelative.map { String(format: "%.2e", $0) } ?? "—"]
+             r.checkRelative.map { String(format: "%.2e", $0) } ?? "—", r.loadAverage.map { String(format: "%.2f", $0) } ?? "—"]
         }) + "\n"
-        s += "error = projected / measured − 1. Projected on one H100 SXM per rank (BF16): "
+        if rows.contains(where: { $0.decodeStep != nil }) {
+            let d = rows.compactMap(\.decodeStep).first!
+            s += "\nDecode (\(d.decode?.rawValue ?? "?")): one new token after \(d.context ?? 0)+ cached tokens\n"
+            s += table(["tp", "best", "compute", "allreduce", "median", "projected", "error", "error (same-job rates)"], rows.compactMap { r in
+                guard let st = r.decodeStep, let p = r.decodeProjected else { return nil }
+                return [String(r.tp), formatSeconds(st.bestSeconds), formatSeconds(st.bestSeconds - st.bestAllReduceSeconds),
+                        formatSeconds(st.bestAllReduceSeconds), formatSeconds(st.seconds), formatSeconds(p.totalSeconds),
+                        String(format: "%+.0f%%", 100 * (r.decodeError ?? 0)), r.decodeErrorSameJob.map { String(format: "%+.0f%%", 100 * $0) } ?? "—"]
+            }) + "\n"
+        }
+        s += "error = projected / best − 1 (rates: best of their repeats too); allreduce = mean over ranks, waiting included. Projected on one H100 SXM per rank (BF16): "
         s += zip(rows, h100).map { "tp=\($0.tp) \(formatSeconds($1.totalSeconds))" }.joined(separator: ", ") + "\n"
         return s
     }
@@ -233,8 +325,8 @@ enum SweepFigures {
         let step = row.step
         let chart = TimelineChart(
             title: "One forward per rank: \(model), tp=\(row.tp), \(step.tokens) tokens",
-            subtitle: String(format: "measured; the repeat nearest the median (%.1f ms) of %d; shared clock from the first rank's start",
-                             step.seconds * 1e3, step.repeats),
+            subtitle: String(format: "measured: the fastest of %d forwards (%.1f ms; median %.1f ms); one clock, 0 = the first rank's start",
+                             step.repeats, step.bestSeconds * 1e3, step.seconds * 1e3),
             lanes: (0..<step.tp).map { "rank \($0)" },
             segments: step.timeline.map { $0.map { TimelineChart.Segment(kind: $0.kind, start: $0.start * 1e3, end: $0.end * 1e3) } },
             kinds: [("compute", Palette.blue), ("allreduce", Palette.vermillion)], xTitle: "time (ms)")
@@ -264,8 +356,8 @@ enum SweepFigures {
     static func timeVsProjection(_ report: SweepReport) -> String {
         let rows = report.rows
         var series: [LineChart.Series] = [
-            .init(name: "measured", points: rows.map { (log2(Double($0.tp)), $0.step.seconds * 1e3) }, color: Palette.blue),
-            .init(name: "measured compute", points: rows.map { (log2(Double($0.tp)), $0.step.computeSeconds * 1e3) }, color: Palette.sky),
+            .init(name: "measured (best)", points: rows.map { (log2(Double($0.tp)), $0.step.bestSeconds * 1e3) }, color: Palette.blue),
+            .init(name: "measured (median)", points: rows.map { (log2(Double($0.tp)), $0.step.seconds * 1e3) }, color: Palette.sky),
             .init(name: "projected (rate probe)", points: rows.map { (log2(Double($0.tp)), $0.projected.totalSeconds * 1e3) },
                   color: Palette.orange, dashed: true),
         ]

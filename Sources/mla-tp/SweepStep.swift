@@ -34,21 +34,28 @@ struct SweepStep: ParsableCommand {
     @Flag(help: "Measure the rates first, in the same job, then time the forward (the result holds both).")
     var probeFirst = false
 
+    @Option(help: "Shape M,N,K of the probe's sgemm (x [M, K] · Wᵀ with W [N, K]); sweep and plan pass the forward's tokens and hidden size.")
+    var probeShape: String = "1024,1024,1024"
+
+    @Option(help: "Bytes of the probe's large allreduce (sweep and plan pass the forward's [T, hidden] f32 payload).")
+    var probeAllreduceBytes: Int = 4 << 20
+
     @Option(help: "Write the JSON result here (rank 0), else print it.")
     var out: String?
 
     func validate() throws {
         guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
         guard tokens >= 0, (context ?? 0) >= 0 else { throw ValidationError("--tokens and --context must be ≥ 0") }
+        guard shape.count == 3, shape.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--probe-shape \(probeShape) needs M,N,K ≥ 1") }
     }
 
     func run() throws {
         let world = try Runtime.start()
         let text: String
         if probe {
-            text = try encode(try RateProbe.measure(world))
+            text = try encode(try RateProbe.measure(world, shape: shape, allReduceBytes: probeAllreduceBytes))
         } else {
-            let rates = probeFirst ? try RateProbe.measure(world) : nil
+            let rates = probeFirst ? try RateProbe.measure(world, shape: shape, allReduceBytes: probeAllreduceBytes) : nil
             var result = try time(world)
             result.rates = rates
             text = try encode(result)
@@ -58,6 +65,8 @@ struct SweepStep: ParsableCommand {
         }
         try Environment.finalize()
     }
+
+    var shape: [Int] { probeShape.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
 
     func encode<T: Encodable>(_ value: T) throws -> String {
         let e = JSONEncoder()
@@ -137,11 +146,15 @@ struct StepResult: Codable {
     var forwardSeconds: [Double]
     /// Median of `forwardSeconds`.
     var seconds: Double
+    /// Fastest of `forwardSeconds` (the least disturbed by other work on a shared machine),
+    /// and the mean allreduce time over ranks in that repeat.
+    var bestSeconds: Double
+    var bestAllReduceSeconds: Double
     /// Median over repeats of the mean allreduce time over ranks; compute is the rest.
     var allReduceSeconds: Double
     var computeSeconds: Double { seconds - allReduceSeconds }
     var ranks: [RankStat]
-    /// The repeat nearest the median, per rank, on a shared clock starting at 0.
+    /// The fastest repeat, per rank, on a shared clock starting at 0.
     var timeline: [[Segment]]
     /// Rates measured in the same job just before (`--probe-first`).
     var rates: MeasuredRates?
@@ -165,13 +178,15 @@ struct StepResult: Codable {
         forwardSeconds = durations
         seconds = median(durations)
         allReduceSeconds = median(reduces)
+        let fastest = durations.indices.min { durations[$0] < durations[$1] } ?? 0
+        bestSeconds = durations.isEmpty ? 0 : durations[fastest]
+        bestAllReduceSeconds = reduces.isEmpty ? 0 : reduces[fastest]
         ranks = (0..<tp).map { r in
             RankStat(rank: r, anonymousBytes: Int(stats[3 * r]), weightBytes: Int(stats[3 * r + 1]), flops: Int(stats[3 * r + 2]),
                      forwardSeconds: median((0..<repeats).map { at(r, $0, 1) - at(r, $0, 0) }),
                      allReduceSeconds: median((0..<repeats).map { at(r, $0, 2) < 0 ? 0 : at(r, $0, 3) - at(r, $0, 2) }))
         }
-        let mid = median(durations)
-        let pick = durations.indices.min { abs(durations[$0] - mid) < abs(durations[$1] - mid) } ?? 0
+        let pick = fastest
         let origin = (0..<tp).map { at($0, pick, 0) }.min() ?? 0
         timeline = (0..<tp).map { r in
             let (t0, t1, a0, a1) = (at(r, pick, 0) - origin, at(r, pick, 1) - origin, at(r, pick, 2) - origin, at(r, pick, 3) - origin)
@@ -190,21 +205,22 @@ func median(_ xs: [Double]) -> Double {
 
 /// The rate probe: every rank busy at once, as in a forward.
 enum RateProbe {
-    static func measure(_ world: Communicator) throws -> MeasuredRates {
+    /// Each rate is the best of its repeats (the run least disturbed by other work).
+    static func measure(_ world: Communicator, shape: [Int] = [1024, 1024, 1024], allReduceBytes: Int = 4 << 20) throws -> MeasuredRates {
         let p = world.size
-        // sgemm 1024³, one BLAS thread per rank.
-        let n = 1024
-        let a = [Float](repeating: 0.5, count: n * n), b = [Float](repeating: 0.25, count: n * n)
-        var c = [Float](repeating: 0, count: n * n)
+        // sgemm x [M, K] · Wᵀ, W [N, K] (a projection's shape), one BLAS thread per rank.
+        let (m, n, k) = (shape[0], shape[1], shape[2])
+        let a = [Float](repeating: 0.5, count: m * k), b = [Float](repeating: 0.25, count: n * k)
+        var c = [Float](repeating: 0, count: m * n)
         func gemm() {
             a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
-                Gemm.run(m: n, n: n, k: n, a: ap.baseAddress!, lda: n, b: bp.baseAddress!, ldb: n, c: cp.baseAddress!, ldc: n)
+                Gemm.run(transB: true, m: m, n: n, k: k, a: ap.baseAddress!, lda: k, b: bp.baseAddress!, ldb: k, c: cp.baseAddress!, ldc: n)
             } } }
         }
         try world.barrier()
         gemm()
         let gemmTimes = (0..<5).map { _ in timed(gemm) }
-        let sgemm = Double(Gemm.flops(m: n, n: n, k: n)) / median(gemmTimes)
+        let sgemm = Double(Gemm.flops(m: m, n: n, k: k)) / gemmTimes.min()!
 
         // memcpy of 64 MiB: read + write counted.
         let count = 16 << 20
@@ -215,19 +231,23 @@ enum RateProbe {
         }
         try world.barrier()
         copy()
-        let copyRate = Double(2 * 4 * count) / median((0..<5).map { _ in timed(copy) })
+        let copyRate = Double(2 * 4 * count) / (0..<5).map { _ in timed(copy) }.min()!
 
         // Allreduce: a small one for the per-step latency, a large one for the bandwidth.
-        let small = 1024, large = 1 << 20              // 4 KiB and 4 MiB of f32
+        let small = 1024, large = max(allReduceBytes / 4, 2048)      // 4 KiB, and the forward's payload
         var bufSmall = [Float](repeating: 1, count: small), bufLarge = [Float](repeating: 1, count: large)
         var stepLatency = 0.0, linkRate = 0.0
         if p > 1 {
             try world.allReduce(&bufSmall)
             try world.barrier()
-            let reps = 200
-            let t0 = Environment.wallTime()
-            for _ in 0..<reps { try world.allReduce(&bufSmall) }
-            let tSmall = (Environment.wallTime() - t0) / Double(reps)
+            var smallTimes: [Double] = []
+            for _ in 0..<5 {
+                try world.barrier()
+                let t0 = Environment.wallTime()
+                for _ in 0..<50 { try world.allReduce(&bufSmall) }
+                smallTimes.append((Environment.wallTime() - t0) / 50)
+            }
+            let tSmall = smallTimes.min()!
             stepLatency = tSmall / Double(2 * (p - 1))
             try world.allReduce(&bufLarge)
             var largeTimes: [Double] = []
@@ -238,7 +258,7 @@ enum RateProbe {
                 largeTimes.append(Environment.wallTime() - s)
             }
             let sent = 2 * Double(p - 1) / Double(p) * Double(4 * large)
-            linkRate = sent / max(median(largeTimes) - 2 * Double(p - 1) * stepLatency, 1e-9)
+            linkRate = sent / max(largeTimes.min()! - 2 * Double(p - 1) * stepLatency, 1e-9)
         }
         // The slowest rank's compute rates (they ran concurrently); the collective is shared.
         let rates = try world.allGather([sgemm, copyRate])
@@ -246,6 +266,7 @@ enum RateProbe {
         let copyMin = stride(from: 1, to: rates.count, by: 2).map { rates[$0] }.min() ?? copyRate
         return MeasuredRates(sgemmFlopsPerSecond: sgemmMin, copyBytesPerSecond: copyMin, allReduceBytesPerSecond: linkRate,
                              allReduceStepLatencySeconds: stepLatency, allReduceLargeBytes: 4 * large, allReduceSmallBytes: 4 * small,
+                             sgemmShape: shape,
                              ranks: p, cores: ProcessInfo.processInfo.activeProcessorCount)
     }
 

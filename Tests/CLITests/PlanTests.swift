@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
 import Testing
 import TestSupport
 
@@ -78,5 +81,38 @@ import TestSupport
         #expect(custom.status == 2 && custom.stderr.contains("TFLOPS"), "\(custom)")
         let indivisible = MPIJob.single(["plan", "--tp", "3"], timeout: 30)
         #expect(indivisible.status == 3, "\(indivisible)")
+    }
+}
+
+/// `mla-tp sweep` drives mpirun per tp, prints progress and one table, and writes its figures.
+@Suite(.serialized) struct SweepCLITests {
+    @Test func tinySweepWritesTheTableJsonAndWellFormedFigures() throws {
+        let dir = try Fixtures.scratch("sweep")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let r = MPIJob.single(["sweep", "--preset", "tiny", "--tp", "1,2,4", "--tokens", "24", "--repeats", "2",
+                               "--decode-context", "40", "--out", dir.path], timeout: 240)
+        #expect(r.status == 0, "\(r)")
+        // Progress: one line per job with elapsed time and an estimate.
+        #expect(r.stderr.contains("[1/10] rate probe") && r.stderr.contains("tp=4") && r.stderr.contains("elapsed")
+                && r.stderr.contains("eta"), "\(r)")
+        for needle in ["best", "compute", "allreduce", "projected", "weights/rank", "max rel. error vs unsharded", "Decode (absorbed)"] {
+            #expect(r.stdout.contains(needle), "missing \(needle): \(r)")
+        }
+        let data = try Data(contentsOf: dir.appendingPathComponent("sweep.json"))
+        let doc = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let rows = try #require(doc["rows"] as? [[String: Any]])
+        #expect(rows.map { ($0["tp"] as? NSNumber)?.intValue } == [1, 2, 4])
+        for row in rows {
+            let rel = try #require((row["checkRelative"] as? NSNumber)?.doubleValue)
+            #expect(rel <= 1e-5)
+            let step = try #require(row["step"] as? [String: Any])
+            let timeline = try #require(step["timeline"] as? [[Any]])
+            #expect(timeline.count == (row["tp"] as! NSNumber).intValue)
+        }
+        for name in ["timeline-tp1.svg", "timeline-tp2.svg", "timeline-tp4.svg", "bytes-per-rank.svg", "time-vs-projection.svg"] {
+            let svg = try String(contentsOf: dir.appendingPathComponent(name), encoding: .utf8)
+            #expect(svg.hasPrefix("<?xml") && svg.contains("<svg") && svg.hasSuffix("</svg>\n"), "\(name)")
+            #expect(XMLParser(data: Data(svg.utf8)).parse(), "\(name) is not well-formed XML")
+        }
     }
 }
