@@ -37,6 +37,9 @@ struct Plan: ParsableCommand {
     @Option(help: "Measured rates for cpu-measured (JSON written by `mla-tp sweep-step --probe --out FILE`).")
     var rates: String?
 
+    @Option(help: "Take the cpu-measured rates from a `mla-tp bench --phase both --json` report instead (sgemm, memcpy, raw allreduce).")
+    var benchJson: String?
+
     @Flag(help: "Print the plan as one JSON document.")
     var json = false
 
@@ -52,7 +55,15 @@ struct Plan: ParsableCommand {
             .batch().cuSeqlens.adjacentPairs().map { $1 - $0 }
         let probeShape = MeasuredRates.probeShape(tokens: lengths.reduce(0, +), config: config)
         let payload = ShardingPlan.allReduceBytes(tokens: max(lengths.reduce(0, +), 1), config: config)
-        let hw = try hardware.map { try Plan.hardware($0, ratesFile: rates, probeShape: probeShape, allReduceBytes: payload) }
+        let hw: Hardware?
+        if let benchJson {
+            guard hardware == nil || hardware == "cpu-measured" else {
+                throw CLIError.usage("--bench-json gives cpu-measured rates; drop --hardware \(hardware!) or use --hardware cpu-measured")
+            }
+            hw = try MeasuredRates.fromBench(benchJson, needLink: tp > 1).hardware
+        } else {
+            hw = try hardware.map { try Plan.hardware($0, ratesFile: rates, probeShape: probeShape, allReduceBytes: payload) }
+        }
         let report = PlanReport(config: config, model: name, tp: tp, gate: model.gate, sequenceLengths: lengths, hardware: hw)
         RankOutputShim.out(json ? try report.json() : report.text())
     }

@@ -40,6 +40,35 @@ struct MeasuredRates: Codable {
     }
 
     /// Runs the probe as a child `mpirun -n 2` job (plan itself never starts MPI) and reads its result.
+    /// Rates from a `mla-tp bench --json` report: the slowest rank's same-run sgemm (prefill) and
+    /// memcpy (decode), and the raw MPI_Allreduce of the forward's bytes (fastest sample, no
+    /// separate latency term: it is folded into the rate at that size).
+    static func fromBench(_ path: String, needLink: Bool) throws -> MeasuredRates {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw CLIError.input("cannot read \(path) — write it with `mpirun -n 2 mla-tp bench --phase both --json > \(path)`")
+        }
+        let report: BenchReport
+        do { report = try JSONDecoder().decode(BenchReport.self, from: data) } catch {
+            throw CLIError.input("\(path) is not a bench report (\(error)) — write it with `mpirun -n 2 mla-tp bench --phase both --json`")
+        }
+        let sgemm = report.ranks.compactMap { $0.prefill?.sgemmFlopsPerSecond }.min()
+        let copy = report.ranks.compactMap { $0.decode?.copyBytesPerSecond ?? $0.prefill?.copyBytesPerSecond }.min()
+        guard let sgemm, let copy else {
+            throw CLIError.input("\(path) lacks the sgemm (prefill) or memcpy (decode) rate — run bench with --phase both")
+        }
+        var link = 0.0, bytes = 0
+        if report.tp > 1, let phase = report.ranks.first?.prefill ?? report.ranks.first?.decode, let raw = phase.rawAllReduceSeconds, raw.min > 0 {
+            bytes = phase.allReduceBytes
+            link = 2 * Double(report.tp - 1) / Double(report.tp) * Double(bytes) / raw.min
+        }
+        if needLink && link == 0 {
+            throw CLIError.input("\(path) has no allreduce (bench ran at tp=1) — run bench at tp ≥ 2 for a link rate")
+        }
+        return MeasuredRates(sgemmFlopsPerSecond: sgemm, copyBytesPerSecond: copy, allReduceBytesPerSecond: link,
+                             allReduceStepLatencySeconds: 0, allReduceLargeBytes: bytes, allReduceSmallBytes: 0,
+                             sgemmShape: report.ranks.first?.prefill?.sgemmShape, ranks: report.tp, cores: report.cpus)
+    }
+
     /// The probe's sgemm shape for a forward of `tokens` tokens: x [T, hidden] · Wᵀ with W
     /// [min(hidden, 4096), hidden] (the hidden-wide projections dominate the FLOPs).
     static func probeShape(tokens: Int, config: MLAConfig) -> String {

@@ -329,7 +329,7 @@ enum SweepFigures {
                              step.repeats, step.bestSeconds * 1e3, step.seconds * 1e3),
             lanes: (0..<step.tp).map { "rank \($0)" },
             segments: step.timeline.map { $0.map { TimelineChart.Segment(kind: $0.kind, start: $0.start * 1e3, end: $0.end * 1e3) } },
-            kinds: [("compute", Palette.blue), ("allreduce", Palette.vermillion)], xTitle: "time (ms)")
+            kinds: [("compute", Palette.blue), ("wait", Palette.grey), ("allreduce", Palette.vermillion)], xTitle: "time (ms)")
         return chart.render()
     }
 

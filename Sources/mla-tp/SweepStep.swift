@@ -82,6 +82,7 @@ struct SweepStep: ParsableCommand {
         let layer = try MLAAttention(config: config, shard: Shard(rank: rank, size: tp), gateLayout: model.gate,
                                      source: try model.weightSource(for: config))
         let collectives = Collectives(world)
+        collectives.separateWait = true             // the barrier before the reduce: waiting for slower ranks, drawn apart
         let hidden = config.hiddenSize
         let forward: () throws -> Void
         var cache: KVCache?
@@ -101,7 +102,7 @@ struct SweepStep: ParsableCommand {
             forward = { try layer.forward(x, batch: batch, collectives: collectives, into: &out) }
         }
         try forward()                                   // warm-up: sizes the workspace
-        var mine: [Double] = []                          // per repeat: start, end, allreduce start, allreduce end
+        var mine: [Double] = []                          // per repeat: start, end, allreduce start, allreduce end, wait start
         for _ in 0..<repeats {
             collectives.resetCounters()
             try world.barrier()
@@ -109,7 +110,7 @@ struct SweepStep: ParsableCommand {
             try forward()
             let t1 = Environment.wallTime()
             let seg = collectives.segments.first
-            mine += [t0, t1, seg?.start ?? -1, seg?.end ?? -1]
+            mine += [t0, t1, seg?.start ?? -1, seg?.end ?? -1, seg.map { $0.start - collectives.waitSeconds } ?? -1]
         }
         let flops = layer.counters.totalFlops
         let memory = ProcessMemory.current()
@@ -150,7 +151,8 @@ struct StepResult: Codable {
     /// and the mean allreduce time over ranks in that repeat.
     var bestSeconds: Double
     var bestAllReduceSeconds: Double
-    /// Median over repeats of the mean allreduce time over ranks; compute is the rest.
+    /// Median over repeats of the mean allreduce time over ranks (the barrier before it, where a
+    /// rank waits for slower ones, included); compute is the rest.
     var allReduceSeconds: Double
     var computeSeconds: Double { seconds - allReduceSeconds }
     var ranks: [RankStat]
@@ -168,12 +170,12 @@ struct StepResult: Codable {
         self.context = context
         self.decode = decode
         self.repeats = repeats
-        func at(_ r: Int, _ i: Int, _ k: Int) -> Double { times[r * repeats * 4 + i * 4 + k] }
+        func at(_ r: Int, _ i: Int, _ k: Int) -> Double { times[r * repeats * 5 + i * 5 + k] }
         var durations: [Double] = [], reduces: [Double] = []
         for i in 0..<repeats {
             let origin = (0..<tp).map { at($0, i, 0) }.min()!
             durations.append((0..<tp).map { at($0, i, 1) }.max()! - origin)
-            reduces.append((0..<tp).map { r in at(r, i, 2) < 0 ? 0 : at(r, i, 3) - at(r, i, 2) }.reduce(0, +) / Double(tp))
+            reduces.append((0..<tp).map { r in at(r, i, 2) < 0 ? 0 : at(r, i, 3) - at(r, i, 4) }.reduce(0, +) / Double(tp))
         }
         forwardSeconds = durations
         seconds = median(durations)
@@ -184,15 +186,16 @@ struct StepResult: Codable {
         ranks = (0..<tp).map { r in
             RankStat(rank: r, anonymousBytes: Int(stats[3 * r]), weightBytes: Int(stats[3 * r + 1]), flops: Int(stats[3 * r + 2]),
                      forwardSeconds: median((0..<repeats).map { at(r, $0, 1) - at(r, $0, 0) }),
-                     allReduceSeconds: median((0..<repeats).map { at(r, $0, 2) < 0 ? 0 : at(r, $0, 3) - at(r, $0, 2) }))
+                     allReduceSeconds: median((0..<repeats).map { at(r, $0, 2) < 0 ? 0 : at(r, $0, 3) - at(r, $0, 4) }))
         }
         let pick = fastest
         let origin = (0..<tp).map { at($0, pick, 0) }.min() ?? 0
         timeline = (0..<tp).map { r in
             let (t0, t1, a0, a1) = (at(r, pick, 0) - origin, at(r, pick, 1) - origin, at(r, pick, 2) - origin, at(r, pick, 3) - origin)
             guard at(r, pick, 2) >= 0 else { return [Segment(kind: "compute", start: t0, end: t1)] }
-            return [Segment(kind: "compute", start: t0, end: a0), Segment(kind: "allreduce", start: a0, end: a1),
-                    Segment(kind: "compute", start: a1, end: t1)]
+            let w0 = at(r, pick, 4) - origin
+            return [Segment(kind: "compute", start: t0, end: w0), Segment(kind: "wait", start: w0, end: a0),
+                    Segment(kind: "allreduce", start: a0, end: a1), Segment(kind: "compute", start: a1, end: t1)]
         }
     }
 }

@@ -74,6 +74,25 @@ import TestSupport
         #expect(text.stdout.contains("Projection on h100") && text.stdout.contains("allreduce"), "\(text)")
     }
 
+    /// cpu-measured rates read from a real `bench --json` report.
+    @Test func cpuMeasuredRatesFromABenchReport() throws {
+        let bench = MPIJob.run(ranks: 2, ["bench", "--preset", "tiny", "--tokens", "32", "--phase", "both", "--json"], timeout: 120)
+        #expect(bench.status == 0, "\(bench)")
+        let dir = try Fixtures.scratch("benchjson")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("bench.json").path
+        try Data(bench.stdout.utf8).write(to: URL(fileURLWithPath: file))
+        let r = MPIJob.single(["plan", "--preset", "tiny", "--tp", "2", "--tokens", "32", "--bench-json", file, "--json"], timeout: 30)
+        #expect(r.status == 0, "\(r)")
+        let hw = try #require((Self.json(r)?["projection"] as? [String: Any])?["hardware"] as? [String: Any], "\(r)")
+        #expect(hw["name"] as? String == "cpu-measured")
+        for key in ["flopsPerSecond", "memoryBytesPerSecond", "linkBytesPerSecond"] {
+            #expect(((hw[key] as? NSNumber)?.doubleValue ?? 0) > 0, "\(key): \(hw)")
+        }
+        let bad = MPIJob.single(["plan", "--tp", "2", "--bench-json", "/nonexistent.json"], timeout: 30)
+        #expect(bad.status == 4, "\(bad)")
+    }
+
     @Test func badArgumentsExitWithTheirClass() {
         let hw = MPIJob.single(["plan", "--tp", "2", "--hardware", "tpu"], timeout: 30)
         #expect(hw.status == 2 && hw.stderr.contains("h100"), "\(hw)")
