@@ -15,7 +15,8 @@ import TensorCore
 /// Traffic is counted in elements (multiply by the element size: 4 for the f32 CPU forward):
 /// a GEMM reads both operands and writes its output once, `m·k + k·n + m·n`; attention reads
 /// each head's q, k_nope, v, the shared k_rope, and writes the output (the score block stays in
-/// cache).
+/// cache); absorbed decode reads the latent cache once for all local heads. It is a model of
+/// memory traffic for the roofline, not a count the forward makes.
 public enum FlopModel {
     public enum Kind: String, Codable, Sendable { case projection, attention }
 
@@ -134,13 +135,14 @@ public enum FlopModel {
             }
             stages.insert(contentsOf: [expand, attn], at: at)
         case .absorbed:
-            // Per head: its W_UK and W_UV rows of kv_b_proj, the cached rows, the query, the
-            // absorbed query and latent output, the head's output.
+            // The cached rows once (every local head reads the same latent and k_rope, so they come
+            // from memory once and from cache after), and per head: its W_UK and W_UV rows of
+            // kv_b_proj, the query, the absorbed query and latent output, the head's output.
             var attn = Stage(name: "attention (absorbed)", kind: .attention, flops: 0, elements: 0)
             for context in contexts {
                 let nk = context + 1
                 attn.flops += absorbedFlops(config: c, heads: hl, nq: 1, nk: nk)
-                attn.elements += hl * ((c.qkNopeHeadDim + c.vHeadDim) * lora + nk * cacheRow + c.qkHeadDim + 2 * lora + c.vHeadDim)
+                attn.elements += nk * cacheRow + hl * ((c.qkNopeHeadDim + c.vHeadDim) * lora + c.qkHeadDim + 2 * lora + c.vHeadDim)
             }
             stages.insert(attn, at: at)
         }
