@@ -47,31 +47,77 @@ struct AttentionKernel {
         return heads * total
     }
 
+    /// Query counts from which `run` gathers each head's keys `[k_nope_h | k_rope]` into one
+    /// `[nk, nope+rope]` buffer and scores with one GEMM of depth nope+rope per block, instead of
+    /// two (nope, then rope with β = 1). The copy costs `nk·(nope+rope)` floats per head, paid back
+    /// over `nq / blockRows` blocks; below this (decode, short chunks) the two-GEMM form runs.
+    static let gatherKeysFromQueries = 16
+
+    /// Scratch that outlives a call: the gathered keys of one head, grown to the longest sequence seen.
+    final class Scratch {
+        var keys: UnsafeMutablePointer<Float>?
+        var capacity = 0
+        func keys(count: Int) -> UnsafeMutablePointer<Float> {
+            if count > capacity {
+                keys?.deallocate()
+                keys = .allocate(capacity: count)
+                capacity = count
+            }
+            return keys!
+        }
+        deinit { keys?.deallocate() }
+    }
+    let scratch = Scratch()
+
+    init(heads: Int, nope: Int, rope: Int, vDim: Int, scale: Float) {
+        self.heads = heads
+        self.nope = nope
+        self.rope = rope
+        self.vDim = vDim
+        self.scale = scale
+    }
+
     /// Runs every local head. `scores` must hold `blockRows × nk` floats.
     func run(_ o: Operands, scores: UnsafeMutablePointer<Float>) {
         guard o.nq > 0 else { return }
         let dq = nope + rope
+        let gather = o.nq >= AttentionKernel.gatherKeysFromQueries
+        let keys = gather ? scratch.keys(count: o.nk * dq) : scores
         for h in 0..<heads {
+            if gather {
+                // keys[j] = [k_nope_h[j] | k_rope[j]]   [nk, dq]
+                let kn = o.kNope + h * o.headStrideK
+                for j in 0..<o.nk {
+                    (keys + j * dq).update(from: kn + j * o.ldk, count: nope)
+                    (keys + j * dq + nope).update(from: o.kRope + j * o.ldkr, count: rope)
+                }
+            }
             var i0 = 0
             while i0 < o.nq {
                 let rows = min(AttentionKernel.blockRows, o.nq - i0)
                 let first = o.nk - o.nq + i0          // key index of the block's first query
-                let keys = first + rows                // keys visible to the block's last query
+                let keyCount = first + rows            // keys visible to the block's last query
                 let qRow = o.q + i0 * o.ldq + h * dq
-                // S = scale · q_nope · k_nopeᵀ, then += scale · q_rope · k_ropeᵀ   [rows, keys]
-                Gemm.run(transB: true, m: rows, n: keys, k: nope, alpha: scale, a: qRow, lda: o.ldq,
-                         b: o.kNope + h * o.headStrideK, ldb: o.ldk, beta: 0, c: scores, ldc: keys)
-                Gemm.run(transB: true, m: rows, n: keys, k: rope, alpha: scale, a: qRow + nope, lda: o.ldq,
-                         b: o.kRope, ldb: o.ldkr, beta: 1, c: scores, ldc: keys)
+                if gather {
+                    // S = scale · [q_nope | q_rope] · [k_nope | k_rope]ᵀ   [rows, keys], one GEMM of depth dq
+                    Gemm.run(transB: true, m: rows, n: keyCount, k: dq, alpha: scale, a: qRow, lda: o.ldq,
+                             b: keys, ldb: dq, beta: 0, c: scores, ldc: keyCount)
+                } else {
+                    // S = scale · q_nope · k_nopeᵀ, then += scale · q_rope · k_ropeᵀ   [rows, keys]
+                    Gemm.run(transB: true, m: rows, n: keyCount, k: nope, alpha: scale, a: qRow, lda: o.ldq,
+                             b: o.kNope + h * o.headStrideK, ldb: o.ldk, beta: 0, c: scores, ldc: keyCount)
+                    Gemm.run(transB: true, m: rows, n: keyCount, k: rope, alpha: scale, a: qRow + nope, lda: o.ldq,
+                             b: o.kRope, ldb: o.ldkr, beta: 1, c: scores, ldc: keyCount)
+                }
                 // Causal mask inside the block, then softmax over the visible keys.
                 for r in 0..<rows {
-                    let row = scores + r * keys
+                    let row = scores + r * keyCount
                     let visible = first + r + 1
                     Kernels.softmax(row, count: visible)
-                    for j in visible..<keys { row[j] = 0 }
+                    if visible < keyCount { (row + visible).update(repeating: 0, count: keyCount - visible) }
                 }
                 // O = P · v   [rows, vDim] into this head's columns of out.
-                Gemm.run(m: rows, n: vDim, k: keys, a: scores, lda: keys,
+                Gemm.run(m: rows, n: vDim, k: keyCount, a: scores, lda: keyCount,
                          b: o.v + h * o.headStrideK, ldb: o.ldk, beta: 0,
                          c: o.out + i0 * o.ldo + h * vDim, ldc: o.ldo)
                 i0 += rows

@@ -141,6 +141,9 @@ struct BenchPhaseResult: Codable {
     var computeSeconds: BenchStats
     var allReduceSeconds: BenchStats
     var allReduceWaitSeconds: BenchStats
+    /// CPU time of the calling thread per forward (BLAS runs on it with one thread; MPI's
+    /// busy-wait counts too). Well below `totalSeconds` means the core was lent to other work.
+    var cpuSeconds: BenchStats
 
     /// FLOPs the last timed forward counted while executing, and the plan's count for it.
     var flops: Int
@@ -150,24 +153,48 @@ struct BenchPhaseResult: Codable {
     /// Counted FLOPs over the median forward time.
     var flopsPerSecond: Double
 
-    /// Prefill: `cblas_sgemm` on the layer's largest local weight, `[m, n, k]`, in the same run.
+    /// Prefill: `cblas_sgemm` of `x [m, k] · Wᵀ` on the layer's largest hidden-wide local weight
+    /// `W [n, k]`, shape `[m, n, k]`, one right after each timed forward; its rate over the median;
+    /// and the median over forwards of (forward's FLOP/s ÷ the following sgemm's FLOP/s).
     var sgemmShape: [Int]?
+    var sgemmSeconds: BenchStats?
     var sgemmFlopsPerSecond: Double?
+    var gemmEfficiency: Double?
 
-    /// The forward's allreduce payload and a plain MPI_Allreduce of the same bytes.
+    /// The forward's allreduce payload; a plain MPI_Allreduce of the same bytes right after each
+    /// timed forward (the median of a few); the median over forwards of their ratio.
     var allReduceBytes: Int
     var rawAllReduceSeconds: BenchStats?
+    var allReduceRatio: Double?
+    /// The same raw MPI_Allreduce right after reading 64 MiB (caches evicted, as in the forward,
+    /// whose allreduce follows streaming the o_proj weight), and the forward's ratio to it.
+    var rawColdAllReduceSeconds: BenchStats?
+    var allReduceColdRatio: Double?
 
-    /// Decode: weight bytes each step streams (every local weight once), per decoded token,
-    /// and the rate over the median step; memcpy bandwidth in the same run.
+    /// Decode: weight bytes each step streams (every local weight once), per decoded token, and
+    /// the rate over the median step; a memcpy right after each timed step, its bandwidth counting
+    /// bytes read + written; the median over steps of (weight rate ÷ the following copy's rate).
     var weightBytesPerStep: Int?
     var weightBytesPerToken: Int?
     var weightBytesPerSecond: Double?
+    var copySeconds: BenchStats?
     var copyBytesPerSecond: Double?
+    var bandwidthEfficiency: Double?
     var cacheBytes: Int?
 
     /// Memory around the timed forwards.
     var memory: BenchMemory
+}
+
+extension BenchPhaseResult {
+    /// The raw allreduce references (columns 1 and 2 of the paired samples) and the ratios.
+    mutating func addRawAllReduce(_ timed: BenchContext.Timed) {
+        let hot = BenchStats(timed.references.map { $0[1] }), cold = BenchStats(timed.references.map { $0[2] })
+        rawAllReduceSeconds = hot
+        rawColdAllReduceSeconds = cold
+        allReduceRatio = BenchStats(zip(allReduceSeconds.samples, hot.samples).map { $0 / max($1, 1e-12) }).median
+        allReduceColdRatio = BenchStats(zip(allReduceSeconds.samples, cold.samples).map { $0 / max($1, 1e-12) }).median
+    }
 }
 
 /// A rank's memory for one phase (bytes).
@@ -216,27 +243,69 @@ struct BenchContext {
 
     var tp: Int { world.size }
 
-    /// Runs `forward` `warmup` times, resets the memory peak, then `repeats` timed times, each after a barrier.
-    func time(warmup: Int, repeats: Int, _ forward: () throws -> Void)
-        throws -> (total: [Double], compute: [Double], reduce: [Double], wait: [Double], rssBefore: Int, peakReset: Bool) {
+    /// Per timed forward: its wall time and parts, its CPU time, and the reference measurements
+    /// taken right after it (paired samples, so that slow drifts of the machine cancel in ratios).
+    struct Timed {
+        var total: [Double] = [], compute: [Double] = [], reduce: [Double] = [], wait: [Double] = [], cpu: [Double] = []
+        var references: [[Double]] = []
+    }
+
+    /// `warmup` untimed forwards; then one more to read memory around (the peak reset before it);
+    /// then `repeats` timed forwards, each after a barrier and each followed by `reference()`.
+    func time(warmup: Int, repeats: Int, activations: () -> Int, _ forward: () throws -> Void,
+              reference: () throws -> [Double]) throws -> (Timed, BenchMemory) {
         for _ in 0..<warmup {
             try world.barrier()
             try forward()
         }
+        try world.barrier()
         let rssBefore = ProcessMemory.current().rssBytes
         let reset = ResidentPeak.reset()
-        var total: [Double] = [], compute: [Double] = [], reduce: [Double] = [], wait: [Double] = []
+        try forward()
+        let memory = memory(rssBefore: rssBefore, peakReset: reset, activations: activations())
+        var t = Timed()
         for _ in 0..<repeats {
             collectives.resetCounters()
             try world.barrier()
+            let cpu0 = threadCPUTime()
             try forward()
-            let t = attention.counters.seconds
-            total.append(t)
-            reduce.append(collectives.seconds)
-            wait.append(collectives.waitSeconds)
-            compute.append(t - collectives.seconds - collectives.waitSeconds)
+            t.cpu.append(threadCPUTime() - cpu0)
+            let total = attention.counters.seconds
+            t.total.append(total)
+            t.reduce.append(collectives.seconds)
+            t.wait.append(collectives.waitSeconds)
+            t.compute.append(total - collectives.seconds - collectives.waitSeconds)
+            t.references.append(try reference())
         }
-        return (total, compute, reduce, wait, rssBefore, reset)
+        return (t, memory)
+    }
+
+    /// Seconds of `body` after a barrier (every rank starts it together).
+    func timedAfterBarrier(_ body: () throws -> Void) throws -> Double {
+        try world.barrier()
+        let t0 = Environment.wallTime()
+        try body()
+        return Environment.wallTime() - t0
+    }
+
+    /// The median of `count` runs of `body`, each after a barrier.
+    func medianAfterBarrier(_ count: Int, _ body: () throws -> Void) throws -> Double {
+        BenchStats(try (0..<count).map { _ in try timedAfterBarrier(body) }).median
+    }
+
+    /// A raw MPI_Allreduce (f32 sum, in place) of `bytes`: the median of `repeats` back to back,
+    /// each after a barrier ("hot"), then one after reading a buffer twice the size of the last-level
+    /// cache, as the forward's allreduce follows streaming its weights ("cold"). (0, 0) at tp = 1.
+    func rawAllReduce(bytes: Int, repeats: Int, buffers: ProbeBuffers) throws -> (hot: Double, cold: Double) {
+        guard tp > 1 else { return (0, 0) }
+        let (b, fresh) = buffers.floats("allreduce", count: bytes / 4)
+        if fresh { try world.allReduce(b, .sum) }                                   // warm, untimed
+        let hot = try medianAfterBarrier(repeats) { try world.allReduce(b, .sum) }
+        let evict = buffers.bytes("eviction", count: 64 << 20)
+        BenchProbe.keep(evict.pointer, bytes: evict.count, stride: 64)
+        let cold = try timedAfterBarrier { try world.allReduce(b, .sum) }
+        for j in b.indices { b[j] = 1 }                                             // keep the values finite, untimed
+        return (hot, cold)
     }
 
     func memory(rssBefore: Int, peakReset: Bool, activations: Int) -> BenchMemory {
@@ -265,38 +334,54 @@ struct BenchContext {
         let x = try seededInput(tokens: T, hidden: hidden, seed: seed)
         let batch = try Batch(sequenceLengths: [T])
         var out = Matrix(rows: T, cols: hidden)
-        let timed = try time(warmup: warmup, repeats: repeats) {
-            try attention.forward(x, batch: batch, collectives: collectives, into: &out)
-        }
-        let activations = Int(TokenBudget.activationBytes(tokens: T, config: config, tp: tp))
-        let memory = memory(rssBefore: timed.rssBefore, peakReset: timed.peakReset, activations: activations)
-        let counters = attention.counters
         let plan = FlopModel.prefill(config: config, tp: tp, gate: gate, sequenceLengths: [T])
-
-        // References, after the memory reading: sgemm on the largest hidden-wide weight with this x.
-        var sgemmShape: [Int]?, sgemmRate: Double?
-        if let w = largestHiddenWideWeight() {
-            let flops = Gemm.flops(m: T, n: w.rows, k: w.cols)
-            let reps = max(3, min(repeats, Int(2e10 / Double(max(flops, 1)))))     // ≈ 0.2 s at 100 GFLOP/s, at least 3
-            let r = try x.storage.withUnsafeBufferPointer { xp in
-                try w.values.withUnsafeBufferPointer { wp in
-                    try BenchProbe.sgemm(x: xp.baseAddress!, weight: wp.baseAddress!, m: T, n: w.rows, k: w.cols,
-                                         repeats: reps, world: world)
-                }
-            }
-            sgemmShape = [T, w.rows, w.cols]
-            sgemmRate = r.flopsPerSecond
-        }
         let bytes = ShardingPlan.allReduceBytes(tokens: T, config: config)
-        let raw = tp > 1 ? try BenchProbe.allReduce(count: bytes / 4, repeats: max(20, repeats), world: world) : nil
+
+        // References, paired with each timed forward: cblas_sgemm of x · Wᵀ on the layer's largest
+        // hidden-wide weight (its own storage: nothing weight-sized is allocated), and a raw
+        // MPI_Allreduce of the forward's bytes (the median of 3), hot and after evicting the caches.
+        let w = largestHiddenWideWeight()
+        let buffers = ProbeBuffers()
+        func sgemm(_ c: UnsafeMutablePointer<Float>) {
+            x.storage.withUnsafeBufferPointer { xp in w!.values.withUnsafeBufferPointer { wp in
+                Gemm.run(transB: true, m: T, n: w!.rows, k: w!.cols, a: xp.baseAddress!, lda: w!.cols,
+                         b: wp.baseAddress!, ldb: w!.cols, c: c, ldc: w!.rows)
+            } }
+        }
+        let (timed, memory) = try time(warmup: warmup, repeats: repeats, activations: {
+            Int(TokenBudget.activationBytes(tokens: T, config: config, tp: tp))
+        }, {
+            try attention.forward(x, batch: batch, collectives: collectives, into: &out)
+        }, reference: {
+            var s = 0.0
+            if let w {
+                let (c, fresh) = buffers.floats("product", count: T * w.rows)
+                if fresh { sgemm(c.baseAddress!) }                                 // warm, untimed
+                s = try timedAfterBarrier { sgemm(c.baseAddress!) }
+            }
+            let (hot, cold) = try rawAllReduce(bytes: bytes, repeats: 3, buffers: buffers)
+            return [s, hot, cold]
+        })
+        let counters = attention.counters
         let total = BenchStats(timed.total)
-        return BenchPhaseResult(
+        var result = BenchPhaseResult(
             tokensPerForward: T, sequences: 1, totalSeconds: total, computeSeconds: BenchStats(timed.compute),
-            allReduceSeconds: BenchStats(timed.reduce), allReduceWaitSeconds: BenchStats(timed.wait),
+            allReduceSeconds: BenchStats(timed.reduce), allReduceWaitSeconds: BenchStats(timed.wait), cpuSeconds: BenchStats(timed.cpu),
             flops: counters.totalFlops, projectionFlops: counters.projectionFlops, attentionFlops: counters.attentionFlops,
             planFlops: plan.totalFlops, flopsPerSecond: Double(counters.totalFlops) / max(total.median, 1e-12),
-            sgemmShape: sgemmShape, sgemmFlopsPerSecond: sgemmRate, allReduceBytes: bytes, rawAllReduceSeconds: raw,
-            memory: memory)
+            allReduceBytes: bytes, memory: memory)
+        if let w {
+            let flops = Double(Gemm.flops(m: T, n: w.rows, k: w.cols))
+            let s = BenchStats(timed.references.map { $0[0] })
+            result.sgemmShape = [T, w.rows, w.cols]
+            result.sgemmSeconds = s
+            result.sgemmFlopsPerSecond = flops / max(s.median, 1e-12)
+            // Per timed forward: its GEMM rate over the rate of the sgemm right after it.
+            result.gemmEfficiency = BenchStats(zip(timed.total, s.samples).map { (fwd, ref) in
+                (Double(counters.totalFlops) / fwd) / (flops / max(ref, 1e-12)) }).median
+        }
+        if tp > 1 { result.addRawAllReduce(timed) }
+        return result
     }
 
     func decode(context C: Int, sequences B: Int, path: DecodePath, warmup: Int, repeats: Int, copyBytes: Int) throws -> BenchPhaseResult {
@@ -306,37 +391,51 @@ struct BenchContext {
         let xPrompt = try seededInput(tokens: B * C, hidden: hidden, seed: seed)
         _ = try attention.prefill(xPrompt, batch: prompt, cache: cache, collectives: collectives)
         let x = try seededInput(tokens: B, hidden: hidden, seed: seed &+ 1)
+        let bytes = ShardingPlan.allReduceBytes(tokens: B, config: config)
+        let hl = config.numAttentionHeads / tp
         var firstContext = 0, lastContexts: [Int] = []
-        var step = 0
-        let timed = try time(warmup: warmup, repeats: repeats) {
-            if step == warmup { firstContext = cache.lengths[0] }
+        var steps = 0
+
+        // References, paired with each timed step: a memcpy of copyBytes, and a raw MPI_Allreduce
+        // of the step's bytes (the median of 5), hot and after evicting the caches.
+        let buffers = ProbeBuffers()
+        let (timed, memory) = try time(warmup: warmup, repeats: repeats, activations: {
+            // The workspace grew to the prompt's prefill and never shrinks; the cache; and on the
+            // naive path one sequence's expanded keys and values.
+            var a = Int(TokenBudget.activationBytes(tokens: B * C, config: config, tp: tp)) + cache.bytes
+            if path == .naive { a += 4 * (cache.lengths.max() ?? 0) * hl * (config.qkNopeHeadDim + config.vHeadDim) }
+            return a
+        }, {
+            if steps == warmup + 1 { firstContext = cache.lengths[0] }
             lastContexts = cache.lengths
             _ = try attention.decode(x, cache: cache, path: path, collectives: collectives)
-            step += 1
-        }
+            steps += 1
+        }, reference: {
+            let src = buffers.bytes("copy source", count: copyBytes).pointer
+            let dst = buffers.bytes("copy destination", count: copyBytes).pointer
+            let c = try timedAfterBarrier { _ = memcpy(dst, src, copyBytes) }
+            BenchProbe.keep(dst, bytes: copyBytes)
+            let (hot, cold) = try rawAllReduce(bytes: bytes, repeats: 5, buffers: buffers)
+            return [c, hot, cold]
+        })
         let counters = attention.counters
         let plan = FlopModel.decode(config: config, tp: tp, gate: gate, contexts: lastContexts, path: path)
-        // Activations: the workspace grew to the prompt's prefill and never shrinks; the cache; and on the
-        // naive path one sequence's expanded keys and values.
-        let hl = config.numAttentionHeads / tp
-        var activations = Int(TokenBudget.activationBytes(tokens: B * C, config: config, tp: tp)) + cache.bytes
-        if path == .naive { activations += 4 * (cache.lengths.max() ?? 0) * hl * (config.qkNopeHeadDim + config.vHeadDim) }
-        let memory = memory(rssBefore: timed.rssBefore, peakReset: timed.peakReset, activations: activations)
-
-        let copy = try BenchProbe.copyBandwidth(bytes: copyBytes, repeats: 5, world: world)
-        let bytes = ShardingPlan.allReduceBytes(tokens: B, config: config)
-        let raw = tp > 1 ? try BenchProbe.allReduce(count: bytes / 4, repeats: max(50, repeats), world: world) : nil
         let total = BenchStats(timed.total)
         let weights = attention.weightBytes
-        return BenchPhaseResult(
+        let copies = BenchStats(timed.references.map { $0[0] })
+        var result = BenchPhaseResult(
             tokensPerForward: B, sequences: B, contextFirst: firstContext, contextLast: lastContexts.first,
             totalSeconds: total, computeSeconds: BenchStats(timed.compute),
-            allReduceSeconds: BenchStats(timed.reduce), allReduceWaitSeconds: BenchStats(timed.wait),
+            allReduceSeconds: BenchStats(timed.reduce), allReduceWaitSeconds: BenchStats(timed.wait), cpuSeconds: BenchStats(timed.cpu),
             flops: counters.totalFlops, projectionFlops: counters.projectionFlops, attentionFlops: counters.attentionFlops,
             planFlops: plan.totalFlops, flopsPerSecond: Double(counters.totalFlops) / max(total.median, 1e-12),
-            allReduceBytes: bytes, rawAllReduceSeconds: raw,
-            weightBytesPerStep: weights, weightBytesPerToken: weights / B,
-            weightBytesPerSecond: Double(weights) / max(total.median, 1e-12), copyBytesPerSecond: copy.bytesPerSecond,
-            cacheBytes: cache.bytes, memory: memory)
+            allReduceBytes: bytes, weightBytesPerStep: weights, weightBytesPerToken: weights / B,
+            weightBytesPerSecond: Double(weights) / max(total.median, 1e-12), cacheBytes: cache.bytes, memory: memory)
+        result.copySeconds = copies
+        result.copyBytesPerSecond = 2 * Double(copyBytes) / max(copies.median, 1e-12)
+        result.bandwidthEfficiency = BenchStats(zip(timed.total, copies.samples).map { (step, copy) in
+            (Double(weights) / step) / (2 * Double(copyBytes) / max(copy, 1e-12)) }).median
+        if tp > 1 { result.addRawAllReduce(timed) }
+        return result
     }
 }

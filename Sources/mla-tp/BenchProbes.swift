@@ -24,72 +24,42 @@ struct BenchStats: Codable, Equatable {
     }
 }
 
-/// The reference measurements a bench holds the forward against, each taken in the same run on
-/// every rank at once (after a barrier), so that they see the same machine the forward saw:
-/// both cores busy, the memory bus shared.
+/// Helpers of the reference measurements a bench holds the forward against.
 enum BenchProbe {
-    /// `cblas_sgemm` rate (FLOP/s) of `x [m, k] · Wᵀ` with `W [n, k]`, the median of `repeats`.
-    /// `weight` and `x` are the layer's own operands, so nothing weight-sized is allocated.
-    static func sgemm(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, m: Int, n: Int, k: Int,
-                      repeats: Int, world: Communicator) throws -> (flopsPerSecond: Double, seconds: BenchStats) {
-        var out = [Float](repeating: 0, count: m * n)
-        var times: [Double] = []
-        try out.withUnsafeMutableBufferPointer { c in
-            Gemm.run(transB: true, m: m, n: n, k: k, a: x, lda: k, b: weight, ldb: k, c: c.baseAddress!, ldc: n)  // warm
-            for _ in 0..<repeats {
-                try world.barrier()
-                let t0 = Environment.wallTime()
-                Gemm.run(transB: true, m: m, n: n, k: k, a: x, lda: k, b: weight, ldb: k, c: c.baseAddress!, ldc: n)
-                times.append(Environment.wallTime() - t0)
-            }
-        }
-        let stats = BenchStats(times)
-        return (Double(Gemm.flops(m: m, n: n, k: k)) / max(stats.median, 1e-12), stats)
+    /// Reads one byte every `stride` bytes of `p` into a global: after a timed copy into it (one
+    /// per page), so that the optimizer cannot drop the copy; or every cache line, to evict the caches.
+    static func keep(_ p: UnsafeMutableRawPointer, bytes: Int, stride step: Int = 4096) {
+        let d = p.assumingMemoryBound(to: UInt8.self)
+        var sum = 0
+        for i in stride(from: 0, to: bytes, by: step) { sum &+= Int(d[i]) }
+        benchSink &+= sum
+    }
+}
+
+/// The reference measurements' buffers, each allocated and filled (its pages faulted in) at its
+/// first use: after a phase's memory reading, so they never count in it. Freed with the phase.
+final class ProbeBuffers {
+    private var blocks: [String: (pointer: UnsafeMutableRawPointer, count: Int)] = [:]
+
+    /// `count` bytes named `name`.
+    func bytes(_ name: String, count: Int) -> (pointer: UnsafeMutableRawPointer, count: Int) {
+        if let b = blocks[name] { return b }
+        let p = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1), alignment: 64)
+        memset(p, 1, count)
+        blocks[name] = (p, count)
+        return (p, count)
     }
 
-    /// A plain `MPI_Allreduce` (in place, f32 sum) of `count` floats, the median of `repeats`,
-    /// each after a barrier as the forward's allreduce is in `bench`.
-    static func allReduce(count: Int, repeats: Int, world: Communicator) throws -> BenchStats {
-        var buffer = [Float](repeating: 1, count: count)
-        var times: [Double] = []
-        try buffer.withUnsafeMutableBufferPointer { b in
-            try world.allReduce(b, .sum)                                       // warm (connections, pages)
-            for i in 0..<repeats {
-                try world.barrier()
-                let t0 = Environment.wallTime()
-                try world.allReduce(b, .sum)
-                times.append(Environment.wallTime() - t0)
-                if i % 8 == 7 { for j in b.indices { b[j] = 1 } }               // keep the values finite
-            }
-        }
-        return BenchStats(times)
+    /// `count` floats named `name`, filled with 1; `fresh` on the first use.
+    func floats(_ name: String, count: Int) -> (UnsafeMutableBufferPointer<Float>, fresh: Bool) {
+        let fresh = blocks[name] == nil
+        let b = bytes(name, count: 4 * count)
+        let f = b.pointer.bindMemory(to: Float.self, capacity: count)
+        if fresh { f.update(repeating: 1, count: count) }
+        return (UnsafeMutableBufferPointer(start: f, count: count), fresh)
     }
 
-    /// `memcpy` of `bytes` on every rank at once, the median of `repeats`. Returns bytes moved
-    /// per second counting what is read and what is written (2 × bytes per copy), the usual
-    /// convention for copy bandwidth.
-    static func copyBandwidth(bytes: Int, repeats: Int, world: Communicator) throws -> (bytesPerSecond: Double, seconds: BenchStats) {
-        guard let src = malloc(bytes), let dst = malloc(bytes) else {
-            throw CLIError.config("cannot allocate 2 × \(formatBytes(bytes)) for the copy-bandwidth probe — use a smaller --copy-mib")
-        }
-        defer { free(src); free(dst) }
-        memset(src, 1, bytes)
-        memset(dst, 2, bytes)                                                  // fault every page in first
-        var times: [Double] = []
-        for _ in 0..<repeats {
-            try world.barrier()
-            let t0 = Environment.wallTime()
-            memcpy(dst, src, bytes)
-            times.append(Environment.wallTime() - t0)
-            // Read the copy back (a byte per page) into a global, so the copy cannot be optimized away.
-            let d = dst.assumingMemoryBound(to: UInt8.self)
-            var sum = 0
-            for i in stride(from: 0, to: bytes, by: 4096) { sum &+= Int(d[i]) }
-            benchSink &+= sum
-        }
-        let stats = BenchStats(times)
-        return (2 * Double(bytes) / max(stats.median, 1e-12), stats)
-    }
+    deinit { for b in blocks.values { b.pointer.deallocate() } }
 }
 
 /// Where probes leave a value derived from their results, so that the optimizer keeps the work.
@@ -115,6 +85,13 @@ enum ResidentPeak {
         }
         return 0
     }
+}
+
+/// CPU seconds the calling thread has used.
+func threadCPUTime() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
 }
 
 /// The 1-minute load average when the bench started (other work on the machine skews timings).

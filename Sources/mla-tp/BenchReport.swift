@@ -65,27 +65,17 @@ struct BenchReport: Codable {
         for (phase, results) in [("prefill", ranks.compactMap(\.prefill)), ("decode", ranks.compactMap(\.decode))] {
             guard results.count == ranks.count, !results.isEmpty else { continue }
             if phase == "prefill" {
-                let ratios = results.compactMap { r in r.sgemmFlopsPerSecond.map { r.flopsPerSecond / $0 } }
-                if let worst = ratios.min() {
+                if let worst = results.compactMap(\.gemmEfficiency).min() {
                     add("gemm-efficiency", phase, worst, 0.9, atLeast: true,
-                        "GEMM FLOPs over the whole forward's wall time ÷ same-run cblas_sgemm rate (worst rank)")
+                        "GEMM FLOPs over the whole forward's wall time ÷ the rate of the cblas_sgemm run right after it; median over forwards, worst rank")
                 }
-            } else {
-                let ratios = results.compactMap { r -> Double? in
-                    guard let w = r.weightBytesPerSecond, let c = r.copyBytesPerSecond, c > 0 else { return nil }
-                    return w / c
-                }
-                if let worst = ratios.min() {
-                    add("decode-bandwidth", phase, worst, 0.7, atLeast: true,
-                        "weight bytes per step ÷ median step time, over same-run memcpy bandwidth (read + write) (worst rank)")
-                }
+            } else if let worst = results.compactMap(\.bandwidthEfficiency).min() {
+                add("decode-bandwidth", phase, worst, 0.7, atLeast: true,
+                    "weight bytes per step ÷ step time, over the memcpy bandwidth (read + write) measured right after it; median over steps, worst rank")
             }
-            if tp > 1 {
-                let ratios = results.compactMap { r in r.rawAllReduceSeconds.map { r.allReduceSeconds.median / max($0.median, 1e-12) } }
-                if let worst = ratios.max() {
-                    add("allreduce-overhead", phase, worst, 1.2, atLeast: false,
-                        "forward's allreduce (after the barrier) ÷ raw MPI_Allreduce of the same bytes, medians (worst rank)")
-                }
+            if tp > 1, let worst = results.compactMap(\.allReduceRatio).max() {
+                add("allreduce-overhead", phase, worst, 1.2, atLeast: false,
+                    "the forward's allreduce (after its barrier) ÷ a raw MPI_Allreduce of the same bytes right after it; median over forwards, worst rank")
             }
             let memory = results.map { Double($0.memory.anonymousBytes) / Double(max($0.memory.budgetBytes, 1)) }
             add("memory", phase, memory.max() ?? 0, 1, atLeast: false,
@@ -126,7 +116,8 @@ struct BenchReport: Codable {
         var s = "mla-tp bench: model \(model), tp=\(tp), gate \(gate.rawValue), \(localHeads) of \(heads) heads per rank, "
         s += "\(blasThreads.first ?? 1) BLAS thread\(blasThreads.first == 1 ? "" : "s") per rank, \(cpus) CPUs, "
         s += String(format: "load average %.2f at start\n", loadAverage)
-        s += "\(warmup) warm-up + \(repeats) timed forward\(repeats == 1 ? "" : "s") per phase; times are median [min–max] in ms\n"
+        s += "\(warmup) warm-up + \(repeats) timed forward\(repeats == 1 ? "" : "s") per phase; times are median [min–max] in ms; "
+        s += "cpu is the rank's CPU time per forward (well below the forward's wall time: the core was busy with other work)\n"
         if let p = ranks.first?.prefill { s += "\n" + prefillText(p) }
         if let d = ranks.first?.decode { s += "\n" + decodeText(d) }
         s += "\nMemory per rank (MB; budget = 1.1 × weights + activations [+ KV cache])\n"
@@ -169,11 +160,11 @@ struct BenchReport: Codable {
             } else {
                 reduce = "–"
             }
-            let gemm = results.compactMap { r in r.sgemmFlopsPerSecond.map { (r.flopsPerSecond, r.flopsPerSecond / $0) } }.min { $0.1 < $1.1 }
+            let gemm = results.compactMap { r in r.gemmEfficiency.map { (r.flopsPerSecond, $0) } }.min { $0.1 < $1.1 }
             let rate = gemm.map { String(format: "%.1f (%.0f%%)", $0.0 / 1e9, 100 * $0.1) } ?? Self.rate(slowest.flopsPerSecond)
             let band = results.compactMap { r -> (Double, Double)? in
-                guard let w = r.weightBytesPerSecond, let c = r.copyBytesPerSecond, c > 0 else { return nil }
-                return (w, w / c)
+                guard let w = r.weightBytesPerSecond, let e = r.bandwidthEfficiency else { return nil }
+                return (w, e)
             }.min { $0.1 < $1.1 }
             let bandwidth = band.map { String(format: "%.1f (%.0f%%)", $0.0 / 1e9, 100 * $0.1) } ?? "–"
             let memory = results.max { $0.memory.anonymousBytes < $1.memory.anonymousBytes }.map {
@@ -189,14 +180,15 @@ struct BenchReport: Codable {
         var s = "Prefill: \(first.tokensPerForward) tokens in \(first.sequences) sequence\n"
         let rows: [[String]] = ranks.compactMap { r in
             guard let p = r.prefill else { return nil }
-            let ratio = p.sgemmFlopsPerSecond.map { String(format: "%.1f%%", 100 * p.flopsPerSecond / $0) } ?? "–"
-            return ["\(r.rank)", Self.range(p.totalSeconds), Self.ms(p.computeSeconds.median), Self.ms(p.allReduceSeconds.median),
-                    Self.ms(p.allReduceWaitSeconds.median), String(format: "%.3f", Double(p.flops) / 1e9),
+            let ratio = p.gemmEfficiency.map { String(format: "%.1f%%", 100 * $0) } ?? "–"
+            return ["\(r.rank)", Self.range(p.totalSeconds), Self.ms(p.cpuSeconds.median), Self.ms(p.computeSeconds.median),
+                    Self.ms(p.allReduceSeconds.median), Self.ms(p.allReduceWaitSeconds.median), String(format: "%.3f", Double(p.flops) / 1e9),
                     Self.rate(p.flopsPerSecond), p.sgemmFlopsPerSecond.map(Self.rate) ?? "–", ratio]
         }
-        s += table(["rank", "forward", "compute", "allreduce", "wait", "GFLOP", "GFLOP/s", "sgemm GFLOP/s", "of sgemm"], rows) + "\n"
+        s += table(["rank", "forward", "cpu", "compute", "allreduce", "wait", "GFLOP", "GFLOP/s", "sgemm GFLOP/s", "of sgemm"], rows) + "\n"
         if let shape = first.sgemmShape {
-            s += "sgemm reference: x [\(shape[0]), \(shape[2])] · Wᵀ, W [\(shape[1]), \(shape[2])] (the layer's largest hidden-wide weight), same run\n"
+            s += "sgemm reference: x [\(shape[0]), \(shape[2])] · Wᵀ, W [\(shape[1]), \(shape[2])] (the layer's largest hidden-wide weight), "
+            s += "run right after each timed forward; \"of sgemm\" is the median over forwards of the paired ratio\n"
         }
         s += reduceText(ranks.compactMap { r in r.prefill.map { (r.rank, $0) } })
         s += flopsText(ranks.compactMap(\.prefill))
@@ -208,13 +200,13 @@ struct BenchReport: Codable {
         s += "context \(first.contextFirst ?? 0)…\(first.contextLast ?? 0) cached tokens\n"
         let rows: [[String]] = ranks.compactMap { r in
             guard let p = r.decode else { return nil }
-            let ratio = p.weightBytesPerSecond.flatMap { w in p.copyBytesPerSecond.map { String(format: "%.1f%%", 100 * w / $0) } } ?? "–"
-            return ["\(r.rank)", Self.range(p.totalSeconds), Self.ms(p.computeSeconds.median), Self.ms(p.allReduceSeconds.median),
-                    Self.ms(p.allReduceWaitSeconds.median), Self.mb(p.weightBytesPerToken ?? 0),
+            let ratio = p.bandwidthEfficiency.map { String(format: "%.1f%%", 100 * $0) } ?? "–"
+            return ["\(r.rank)", Self.range(p.totalSeconds), Self.ms(p.cpuSeconds.median), Self.ms(p.computeSeconds.median),
+                    Self.ms(p.allReduceSeconds.median), Self.ms(p.allReduceWaitSeconds.median), Self.mb(p.weightBytesPerToken ?? 0),
                     p.weightBytesPerSecond.map(Self.rate) ?? "–", p.copyBytesPerSecond.map(Self.rate) ?? "–", ratio]
         }
-        s += table(["rank", "step", "compute", "allreduce", "wait", "weight MB/token", "weight GB/s", "memcpy GB/s", "of memcpy"], rows) + "\n"
-        s += "memcpy GB/s counts bytes read + written; a step streams every local weight once\n"
+        s += table(["rank", "step", "cpu", "compute", "allreduce", "wait", "weight MB/token", "weight GB/s", "memcpy GB/s", "of memcpy"], rows) + "\n"
+        s += "memcpy GB/s counts bytes read + written, one copy right after each timed step; a step streams every local weight once\n"
         s += reduceText(ranks.compactMap { r in r.decode.map { (r.rank, $0) } })
         s += flopsText(ranks.compactMap(\.decode))
         return s
@@ -222,13 +214,14 @@ struct BenchReport: Codable {
 
     func reduceText(_ results: [(Int, BenchPhaseResult)]) -> String {
         guard tp > 1, let first = results.first?.1 else { return "Allreduce: none (tp=1)\n" }
-        var s = "Allreduce of \(Self.mb(first.allReduceBytes)) MB per forward vs a raw MPI_Allreduce of the same bytes (medians, ms):"
+        var s = "Allreduce of \(Self.mb(first.allReduceBytes)) MB per forward (after its barrier) vs a raw MPI_Allreduce of the same bytes "
+        s += "right after each forward, back to back (hot) and after reading 64 MiB (cold); medians in ms and paired ratios:\n"
         for (rank, p) in results {
-            guard let raw = p.rawAllReduceSeconds else { continue }
-            s += String(format: " rank %d %@ vs %@ (%.2f×);", rank, Self.ms(p.allReduceSeconds.median), Self.ms(raw.median),
-                        p.allReduceSeconds.median / max(raw.median, 1e-12))
+            guard let raw = p.rawAllReduceSeconds, let cold = p.rawColdAllReduceSeconds else { continue }
+            s += String(format: "  rank %d: forward %@, raw hot %@ (%.2f×), raw cold %@ (%.2f×)\n", rank, Self.ms(p.allReduceSeconds.median),
+                        Self.ms(raw.median), p.allReduceRatio ?? 0, Self.ms(cold.median), p.allReduceColdRatio ?? 0)
         }
-        return String(s.dropLast()) + "\n"
+        return s
     }
 
     func flopsText(_ results: [BenchPhaseResult]) -> String {

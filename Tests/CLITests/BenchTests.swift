@@ -40,6 +40,7 @@ import TestSupport
             #expect(number(rank, "rank") == Double(i))
             guard let p = rank[phase] as? Object else { Issue.record("rank \(i): no \(phase) section"); continue }
             let total = checkStats(p, "totalSeconds", count: repeats)
+            checkStats(p, "cpuSeconds", count: repeats)
             let compute = checkStats(p, "computeSeconds", count: repeats)
             let reduce = checkStats(p, "allReduceSeconds", count: repeats)
             let wait = checkStats(p, "allReduceWaitSeconds", count: repeats)
@@ -57,7 +58,12 @@ import TestSupport
             #expect((number(p, "flopsPerSecond") ?? 0) > 0)
             flops.append(f)
             #expect((number(p, "allReduceBytes") ?? 0) > 0)
-            if tp > 1 { checkStats(p, "rawAllReduceSeconds", count: nil) }
+            if tp > 1 {
+                checkStats(p, "rawAllReduceSeconds", count: repeats)
+                checkStats(p, "rawColdAllReduceSeconds", count: repeats)
+                #expect((number(p, "allReduceRatio") ?? 0) > 0, "rank \(i): no allReduceRatio")
+                #expect((number(p, "allReduceColdRatio") ?? 0) > 0, "rank \(i): no allReduceColdRatio")
+            }
 
             let m = p["memory"] as? Object
             for key in ["anonymousBytes", "pssBytes", "rssBytes", "weightBytes", "activationBytes", "budgetBytes",
@@ -89,16 +95,21 @@ import TestSupport
         for rank in doc["ranks"] as? [Object] ?? [] {
             let p = rank["prefill"] as? Object
             #expect((Self.number(p, "sgemmFlopsPerSecond") ?? 0) > 0)
+            #expect((Self.number(p, "gemmEfficiency") ?? 0) > 0)
+            Self.checkStats(p, "sgemmSeconds", count: repeats)
             #expect((p?["sgemmShape"] as? [NSNumber])?.map(\.intValue).first == 70)
             let d = rank["decode"] as? Object
             #expect(Self.number(d, "tokensPerForward") == 1)
-            // Decode prefilled 70 tokens, then one warm-up step: the timed steps see 71, then 72 cached tokens.
-            #expect(Self.number(d, "contextFirst") == 71)
-            #expect(Self.number(d, "contextLast") == 72)
+            // Decode prefilled 70 tokens, then one warm-up step and the step memory is read around:
+            // the timed steps see 72, then 73 cached tokens.
+            #expect(Self.number(d, "contextFirst") == 72)
+            #expect(Self.number(d, "contextLast") == 73)
             #expect((Self.number(d, "weightBytesPerToken") ?? 0) > 0)
             #expect(Self.number(d, "weightBytesPerToken") == Self.number(rank, "weightBytes"))
             #expect((Self.number(d, "weightBytesPerSecond") ?? 0) > 0)
             #expect((Self.number(d, "copyBytesPerSecond") ?? 0) > 0)
+            #expect((Self.number(d, "bandwidthEfficiency") ?? 0) > 0)
+            Self.checkStats(d, "copySeconds", count: repeats)
             #expect((Self.number(d, "cacheBytes") ?? 0) > 0)
         }
 
