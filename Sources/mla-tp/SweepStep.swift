@@ -102,15 +102,20 @@ struct SweepStep: ParsableCommand {
             forward = { try layer.forward(x, batch: batch, collectives: collectives, into: &out) }
         }
         try forward()                                   // warm-up: sizes the workspace
+        // Open MPI's MPI_Wtime counts from each process's own start, so the ranks' readings are
+        // not comparable; CLOCK_MONOTONIC is one clock for every process on this host. The
+        // collectives' segments (MPI_Wtime) are shifted onto it.
+        let offset = monotonicSeconds() - Environment.wallTime()
         var mine: [Double] = []                          // per repeat: start, end, allreduce start, allreduce end, wait start
         for _ in 0..<repeats {
             collectives.resetCounters()
             try world.barrier()
-            let t0 = Environment.wallTime()
+            let t0 = monotonicSeconds()
             try forward()
-            let t1 = Environment.wallTime()
+            let t1 = monotonicSeconds()
             let seg = collectives.segments.first
-            mine += [t0, t1, seg?.start ?? -1, seg?.end ?? -1, seg.map { $0.start - collectives.waitSeconds } ?? -1]
+            mine += [t0, t1, seg.map { $0.start + offset } ?? -1, seg.map { $0.end + offset } ?? -1,
+                     seg.map { $0.start - collectives.waitSeconds + offset } ?? -1]
         }
         let flops = layer.counters.totalFlops
         let memory = ProcessMemory.current()
@@ -198,6 +203,13 @@ struct StepResult: Codable {
                     Segment(kind: "allreduce", start: a0, end: a1), Segment(kind: "compute", start: a1, end: t1)]
         }
     }
+}
+
+/// Seconds on CLOCK_MONOTONIC: the same clock in every process of this host.
+func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
 }
 
 func median(_ xs: [Double]) -> Double {
