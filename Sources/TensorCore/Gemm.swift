@@ -83,6 +83,29 @@ public enum Gemm {
         }
     }
 
+    /// `out = x · W` for a weight kept as `[in, out]`: x `[T, in]`, W `[in, out]` → `[T, out]`.
+    /// Writes into `out`, which must already have shape `[T, out]`.
+    public static func linearNN(_ x: Matrix, weight w: Matrix, into out: inout Matrix) throws(ShapeError) {
+        guard x.cols == w.rows else {
+            throw ShapeError(op: "x · W", x.shape, w.shape, hint: "x's columns must equal W's in-features (W is [in, out])")
+        }
+        guard out.rows == x.rows, out.cols == w.cols else {
+            throw ShapeError(op: "x · W output", out.shape, Shape(x.rows, w.cols))
+        }
+        guard x.rows > 0, w.cols > 0, x.cols > 0 else {
+            for i in out.storage.indices { out.storage[i] = 0 }
+            return
+        }
+        x.storage.withUnsafeBufferPointer { xp in
+            w.storage.withUnsafeBufferPointer { wp in
+                out.storage.withUnsafeMutableBufferPointer { op in
+                    run(m: x.rows, n: w.cols, k: x.cols, a: xp.baseAddress!, lda: x.cols,
+                        b: wp.baseAddress!, ldb: w.cols, c: op.baseAddress!, ldc: w.cols)
+                }
+            }
+        }
+    }
+
     /// `x · Wᵀ` as a new matrix.
     public static func linear(_ x: Matrix, weight w: Matrix) throws(ShapeError) -> Matrix {
         var out = Matrix(rows: x.rows, cols: w.rows)

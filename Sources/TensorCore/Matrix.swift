@@ -56,6 +56,24 @@ public struct Matrix: Equatable, Sendable {
         return m
     }
 
+    /// The transpose, as a new matrix (a copy), in cache-sized tiles.
+    public func transposed() -> Matrix {
+        var t = Matrix(rows: cols, cols: rows)
+        let r = rows, c = cols, tile = 64
+        storage.withUnsafeBufferPointer { src in
+            t.storage.withUnsafeMutableBufferPointer { dst in
+                for i0 in stride(from: 0, to: r, by: tile) {
+                    for j0 in stride(from: 0, to: c, by: tile) {
+                        for i in i0..<min(i0 + tile, r) {
+                            for j in j0..<min(j0 + tile, c) { dst[j * r + i] = src[i * c + j] }
+                        }
+                    }
+                }
+            }
+        }
+        return t
+    }
+
     /// Columns `range` of every row, as a new matrix (a copy).
     public func columns(_ range: Range<Int>) -> Matrix {
         var m = Matrix(rows: rows, cols: range.count)

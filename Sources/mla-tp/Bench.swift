@@ -157,6 +157,7 @@ struct BenchPhaseResult: Codable {
     /// `W [n, k]`, shape `[m, n, k]`, one right after each timed forward; its rate over the median;
     /// and the median over forwards of (forward's FLOP/s ÷ the following sgemm's FLOP/s).
     var sgemmShape: [Int]?
+    var sgemmWeightOrder: WeightOrder?
     var sgemmSeconds: BenchStats?
     var sgemmFlopsPerSecond: Double?
     var gemmEfficiency: Double?
@@ -321,12 +322,20 @@ struct BenchContext {
                            smallestWeightBytes: smallest, fullLayerBytes: full.bytesPerRank)
     }
 
-    /// The layer's largest local weight, `[n, k]` with k = hidden (gate, else o_proj's transpose is not
-    /// hidden-wide, so q_a/kv_a), as raw storage shared with the layer (no copy).
-    func largestHiddenWideWeight() -> (values: [Float], rows: Int, cols: Int)? {
-        attention.namedTensors.filter { $0.shape.count == 2 && $0.shape[1] == config.hiddenSize }
-            .max { $0.shape[0] < $1.shape[0] }
-            .map { ($0.values, $0.shape[0], $0.shape[1]) }
+    /// The layer's largest local weight whose input is the hidden state (the gate, or q_a), as the
+    /// layer keeps it: its storage is shared with the layer (no copy), with its order and `[out, in]`.
+    func largestHiddenWideWeight() -> (weight: Matrix, order: WeightOrder, out: Int, in: Int)? {
+        var best: (weight: Matrix, order: WeightOrder, out: Int, in: Int)?
+        for layer in attention.layers {
+            let candidate: (weight: Matrix, order: WeightOrder, out: Int, in: Int)
+            switch layer {
+            case let c as ColumnParallelLinear: candidate = (c.weight, c.order, c.localOut, c.localIn)
+            case let r as ReplicatedLinear: candidate = (r.weight, r.order, r.localOut, r.localIn)
+            default: continue
+            }
+            if candidate.in == config.hiddenSize && candidate.out > (best?.out ?? 0) { best = candidate }
+        }
+        return best
     }
 
     func prefill(tokens T: Int, warmup: Int, repeats: Int) throws -> BenchPhaseResult {
@@ -343,9 +352,11 @@ struct BenchContext {
         let w = largestHiddenWideWeight()
         let buffers = ProbeBuffers()
         func sgemm(_ c: UnsafeMutablePointer<Float>) {
-            x.storage.withUnsafeBufferPointer { xp in w!.values.withUnsafeBufferPointer { wp in
-                Gemm.run(transB: true, m: T, n: w!.rows, k: w!.cols, a: xp.baseAddress!, lda: w!.cols,
-                         b: wp.baseAddress!, ldb: w!.cols, c: c, ldc: w!.rows)
+            guard let w else { return }
+            x.storage.withUnsafeBufferPointer { xp in w.weight.storage.withUnsafeBufferPointer { wp in
+                // The product the forward runs: x·Wᵀ on [out, in], or x·W on [in, out].
+                Gemm.run(transB: w.order == .outIn, m: T, n: w.out, k: w.in, a: xp.baseAddress!, lda: w.in,
+                         b: wp.baseAddress!, ldb: w.order == .outIn ? w.in : w.out, c: c, ldc: w.out)
             } }
         }
         let (timed, memory) = try time(warmup: warmup, repeats: repeats, activations: {
@@ -355,7 +366,7 @@ struct BenchContext {
         }, reference: {
             var s = 0.0
             if let w {
-                let (c, fresh) = buffers.floats("product", count: T * w.rows)
+                let (c, fresh) = buffers.floats("product", count: T * w.out)
                 if fresh { sgemm(c.baseAddress!) }                                 // warm, untimed
                 s = try timedAfterBarrier { sgemm(c.baseAddress!) }
             }
@@ -371,9 +382,10 @@ struct BenchContext {
             planFlops: plan.totalFlops, flopsPerSecond: Double(counters.totalFlops) / max(total.median, 1e-12),
             allReduceBytes: bytes, memory: memory)
         if let w {
-            let flops = Double(Gemm.flops(m: T, n: w.rows, k: w.cols))
+            let flops = Double(Gemm.flops(m: T, n: w.out, k: w.in))
             let s = BenchStats(timed.references.map { $0[0] })
-            result.sgemmShape = [T, w.rows, w.cols]
+            result.sgemmShape = [T, w.out, w.in]
+            result.sgemmWeightOrder = w.order
             result.sgemmSeconds = s
             result.sgemmFlopsPerSecond = flops / max(s.median, 1e-12)
             // Per timed forward: its GEMM rate over the rate of the sgemm right after it.

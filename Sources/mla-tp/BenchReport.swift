@@ -187,7 +187,9 @@ struct BenchReport: Codable {
         }
         s += table(["rank", "forward", "cpu", "compute", "allreduce", "wait", "GFLOP", "GFLOP/s", "sgemm GFLOP/s", "of sgemm"], rows) + "\n"
         if let shape = first.sgemmShape {
-            s += "sgemm reference: x [\(shape[0]), \(shape[2])] · Wᵀ, W [\(shape[1]), \(shape[2])] (the layer's largest hidden-wide weight), "
+            let product = first.sgemmWeightOrder == .inOut ? "x [\(shape[0]), \(shape[2])] · W, W [\(shape[2]), \(shape[1])]"
+                : "x [\(shape[0]), \(shape[2])] · Wᵀ, W [\(shape[1]), \(shape[2])]"
+            s += "sgemm reference: \(product) (the layer's largest hidden-wide weight, as the layer keeps it), "
             s += "run right after each timed forward; \"of sgemm\" is the median over forwards of the paired ratio\n"
         }
         s += reduceText(ranks.compactMap { r in r.prefill.map { (r.rank, $0) } })
