@@ -17,7 +17,8 @@ struct Plan: ParsableCommand {
             mla-tp plan --preset deepseek-v2-lite --tp 2 --hardware cpu-measured [--rates FILE]
             --hardware takes h100, h200, cpu-measured or custom:TFLOPS,HBM_GBps,LINK_GBps,LINK_LATENCY_us.
             cpu-measured measures this machine's sgemm (at the prefill's [T, hidden] shape), copy and MPI \
-            allreduce rates with a short `mpirun -n 2 mla-tp sweep-step --probe` (or reads them from --rates).
+            allreduce rates with a short `mpirun -n min(tp, cores) mla-tp sweep-step --probe` (or reads them \
+            from --rates, or from a bench report with --bench-json).
             """)
 
     @OptionGroup var model: ModelOptions
@@ -62,20 +63,21 @@ struct Plan: ParsableCommand {
             }
             hw = try MeasuredRates.fromBench(benchJson, needLink: tp > 1).hardware
         } else {
-            hw = try hardware.map { try Plan.hardware($0, ratesFile: rates, probeShape: probeShape, allReduceBytes: payload) }
+            let probeRanks = min(tp, ProcessInfo.processInfo.activeProcessorCount)
+            hw = try hardware.map { try Plan.hardware($0, ratesFile: rates, probeRanks: probeRanks, probeShape: probeShape, allReduceBytes: payload) }
         }
         let report = PlanReport(config: config, model: name, tp: tp, gate: model.gate, sequenceLengths: lengths, hardware: hw)
         RankOutputShim.out(json ? try report.json() : report.text())
     }
 
     /// The hardware named by `--hardware`.
-    static func hardware(_ spec: String, ratesFile: String?, probeShape: String = "1024,1024,1024",
+    static func hardware(_ spec: String, ratesFile: String?, probeRanks: Int = 2, probeShape: String = "1024,1024,1024",
                          allReduceBytes: Int = 4 << 20) throws -> Hardware {
         switch spec {
         case "h100": return .h100
         case "h200": return .h200
         case "cpu-measured":
-            let measured = try ratesFile.map { try MeasuredRates.load($0) } ?? MeasuredRates.probe(shape: probeShape, allReduceBytes: allReduceBytes)
+            let measured = try ratesFile.map { try MeasuredRates.load($0) } ?? MeasuredRates.probe(ranks: probeRanks, shape: probeShape, allReduceBytes: allReduceBytes)
             return measured.hardware
         default:
             if spec.hasPrefix("custom:") {

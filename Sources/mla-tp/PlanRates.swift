@@ -1,8 +1,8 @@
 import Foundation
 import MLA
 
-/// This machine's rates, measured by `mla-tp sweep-step --probe` under `mpirun -n 2`:
-/// the inputs of `--hardware cpu-measured`.
+/// This machine's rates, measured by `mla-tp sweep-step --probe` under `mpirun -n N` with every
+/// rank busy at once: the inputs of `--hardware cpu-measured`.
 struct MeasuredRates: Codable {
     /// `cblas_sgemm` at `sgemmShape` (f32, one BLAS thread), per rank with every rank busy, FLOP/s (best of 5).
     var sgemmFlopsPerSecond: Double
@@ -75,13 +75,14 @@ struct MeasuredRates: Codable {
         "\(max(tokens, 1)),\(min(config.hiddenSize, 4096)),\(config.hiddenSize)"
     }
 
-    static func probe(shape: String = "1024,1024,1024", allReduceBytes: Int = 4 << 20) throws -> MeasuredRates {
+    /// `ranks` busy ranks (plan uses min(tp, cores): rates per rank as they will run).
+    static func probe(ranks: Int = 2, shape: String = "1024,1024,1024", allReduceBytes: Int = 4 << 20) throws -> MeasuredRates {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("mla-tp-rates-\(getpid()).json").path
         defer { try? FileManager.default.removeItem(atPath: file) }
-        let r = MPILaunch.run(ranks: 2, ["sweep-step", "--probe", "--probe-shape", shape,
+        let r = MPILaunch.run(ranks: ranks, ["sweep-step", "--probe", "--probe-shape", shape,
                                                       "--probe-allreduce-bytes", "\(allReduceBytes)", "--out", file], timeout: 120)
         guard r.status == 0 else {
-            throw CLIError(code: .internal, message: "the rate probe (mpirun -n 2 mla-tp sweep-step --probe) failed with status \(r.status): "
+            throw CLIError(code: .internal, message: "the rate probe (mpirun -n \(ranks) mla-tp sweep-step --probe) failed with status \(r.status): "
                            + "\(r.stderr.split(separator: "\n").last ?? "") — check that mpirun works, or pass --rates FILE")
         }
         return try load(file)

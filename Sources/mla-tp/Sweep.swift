@@ -76,17 +76,25 @@ struct Sweep: ParsableCommand {
         let (config, name) = try model.loadConfig()
         for k in tps { try config.validate(tp: k) }
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        let progress = Progress(total: 1 + tps.count * (1 + (checkTokens > 0 ? 1 : 0) + (decodeContext != nil ? 1 : 0)))
-
-        // The machine's rates, measured once (what `plan --hardware cpu-measured` uses).
-        let ratesFile = (out as NSString).appendingPathComponent("rates.json")
+        // The machine's rates, measured as `plan --hardware cpu-measured` does: with as many ranks
+        // busy as will run at once (min(tp, cores)), so one probe per distinct count.
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let probeCounts = Array(Set(tps.map { min($0, cores) })).sorted()
+        let progress = Progress(total: probeCounts.count + tps.count * (1 + (checkTokens > 0 ? 1 : 0) + (decodeContext != nil ? 1 : 0)))
         let shape = MeasuredRates.probeShape(tokens: tokens, config: config)
         let payload = "\(ShardingPlan.allReduceBytes(tokens: tokens, config: config))"
-        progress.waitForIdle(waitForIdle, maxWait: maxWait)
-        let probeLoad = currentLoadAverage()
-        let probe = progress.run("rate probe (2 ranks)", ranks: 2, ["sweep-step", "--probe", "--probe-shape", shape, "--probe-allreduce-bytes", payload, "--out", ratesFile], timeout: 120)
-        guard probe.status == 0 else { throw childFailure("the rate probe", probe) }
-        let rates = try MeasuredRates.load(ratesFile)
+        var ratesByRanks: [Int: MeasuredRates] = [:]
+        var probeLoad: [Double] = []
+        for n in probeCounts {
+            let file = (out as NSString).appendingPathComponent("rates-\(n)rank\(n == 1 ? "" : "s").json")
+            progress.waitForIdle(waitForIdle, maxWait: maxWait)
+            probeLoad.append(currentLoadAverage() ?? 0)
+            let probe = progress.run("rate probe (\(n) rank\(n == 1 ? "" : "s"))", ranks: n,
+                                     ["sweep-step", "--probe", "--probe-shape", shape, "--probe-allreduce-bytes", payload, "--out", file],
+                                     timeout: 120)
+            guard probe.status == 0 else { throw childFailure("the rate probe", probe) }
+            ratesByRanks[n] = try MeasuredRates.load(file)
+        }
 
         var rows: [SweepRow] = []
         for k in tps {
@@ -106,6 +114,7 @@ struct Sweep: ParsableCommand {
                 guard c.status == 0 else { throw childFailure("tp=\(k) check", c) }
                 check = try parseCheck(c.stdout)
             }
+            let rates = ratesByRanks[min(k, cores)]!
             var row = SweepRow(config: config, tp: k, gate: model.gate, tokens: tokens, step: step, rates: rates, check: check)
             row.loadAverage = load
             if let decodeContext {
@@ -125,7 +134,8 @@ struct Sweep: ParsableCommand {
         }
         progress.finish()
 
-        let report = SweepReport(model: name, gate: model.gate, tokens: tokens, rates: rates, probeLoadAverage: probeLoad, rows: rows,
+        let report = SweepReport(model: name, gate: model.gate, tokens: tokens, rates: probeCounts.map { ratesByRanks[$0]! },
+                                 probeLoadAverage: probeLoad, rows: rows,
                                  h100: tps.map { Projection(cost: FlopModel.prefill(config: config, tp: $0, gate: model.gate, sequenceLengths: [tokens]),
                                                             tokens: tokens, config: config, tp: $0, hardware: .h100) })
         let encoder = JSONEncoder()
@@ -208,7 +218,8 @@ struct SweepRow: Codable {
     /// Weights each rank holds (plan) and its anonymous memory in the timing job (measured).
     var weightBytesPerRank: Int
     var anonymousBytesMax: Int
-    /// Projection from the sweep's one rate probe (2 ranks), shared cores scaled: `plan --hardware cpu-measured`.
+    /// Projection from the rate probe with min(tp, cores) ranks busy, shared cores scaled: what
+    /// `plan --hardware cpu-measured` gives.
     var projected: Projection
     /// Projection from the rates the same job measured just before timing (same load, same rank count).
     var projectedSameJob: Projection?
@@ -232,7 +243,6 @@ struct SweepRow: Codable {
         decodeError = p.totalSeconds / step.bestSeconds - 1
         if var same = step.rates?.hardware {
             same.cores = nil
-            if tp == 1 { same.linkBytesPerSecond = rates.allReduceBytesPerSecond }
             let q = Projection(cost: cost, tokens: 1, config: config, tp: tp, hardware: same)
             decodeProjectedSameJob = q
             decodeErrorSameJob = q.totalSeconds / step.bestSeconds - 1
@@ -254,7 +264,6 @@ struct SweepRow: Codable {
         projected = Projection(cost: cost, tokens: tokens, config: config, tp: tp, hardware: rates.hardware)
         if var same = step.rates?.hardware {
             same.cores = nil                   // measured with this job's ranks on these cores: already per-rank
-            if tp == 1 { same.linkBytesPerSecond = rates.allReduceBytesPerSecond }
             projectedSameJob = Projection(cost: cost, tokens: tokens, config: config, tp: tp, hardware: same)
         }
         checkRelative = check?.relative
@@ -269,8 +278,9 @@ struct SweepReport: Codable {
     var model: String
     var gate: GateLayout
     var tokens: Int
-    var rates: MeasuredRates
-    var probeLoadAverage: Double?
+    /// One probe per count of busy ranks (1 … cores).
+    var rates: [MeasuredRates]
+    var probeLoadAverage: [Double]
     var rows: [SweepRow]
     /// The same forward projected on one H100 SXM per rank.
     var h100: [Projection]
@@ -278,7 +288,8 @@ struct SweepReport: Codable {
     func text() -> String {
         var s = "\nmla-tp sweep: model \(model), gate \(gate.rawValue), prefill of \(tokens) tokens, "
         s += "best and median of \(rows.first?.step.repeats ?? 0) forwards (first rank's start to last rank's end)\n"
-        s += "rates (probe, 2 ranks): \(rates.hardware.source)\n\n"
+        for r in rates { s += "rates (probe, \(r.ranks) rank\(r.ranks == 1 ? "" : "s") busy): \(r.hardware.source)\n" }
+        s += "\n"
         s += table(["tp", "best", "compute", "allreduce", "median", "projected", "error", "vs median", "error (same-job rates)",
                     "weights/rank", "anon RSS/rank (max)", "max rel. error vs unsharded", "load"], rows.map { r in
             [String(r.tp), formatSeconds(r.step.bestSeconds), formatSeconds(r.step.bestSeconds - r.step.bestAllReduceSeconds),
@@ -367,7 +378,7 @@ enum SweepFigures {
         }
         var chart = LineChart(
             title: "Measured vs projected forward time: \(report.model), \(report.tokens) tokens",
-            subtitle: "this machine (\(report.rates.cores) cores, f32); projection = roofline per stage + ring allreduce from measured rates",
+            subtitle: "this machine (\(report.rates.first?.cores ?? 0) cores, f32); projection = roofline per stage + ring allreduce from measured rates",
             series: series, xTitle: "tensor-parallel size (ranks; more ranks than cores share them)", yTitle: "ms per forward",
             xTicks: rows.map { log2(Double($0.tp)) }, xTickLabels: rows.map { String($0.tp) })
         chart.frame = Frame(width: 860, height: 460)

@@ -112,7 +112,7 @@ import TestSupport
                                "--decode-context", "40", "--out", dir.path], timeout: 240)
         #expect(r.status == 0, "\(r)")
         // Progress: one line per job with elapsed time and an estimate.
-        #expect(r.stderr.contains("[1/10] rate probe") && r.stderr.contains("tp=4") && r.stderr.contains("elapsed")
+        #expect(r.stderr.contains("[1/11] rate probe (1 rank)") && r.stderr.contains("rate probe (2 ranks)") && r.stderr.contains("tp=4") && r.stderr.contains("elapsed")
                 && r.stderr.contains("eta"), "\(r)")
         for needle in ["best", "compute", "allreduce", "projected", "weights/rank", "max rel. error vs unsharded", "Decode (absorbed)"] {
             #expect(r.stdout.contains(needle), "missing \(needle): \(r)")
