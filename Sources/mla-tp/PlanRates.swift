@@ -4,12 +4,12 @@ import MLA
 /// This machine's rates, measured by `mla-tp sweep-step --probe` under `mpirun -n N` with every
 /// rank busy at once: the inputs of `--hardware cpu-measured`.
 struct MeasuredRates: Codable {
-    /// `cblas_sgemm` at `sgemmShape` (f32, one BLAS thread), per rank with every rank busy, FLOP/s (best of 5).
+    /// `cblas_sgemm` at `sgemmShape` (f32, one BLAS thread), per rank with every rank busy, FLOP/s (best of 15).
     var sgemmFlopsPerSecond: Double
-    /// `memcpy` of 64 MiB, bytes read + written per second (STREAM's convention), per rank with every rank busy (best of 5).
+    /// `memcpy` of 64 MiB, bytes read + written per second (STREAM's convention), per rank with every rank busy (best of 15).
     var copyBytesPerSecond: Double
     /// In-place f32 sum allreduce of `allReduceLargeBytes` over `ranks` ranks: bytes a rank sends
-    /// (2(p−1)/p · n) per second, after the latency term is taken off.
+    /// (2(p−1)/p · n) per second, after the latency term is taken off (best of 15).
     var allReduceBytesPerSecond: Double
     /// The small allreduce's time (best of 5 × 50 calls) over its 2(p−1) ring steps, seconds per step.
     var allReduceStepLatencySeconds: Double

@@ -220,6 +220,10 @@ func median(_ xs: [Double]) -> Double {
 
 /// The rate probe: every rank busy at once, as in a forward.
 enum RateProbe {
+    /// Repeats of each timed measurement; the best counts (on a shared machine most samples
+    /// are slowed by other work, so more of them give a better chance of a clean one).
+    static let repeats = 15
+
     /// Each rate is the best of its repeats (the run least disturbed by other work).
     static func measure(_ world: Communicator, shape: [Int] = [1024, 1024, 1024], allReduceBytes: Int = 4 << 20) throws -> MeasuredRates {
         let p = world.size
@@ -234,7 +238,7 @@ enum RateProbe {
         }
         try world.barrier()
         gemm()
-        let gemmTimes = (0..<5).map { _ in timed(gemm) }
+        let gemmTimes = (0..<RateProbe.repeats).map { _ in timed(gemm) }
         let sgemm = Double(Gemm.flops(m: m, n: n, k: k)) / gemmTimes.min()!
 
         // memcpy of 64 MiB: read + write counted.
@@ -246,7 +250,7 @@ enum RateProbe {
         }
         try world.barrier()
         copy()
-        let copyRate = Double(2 * 4 * count) / (0..<5).map { _ in timed(copy) }.min()!
+        let copyRate = Double(2 * 4 * count) / (0..<RateProbe.repeats).map { _ in timed(copy) }.min()!
 
         // Allreduce: a small one for the per-step latency, a large one for the bandwidth.
         let small = 1024, large = max(allReduceBytes / 4, 2048)      // 4 KiB, and the forward's payload
@@ -266,7 +270,7 @@ enum RateProbe {
             stepLatency = tSmall / Double(2 * (p - 1))
             try world.allReduce(&bufLarge)
             var largeTimes: [Double] = []
-            for _ in 0..<10 {
+            for _ in 0..<RateProbe.repeats {
                 try world.barrier()
                 let s = Environment.wallTime()
                 try world.allReduce(&bufLarge)
