@@ -44,7 +44,9 @@ extension MLAAttention {
     public func forwardPartial(_ x: Matrix, batch: Batch) throws -> Matrix {
         try checkInput(x, batch: batch)
         try gatedAttention(x, positions: batch.positions, expandKV: true) { w in self.attend(&w, batch: batch) }
-        return try Gemm.linear(workspace.attn, weight: oProj.weight)     // [T, hidden]
+        var out = Matrix(rows: x.rows, cols: config.hiddenSize)          // [T, hidden]
+        try oProj.partial(workspace.attn, into: &out)
+        return out
     }
 
     /// o_proj's bias (added once, after the reduce), if any.
@@ -76,7 +78,7 @@ extension MLAAttention {
         w.q.reshapeDiscarding(rows: T, cols: hl * dq)
         switch qPath {
         case let .lora(qA, norm, qB):
-            w.qa.reshapeDiscarding(rows: T, cols: qA.weight.rows)               // [T, q_lora]
+            w.qa.reshapeDiscarding(rows: T, cols: qA.localOut)               // [T, q_lora]
             try qA.forward(x, into: &w.qa)
             try w.qa.rmsNormRows(weight: norm, eps: c.rmsNormEps)
             try qB.forward(w.qa, into: &w.q)                                     // [T, H/tp·dq]

@@ -94,11 +94,11 @@ extension MLAAttention {
         var offset = 0
         switch gate {
         case let .column(g):
-            w.gate.reshapeDiscarding(rows: T, cols: g.weight.rows)                // [T, H/tp·v]
+            w.gate.reshapeDiscarding(rows: T, cols: g.localOut)                // [T, H/tp·v]
             try g.forward(x, into: &w.gate)
             countProjection(T, g.weight)
         case let .replicated(g):
-            w.gate.reshapeDiscarding(rows: T, cols: g.weight.rows)                // [T, H·v]
+            w.gate.reshapeDiscarding(rows: T, cols: g.localOut)                // [T, H·v]
             try g.forward(x, into: &w.gate)
             countProjection(T, g.weight)
             if gateLayout == .replicated && shard.size > 1 {

@@ -70,17 +70,17 @@ public final class MLAAttention {
         if let qLora = config.qLoraRank {
             qPath = .lora(
                 qA: try ReplicatedLinear(name: names.qAProj, inFeatures: hidden, outFeatures: qLora,
-                                         bias: config.attentionBias, source: source, initializer: std(hidden)),
+                                         bias: config.attentionBias, source: source, initializer: std(hidden), order: .inOut),
                 norm: try source.vector(names.qALayernorm, count: qLora, range: 0..<qLora, initializer: .nearOne(spread: 0.1)),
                 qB: try ColumnParallelLinear(name: names.qBProj, inFeatures: qLora, outFeatures: heads * config.qkHeadDim,
-                                             bias: false, shard: shard, source: source, initializer: std(qLora)))
+                                             bias: false, shard: shard, source: source, initializer: std(qLora), order: .inOut))
         } else {
             qPath = .direct(try ColumnParallelLinear(name: names.qProj, inFeatures: hidden, outFeatures: heads * config.qkHeadDim,
-                                                     bias: false, shard: shard, source: source, initializer: std(hidden)))
+                                                     bias: false, shard: shard, source: source, initializer: std(hidden), order: .inOut))
         }
         let kvAWidth = config.kvLoraRank + config.qkRopeHeadDim
         kvA = try ReplicatedLinear(name: names.kvAProj, inFeatures: hidden, outFeatures: kvAWidth,
-                                   bias: config.attentionBias, source: source, initializer: std(hidden))
+                                   bias: config.attentionBias, source: source, initializer: std(hidden), order: .inOut)
         kvANorm = try source.vector(names.kvALayernorm, count: config.kvLoraRank, range: 0..<config.kvLoraRank,
                                     initializer: .nearOne(spread: 0.1))
         kvB = try ColumnParallelLinear(name: names.kvBProj, inFeatures: config.kvLoraRank,
@@ -91,13 +91,13 @@ public final class MLAAttention {
             gate = nil
         } else if gateLayout == .column {
             gate = .column(try ColumnParallelLinear(name: names.gate, inFeatures: hidden, outFeatures: config.attnOutWidth,
-                                                    bias: config.useBias, shard: shard, source: source, initializer: std(hidden)))
+                                                    bias: config.useBias, shard: shard, source: source, initializer: std(hidden), order: .inOut))
         } else {
             gate = .replicated(try ReplicatedLinear(name: names.gate, inFeatures: hidden, outFeatures: config.attnOutWidth,
-                                                    bias: config.useBias, source: source, initializer: std(hidden)))
+                                                    bias: config.useBias, source: source, initializer: std(hidden), order: .inOut))
         }
         oProj = try RowParallelLinear(name: names.oProj, inFeatures: config.attnOutWidth, outFeatures: hidden,
-                                      bias: config.oProjBias, shard: shard, source: source, initializer: std(config.attnOutWidth))
+                                      bias: config.oProjBias, shard: shard, source: source, initializer: std(config.attnOutWidth), order: .inOut)
         rope = Rope(config: config)
         kernel = AttentionKernel(heads: localHeads, nope: config.qkNopeHeadDim, rope: config.qkRopeHeadDim,
                                  vDim: config.vHeadDim, scale: Rope.softmaxScale(config: config))
@@ -152,21 +152,21 @@ extension MLAAttention {
         }
         switch qPath {
         case let .lora(qA, norm, qB):
-            add(qA.name, qA.weight, qA.bias)
+            add(qA.name, qA.weightOutIn, qA.bias)
             list.append((names.qALayernorm, [norm.count], norm))
-            add(qB.name, qB.weight, qB.bias)
+            add(qB.name, qB.weightOutIn, qB.bias)
         case let .direct(q):
-            add(q.name, q.weight, q.bias)
+            add(q.name, q.weightOutIn, q.bias)
         }
-        add(kvA.name, kvA.weight, kvA.bias)
+        add(kvA.name, kvA.weightOutIn, kvA.bias)
         list.append((names.kvALayernorm, [kvANorm.count], kvANorm))
         add(kvB.name, kvB.weight, kvB.bias)
         switch gate {
-        case let .column(g): add(g.name, g.weight, g.bias)
-        case let .replicated(g): add(g.name, g.weight, g.bias)
+        case let .column(g): add(g.name, g.weightOutIn, g.bias)
+        case let .replicated(g): add(g.name, g.weightOutIn, g.bias)
         case nil: break
         }
-        add(oProj.name, oProj.weight, oProj.bias)
+        add(oProj.name, oProj.weightOutIn, oProj.bias)
         return list
     }
 }
