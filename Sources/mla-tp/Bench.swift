@@ -21,12 +21,15 @@ struct Bench: ParsableCommand {
             mpirun -n K mla-tp bench [--preset NAME | --model DIR] [--tokens T] [--phase prefill|decode|both] \
             [--repeat N] [--decode naive|absorbed] [--batch B] [--json]
 
-            Each phase runs --warmup untimed forwards, then --repeat timed ones, each after a barrier, and \
-            reports their median, min and max per rank. Prefill is one sequence of T tokens; decode first \
-            prefills B sequences of T tokens into a KV cache, then times steps of one new token per sequence. \
-            The allreduce is preceded by a barrier whose time is reported apart as "wait" (load imbalance), \
-            so that "allreduce" is the reduction itself. Speeds are what this machine did during this run: \
-            check the load average the report prints.
+            Each phase runs --warmup untimed forwards, one more untimed forward around which memory is read, \
+            then --repeat timed ones, each after a barrier, and reports their median, min and max per rank. \
+            Right after each timed forward every rank runs the references together: cblas_sgemm on the \
+            layer's largest hidden-wide weight (prefill), memcpy (decode) and a raw MPI_Allreduce of the \
+            same bytes; ratios are medians of these pairs. Prefill is one sequence of T tokens; decode \
+            first prefills B sequences of T tokens into a KV cache, then times steps of one new token per \
+            sequence. The allreduce is preceded by a barrier whose time is reported apart as "wait" (load \
+            imbalance), so that "allreduce" is the reduction itself. Speeds are what this machine did during \
+            this run: check the load average and the cpu column the report prints.
             """)
 
     @OptionGroup var model: ModelOptions

@@ -116,7 +116,7 @@ struct BenchReport: Codable {
         var s = "mla-tp bench: model \(model), tp=\(tp), gate \(gate.rawValue), \(localHeads) of \(heads) heads per rank, "
         s += "\(blasThreads.first ?? 1) BLAS thread\(blasThreads.first == 1 ? "" : "s") per rank, \(cpus) CPUs, "
         s += String(format: "load average %.2f at start\n", loadAverage)
-        s += "\(warmup) warm-up + \(repeats) timed forward\(repeats == 1 ? "" : "s") per phase; times are median [min–max] in ms; "
+        s += "\(warmup) warm-up + 1 for memory + \(repeats) timed forward\(repeats == 1 ? "" : "s") per phase; times are median [min–max] in ms; "
         s += "cpu is the rank's CPU time per forward (well below the forward's wall time: the core was busy with other work)\n"
         if let p = ranks.first?.prefill { s += "\n" + prefillText(p) }
         if let d = ranks.first?.decode { s += "\n" + decodeText(d) }
