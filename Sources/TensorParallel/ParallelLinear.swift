@@ -9,8 +9,15 @@ public enum WeightOrder: String, Sendable, Codable {
     /// For layers used only through `forward`; code that reads `weight` as `[out, in]` must not pick it.
     case inOut
 
-    /// `w [out, in]` in this order.
-    func arrange(_ w: Matrix) -> Matrix { self == .outIn ? w : w.transposed() }
+    /// Block `rows × cols` of `name` from `source`, in this order (`[in, out]` read transposed
+    /// by the source itself, so a seeded layer never holds two copies).
+    func load(_ source: WeightSource, _ name: String, shape: Shape, rows: Range<Int>, cols: Range<Int>,
+              initializer: Initializer) throws -> Matrix {
+        switch self {
+        case .outIn: return try source.block(name, shape: shape, rows: rows, cols: cols, initializer: initializer)
+        case .inOut: return try source.blockTransposed(name, shape: shape, rows: rows, cols: cols, initializer: initializer)
+        }
+    }
 }
 
 /// `y = x·Wᵀ` (+ y when `accumulate`) for a weight kept in `order`: `[out, in]` or `[in, out]`.
@@ -60,8 +67,8 @@ public struct ReplicatedLinear: ParallelLayer {
         guard outFeatures > 0 else { throw TPError.nonPositive(name: name + " out", width: outFeatures) }
         self.name = name
         self.order = order
-        weight = order.arrange(try source.block(name + ".weight", shape: Shape(outFeatures, inFeatures),
-                                                rows: 0..<outFeatures, cols: 0..<inFeatures, initializer: initializer))
+        weight = try order.load(source, name + ".weight", shape: Shape(outFeatures, inFeatures),
+                                  rows: 0..<outFeatures, cols: 0..<inFeatures, initializer: initializer)
         bias = hasBias ? try source.vector(name + ".bias", count: outFeatures, range: 0..<outFeatures, initializer: biasInitializer) : nil
     }
 
@@ -110,8 +117,8 @@ public struct ColumnParallelLinear: ParallelLayer {
         self.outFeatures = outFeatures
         self.order = order
         outRange = try shard.range(of: outFeatures, for: name + " output")
-        weight = order.arrange(try source.block(name + ".weight", shape: Shape(outFeatures, inFeatures),
-                                                rows: outRange, cols: 0..<inFeatures, initializer: initializer))
+        weight = try order.load(source, name + ".weight", shape: Shape(outFeatures, inFeatures),
+                                  rows: outRange, cols: 0..<inFeatures, initializer: initializer)
         bias = hasBias ? try source.vector(name + ".bias", count: outFeatures, range: outRange, initializer: biasInitializer) : nil
     }
 
@@ -174,8 +181,8 @@ public struct RowParallelLinear: ParallelLayer {
         self.outFeatures = outFeatures
         self.order = order
         inRange = try shard.range(of: inFeatures, for: name + " input")
-        weight = order.arrange(try source.block(name + ".weight", shape: Shape(outFeatures, inFeatures),
-                                                rows: 0..<outFeatures, cols: inRange, initializer: initializer))
+        weight = try order.load(source, name + ".weight", shape: Shape(outFeatures, inFeatures),
+                                  rows: 0..<outFeatures, cols: inRange, initializer: initializer)
         bias = hasBias ? try source.vector(name + ".bias", count: outFeatures, range: 0..<outFeatures, initializer: biasInitializer) : nil
     }
 

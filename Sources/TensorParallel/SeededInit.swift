@@ -51,5 +51,24 @@ public enum SeededInit {
             count = k
         }
     }
-}
 
+    /// `fill`'s values in transposed order: `[cols, rows]`, element `(c, r)` being the value of
+    /// global element `(r, c)`. The same numbers, for a layer that keeps its weight `[in, out]`.
+    public static func fillTransposed(
+        name: String, seed: UInt64, rows: Range<Int>, cols: Range<Int>, globalCols: Int,
+        mean: Float = 0, std: Float
+    ) -> [Float] {
+        let key = mix(seed ^ nameKey(name))
+        let scale = std * Float(3).squareRoot()
+        let n = rows.count
+        return [Float](unsafeUninitializedCapacity: n * cols.count) { out, count in
+            for (i, r) in rows.enumerated() {
+                let base = r * globalCols
+                for (j, c) in cols.enumerated() {
+                    out[j * n + i] = mean + scale * symmetric(key: key, index: base + c)
+                }
+            }
+            count = n * cols.count
+        }
+    }
+}

@@ -17,6 +17,16 @@ public protocol WeightSource {
     func block(_ name: String, shape: Shape, rows: Range<Int>, cols: Range<Int>, initializer: Initializer) throws -> Matrix
     /// Elements `range` of the 1-D tensor `name` of length `count`.
     func vector(_ name: String, count: Int, range: Range<Int>, initializer: Initializer) throws -> [Float]
+    /// The same block transposed, `[cols, rows]`, for layers that keep their weight `[in, out]`.
+    /// The default transposes `block`'s result (two copies for a moment); a source that can
+    /// write the transposed order directly should.
+    func blockTransposed(_ name: String, shape: Shape, rows: Range<Int>, cols: Range<Int>, initializer: Initializer) throws -> Matrix
+}
+
+extension WeightSource {
+    public func blockTransposed(_ name: String, shape: Shape, rows: Range<Int>, cols: Range<Int>, initializer: Initializer) throws -> Matrix {
+        try block(name, shape: shape, rows: rows, cols: cols, initializer: initializer).transposed()
+    }
 }
 
 /// Seeded, TP-independent random weights (see `SeededInit`).
@@ -30,6 +40,14 @@ public struct SeededWeights: WeightSource {
         let values = SeededInit.fill(name: name, seed: seed, rows: rows, cols: cols,
                                      globalCols: shape.dims.last ?? 1, mean: mean, std: std)
         return try Matrix(rows: rows.count, cols: cols.count, values: values)
+    }
+
+    /// Generated straight into `[cols, rows]` order: no `[rows, cols]` copy is ever held.
+    public func blockTransposed(_ name: String, shape: Shape, rows: Range<Int>, cols: Range<Int>, initializer: Initializer) throws -> Matrix {
+        let (mean, std) = initializer.meanStd
+        let values = SeededInit.fillTransposed(name: name, seed: seed, rows: rows, cols: cols,
+                                               globalCols: shape.dims.last ?? 1, mean: mean, std: std)
+        return try Matrix(rows: cols.count, cols: rows.count, values: values)
     }
 
     public func vector(_ name: String, count: Int, range: Range<Int>, initializer: Initializer) throws -> [Float] {

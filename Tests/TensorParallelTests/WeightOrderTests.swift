@@ -74,3 +74,31 @@ import TestSupport
         #expect(throws: ShapeError.self) { try b.forward(Matrix(rows: 2, cols: 8), into: &wrong) }
     }
 }
+
+/// A seeded source writes `[in, out]` blocks directly, with the same numbers as a transposed `block`.
+@Suite struct TransposedBlockTests {
+    @Test func seededTransposedBlockEqualsTheTransposeOfTheBlock() throws {
+        let source = SeededWeights(seed: 3)
+        for (rows, cols) in [(0..<5, 0..<7), (2..<9, 3..<6), (0..<1, 0..<4)] {
+            let block = try source.block("w", shape: Shape(9, 7), rows: rows, cols: cols, initializer: .random(std: 0.5))
+            let direct = try source.blockTransposed("w", shape: Shape(9, 7), rows: rows, cols: cols, initializer: .random(std: 0.5))
+            #expect(direct == block.transposed(), "rows \(rows) cols \(cols)")
+            #expect(direct.shape == Shape(cols.count, rows.count))
+        }
+    }
+
+    /// A source without its own transposed reader gets the default (`block`, then a transpose).
+    struct Plain: WeightSource {
+        func block(_ name: String, shape: Shape, rows: Range<Int>, cols: Range<Int>, initializer: Initializer) throws -> Matrix {
+            try Matrix(rows: rows.count, cols: cols.count, values: (0..<(rows.count * cols.count)).map(Float.init))
+        }
+        func vector(_ name: String, count: Int, range: Range<Int>, initializer: Initializer) throws -> [Float] {
+            [Float](repeating: 1, count: range.count)
+        }
+    }
+
+    @Test func theDefaultTransposesTheBlock() throws {
+        let t = try Plain().blockTransposed("w", shape: Shape(2, 3), rows: 0..<2, cols: 0..<3, initializer: .random(std: 1))
+        #expect(t.shape == Shape(3, 2) && t.storage == [0, 3, 1, 4, 2, 5])
+    }
+}
