@@ -92,7 +92,7 @@ public struct Legend: Sendable {
 
     /// Draws the entries right-aligned on one row at height `y`.
     public func draw(_ svg: inout SVG, right: Double, y: Double) {
-        let widths = entries.map { 26 + Double($0.label.count) * 6.6 + 14 }
+        let widths = entries.map { 22 + Double($0.label.count) * 6.2 + 16 }   // swatch, label at ~6.2 px/char (11 px sans), gap
         var x = right - widths.reduce(0, +)
         for (e, w) in zip(entries, widths) {
             switch e.mark {

@@ -48,6 +48,9 @@ struct Sweep: ParsableCommand {
     @Option(help: "Longest wait for --wait-for-idle, seconds.")
     var maxWait: Int = 600
 
+    @Flag(help: "Run nothing: re-read --out's sweep.json, print its table and rewrite its figures.")
+    var replot = false
+
     func validate() throws {
         guard (try? tpList()) != nil else { throw ValidationError("--tp \(tp) must be comma-separated positive integers, e.g. 1,2,4,8") }
         guard tokens >= 1, repeats >= 1, checkTokens >= 0 else { throw ValidationError("--tokens and --repeats must be ≥ 1, --check-tokens ≥ 0") }
@@ -74,6 +77,16 @@ struct Sweep: ParsableCommand {
     func run() throws {
         let tps = try tpList()
         let (config, name) = try model.loadConfig()
+        if replot {
+            let path = (out as NSString).appendingPathComponent("sweep.json")
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw CLIError.input("no \(path) to replot — run the sweep first")
+            }
+            let report = try JSONDecoder().decode(SweepReport.self, from: data)
+            let figures = try SweepFigures.write(report, config: config, to: out)
+            RankOutputShim.out(report.text() + "\nRewrote " + figures.joined(separator: ", "))
+            return
+        }
         for k in tps { try config.validate(tp: k) }
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         // The machine's rates, measured as `plan --hardware cpu-measured` does: with as many ranks

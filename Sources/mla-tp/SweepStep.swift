@@ -85,7 +85,6 @@ struct SweepStep: ParsableCommand {
         collectives.separateWait = true             // the barrier before the reduce: waiting for slower ranks, drawn apart
         let hidden = config.hiddenSize
         let forward: () throws -> Void
-        var cache: KVCache?
         if let context {
             let c = KVCache(config: config, sequences: 1)
             let batch = try Batch(sequenceLengths: [context])
@@ -94,7 +93,6 @@ struct SweepStep: ParsableCommand {
             let x = try seededInput(tokens: 1, hidden: hidden, seed: model.seed &+ 1)
             let path = decode
             forward = { _ = try layer.decode(x, cache: c, path: path, collectives: collectives) }
-            cache = c
         } else {
             let x = try seededInput(tokens: tokens, hidden: hidden, seed: model.seed)
             let batch = try Batch(sequenceLengths: [tokens])
@@ -121,7 +119,6 @@ struct SweepStep: ParsableCommand {
         let memory = ProcessMemory.current()
         let times = try world.allGather(mine)
         let stats = try world.allGather([Int64(memory.anonymousBytes), Int64(layer.weightBytes), Int64(flops)])
-        _ = cache
         return StepResult(model: name, tp: tp, gate: model.gate, tokens: context == nil ? tokens : 1,
                           context: context, decode: context == nil ? nil : decode, repeats: repeats, perRank: times, stats: stats)
     }
