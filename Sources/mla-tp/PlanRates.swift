@@ -15,7 +15,7 @@ struct MeasuredRates: Codable {
     var allReduceStepLatencySeconds: Double
     var allReduceLargeBytes: Int
     var allReduceSmallBytes: Int
-    /// M, N, K of the probe's sgemm: x [M, K] · Wᵀ with W [N, K].
+    /// M, N, K of the probe's sgemm: x [M, K] · W with W [K, N].
     var sgemmShape: [Int]?
     /// Ranks of the probe and cores of the machine.
     var ranks: Int
@@ -69,8 +69,8 @@ struct MeasuredRates: Codable {
                              sgemmShape: report.ranks.first?.prefill?.sgemmShape, ranks: report.tp, cores: report.cpus)
     }
 
-    /// The probe's sgemm shape for a forward of `tokens` tokens: x [T, hidden] · Wᵀ with W
-    /// [min(hidden, 4096), hidden] (the hidden-wide projections dominate the FLOPs).
+    /// The probe's sgemm shape for a forward of `tokens` tokens: x [T, hidden] · W with W
+    /// [hidden, min(hidden, 4096)] (the hidden-wide projections dominate the FLOPs).
     static func probeShape(tokens: Int, config: MLAConfig) -> String {
         "\(max(tokens, 1)),\(min(config.hiddenSize, 4096)),\(config.hiddenSize)"
     }

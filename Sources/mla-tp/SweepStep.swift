@@ -34,7 +34,7 @@ struct SweepStep: ParsableCommand {
     @Flag(help: "Measure the rates first, in the same job, then time the forward (the result holds both).")
     var probeFirst = false
 
-    @Option(help: "Shape M,N,K of the probe's sgemm (x [M, K] · Wᵀ with W [N, K]); sweep and plan pass the forward's tokens and hidden size.")
+    @Option(help: "Shape M,N,K of the probe's sgemm (x [M, K] · W with W [K, N]); sweep and plan pass the forward's tokens and hidden size.")
     var probeShape: String = "1024,1024,1024"
 
     @Option(help: "Bytes of the probe's large allreduce (sweep and plan pass the forward's [T, hidden] f32 payload).")
@@ -224,13 +224,14 @@ enum RateProbe {
     /// Each rate is the best of its repeats (the run least disturbed by other work).
     static func measure(_ world: Communicator, shape: [Int] = [1024, 1024, 1024], allReduceBytes: Int = 4 << 20) throws -> MeasuredRates {
         let p = world.size
-        // sgemm x [M, K] · Wᵀ, W [N, K] (a projection's shape), one BLAS thread per rank.
+        // sgemm x [M, K] · W, W [K, N] (a projection's shape, in the [in, out] order the layer
+        // keeps its forward-only weights in), one BLAS thread per rank.
         let (m, n, k) = (shape[0], shape[1], shape[2])
         let a = [Float](repeating: 0.5, count: m * k), b = [Float](repeating: 0.25, count: n * k)
         var c = [Float](repeating: 0, count: m * n)
         func gemm() {
             a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
-                Gemm.run(transB: true, m: m, n: n, k: k, a: ap.baseAddress!, lda: k, b: bp.baseAddress!, ldb: k, c: cp.baseAddress!, ldc: n)
+                Gemm.run(m: m, n: n, k: k, a: ap.baseAddress!, lda: k, b: bp.baseAddress!, ldb: n, c: cp.baseAddress!, ldc: n)
             } } }
         }
         try world.barrier()
