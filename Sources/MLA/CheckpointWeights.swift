@@ -28,15 +28,13 @@ public final class CheckpointWeights: WeightSource {
         guard info.shape == shape.dims else {
             throw CheckpointError.wrongShape(tensor: name, file: file.path, expected: shape.dims, found: info.shape)
         }
-        var m = Matrix(rows: rows.count, cols: cols.count)
-        try m.storage.withUnsafeMutableBufferPointer { out in
+        return try Matrix(rows: rows.count, cols: cols.count) { out in
             if info.dtype == .F8_E4M3 {
                 try index.readDequantizedFP8(name, rows: rows, columns: cols, blockSize: fp8BlockSize, into: out)
             } else {
                 try file.readFloats(name, rows: rows, columns: cols, into: out)
             }
         }
-        return m
     }
 
     public func vector(_ name: String, count: Int, range: Range<Int>, initializer: Initializer) throws -> [Float] {

@@ -16,6 +16,20 @@ public struct Matrix: Equatable, Sendable {
         self.storage = [Float](repeating: value, count: rows * cols)
     }
 
+    /// A `rows × cols` matrix whose every element `body` writes; nothing is zero-filled first,
+    /// and storage of `HugePages.threshold` bytes or more is advised onto huge pages before
+    /// `body` first touches it. For weights, which are written once at load and streamed after.
+    public init(rows: Int, cols: Int, filling body: (UnsafeMutableBufferPointer<Float>) throws -> Void) rethrows {
+        precondition(rows >= 0 && cols >= 0, "Matrix shape [\(rows), \(cols)] has a negative dimension")
+        self.rows = rows
+        self.cols = cols
+        self.storage = try [Float](unsafeUninitializedCapacity: rows * cols) { buffer, count in
+            HugePages.advise(buffer)
+            try body(buffer)
+            count = rows * cols
+        }
+    }
+
     /// A matrix over `values` (row-major); throws when the count is not `rows × cols`.
     public init(rows: Int, cols: Int, values: [Float]) throws(ShapeError) {
         guard rows >= 0, cols >= 0, values.count == rows * cols else {
@@ -58,10 +72,9 @@ public struct Matrix: Equatable, Sendable {
 
     /// The transpose, as a new matrix (a copy), in cache-sized tiles.
     public func transposed() -> Matrix {
-        var t = Matrix(rows: cols, cols: rows)
         let r = rows, c = cols, tile = 64
-        storage.withUnsafeBufferPointer { src in
-            t.storage.withUnsafeMutableBufferPointer { dst in
+        return storage.withUnsafeBufferPointer { src in
+            Matrix(rows: cols, cols: rows) { dst in
                 for i0 in stride(from: 0, to: r, by: tile) {
                     for j0 in stride(from: 0, to: c, by: tile) {
                         for i in i0..<min(i0 + tile, r) {
@@ -71,7 +84,6 @@ public struct Matrix: Equatable, Sendable {
                 }
             }
         }
-        return t
     }
 
     /// Columns `range` of every row, as a new matrix (a copy).

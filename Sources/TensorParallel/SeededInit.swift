@@ -1,3 +1,5 @@
+import TensorCore
+
 /// Deterministic, tensor-parallel-independent random values.
 ///
 /// Element `i` (its global row-major index) of tensor `name` is a pure function of
@@ -40,6 +42,7 @@ public enum SeededInit {
         let key = mix(seed ^ nameKey(name))
         let scale = std * Float(3).squareRoot()
         return [Float](unsafeUninitializedCapacity: rows.count * cols.count) { out, count in
+            HugePages.advise(out)
             var k = 0
             for r in rows {
                 let base = r * globalCols
@@ -62,6 +65,7 @@ public enum SeededInit {
         let scale = std * Float(3).squareRoot()
         let n = rows.count
         return [Float](unsafeUninitializedCapacity: n * cols.count) { out, count in
+            HugePages.advise(out)
             for (i, r) in rows.enumerated() {
                 let base = r * globalCols
                 for (j, c) in cols.enumerated() {
