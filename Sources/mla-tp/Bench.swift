@@ -184,6 +184,9 @@ struct BenchPhaseResult: Codable {
     var copySeconds: BenchStats?
     var copyBytesPerSecond: Double?
     var bandwidthEfficiency: Double?
+    /// The same ratio over the rank's own busy time (the step less its wait for slower ranks at
+    /// the barrier before the reduce): how fast this rank streamed, apart from load imbalance.
+    var busyBandwidthEfficiency: Double?
     var cacheBytes: Int?
 
     /// Memory around the timed forwards.
@@ -448,8 +451,10 @@ struct BenchContext {
             weightBytesPerSecond: Double(weights) / max(total.median, 1e-12), cacheBytes: cache.bytes, memory: memory)
         result.copySeconds = copies
         result.copyBytesPerSecond = 2 * Double(copyBytes) / max(copies.median, 1e-12)
-        result.bandwidthEfficiency = BenchStats(zip(timed.total, copies.samples).map { (step, copy) in
-            (Double(weights) / step) / (2 * Double(copyBytes) / max(copy, 1e-12)) }).median
+        let copyRates = copies.samples.map { 2 * Double(copyBytes) / max($0, 1e-12) }
+        result.bandwidthEfficiency = BenchStats(zip(timed.total, copyRates).map { Double(weights) / $0 / $1 }).median
+        result.busyBandwidthEfficiency = BenchStats(zip(zip(timed.total, timed.wait), copyRates).map { pair, copy in
+            Double(weights) / max(pair.0 - pair.1, 1e-12) / copy }).median
         if tp > 1 { result.addRawAllReduce(timed) }
         return result
     }

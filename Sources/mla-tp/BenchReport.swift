@@ -202,13 +202,16 @@ struct BenchReport: Codable {
         s += "context \(first.contextFirst ?? 0)…\(first.contextLast ?? 0) cached tokens\n"
         let rows: [[String]] = ranks.compactMap { r in
             guard let p = r.decode else { return nil }
-            let ratio = p.bandwidthEfficiency.map { String(format: "%.1f%%", 100 * $0) } ?? "–"
+            let percent = { (e: Double?) in e.map { String(format: "%.1f%%", 100 * $0) } ?? "–" }
             return ["\(r.rank)", Self.range(p.totalSeconds), Self.ms(p.cpuSeconds.median), Self.ms(p.computeSeconds.median),
                     Self.ms(p.allReduceSeconds.median), Self.ms(p.allReduceWaitSeconds.median), Self.mb(p.weightBytesPerToken ?? 0),
-                    p.weightBytesPerSecond.map(Self.rate) ?? "–", p.copyBytesPerSecond.map(Self.rate) ?? "–", ratio]
+                    p.weightBytesPerSecond.map(Self.rate) ?? "–", p.copyBytesPerSecond.map(Self.rate) ?? "–",
+                    percent(p.bandwidthEfficiency), percent(p.busyBandwidthEfficiency)]
         }
-        s += table(["rank", "step", "cpu", "compute", "allreduce", "wait", "weight MB/token", "weight GB/s", "memcpy GB/s", "of memcpy"], rows) + "\n"
-        s += "memcpy GB/s counts bytes read + written, one copy right after each timed step; a step streams every local weight once\n"
+        s += table(["rank", "step", "cpu", "compute", "allreduce", "wait", "weight MB/token", "weight GB/s", "memcpy GB/s", "of memcpy",
+                    "busy, of memcpy"], rows) + "\n"
+        s += "memcpy GB/s counts bytes read + written, one copy right after each timed step; a step streams every local weight once; "
+        s += "\"busy\" divides by the step less the rank's wait for slower ranks (the target uses the whole step)\n"
         s += reduceText(ranks.compactMap { r in r.decode.map { (r.rank, $0) } })
         s += flopsText(ranks.compactMap(\.decode))
         return s

@@ -109,6 +109,8 @@ import TestSupport
             #expect((Self.number(d, "weightBytesPerSecond") ?? 0) > 0)
             #expect((Self.number(d, "copyBytesPerSecond") ?? 0) > 0)
             #expect((Self.number(d, "bandwidthEfficiency") ?? 0) > 0)
+            // Busy time excludes the wait, so its ratio is never below the whole step's.
+            #expect((Self.number(d, "busyBandwidthEfficiency") ?? 0) >= (Self.number(d, "bandwidthEfficiency") ?? 1) * 0.999)
             Self.checkStats(d, "copySeconds", count: repeats)
             #expect((Self.number(d, "cacheBytes") ?? 0) > 0)
         }
