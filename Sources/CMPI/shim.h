@@ -4,6 +4,7 @@
 #ifndef MLATP_CMPI_SHIM_H
 #define MLATP_CMPI_SHIM_H
 #include <mpi.h>
+#include <stdint.h>
 
 static inline MPI_Comm mlatp_comm_world(void) { return MPI_COMM_WORLD; }
 static inline MPI_Comm mlatp_comm_null(void) { return MPI_COMM_NULL; }
@@ -17,4 +18,10 @@ static inline MPI_Op mlatp_op_min(void) { return MPI_MIN; }
 static inline void *mlatp_in_place(void) { return MPI_IN_PLACE; }
 static inline MPI_Errhandler mlatp_errors_return(void) { return MPI_ERRORS_RETURN; }
 static inline MPI_Status *mlatp_status_ignore(void) { return MPI_STATUS_IGNORE; }
+static inline MPI_Info mlatp_info_null(void) { return MPI_INFO_NULL; }
+static inline int mlatp_comm_type_shared(void) { return MPI_COMM_TYPE_SHARED; }
+
+// C11 acquire/release on a word of an MPI shared-memory window (SharedMemoryReducer's flags).
+static inline uint64_t mlatp_load_acquire(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void mlatp_store_release(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 #endif

@@ -23,7 +23,36 @@ public final class Collectives {
     /// Seconds spent waiting at that barrier since the last `resetCounters()` (0 unless `separateWait`).
     public private(set) var waitSeconds: Double = 0
 
+    /// Payloads of at most this many bytes are reduced through a shared-memory window
+    /// (`SharedMemoryReducer`) when every rank is on one host and no core hosts two ranks;
+    /// larger ones, and every other case, through `MPI_Allreduce`. 0: always `MPI_Allreduce`
+    /// (`--allreduce mpi`). Must be the same on every rank.
+    public var sharedMemoryLimit = 1 << 20
+    /// How the latest allreduce was done, for reports.
+    public private(set) var lastPath: AllReducePath = .none
+
+    public enum AllReducePath: String, Sendable {
+        case none = "none"
+        case sharedMemory = "shared-memory window"
+        case mpi = "MPI_Allreduce"
+    }
+
+    private enum Small { case untried, ready(SharedMemoryReducer), unavailable }
+    private var small = Small.untried
+
     public init(_ communicator: Communicator?) { self.communicator = communicator }
+
+    /// The shared-memory reducer, made (collectively) by the first small allreduce that asks.
+    private func smallReducer(_ comm: Communicator) throws -> SharedMemoryReducer? {
+        switch small {
+        case let .ready(r): return r
+        case .unavailable: return nil
+        case .untried:
+            let r = try SharedMemoryReducer.make(comm, capacity: sharedMemoryLimit / MemoryLayout<Float>.size)
+            small = r.map { .ready($0) } ?? .unavailable
+            return r
+        }
+    }
 
     /// The unsharded reference: no communicator.
     public static var local: Collectives { Collectives(nil) }
@@ -39,8 +68,16 @@ public final class Collectives {
             try comm.barrier()
             waitSeconds += Environment.wallTime() - arrived
         }
+        let payload = m.count * MemoryLayout<Float>.size
+        let reducer = payload <= sharedMemoryLimit ? try smallReducer(comm) : nil
         let start = Environment.wallTime()
-        try m.storage.withUnsafeMutableBufferPointer { buffer in try comm.allReduce(buffer, .sum) }
+        if let reducer {
+            m.storage.withUnsafeMutableBufferPointer { buffer in reducer.sum(buffer) }
+            lastPath = .sharedMemory
+        } else {
+            try m.storage.withUnsafeMutableBufferPointer { buffer in try comm.allReduce(buffer, .sum) }
+            lastPath = .mpi
+        }
         let end = Environment.wallTime()
         seconds += end - start
         bytes += m.count * MemoryLayout<Float>.size
