@@ -33,6 +33,7 @@ struct Bench: ParsableCommand {
             """)
 
     @OptionGroup var model: ModelOptions
+    @OptionGroup var reduce: CollectiveOptions
 
     @Option(help: "Prefill tokens (one sequence); for decode, the tokens cached per sequence before the timed steps.")
     var tokens = 256
@@ -101,7 +102,7 @@ struct Bench: ParsableCommand {
         let attention = try MLAAttention(config: config, shard: Shard(rank: rank, size: tp),
                                          gateLayout: model.gate, source: source)
         let loadedMemory = ProcessMemory.current()
-        let collectives = Collectives(world)
+        let collectives = reduce.collectives(world)
         collectives.separateWait = true
         let context = BenchContext(world: world, config: config, attention: attention, collectives: collectives,
                                    gate: model.gate, seed: model.seed)
@@ -173,6 +174,8 @@ struct BenchPhaseResult: Codable {
     /// The same raw MPI_Allreduce right after reading 64 MiB (caches evicted, as in the forward,
     /// whose allreduce follows streaming the o_proj weight), and the forward's ratio to it.
     var rawColdAllReduceSeconds: BenchStats?
+    /// How the forward's allreduce was done (`Collectives.AllReducePath`).
+    var allReducePath: String?
     var allReduceColdRatio: Double?
 
     /// Decode: weight bytes each step streams (every local weight once), per decoded token, and
@@ -398,7 +401,7 @@ struct BenchContext {
             result.gemmEfficiency = BenchStats(zip(timed.total, s.samples).map { (fwd, ref) in
                 (Double(counters.totalFlops) / fwd) / (flops / max(ref, 1e-12)) }).median
         }
-        if tp > 1 { result.addRawAllReduce(timed) }
+        if tp > 1 { result.addRawAllReduce(timed); result.allReducePath = collectives.lastPath.rawValue }
         return result
     }
 
@@ -455,7 +458,7 @@ struct BenchContext {
         result.bandwidthEfficiency = BenchStats(zip(timed.total, copyRates).map { Double(weights) / $0 / $1 }).median
         result.busyBandwidthEfficiency = BenchStats(zip(zip(timed.total, timed.wait), copyRates).map { pair, copy in
             Double(weights) / max(pair.0 - pair.1, 1e-12) / copy }).median
-        if tp > 1 { result.addRawAllReduce(timed) }
+        if tp > 1 { result.addRawAllReduce(timed); result.allReducePath = collectives.lastPath.rawValue }
         return result
     }
 }

@@ -219,7 +219,8 @@ struct BenchReport: Codable {
 
     func reduceText(_ results: [(Int, BenchPhaseResult)]) -> String {
         guard tp > 1, let first = results.first?.1 else { return "Allreduce: none (tp=1)\n" }
-        var s = "Allreduce of \(Self.mb(first.allReduceBytes)) MB per forward (after its barrier) vs a raw MPI_Allreduce of the same bytes "
+        var s = "Allreduce of \(Self.mb(first.allReduceBytes)) MB per forward (after its barrier; done by \(first.allReducePath ?? "?")) "
+        s += "vs a raw MPI_Allreduce of the same bytes "
         s += "right after each forward, back to back (hot) and after reading 64 MiB (cold); medians in ms and paired ratios:\n"
         for (rank, p) in results {
             guard let raw = p.rawAllReduceSeconds, let cold = p.rawColdAllReduceSeconds else { continue }

@@ -153,3 +153,20 @@ func table(_ header: [String], _ rows: [[String]]) -> String {
     return ([line(header), widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")] + rows.map(line))
         .joined(separator: "\n")
 }
+
+/// How o_proj's partial sums are reduced (`--allreduce`).
+struct CollectiveOptions: ParsableArguments {
+    enum Choice: String, ExpressibleByArgument, CaseIterable { case auto, mpi }
+
+    @Option(help: ArgumentHelp(
+        "How o_proj's partial sums are reduced: auto or mpi.",
+        discussion: "auto: payloads up to 1 MiB (a decode step's) through a shared-memory window when every rank is on one host and no core hosts two ranks, MPI_Allreduce otherwise; mpi: always MPI_Allreduce."))
+    var allreduce: Choice = .auto
+
+    /// Collectives over `world` as chosen.
+    func collectives(_ world: Communicator) -> Collectives {
+        let c = Collectives(world)
+        if allreduce == .mpi { c.sharedMemoryLimit = 0 }
+        return c
+    }
+}

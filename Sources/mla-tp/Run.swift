@@ -17,6 +17,7 @@ struct Run: ParsableCommand {
             """)
 
     @OptionGroup var model: ModelOptions
+    @OptionGroup var reduce: CollectiveOptions
     @OptionGroup var input: InputOptions
 
     @Option(help: "Layer index: its tensors are model.layers.N.self_attn.*.")
@@ -63,7 +64,7 @@ struct Run: ParsableCommand {
                                          gateLayout: model.gate, source: source)
         attention.checkEveryStage = checkStages
         attention.faultHook = FaultInjection.hook(rank: rank)
-        let collectives = Collectives(world)
+        let collectives = reduce.collectives(world)
         let serving = decodeSteps != 0 || prefillChunk != nil
         let schedule = serving ? try ServingSchedule(batch: batch, decodeSteps: decodeSteps, prefillChunk: prefillChunk) : nil
         let out = try schedule.map { try attention.serve(x, batch: batch, schedule: $0, decode: decode, collectives: collectives) }
@@ -90,6 +91,7 @@ struct Run: ParsableCommand {
             var report = RunReport(config: config, preset: modelName, layer: layer, tp: tp, gate: model.gate,
                                    batch: batch, counters: attention.counters, allReduceSeconds: collectives.seconds,
                                    comparison: comparison, tolerance: Run.tolerance)
+            report.allReducePath = collectives.lastPath.rawValue
             report.ranks = report.ranks.map { row in
                 var r = row
                 r.bytesReadFromFiles = Int(perRank[3 * r.rank])

@@ -41,6 +41,8 @@ struct RunReport: Codable {
     var ringBytesPerRank: Int
     var forwardSeconds: Double
     var allReduceSeconds: Double
+    /// How the last forward's allreduce was done (`Collectives.AllReducePath`).
+    var allReducePath: String?
     var flops: Int
     var check: Check?
 
@@ -94,6 +96,11 @@ struct RunReport: Codable {
         if tp > 1 {
             s += "Collective traffic per forward: 1 allreduce (o_proj partial sums) of [\(tokens), \(hidden)] f32 = "
             s += "\(formatBytes(allReduceBytes)); a ring sends 2(p−1)/p·n = \(formatBytes(ringBytesPerRank)) per rank\n"
+            if allReducePath == Collectives.AllReducePath.sharedMemory.rawValue {
+                s += "  done through a shared-memory window (one host, payload ≤ 1 MiB): each rank writes n and reads (p−1)·n; --allreduce mpi for MPI_Allreduce\n"
+            } else if let path = allReducePath {
+                s += "  done by \(path)\n"
+            }
         } else {
             s += "Collective traffic per forward: none (tp=1)\n"
         }

@@ -15,6 +15,7 @@ struct SweepStep: ParsableCommand {
         shouldDisplay: false)
 
     @OptionGroup var model: ModelOptions
+    @OptionGroup var reduce: CollectiveOptions
 
     @Option(help: "Prefill tokens (one sequence); with --context, the decode batch is one sequence.")
     var tokens: Int = 128
@@ -81,7 +82,7 @@ struct SweepStep: ParsableCommand {
         try TokenBudget.check(tokens: max(tokens, context ?? 0), config: config, tp: tp)
         let layer = try MLAAttention(config: config, shard: Shard(rank: rank, size: tp), gateLayout: model.gate,
                                      source: try model.weightSource(for: config))
-        let collectives = Collectives(world)
+        let collectives = reduce.collectives(world)
         collectives.separateWait = true             // the barrier before the reduce: waiting for slower ranks, drawn apart
         let hidden = config.hiddenSize
         let forward: () throws -> Void

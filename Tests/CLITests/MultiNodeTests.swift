@@ -18,7 +18,9 @@ import TestSupport
         let dir = try Fixtures.scratch("tcp")
         defer { try? FileManager.default.removeItem(at: dir) }
         let tcpOut = dir.appendingPathComponent("tcp.safetensors").path, shmOut = dir.appendingPathComponent("shm.safetensors").path
-        let args = ["run", "--seqs", "9,23", "--check", "--json"]
+        // --allreduce mpi: on one host the small reduction would otherwise take the shared-memory
+        // window, which no transport carries; across hosts `auto` uses MPI_Allreduce by itself.
+        let args = ["run", "--seqs", "9,23", "--check", "--json", "--allreduce", "mpi"]
         let viaTCP = MPIJob.run(ranks: tp, args + ["--output", tcpOut], timeout: 60, mpirunFlags: Self.tcp)
         #expect(viaTCP.status == 0, "\(viaTCP)")
         let rel = try #require(Self.check(viaTCP), "no check in the report: \(viaTCP)")
