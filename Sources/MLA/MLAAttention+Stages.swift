@@ -123,8 +123,8 @@ extension MLAAttention {
         for t in 0..<rows {
             let a = attn + t * ldAttn, g = gate + t * ldGate
             switch activation {
-            case .sigmoid: for j in 0..<cols { a[j] *= Activation.sigmoid(g[j]) }
-            case .scaledSoftsign: for j in 0..<cols { a[j] *= Activation.scaledSoftsign(g[j]) }
+            case .sigmoid: Kernels.multiplyBySigmoid(a, gate: g, count: cols)
+            case .scaledSoftsign: Kernels.multiplyByScaledSoftsign(a, gate: g, count: cols)
             }
         }
     }

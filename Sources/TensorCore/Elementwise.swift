@@ -83,6 +83,38 @@ public enum Kernels {
         for j in 0..<count { x[j] = x[j] * inv * weight[j] }
     }
 
+    /// `a[j] *= sigmoid(g[j])` for `count` floats, eight lanes at a time; the same arithmetic as
+    /// `Activation.sigmoid` (`a · (1 / (1 + e^-g))`), so every lane matches the scalar tail.
+    @inline(__always)
+    public static func multiplyBySigmoid(_ a: UnsafeMutablePointer<Float>, gate g: UnsafePointer<Float>, count: Int) {
+        typealias V = SIMD8<Float>
+        let ra = UnsafeMutableRawPointer(a), rg = UnsafeRawPointer(g)
+        var j = 0
+        while j + 8 <= count {
+            let gv = rg.loadUnaligned(fromByteOffset: 4 * j, as: V.self)
+            let s = 1 / (1 + FastExp.exp(-gv))
+            ra.storeBytes(of: ra.loadUnaligned(fromByteOffset: 4 * j, as: V.self) * s, toByteOffset: 4 * j, as: V.self)
+            j += 8
+        }
+        while j < count { a[j] *= Activation.sigmoid(g[j]); j += 1 }
+    }
+
+    /// `a[j] *= 2·g[j] / (1 + |g[j]|)` (FastDeploy's scaled_softsign) for `count` floats, eight lanes at a time.
+    @inline(__always)
+    public static func multiplyByScaledSoftsign(_ a: UnsafeMutablePointer<Float>, gate g: UnsafePointer<Float>, count: Int) {
+        typealias V = SIMD8<Float>
+        let ra = UnsafeMutableRawPointer(a), rg = UnsafeRawPointer(g)
+        var j = 0
+        while j + 8 <= count {
+            let gv = rg.loadUnaligned(fromByteOffset: 4 * j, as: V.self)
+            let magnitude = gv.replacing(with: -gv, where: gv .< 0)
+            let s = 2 * gv / (1 + magnitude)
+            ra.storeBytes(of: ra.loadUnaligned(fromByteOffset: 4 * j, as: V.self) * s, toByteOffset: 4 * j, as: V.self)
+            j += 8
+        }
+        while j < count { a[j] *= Activation.scaledSoftsign(g[j]); j += 1 }
+    }
+
     /// Softmax of `count` floats at `x`, in place: eight lanes at a time with `FastExp`, which is
     /// what the attention kernels spend their non-GEMM time on (one exp per visible score).
     /// A NaN anywhere in the row makes the whole row NaN, as with `expf`.
