@@ -87,32 +87,27 @@ public enum Kernels {
     /// `Activation.sigmoid` (`a · (1 / (1 + e^-g))`), so every lane matches the scalar tail.
     @inline(__always)
     public static func multiplyBySigmoid(_ a: UnsafeMutablePointer<Float>, gate g: UnsafePointer<Float>, count: Int) {
-        typealias V = SIMD8<Float>
-        let ra = UnsafeMutableRawPointer(a), rg = UnsafeRawPointer(g)
-        var j = 0
-        while j + 8 <= count {
-            let gv = rg.loadUnaligned(fromByteOffset: 4 * j, as: V.self)
-            let s = 1 / (1 + FastExp.exp(-gv))
-            ra.storeBytes(of: ra.loadUnaligned(fromByteOffset: 4 * j, as: V.self) * s, toByteOffset: 4 * j, as: V.self)
-            j += 8
-        }
-        while j < count { a[j] *= Activation.sigmoid(g[j]); j += 1 }
+        multiply(a, by: g, count: count, { 1 / (1 + FastExp.exp(-$0)) }, Activation.sigmoid)
     }
 
     /// `a[j] *= 2·g[j] / (1 + |g[j]|)` (FastDeploy's scaled_softsign) for `count` floats, eight lanes at a time.
     @inline(__always)
     public static func multiplyByScaledSoftsign(_ a: UnsafeMutablePointer<Float>, gate g: UnsafePointer<Float>, count: Int) {
-        typealias V = SIMD8<Float>
+        multiply(a, by: g, count: count, { g in 2 * g / (1 + g.replacing(with: -g, where: g .< 0)) }, Activation.scaledSoftsign)
+    }
+
+    /// `a[j] *= f(g[j])`: `vector` on eight lanes at a time, `scalar` on the tail.
+    @inline(__always)
+    static func multiply(_ a: UnsafeMutablePointer<Float>, by g: UnsafePointer<Float>, count: Int,
+                         _ vector: (SIMD8<Float>) -> SIMD8<Float>, _ scalar: (Float) -> Float) {
         let ra = UnsafeMutableRawPointer(a), rg = UnsafeRawPointer(g)
         var j = 0
         while j + 8 <= count {
-            let gv = rg.loadUnaligned(fromByteOffset: 4 * j, as: V.self)
-            let magnitude = gv.replacing(with: -gv, where: gv .< 0)
-            let s = 2 * gv / (1 + magnitude)
-            ra.storeBytes(of: ra.loadUnaligned(fromByteOffset: 4 * j, as: V.self) * s, toByteOffset: 4 * j, as: V.self)
+            let f = vector(rg.loadUnaligned(fromByteOffset: 4 * j, as: SIMD8<Float>.self))
+            ra.storeBytes(of: ra.loadUnaligned(fromByteOffset: 4 * j, as: SIMD8<Float>.self) * f, toByteOffset: 4 * j, as: SIMD8<Float>.self)
             j += 8
         }
-        while j < count { a[j] *= Activation.scaledSoftsign(g[j]); j += 1 }
+        while j < count { a[j] *= scalar(g[j]); j += 1 }
     }
 
     /// Softmax of `count` floats at `x`, in place: eight lanes at a time with `FastExp`, which is
