@@ -1,5 +1,3 @@
-import TensorCore
-
 /// Deterministic, tensor-parallel-independent random values.
 ///
 /// Element `i` (its global row-major index) of tensor `name` is a pure function of
@@ -39,40 +37,28 @@ public enum SeededInit {
         name: String, seed: UInt64, rows: Range<Int>, cols: Range<Int>, globalCols: Int,
         mean: Float = 0, std: Float
     ) -> [Float] {
-        let key = mix(seed ^ nameKey(name))
-        let scale = std * Float(3).squareRoot()
-        return [Float](unsafeUninitializedCapacity: rows.count * cols.count) { out, count in
-            HugePages.advise(out)
-            var k = 0
-            for r in rows {
-                let base = r * globalCols
-                for c in cols {
-                    out[k] = mean + scale * symmetric(key: key, index: base + c)
-                    k += 1
-                }
-            }
-            count = k
+        [Float](unsafeUninitializedCapacity: rows.count * cols.count) { out, count in
+            write(name: name, seed: seed, rows: rows, cols: cols, globalCols: globalCols, mean: mean, std: std, into: out)
+            count = rows.count * cols.count
         }
     }
 
-    /// `fill`'s values in transposed order: `[cols, rows]`, element `(c, r)` being the value of
-    /// global element `(r, c)`. The same numbers, for a layer that keeps its weight `[in, out]`.
-    public static func fillTransposed(
+    /// `fill`'s values written into `out` (every element of it): row-major `[rows, cols]`, or
+    /// with `transposed` `[cols, rows]`, element `(c, r)` being the value of global element
+    /// `(r, c)` — the same numbers, for a layer that keeps its weight `[in, out]`.
+    public static func write(
         name: String, seed: UInt64, rows: Range<Int>, cols: Range<Int>, globalCols: Int,
-        mean: Float = 0, std: Float
-    ) -> [Float] {
+        mean: Float = 0, std: Float, transposed: Bool = false, into out: UnsafeMutableBufferPointer<Float>
+    ) {
+        precondition(out.count == rows.count * cols.count, "SeededInit.write: \(out.count) floats for a [\(rows.count), \(cols.count)] block")
         let key = mix(seed ^ nameKey(name))
         let scale = std * Float(3).squareRoot()
-        let n = rows.count
-        return [Float](unsafeUninitializedCapacity: n * cols.count) { out, count in
-            HugePages.advise(out)
-            for (i, r) in rows.enumerated() {
-                let base = r * globalCols
-                for (j, c) in cols.enumerated() {
-                    out[j * n + i] = mean + scale * symmetric(key: key, index: base + c)
-                }
+        let (rowStep, colStep) = transposed ? (1, rows.count) : (cols.count, 1)    // where (i, j) of the block goes
+        for (i, r) in rows.enumerated() {
+            let base = r * globalCols
+            for (j, c) in cols.enumerated() {
+                out[i * rowStep + j * colStep] = mean + scale * symmetric(key: key, index: base + c)
             }
-            count = n * cols.count
         }
     }
 }

@@ -36,18 +36,22 @@ public struct SeededWeights: WeightSource {
     public init(seed: UInt64) { self.seed = seed }
 
     public func block(_ name: String, shape: Shape, rows: Range<Int>, cols: Range<Int>, initializer: Initializer) throws -> Matrix {
-        let (mean, std) = initializer.meanStd
-        let values = SeededInit.fill(name: name, seed: seed, rows: rows, cols: cols,
-                                     globalCols: shape.dims.last ?? 1, mean: mean, std: std)
-        return try Matrix(rows: rows.count, cols: cols.count, values: values)
+        generate(name, shape: shape, rows: rows, cols: cols, initializer: initializer, transposed: false)
     }
 
     /// Generated straight into `[cols, rows]` order: no `[rows, cols]` copy is ever held.
     public func blockTransposed(_ name: String, shape: Shape, rows: Range<Int>, cols: Range<Int>, initializer: Initializer) throws -> Matrix {
+        generate(name, shape: shape, rows: rows, cols: cols, initializer: initializer, transposed: true)
+    }
+
+    private func generate(_ name: String, shape: Shape, rows: Range<Int>, cols: Range<Int>, initializer: Initializer,
+                          transposed: Bool) -> Matrix {
         let (mean, std) = initializer.meanStd
-        let values = SeededInit.fillTransposed(name: name, seed: seed, rows: rows, cols: cols,
-                                               globalCols: shape.dims.last ?? 1, mean: mean, std: std)
-        return try Matrix(rows: cols.count, cols: rows.count, values: values)
+        let (r, c) = transposed ? (cols.count, rows.count) : (rows.count, cols.count)
+        return Matrix(rows: r, cols: c) { out in
+            SeededInit.write(name: name, seed: seed, rows: rows, cols: cols, globalCols: shape.dims.last ?? 1,
+                             mean: mean, std: std, transposed: transposed, into: out)
+        }
     }
 
     public func vector(_ name: String, count: Int, range: Range<Int>, initializer: Initializer) throws -> [Float] {
