@@ -80,7 +80,7 @@ public final class Collectives {
         }
         let end = Environment.wallTime()
         seconds += end - start
-        bytes += m.count * MemoryLayout<Float>.size
+        bytes += payload
         calls += 1
         segments.append((start, end))
     }

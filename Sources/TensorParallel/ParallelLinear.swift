@@ -35,10 +35,21 @@ public protocol ParallelLayer {
     var layout: Layout { get }
     /// The weight's global shape `[out, in]`.
     var globalShape: Shape { get }
-    /// This rank's weight shape.
-    var localShape: Shape { get }
+    /// This rank's weight, in `order`.
+    var weight: Matrix { get }
+    var order: WeightOrder { get }
+    /// Output and input features of this rank's weight.
+    var localOut: Int { get }
+    var localIn: Int { get }
     /// Bytes of weight and bias held by this rank.
     var localBytes: Int { get }
+}
+
+extension ParallelLayer {
+    /// This rank's weight shape, `[out, in]` whatever the order it is kept in.
+    public var localShape: Shape { Shape(localOut, localIn) }
+    /// The weight as `[out, in]` (a transposed copy when the order is `.inOut`: for export, not the hot path).
+    public var weightOutIn: Matrix { order == .outIn ? weight : weight.transposed() }
 }
 
 /// `Y = X·Wᵀ + b` with the full weight on every rank.
@@ -55,10 +66,7 @@ public struct ReplicatedLinear: ParallelLayer {
     public var localOut: Int { order == .outIn ? weight.rows : weight.cols }
     public var localIn: Int { order == .outIn ? weight.cols : weight.rows }
     public var globalShape: Shape { localShape }
-    public var localShape: Shape { Shape(localOut, localIn) }
     public var localBytes: Int { 4 * (weight.count + (bias?.count ?? 0)) }
-    /// The weight as `[out, in]` (a transposed copy when the order is `.inOut`: for export, not the hot path).
-    public var weightOutIn: Matrix { order == .outIn ? weight : weight.transposed() }
 
     public init(name: String, inFeatures: Int, outFeatures: Int, bias hasBias: Bool,
                 source: WeightSource, initializer: Initializer, biasInitializer: Initializer = .random(std: 0.02),
@@ -102,10 +110,7 @@ public struct ColumnParallelLinear: ParallelLayer {
     public var localOut: Int { outRange.count }
     public var localIn: Int { inFeatures }
     public var globalShape: Shape { Shape(outFeatures, inFeatures) }
-    public var localShape: Shape { Shape(localOut, localIn) }
     public var localBytes: Int { 4 * (weight.count + (bias?.count ?? 0)) }
-    /// The weight as `[out/tp, in]` (a transposed copy when the order is `.inOut`: for export, not the hot path).
-    public var weightOutIn: Matrix { order == .outIn ? weight : weight.transposed() }
 
     public init(name: String, inFeatures: Int, outFeatures: Int, bias hasBias: Bool, shard: Shard,
                 source: WeightSource, initializer: Initializer, biasInitializer: Initializer = .random(std: 0.02),
@@ -166,10 +171,7 @@ public struct RowParallelLinear: ParallelLayer {
     public var localOut: Int { outFeatures }
     public var localIn: Int { inRange.count }
     public var globalShape: Shape { Shape(outFeatures, inFeatures) }
-    public var localShape: Shape { Shape(localOut, localIn) }
     public var localBytes: Int { 4 * (weight.count + (bias?.count ?? 0)) }
-    /// The weight as `[out, in/tp]` (a transposed copy when the order is `.inOut`: for export, not the hot path).
-    public var weightOutIn: Matrix { order == .outIn ? weight : weight.transposed() }
 
     public init(name: String, inFeatures: Int, outFeatures: Int, bias hasBias: Bool, shard: Shard,
                 source: WeightSource, initializer: Initializer, biasInitializer: Initializer = .random(std: 0.02),

@@ -334,17 +334,9 @@ struct BenchContext {
     /// The layer's largest local weight whose input is the hidden state (the gate, or q_a), as the
     /// layer keeps it: its storage is shared with the layer (no copy), with its order and `[out, in]`.
     func largestHiddenWideWeight() -> (weight: Matrix, order: WeightOrder, out: Int, in: Int)? {
-        var best: (weight: Matrix, order: WeightOrder, out: Int, in: Int)?
-        for layer in attention.layers {
-            let candidate: (weight: Matrix, order: WeightOrder, out: Int, in: Int)
-            switch layer {
-            case let c as ColumnParallelLinear: candidate = (c.weight, c.order, c.localOut, c.localIn)
-            case let r as ReplicatedLinear: candidate = (r.weight, r.order, r.localOut, r.localIn)
-            default: continue
-            }
-            if candidate.in == config.hiddenSize && candidate.out > (best?.out ?? 0) { best = candidate }
-        }
-        return best
+        attention.layers.filter { $0.layout != .row && $0.localIn == config.hiddenSize }
+            .max { $0.localOut < $1.localOut }
+            .map { ($0.weight, $0.order, $0.localOut, $0.localIn) }
     }
 
     func prefill(tokens T: Int, warmup: Int, repeats: Int) throws -> BenchPhaseResult {
