@@ -1,3 +1,4 @@
+import Foundation
 import TensorCore
 import Testing
 
@@ -29,5 +30,35 @@ import Testing
             for i in view.indices { view[i] = 2 }
             #expect(view.allSatisfy { $0 == 2 })
         }
+    }
+
+    /// The kernel's flags for the mapping that holds `address` (`VmFlags` of /proc/self/smaps).
+    static func vmFlags(at address: Int) -> [String]? {
+        // Read to the end (proc files report size 0, so size-based reads see nothing).
+        guard let data = FileHandle(forReadingAtPath: "/proc/self/smaps")?.readDataToEndOfFile(),
+              let smaps = String(data: data, encoding: .utf8) else { return nil }
+        var inside = false
+        for line in smaps.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            if let range = fields.first, range.contains("-"), fields.count >= 5 {
+                let bounds = range.split(separator: "-").compactMap { Int($0, radix: 16) }
+                inside = bounds.count == 2 && (bounds[0]..<bounds[1]).contains(address)
+            } else if inside, line.hasPrefix("VmFlags:") {
+                return fields.dropFirst().map(String.init)
+            }
+        }
+        return nil
+    }
+
+    /// A weight-sized matrix built through `filling` is advised `MADV_HUGEPAGE` ("hg" among its
+    /// mapping's flags) wherever the kernel has transparent huge pages at all.
+    @Test func weightSizedMatrixIsAdvisedOntoHugePages() throws {
+        guard FileManager.default.fileExists(atPath: "/sys/kernel/mm/transparent_hugepage/enabled") else { return }
+        let m = Matrix(rows: 2048, cols: 1024) { out in for i in 0..<out.count { out[i] = 1 } }      // 8 MiB
+        let middle = m.storage.withUnsafeBufferPointer { Int(bitPattern: $0.baseAddress!) + $0.count * 2 }
+        let flags = try #require(withExtendedLifetime(m) { Self.vmFlags(at: middle) }, "no smaps entry holds the matrix")
+        #expect(flags.contains("hg"), "VmFlags \(flags)")
+        let small = Matrix(rows: 16, cols: 16) { out in for i in 0..<out.count { out[i] = 1 } }
+        #expect(small.count == 256)
     }
 }
