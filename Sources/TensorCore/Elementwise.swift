@@ -152,7 +152,8 @@ public enum Kernels {
 /// `x = n·ln2 + r`, Cephes' degree-6 polynomial for `e^r` on |r| ≤ ln2/2, and `2^n` put
 /// straight into the exponent bits. Within 2 ulp of `expf` on [-87, 88] (1.2e-7 relative,
 /// measured at 2·10⁵ points); arguments are clamped to that range (so `e^-∞` gives 1.6e-38 and
-/// `e^+∞` 1.7e38 instead of 0 and ∞); NaN stays NaN.
+/// `e^+∞` 1.7e38 instead of 0 and ∞); NaN stays NaN. One polynomial serves one lane (`Float`)
+/// and eight (`SIMD8<Float>`), so the vector body and the scalar tail compute the same bits.
 public enum FastExp {
     @usableFromInline static let lo: Float = -87, hi: Float = 88
     @usableFromInline static let magic: Float = 12_582_912          // 1.5·2²³: adding it rounds to an integer
@@ -160,38 +161,64 @@ public enum FastExp {
     @usableFromInline static let ln2hi: Float = 0.693_359_375, ln2lo: Float = -2.121_944_40e-4
 
     @inlinable @inline(__always)
-    public static func exp(_ x: Float) -> Float {
-        let c = x < lo ? lo : (x > hi ? hi : x)                        // NaN fails both tests and passes through
+    public static func exp(_ x: Float) -> Float { polynomial(x) }
+
+    @inlinable @inline(__always)
+    public static func exp(_ x: SIMD8<Float>) -> SIMD8<Float> { polynomial(x) }
+
+    @inlinable @inline(__always)
+    static func polynomial<V: ExpLanes>(_ x: V) -> V {
+        let c = x.clamped(lo, hi)                                       // NaN passes through
         let shifted = c * log2e + magic
         let n = shifted - magic
         let r = (c - n * ln2hi) - n * ln2lo
-        var p: Float = 1.987_569_150_0e-4
+        var p = V(1.987_569_150_0e-4)
         p = p * r + 1.398_199_950_7e-3
         p = p * r + 8.333_451_907_3e-3
         p = p * r + 4.166_579_589_4e-2
         p = p * r + 1.666_666_545_9e-1
         p = p * r + 5.000_000_120_1e-1
         let er = p * (r * r) + r + 1
-        let k = shifted.bitPattern &- magic.bitPattern                 // n as an integer, without a trapping conversion
-        return er * Float(bitPattern: (k &+ 127) &<< 23)
+        return er * shifted.powerOfTwo(subtracting: magic)
     }
+}
 
+/// What `FastExp`'s polynomial needs of one lane or of eight.
+public protocol ExpLanes {
+    init(_ value: Float)
+    static func + (a: Self, b: Self) -> Self
+    static func + (a: Self, b: Float) -> Self
+    static func - (a: Self, b: Self) -> Self
+    static func - (a: Self, b: Float) -> Self
+    static func * (a: Self, b: Self) -> Self
+    static func * (a: Self, b: Float) -> Self
+    /// Each lane clamped to [lo, hi]; NaN stays NaN.
+    func clamped(_ lo: Float, _ hi: Float) -> Self
+    /// `2^n` where each lane holds `n + magic` (an integer rounded by adding `magic`), built in the
+    /// exponent bits without a trapping conversion.
+    func powerOfTwo(subtracting magic: Float) -> Self
+}
+
+extension Float: ExpLanes {
     @inlinable @inline(__always)
-    public static func exp(_ x: SIMD8<Float>) -> SIMD8<Float> {
-        typealias V = SIMD8<Float>
-        var c = x.replacing(with: lo, where: x .< lo)
-        c = c.replacing(with: hi, where: c .> hi)
-        let shifted = c * log2e + V(repeating: magic)
-        let n = shifted - magic
-        let r = (c - n * ln2hi) - n * ln2lo
-        var p = V(repeating: 1.987_569_150_0e-4)
-        p = p * r + 1.398_199_950_7e-3
-        p = p * r + 8.333_451_907_3e-3
-        p = p * r + 4.166_579_589_4e-2
-        p = p * r + 1.666_666_545_9e-1
-        p = p * r + 5.000_000_120_1e-1
-        let er = p * (r * r) + r + 1
-        let k = unsafeBitCast(shifted, to: SIMD8<UInt32>.self) &- magic.bitPattern
-        return er * unsafeBitCast((k &+ 127) &<< 23, to: V.self)
+    public func clamped(_ lo: Float, _ hi: Float) -> Float { self < lo ? lo : (self > hi ? hi : self) }
+    @inlinable @inline(__always)
+    public func powerOfTwo(subtracting magic: Float) -> Float {
+        Float(bitPattern: ((bitPattern &- magic.bitPattern) &+ 127) &<< 23)
+    }
+}
+
+extension SIMD8: ExpLanes where Scalar == Float {
+    @inlinable @inline(__always)
+    public init(_ value: Float) { self.init(repeating: value) }
+    @inlinable @inline(__always)
+    public func clamped(_ lo: Float, _ hi: Float) -> SIMD8<Float> {
+        let c = replacing(with: lo, where: self .< lo)
+        return c.replacing(with: hi, where: c .> hi)
+    }
+    @inlinable @inline(__always)
+    public func powerOfTwo(subtracting magic: Float) -> SIMD8<Float> {
+        let k = unsafeBitCast(self, to: SIMD8<UInt32>.self) &- magic.bitPattern
+        return unsafeBitCast((k &+ 127) &<< 23, to: SIMD8<Float>.self)
     }
 }

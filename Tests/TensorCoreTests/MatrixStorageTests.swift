@@ -21,14 +21,24 @@ import Testing
         #expect(t[1799, 699] == m[699, 1799] && t[5, 3] == m[3, 5] && t[0, 699] == m[699, 0])
     }
 
-    @Test func adviceOnSmallOrUnalignedBuffersChangesNothing() {
-        for count in [0, 1, 1023, (4 << 20) / 4 + 3] {
-            let p = UnsafeMutableBufferPointer<Float>.allocate(capacity: count + 1)
-            defer { p.deallocate() }
-            let view = UnsafeMutableBufferPointer(rebasing: p[1...])          // 4 bytes off any page boundary
+    /// Buffers below the threshold are never advised; a weight-sized one that starts off a page
+    /// boundary is advised on its whole pages only, and its first partial page keeps its flags.
+    @Test func adviceCoversOnlyWholePagesOfLargeBuffers() throws {
+        guard FileManager.default.fileExists(atPath: "/sys/kernel/mm/transparent_hugepage/enabled") else { return }
+        let pages = 4096
+        for (count, advised) in [(1023, false), (HugePages.threshold / 4 - 1, false), (HugePages.threshold / 4 + 5 * pages, true)] {
+            // Its own mapping, page-aligned, so that nothing else shares its flags.
+            let bytes = (count + 1) * 4 + pages
+            let raw = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+            let base = try #require(raw == MAP_FAILED ? nil : raw)
+            defer { munmap(base, bytes) }
+            let view = UnsafeMutableBufferPointer(start: base.assumingMemoryBound(to: Float.self) + 1, count: count)   // 4 bytes off the boundary
             HugePages.advise(view)
-            for i in view.indices { view[i] = 2 }
-            #expect(view.allSatisfy { $0 == 2 })
+            let start = Int(bitPattern: base)
+            let inner = try #require(Self.vmFlags(at: start + 2 * pages), "no smaps entry")
+            let first = try #require(Self.vmFlags(at: start), "no smaps entry")
+            #expect(inner.contains("hg") == advised, "\(count) floats: VmFlags \(inner)")
+            #expect(!first.contains("hg"), "\(count) floats: the partial first page was advised: \(first)")
         }
     }
 
