@@ -4,25 +4,34 @@
 MLATP_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 export PATH="/opt/swift/usr/bin:$PATH"
 
+# Installs the Debian packages named in "$@" with one line on the terminal; apt's own output
+# goes to a log whose tail is shown only when the install fails.
+mlatp_apt_install() {
+    local sudo="" log="${TMPDIR:-/tmp}/mla-tp-apt.log"
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    echo "launch: installing $* (apt-get; log in $log)…" >&2
+    if ! { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@"; } >"$log" 2>&1; then
+        echo "launch: apt-get install $* failed; the end of $log:" >&2
+        tail -n 20 "$log" >&2
+        return 1
+    fi
+}
+
 # Installs Open MPI and OpenBLAS (Debian packages) unless pkg-config already finds them.
 mlatp_ensure_deps() {
     if pkg-config --exists ompi-c openblas 2>/dev/null && command -v mpirun >/dev/null; then
         return 0
     fi
-    echo "launch: installing Open MPI and OpenBLAS (libopenmpi-dev openmpi-bin libopenblas-dev)…" >&2
-    local sudo=""
-    [ "$(id -u)" -ne 0 ] && sudo="sudo"
-    $sudo apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq libopenmpi-dev openmpi-bin libopenblas-dev pkg-config >&2
+    mlatp_apt_install libopenmpi-dev openmpi-bin libopenblas-dev pkg-config || return 1
     pkg-config --exists ompi-c openblas || { echo "launch: Open MPI / OpenBLAS still missing after apt-get — install them by hand" >&2; return 1; }
 }
 
-# mpirun's flags for N ranks here: root allowance, oversubscription past the core count,
-# a timeout so that a hang always ends, quiet (our own one-line errors are the message),
-# and one BLAS thread per rank.
+# mpirun's flags for N ranks here: quiet (our own one-line errors are the message), a timeout
+# so that a hang always ends, one BLAS and one OpenMP thread per rank, root allowance, and
+# oversubscription only past the core count. The same policy as MPILauncher (Sources/Launch).
 mlatp_mpirun_flags() {
     local n="$1" timeout="${MLATP_TIMEOUT:-600}"
-    local flags=(-q -n "$n" --timeout "$timeout" -x OPENBLAS_NUM_THREADS=1)
+    local flags=(-q -n "$n" --timeout "$timeout" -x OPENBLAS_NUM_THREADS=1 -x OMP_NUM_THREADS=1)
     [ "$(id -u)" -eq 0 ] && flags+=(--allow-run-as-root)
     [ "$n" -gt "$(nproc)" ] && flags+=(--oversubscribe)
     printf '%s\n' "${flags[@]}"
