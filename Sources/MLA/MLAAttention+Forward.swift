@@ -1,4 +1,3 @@
-import SwiftMPI
 import TensorCore
 import TensorParallel
 
@@ -25,18 +24,12 @@ extension MLAAttention {
 
     /// The forward into a preallocated `out [T, hidden]`.
     public func forward(_ x: Matrix, batch: Batch, collectives: Collectives, into out: inout Matrix) throws {
-        let start = Environment.wallTime()
+        let start = Clock.now()
         try checkInput(x, batch: batch)
         try gatedAttention(x, positions: batch.positions, expandKV: true) { w in self.attend(&w, batch: batch) }
         try faultHook?()
-        // o_proj, row-parallel: partial [T, hidden] → allreduce → + bias once.
-        guard out.rows == x.rows, out.cols == config.hiddenSize else {
-            throw ShapeError(op: "MLA output", out.shape, Shape(x.rows, config.hiddenSize))
-        }
-        try oProj.forward(workspace.attn, into: &out, collectives: collectives)
-        countProjection(x.rows, oProj.weight)
-        try guardStage(.oProj, out)
-        counters.seconds = Environment.wallTime() - start
+        try outputProjection(into: &out, tokens: x.rows, collectives: collectives)
+        counters.seconds = Clock.now() - start
     }
 
     /// This rank's o_proj contribution before the allreduce and without the bias:
@@ -75,40 +68,44 @@ extension MLAAttention {
         defer { workspace = w }
 
         // q path: [T, hidden] → [T, H/tp·(nope+rope)]
-        w.q.reshapeDiscarding(rows: T, cols: hl * dq)
-        switch qPath {
-        case let .lora(qA, norm, qB):
-            w.qa.reshapeDiscarding(rows: T, cols: qA.localOut)               // [T, q_lora]
-            try qA.forward(x, into: &w.qa)
-            try w.qa.rmsNormRows(weight: norm, eps: c.rmsNormEps)
-            try qB.forward(w.qa, into: &w.q)                                     // [T, H/tp·dq]
-            countProjection(T, qA.weight); countProjection(T, qB.weight)
-        case let .direct(qProj):
-            try qProj.forward(x, into: &w.q)                                     // [T, H/tp·dq]
-            countProjection(T, qProj.weight)
+        try timed(.q) {
+            w.q.reshapeDiscarding(rows: T, cols: hl * dq)
+            switch qPath {
+            case let .lora(qA, norm, qB):
+                w.qa.reshapeDiscarding(rows: T, cols: qA.localOut)               // [T, q_lora]
+                try qA.forward(x, into: &w.qa)
+                try w.qa.rmsNormRows(weight: norm, eps: c.rmsNormEps)
+                try qB.forward(w.qa, into: &w.q)                                     // [T, H/tp·dq]
+                countProjection(T, qA.weight); countProjection(T, qB.weight)
+            case let .direct(qProj):
+                try qProj.forward(x, into: &w.q)                                     // [T, H/tp·dq]
+                countProjection(T, qProj.weight)
+            }
         }
+        try guardStage(.q, w.q)
 
         // kv path: [T, hidden] → latent [T, kv_lora] | k_rope [T, rope] → [T, H/tp·(nope+v)]
-        w.kva.reshapeDiscarding(rows: T, cols: kvAWidth)
-        try kvA.forward(x, into: &w.kva)
-        countProjection(T, kvA.weight)
-        normalizeLatent(&w, tokens: T)
-        if expandKV {
-            w.kv.reshapeDiscarding(rows: T, cols: kvB.weight.rows)
-            expandLatent(w.kva, rows: 0..<T, into: &w.kv)
+        try timed(.kv) {
+            w.kva.reshapeDiscarding(rows: T, cols: kvAWidth)
+            try kvA.forward(x, into: &w.kva)
+            countProjection(T, kvA.weight)
+            normalizeLatent(&w, tokens: T)
+            if expandKV {
+                w.kv.reshapeDiscarding(rows: T, cols: kvB.weight.rows)
+                expandLatent(w.kva, rows: 0..<T, into: &w.kv)
+            }
         }
-
-        // RoPE on each local head's q_rope and on the shared k_rope.
-        applyRope(&w, positions: positions)
-        try guardStage(.q, w.q)
         try guardStage(.kv, expandKV ? w.kv : w.kva)
 
-        // Causal attention → [T, H/tp·v]
-        w.attn.reshapeDiscarding(rows: T, cols: hl * c.vHeadDim)
-        try attend(&w)
-        try guardStage(.scores, w.attn)
+        // RoPE on each local head's q_rope and on the shared k_rope, then causal attention → [T, H/tp·v]
+        try timed(.attention) {
+            applyRope(&w, positions: positions)
+            w.attn.reshapeDiscarding(rows: T, cols: hl * c.vHeadDim)
+            try attend(&w)
+        }
+        try guardStage(.attention, w.attn)
 
         // The gate: attn ⊙ act(x·gateᵀ + b), on this rank's heads.
-        if let gate { try applyGate(gate, x: x, &w) }
+        if let gate { try timed(.gate) { try applyGate(gate, x: x, &w) } }
     }
 }

@@ -1,4 +1,3 @@
-import SwiftMPI
 import TensorCore
 import TensorParallel
 
@@ -10,7 +9,7 @@ extension MLAAttention {
     /// onwards. Returns `[T, hidden]`; with T = 0 every rank still enters the allreduce.
     public func forward(_ x: Matrix, step: ServingStep, cache: KVCache, decode: DecodePath = .absorbed,
                         positions: [Int]? = nil, collectives: Collectives) throws -> Matrix {
-        let start = Environment.wallTime()
+        let start = Clock.now()
         guard x.cols == config.hiddenSize, x.rows == step.tokenCount else {
             throw ShapeError(op: "MLA serving input", x.shape, Shape(step.tokenCount, config.hiddenSize),
                              hint: "one row of hidden_states per new token of the step")
@@ -29,11 +28,9 @@ extension MLAAttention {
             try self.attendCached(&w, step: step, cache: cache, decode: decode)
         }
         try faultHook?()
-        var out = Matrix(rows: x.rows, cols: config.hiddenSize)
-        try oProj.forward(workspace.attn, into: &out, collectives: collectives)
-        countProjection(x.rows, oProj.weight)
-        try guardStage(.oProj, out)
-        counters.seconds = Environment.wallTime() - start
+        var out = Matrix(rows: x.rows, cols: config.hiddenSize)                     // [T, hidden]
+        try outputProjection(into: &out, tokens: x.rows, collectives: collectives)
+        counters.seconds = Clock.now() - start
         return out
     }
 

@@ -133,17 +133,6 @@ public final class MLAAttention {
     }
 }
 
-/// What the last forward issued, for reports and for checking the plan's arithmetic.
-public struct ForwardCounters: Equatable, Sendable {
-    /// FLOPs of the projections (every GEMM outside attention).
-    public var projectionFlops = 0
-    /// FLOPs of the attention GEMMs (scores and P·V).
-    public var attentionFlops = 0
-    /// Seconds in the forward, collectives included.
-    public var seconds: Double = 0
-    public var totalFlops: Int { projectionFlops + attentionFlops }
-}
-
 extension MLAAttention {
     /// Every tensor this rank holds under its HF name, with its local shape (norm weights included),
     /// in forward order. At tp = 1 this is the whole layer, as `init` writes it to a checkpoint.

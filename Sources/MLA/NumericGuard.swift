@@ -1,22 +1,19 @@
 import TensorCore
 
-/// A forward stage whose output the numeric guard can check.
-public enum Stage: String, Sendable, CaseIterable {
-    case q, kv, scores, gate
-    case oProj = "o_proj"
-}
-
 /// A NaN or Inf first seen at `stage` on `rank`, at token `token`, column `column`.
 public struct NumericError: Error, Equatable, CustomStringConvertible {
-    public let stage: Stage
+    public let stage: ForwardStage
     public let rank: Int
     public let token: Int
     public let column: Int
     public let value: Float
+    /// Whether every stage was being checked (`--check-stages`): then `stage` is the first bad one.
+    public var everyStageChecked = false
 
     public var description: String {
         "non-finite value \(value) at stage \(stage.rawValue) on rank \(rank) (token \(token), column \(column)) — "
-            + "check the input and the checkpoint's weights for NaN/Inf or overflow (rerun with --check-stages to find the first stage)"
+            + "check the input and the checkpoint's weights for NaN/Inf or overflow"
+            + (everyStageChecked ? " (every stage was checked: this is the first stage where it appears)" : " (rerun with --check-stages to find the first stage)")
     }
 }
 
@@ -32,10 +29,12 @@ extension Matrix {
 
 extension MLAAttention {
     /// Checks a stage when `checkEveryStage` is set; o_proj (the output) is always checked.
-    func guardStage(_ stage: Stage, _ m: Matrix) throws {
+    func guardStage(_ stage: ForwardStage, _ m: Matrix) throws {
         guard checkEveryStage || stage == .oProj else { return }
         if let bad = m.firstNonFinite() {
-            throw NumericError(stage: stage, rank: shard.rank, token: bad.row, column: bad.col, value: bad.value)
+            var error = NumericError(stage: stage, rank: shard.rank, token: bad.row, column: bad.col, value: bad.value)
+            error.everyStageChecked = checkEveryStage
+            throw error
         }
     }
 }

@@ -85,13 +85,16 @@ public enum ProjectionError: Error, Equatable, CustomStringConvertible {
 /// summed over the stages (they run one after another), plus o_proj's ring allreduce,
 /// `2(p−1)/p · n / link + 2(p−1) · latency`.
 public struct Projection: Codable, Sendable, Equatable {
+    /// The roof a stage sits under: its FLOPs at peak, or its bytes at the memory bandwidth.
+    public enum Bound: String, Codable, Sendable { case compute, memory }
+
     public struct StageTime: Codable, Sendable, Equatable {
         public var name: String
         public var flops: Int
         public var bytes: Int
         public var seconds: Double
-        /// "compute" or "memory": which roof the stage sits under.
-        public var bound: String
+        /// Which roof the stage sits under.
+        public var bound: Bound
     }
 
     public var hardware: String
@@ -112,7 +115,7 @@ public struct Projection: Codable, Sendable, Equatable {
             let bytes = s.elements * hw.bytesPerElement
             let compute = Double(s.flops) / flopRate, memory = Double(bytes) / memRate
             return StageTime(name: s.name, flops: s.flops, bytes: bytes, seconds: max(compute, memory),
-                             bound: compute >= memory ? "compute" : "memory")
+                             bound: compute >= memory ? .compute : .memory)
         }
         allReduceBytes = tokens * config.hiddenSize * hw.bytesPerElement
         allReduceSeconds = Projection.ringAllReduceSeconds(bytes: allReduceBytes, tp: tp, hardware: hw)

@@ -13,6 +13,10 @@ public struct ServingSchedule: Sendable {
     }
 
     public let steps: [Step]
+    /// Tokens each sequence decodes one at a time at its end.
+    public let decodeSteps: Int
+    /// Most tokens a sequence prefills per step (nil: all at once).
+    public let prefillChunk: Int?
 
     public init(batch: Batch, decodeSteps: Int, prefillChunk: Int? = nil) throws {
         guard decodeSteps >= 0 else { throw BatchError.badCuSeqlens("--decode-steps \(decodeSteps) must be ≥ 0") }
@@ -36,6 +40,8 @@ public struct ServingSchedule: Sendable {
             steps.append(Step(step: try ServingStep(slots: slots, newTokens: counts), rows: rows))
         }
         self.steps = steps
+        self.decodeSteps = decodeSteps
+        self.prefillChunk = prefillChunk
     }
 }
 
@@ -51,7 +57,7 @@ extension MLAAttention {
             return try forward(x, step: try ServingStep(slots: [], newTokens: []), cache: cache, decode: decode,
                                positions: [], collectives: collectives)
         }
-        var flops = ForwardCounters()
+        var total = ForwardCounters()
         for s in schedule.steps {
             let picked = s.rows.flatMap { Array($0) }
             var xs = Matrix(rows: picked.count, cols: x.cols)                     // [n_step, hidden]
@@ -63,11 +69,9 @@ extension MLAAttention {
             for (i, r) in picked.enumerated() {
                 out.storage.replaceSubrange(r * out.cols ..< (r + 1) * out.cols, with: y.storage[i * out.cols ..< (i + 1) * out.cols])
             }
-            flops.projectionFlops += counters.projectionFlops
-            flops.attentionFlops += counters.attentionFlops
-            flops.seconds += counters.seconds
+            total.add(counters)
         }
-        counters = flops
+        counters = total
         return out
     }
 }

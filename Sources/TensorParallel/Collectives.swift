@@ -4,8 +4,9 @@ import TensorCore
 /// The collectives the parallel layers use, with the time and bytes they cost.
 ///
 /// Wraps a `Communicator`; with none it is the unsharded reference (tp = 1, no traffic).
-/// Each call records a segment `(start, end)` on the MPI wall clock, so a report can
-/// separate compute from communication and draw a per-rank timeline.
+/// Each call records its segments on `Clock.now()` (one clock for every process of a host):
+/// the reduction, and with `separateWait` the barrier before it, so a report can separate
+/// compute from communication and draw a per-rank timeline.
 public final class Collectives {
     public let communicator: Communicator?
     /// Seconds spent inside collectives since the last `resetCounters()`.
@@ -14,8 +15,15 @@ public final class Collectives {
     public private(set) var bytes: Int = 0
     /// Collective calls since the last `resetCounters()`.
     public private(set) var calls: Int = 0
-    /// Wall-clock segments of the collectives since the last `resetCounters()`.
-    public private(set) var segments: [(start: Double, end: Double)] = []
+    /// What a recorded segment was: the wait at the barrier, or the reduction itself.
+    public enum SegmentKind: String, Codable, Sendable { case wait, reduce }
+    public struct Segment: Sendable, Equatable {
+        public var kind: SegmentKind
+        public var start: Double
+        public var end: Double
+    }
+    /// Segments of the collectives since the last `resetCounters()`, on `Clock.now()`.
+    public private(set) var segments: [Segment] = []
     /// When true, each allreduce is preceded by a barrier whose time is recorded apart, in
     /// `waitSeconds`: then `seconds` is the reduction itself, and `waitSeconds` is the time this
     /// rank waited for slower ranks to arrive (load imbalance). Off by default; `bench` turns it on.
@@ -31,7 +39,7 @@ public final class Collectives {
     /// How the latest allreduce was done, for reports.
     public private(set) var lastPath: AllReducePath = .none
 
-    public enum AllReducePath: String, Sendable {
+    public enum AllReducePath: String, Codable, Sendable {
         case none = "none"
         case sharedMemory = "shared-memory window"
         case mpi = "MPI_Allreduce"
@@ -64,13 +72,15 @@ public final class Collectives {
     public func allReduceSum(_ m: inout Matrix) throws {
         guard let comm = communicator, comm.size > 1 else { return }
         if separateWait {
-            let arrived = Environment.wallTime()
+            let arrived = Clock.now()
             try comm.barrier()
-            waitSeconds += Environment.wallTime() - arrived
+            let left = Clock.now()
+            waitSeconds += left - arrived
+            segments.append(Segment(kind: .wait, start: arrived, end: left))
         }
         let payload = m.count * MemoryLayout<Float>.size
         let reducer = payload <= sharedMemoryLimit ? try smallReducer(comm) : nil
-        let start = Environment.wallTime()
+        let start = Clock.now()
         if let reducer {
             m.storage.withUnsafeMutableBufferPointer { buffer in reducer.sum(buffer) }
             lastPath = .sharedMemory
@@ -78,11 +88,11 @@ public final class Collectives {
             try m.storage.withUnsafeMutableBufferPointer { buffer in try comm.allReduce(buffer, .sum) }
             lastPath = .mpi
         }
-        let end = Environment.wallTime()
+        let end = Clock.now()
         seconds += end - start
         bytes += payload
         calls += 1
-        segments.append((start, end))
+        segments.append(Segment(kind: .reduce, start: start, end: end))
     }
 
     public func resetCounters() {

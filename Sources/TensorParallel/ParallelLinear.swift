@@ -94,8 +94,8 @@ public struct ReplicatedLinear: ParallelLayer {
 ///     W [out, in]          rank 0 ┃ rows 0 ..< out/tp
 ///                          rank 1 ┃ rows out/tp ..< 2·out/tp   → Y_r [T, out/tp]
 ///                          ...
-/// Collective: none. The output stays sharded (`Y_r` is Y's columns for rank r);
-/// `gather` concatenates the shards when a caller needs the full width.
+/// Collective: none. The output stays sharded (`Y_r` is Y's columns for rank r): the
+/// row-parallel layer after it consumes exactly those columns.
 public struct ColumnParallelLinear: ParallelLayer {
     public let name: String
     public let shard: Shard
@@ -131,20 +131,6 @@ public struct ColumnParallelLinear: ParallelLayer {
     public func forward(_ x: Matrix, into y: inout Matrix) throws {
         try linear(x, weight, order: order, into: &y)
         if let bias { try y.addRowBias(bias) }
-    }
-
-    /// Concatenates every rank's `[T, out/tp]` output into `[T, out]` (an allgather).
-    public func gather(_ y: Matrix, over collectives: Collectives) throws -> Matrix {
-        guard let comm = collectives.communicator, comm.size > 1 else { return y }
-        let tp = comm.size
-        let ranks = try comm.allGather(y.storage)          // [tp][T, out/tp], rank-major
-        var full = Matrix(rows: y.rows, cols: y.cols * tp)  // [T, out]
-        for r in 0..<tp {
-            for t in 0..<y.rows {
-                for j in 0..<y.cols { full[t, r * y.cols + j] = ranks[r * y.count + t * y.cols + j] }
-            }
-        }
-        return full
     }
 }
 
@@ -193,10 +179,15 @@ public struct RowParallelLinear: ParallelLayer {
         try linear(x, weight, order: order, into: &y)
     }
 
+    /// Sums the ranks' partial products in place and adds the bias once: `y = Σ_r y_r + b`.
+    public func reduce(_ y: inout Matrix, collectives: Collectives) throws {
+        try collectives.allReduceSum(&y)               // Σ over ranks
+        if let bias { try y.addRowBias(bias) }         // once, after the reduce
+    }
+
     /// `y = allreduce(x_r·W_rᵀ) + b`: x `[T, in/tp]` → y `[T, out]` (y preallocated).
     public func forward(_ x: Matrix, into y: inout Matrix, collectives: Collectives) throws {
         try partial(x, into: &y)                        // partial sum [T, out]
-        try collectives.allReduceSum(&y)               // Σ over ranks
-        if let bias { try y.addRowBias(bias) }         // once, after the reduce
+        try reduce(&y, collectives: collectives)
     }
 }

@@ -1,0 +1,96 @@
+import TensorCore
+import TensorParallel
+
+/// The stages of one forward, in order, as the counters, the numeric guard, bench and the
+/// timeline name them.
+public enum ForwardStage: String, Codable, Sendable, CaseIterable {
+    /// q_a → q_a_layernorm → q_b (or q_proj): `[T, H/tp·(nope+rope)]`.
+    case q
+    /// kv_a → kv_a_layernorm (→ kv_b on the expanding paths).
+    case kv
+    /// RoPE and causal attention over the new tokens and the cache: `[T, H/tp·v]`.
+    case attention
+    /// `attn ⊙ act(gate(x))` on the rank's heads.
+    case gate
+    /// o_proj's partial product `[T, hidden]` (and its bias, once, after the reduce).
+    case oProj = "o_proj"
+    /// The barrier before the allreduce when `Collectives.separateWait` is on: waiting for slower ranks.
+    case wait
+    /// The allreduce of o_proj's partial sums.
+    case allReduce = "allreduce"
+
+    /// The stages that are this rank's own arithmetic (not waiting, not communicating).
+    public static let compute: [ForwardStage] = [.q, .kv, .attention, .gate, .oProj]
+}
+
+/// One timed stage on `Clock.now()` (the same clock in every process of a host).
+public struct StageSegment: Codable, Sendable, Equatable {
+    public var stage: ForwardStage
+    public var start: Double
+    public var end: Double
+    public init(stage: ForwardStage, start: Double, end: Double) {
+        self.stage = stage
+        self.start = start
+        self.end = end
+    }
+    public var seconds: Double { end - start }
+}
+
+/// What the last forward issued and how long each stage took, for reports and for checking
+/// the plan's arithmetic.
+public struct ForwardCounters: Equatable, Sendable {
+    /// FLOPs of the projections (every GEMM outside attention).
+    public var projectionFlops = 0
+    /// FLOPs of the attention GEMMs (scores and P·V).
+    public var attentionFlops = 0
+    /// Seconds in the forward, collectives included.
+    public var seconds: Double = 0
+    /// Each stage as it ran, in order (a serving pass holds every step's stages).
+    public var segments: [StageSegment] = []
+    public var totalFlops: Int { projectionFlops + attentionFlops }
+
+    public init() {}
+
+    /// Seconds spent in `stage` (summed over its segments).
+    public func seconds(in stage: ForwardStage) -> Double {
+        segments.reduce(0) { $0 + ($1.stage == stage ? $1.seconds : 0) }
+    }
+
+    /// Seconds in the rank's own arithmetic: the compute stages, each timed on its own.
+    public var computeSeconds: Double { ForwardStage.compute.reduce(0) { $0 + seconds(in: $1) } }
+
+    /// Adds another forward's counts and stages (the steps of a serving pass).
+    public mutating func add(_ other: ForwardCounters) {
+        projectionFlops += other.projectionFlops
+        attentionFlops += other.attentionFlops
+        seconds += other.seconds
+        segments += other.segments
+    }
+}
+
+extension MLAAttention {
+    /// Runs `body` as `stage`, recording its segment.
+    @inline(__always)
+    func timed<T>(_ stage: ForwardStage, _ body: () throws -> T) rethrows -> T {
+        let start = Clock.now()
+        defer { counters.segments.append(StageSegment(stage: stage, start: start, end: Clock.now())) }
+        return try body()
+    }
+
+    /// o_proj, row-parallel, the forward's one collective: this rank's partial `[T, hidden]`,
+    /// the allreduce (its wait and reduction recorded as stages), then the bias once.
+    func outputProjection(into out: inout Matrix, tokens T: Int, collectives: Collectives) throws {
+        guard out.rows == T, out.cols == config.hiddenSize else {
+            throw ShapeError(op: "MLA output", out.shape, Shape(T, config.hiddenSize))
+        }
+        let attn = workspace.attn                                          // [T, H/tp·v]
+        try timed(.oProj) { try oProj.partial(attn, into: &out) }          // [T, hidden] partial
+        countProjection(T, oProj.weight)
+        let mark = collectives.segments.count
+        try oProj.reduce(&out, collectives: collectives)                  // Σ over ranks, + bias once
+        for s in collectives.segments[mark...] {
+            counters.segments.append(StageSegment(stage: s.kind == .wait ? .wait : .allReduce, start: s.start, end: s.end))
+        }
+        try guardStage(.oProj, out)
+    }
+}
