@@ -1,8 +1,11 @@
 // swift-tools-version:6.0
 // mla-tp: DeepSeek-style MLA attention with a gated output under tensor parallelism.
 // Layers, bottom to top (dependencies point one way):
-//   CMPI, CBLAS (C system modules) → SwiftMPI, TensorCore → TensorParallel → MLA → mla-tp (CLI)
-//   SafeTensors (file format, Foundation only) → MLA; Plot (SVG figures) → mla-tp
+//   CMPI, CBLAS (C system modules) → SwiftMPI, TensorCore → TensorParallel → MLA
+//   → Measure (timing, probes, bench engine, the TP check) → Report (run/plan/bench/sweep
+//   documents, figures, the sweep driver) → mla-tp (CLI: commands and printing only)
+//   SafeTensors (file format, Foundation only) → MLA; Plot (SVG) → Report; Launch (mpirun policy,
+//   child processes; Foundation only) → Measure, Report, tests; BuildInfo (the tree id) → mla-tp
 import PackageDescription
 
 let package = Package(
@@ -27,33 +30,45 @@ let package = Package(
 
         // Typed MPI wrapper in the manner of swift-system.
         .target(name: "SwiftMPI", dependencies: ["CMPI"]),
-        // Row-major Float matrices, BLAS matmul, elementwise kernels. No MPI.
+        // Row-major Float matrices, BLAS matmul, elementwise kernels, the clock. No MPI.
         .target(name: "TensorCore", dependencies: ["CBLAS"]),
-        // safetensors reader/writer and the HF checkpoint layout. Foundation only.
+        // safetensors reader/writer, the HF checkpoint layout, the atomic file writer. Foundation only.
         .target(name: "SafeTensors"),
-        // Replicated / column / row parallel linear layers, shard math, seeded init.
+        // Replicated / column / row parallel linear layers, shard math, seeded init, collectives.
         .target(name: "TensorParallel", dependencies: ["SwiftMPI", "TensorCore"]),
-        // MLA attention with the gate: config, RoPE/YaRN, forward, weight loading.
-        .target(name: "MLA", dependencies: ["TensorParallel", "TensorCore", "SwiftMPI", "SafeTensors"]),
+        // MLA attention with the gate: config, RoPE/YaRN, forward, weight loading, plan counts.
+        .target(name: "MLA", dependencies: ["TensorParallel", "TensorCore", "SafeTensors"]),
+        // How mpirun jobs and child processes are started: one policy. Foundation only.
+        .target(name: "Launch"),
+        // Measuring: samples, probes, the bench engine, the sweep's step timer, rates, the TP check.
+        .target(name: "Measure", dependencies: ["MLA", "TensorParallel", "TensorCore", "SwiftMPI", "Launch"]),
+        // Reports: run, plan, bench and sweep documents with their text and figures; the sweep driver.
+        .target(name: "Report", dependencies: ["Measure", "MLA", "TensorParallel", "TensorCore", "SwiftMPI", "SafeTensors",
+                                               "Launch", "Plot"]),
         // A small SVG writer for figures. No dependencies.
         .target(name: "Plot"),
-        // The command line.
+        // The tree id of the sources a binary was built from (`mla-tp --version`).
+        .plugin(name: "TreeID", capability: .buildTool()),
+        .target(name: "BuildInfo", plugins: ["TreeID"]),
+        // The command line: parse, call a library, print.
         .executableTarget(
             name: "mla-tp",
             dependencies: [
-                "MLA", "TensorParallel", "TensorCore", "SwiftMPI", "SafeTensors", "Plot",
+                "Report", "Measure", "MLA", "TensorParallel", "TensorCore", "SwiftMPI", "SafeTensors", "Launch", "BuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
-        // Shared test helpers: approximate equality, spawning mpirun.
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        // Shared test helpers: approximate equality, spawning mpirun through the launcher.
+        .target(name: "TestSupport", dependencies: ["Launch"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "TestSupport"]),
-        .testTarget(name: "SwiftMPITests", dependencies: ["SwiftMPI", "CMPI"]),
+        .testTarget(name: "SwiftMPITests", dependencies: ["SwiftMPI", "CMPI", "TestSupport"]),
         .testTarget(name: "TensorParallelTests", dependencies: ["TensorParallel", "TestSupport"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
         .testTarget(name: "MLATests", dependencies: ["MLA", "SafeTensors", "TestSupport"]),
+        .testTarget(name: "MeasureTests", dependencies: ["Measure", "Report", "MLA", "TestSupport"]),
         .testTarget(name: "PlotTests", dependencies: ["Plot"]),
-        .testTarget(name: "CLITests", dependencies: ["TestSupport", "SafeTensors"]),
+        .testTarget(name: "LaunchTests", dependencies: ["Launch"]),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport", "SafeTensors", "Report", "Measure", "MLA"]),
     ],
     swiftLanguageModes: [.v6]
 )

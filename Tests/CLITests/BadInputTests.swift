@@ -143,7 +143,10 @@ import TestSupport
 
     @Test func unknownActivationListsTheAllowedOnes() throws {
         let dir = try Fixtures.scratch("act")
-        try expectFailure(["run", "--act", "gelu"], in: dir, code: 3, mentions: ["gelu", "sigmoid, scaled_softsign"], existingOutput: true)
+        // A flag's value is a usage error that lists the choices; the same name in the config is a config error.
+        try expectFailure(["run", "--act", "gelu"], in: dir, code: 2, mentions: ["gelu", "'sigmoid'", "'scaled_softsign'"], existingOutput: true)
+        try expectFailure(["run", "--set", "gated_attn_act=gelu"], in: dir, code: 3, mentions: ["gelu", "sigmoid, scaled_softsign"],
+                          existingOutput: true)
     }
 
     @Test func zeroOrNegativeDims() throws {
@@ -171,7 +174,7 @@ import TestSupport
 
     @Test func unknownPresetAndGateLayout() throws {
         let dir = try Fixtures.scratch("names")
-        try expectFailure(["run", "--preset", "gpt5"], in: dir, code: 3, mentions: ["gpt5", "tiny, deepseek-v3, deepseek-v2-lite"],
+        try expectFailure(["run", "--preset", "gpt5"], in: dir, code: 2, mentions: ["gpt5", "tiny, deepseek-v3, deepseek-v2-lite"],
                           existingOutput: false)
         try expectFailure(["run", "--gate", "diagonal"], in: dir, code: 2, mentions: ["diagonal", "column"], existingOutput: true)
     }

@@ -1,77 +1,68 @@
 import Foundation
+import Measure
+import MLA
 import Testing
 import TestSupport
 
 /// `mla-tp bench` under a real `mpirun`: every field is present and consistent. Fields only:
 /// speed depends on the machine and is never asserted here.
 @Suite(.serialized) struct BenchTests {
-    typealias Object = [String: Any]
-
-    static func document(_ r: MPIJob.Result) throws -> Object {
-        let data = try #require(r.stdout.data(using: .utf8))
-        return try #require(try JSONSerialization.jsonObject(with: data) as? Object, "not a JSON object: \(r)")
-    }
-
-    static func number(_ o: Object?, _ key: String) -> Double? { (o?[key] as? NSNumber)?.doubleValue }
-
-    /// A `{median, min, max, samples}` object with `count` samples (any number ≥ 1 when nil),
-    /// min ≤ median ≤ max, all ≥ 0.
+    /// `count` samples (any number ≥ 1 when nil), min ≤ median ≤ max, all ≥ 0.
     @discardableResult
-    static func checkStats(_ o: Object?, _ name: String, count: Int?) -> [Double] {
-        guard let s = o?[name] as? Object, let med = number(s, "median"), let lo = number(s, "min"), let hi = number(s, "max"),
-              let samples = (s["samples"] as? [NSNumber])?.map(\.doubleValue) else {
-            Issue.record("\(name): missing or malformed stats in \(String(describing: o))")
+    static func checkStats(_ s: Samples?, _ name: String, count: Int?) -> [Double] {
+        guard let s else {
+            Issue.record("\(name): missing")
             return []
         }
-        if let count { #expect(samples.count == count, "\(name): \(samples.count) samples, expected \(count)") }
-        #expect(!samples.isEmpty, "\(name): no samples")
-        #expect(lo <= med && med <= hi, "\(name): median \(med) outside [\(lo), \(hi)]")
-        #expect(lo >= 0, "\(name): negative time \(lo)")
-        #expect(samples.allSatisfy { $0 >= lo && $0 <= hi }, "\(name): a sample outside [min, max]")
-        return samples
+        if let count { #expect(s.samples.count == count, "\(name): \(s.samples.count) samples, expected \(count)") }
+        #expect(!s.samples.isEmpty, "\(name): no samples")
+        #expect(s.min <= s.median && s.median <= s.max, "\(name): median \(s.median) outside [\(s.min), \(s.max)]")
+        #expect(s.min >= 0, "\(name): negative time \(s.min)")
+        #expect(s.samples.allSatisfy { $0 >= s.min && $0 <= s.max }, "\(name): a sample outside [min, max]")
+        return s.samples
     }
 
     /// The checks every phase gets, on every rank.
-    static func checkPhase(_ doc: Object, _ phase: String, tp: Int, repeats: Int) {
-        let ranks = doc["ranks"] as? [Object] ?? []
-        #expect(ranks.count == tp, "ranks: \(ranks.count), expected \(tp)")
-        var flops: [Double] = []
-        for (i, rank) in ranks.enumerated() {
-            #expect(number(rank, "rank") == Double(i))
-            guard let p = rank[phase] as? Object else { Issue.record("rank \(i): no \(phase) section"); continue }
-            let total = checkStats(p, "totalSeconds", count: repeats)
-            checkStats(p, "cpuSeconds", count: repeats)
-            let compute = checkStats(p, "computeSeconds", count: repeats)
-            let reduce = checkStats(p, "allReduceSeconds", count: repeats)
-            let wait = checkStats(p, "allReduceWaitSeconds", count: repeats)
-            if total.count == repeats, compute.count == repeats, reduce.count == repeats, wait.count == repeats {
+    static func checkPhase(_ doc: BenchReport, _ phase: KeyPath<BenchRankResult, BenchPhaseResult?>, tp: Int, repeats: Int) {
+        #expect(doc.ranks.count == tp, "ranks: \(doc.ranks.count), expected \(tp)")
+        var flops: [Int] = []
+        for (i, rank) in doc.ranks.enumerated() {
+            #expect(rank.rank == i)
+            guard let p = rank[keyPath: phase] else { Issue.record("rank \(i): no \(phase) section"); continue }
+            let total = checkStats(p.totalSeconds, "totalSeconds", count: repeats)
+            checkStats(p.cpuSeconds, "cpuSeconds", count: repeats)
+            let compute = checkStats(p.computeSeconds, "computeSeconds", count: repeats)
+            let reduce = checkStats(p.allReduceSeconds, "allReduceSeconds", count: repeats)
+            let wait = checkStats(p.allReduceWaitSeconds, "allReduceWaitSeconds", count: repeats)
+            // compute is the sum of the stages, each timed on its own: with the wait and the
+            // allreduce it covers the forward but the untimed glue between stages.
+            if [total, compute, reduce, wait].allSatisfy({ $0.count == repeats }) {
                 for k in 0..<repeats {
-                    let sum = compute[k] + reduce[k] + wait[k]
-                    #expect(abs(sum - total[k]) <= 1e-6 + 1e-6 * total[k], "rank \(i) forward \(k): compute+allreduce+wait \(sum) ≠ total \(total[k])")
-                    #expect(compute[k] >= 0 && compute[k] <= total[k])
+                    let covered = compute[k] + reduce[k] + wait[k]
+                    #expect(covered <= total[k] * (1 + 1e-9), "rank \(i) forward \(k): stages \(covered) exceed the forward \(total[k])")
+                    #expect(covered >= 0.5 * total[k], "rank \(i) forward \(k): stages cover only \(covered) of \(total[k])")
                 }
             }
-            let f = number(p, "flops") ?? 0
-            #expect(f > 0, "rank \(i): flops \(f)")
-            #expect(number(p, "planFlops") == f, "rank \(i): counted FLOPs differ from the plan's")
-            #expect((number(p, "projectionFlops") ?? 0) + (number(p, "attentionFlops") ?? 0) == f)
-            #expect((number(p, "flopsPerSecond") ?? 0) > 0)
-            flops.append(f)
-            #expect((number(p, "allReduceBytes") ?? 0) > 0)
+            let stages = Dictionary((p.stages ?? []).map { ($0.stage, $0.seconds) }, uniquingKeysWith: { a, _ in a })
+            #expect(Set(stages.keys) == Set(ForwardStage.allCases), "rank \(i): stages \(stages.keys)")
+            for stage in ForwardStage.compute { #expect((stages[stage]?.median ?? 0) > 0, "rank \(i): no time in \(stage)") }
+            #expect(p.flops > 0 && p.planFlops == p.flops, "rank \(i): counted FLOPs \(p.flops) vs plan \(p.planFlops)")
+            #expect(p.projectionFlops + p.attentionFlops == p.flops && p.flopsPerSecond > 0 && p.allReduceBytes > 0)
+            flops.append(p.flops)
             if tp > 1 {
-                checkStats(p, "rawAllReduceSeconds", count: repeats)
-                checkStats(p, "rawColdAllReduceSeconds", count: repeats)
-                #expect((number(p, "allReduceRatio") ?? 0) > 0, "rank \(i): no allReduceRatio")
-                #expect((number(p, "allReduceColdRatio") ?? 0) > 0, "rank \(i): no allReduceColdRatio")
+                checkStats(p.rawAllReduceSeconds, "rawAllReduceSeconds", count: repeats)
+                checkStats(p.rawColdAllReduceSeconds, "rawColdAllReduceSeconds", count: repeats)
+                #expect((p.allReduceRatio ?? 0) > 0 && (p.allReduceColdRatio ?? 0) > 0, "rank \(i): no allreduce ratios")
+                #expect(p.allReducePath != nil)
             }
-
-            let m = p["memory"] as? Object
-            for key in ["anonymousBytes", "pssBytes", "rssBytes", "weightBytes", "activationBytes", "budgetBytes",
-                        "replicatedBytes", "shardBytes", "fullLayerBytes", "smallestWeightBytes", "peakDuringTimedBytes"] {
-                #expect((number(m, key) ?? 0) > 0, "rank \(i) \(phase): memory.\(key) missing or 0")
+            let m = p.memory
+            for (key, value) in [("anonymousBytes", m.anonymousBytes), ("pssBytes", m.pssBytes), ("rssBytes", m.rssBytes),
+                                 ("weightBytes", m.weightBytes), ("activationBytes", m.activationBytes), ("budgetBytes", m.budgetBytes),
+                                 ("replicatedBytes", m.replicatedBytes), ("shardBytes", m.shardBytes), ("fullLayerBytes", m.fullLayerBytes),
+                                 ("smallestWeightBytes", m.smallestWeightBytes), ("peakDuringTimedBytes", m.peakDuringTimedBytes)] {
+                #expect(value > 0, "rank \(i): memory.\(key) is 0")
             }
-            #expect(number(m, "weightBytes") == (number(m, "replicatedBytes") ?? 0) + (number(m, "shardBytes") ?? 0))
-            #expect(number(m, "weightBytes") == number(rank, "weightBytes"))
+            #expect(m.weightBytes == m.replicatedBytes + m.shardBytes && m.weightBytes == rank.weightBytes)
         }
         #expect(Set(flops).count == 1, "FLOPs differ across ranks: \(flops)")
     }
@@ -81,50 +72,36 @@ import TestSupport
         let r = MPIJob.run(ranks: tp, ["bench", "--preset", "tiny", "--phase", "both", "--repeat", "\(repeats)",
                                        "--tokens", "70", "--copy-mib", "8", "--json"], timeout: 120)
         #expect(r.status == 0, "\(r)")
-        let doc = try Self.document(r)
-        #expect(doc["command"] as? String == "bench")
-        #expect(doc["model"] as? String == "tiny")
-        #expect(Self.number(doc, "tp") == Double(tp))
-        #expect(Self.number(doc, "tokens") == 70)
-        #expect(Self.number(doc, "repeats") == Double(repeats))
-        #expect((doc["blasThreads"] as? [Any])?.count == tp)
-        #expect(Self.number(doc, "loadAverage") != nil)
-        Self.checkPhase(doc, "prefill", tp: tp, repeats: repeats)
-        Self.checkPhase(doc, "decode", tp: tp, repeats: repeats)
+        let doc = try r.decoded(BenchReport.self)
+        #expect(doc.command == "bench" && doc.model == "tiny" && doc.tp == tp && doc.tokens == 70 && doc.repeats == repeats)
+        #expect(doc.blasThreads.count == tp && doc.loadAverage != nil)
+        Self.checkPhase(doc, \.prefill, tp: tp, repeats: repeats)
+        Self.checkPhase(doc, \.decode, tp: tp, repeats: repeats)
 
-        for rank in doc["ranks"] as? [Object] ?? [] {
-            let p = rank["prefill"] as? Object
-            #expect((Self.number(p, "sgemmFlopsPerSecond") ?? 0) > 0)
-            #expect((Self.number(p, "gemmEfficiency") ?? 0) > 0)
-            Self.checkStats(p, "sgemmSeconds", count: repeats)
-            #expect((p?["sgemmShape"] as? [NSNumber])?.map(\.intValue).first == 70)
-            let d = rank["decode"] as? Object
-            #expect(Self.number(d, "tokensPerForward") == 1)
+        for rank in doc.ranks {
+            let p = try #require(rank.prefill), d = try #require(rank.decode)
+            #expect((p.sgemmFlopsPerSecond ?? 0) > 0 && (p.gemmEfficiency ?? 0) > 0)
+            Self.checkStats(p.sgemmSeconds, "sgemmSeconds", count: repeats)
+            #expect(p.sgemmShape?.first == 70)
+            #expect(d.tokensPerForward == 1)
             // Decode prefilled 70 tokens, then one warm-up step and the step memory is read around:
             // the timed steps see 72, then 73 cached tokens.
-            #expect(Self.number(d, "contextFirst") == 72)
-            #expect(Self.number(d, "contextLast") == 73)
-            #expect((Self.number(d, "weightBytesPerToken") ?? 0) > 0)
-            #expect(Self.number(d, "weightBytesPerToken") == Self.number(rank, "weightBytes"))
-            #expect((Self.number(d, "weightBytesPerSecond") ?? 0) > 0)
-            #expect((Self.number(d, "copyBytesPerSecond") ?? 0) > 0)
-            #expect((Self.number(d, "bandwidthEfficiency") ?? 0) > 0)
+            #expect(d.contextFirst == 72 && d.contextLast == 73)
+            #expect((d.weightBytesPerToken ?? 0) > 0 && d.weightBytesPerToken == rank.weightBytes)
+            #expect((d.weightBytesPerSecond ?? 0) > 0 && (d.copyBytesPerSecond ?? 0) > 0 && (d.bandwidthEfficiency ?? 0) > 0)
             // Busy time excludes the wait, so its ratio is never below the whole step's.
-            #expect((Self.number(d, "busyBandwidthEfficiency") ?? 0) >= (Self.number(d, "bandwidthEfficiency") ?? 1) * 0.999)
-            Self.checkStats(d, "copySeconds", count: repeats)
-            #expect((Self.number(d, "cacheBytes") ?? 0) > 0)
+            #expect((d.busyBandwidthEfficiency ?? 0) >= (d.bandwidthEfficiency ?? 1) * 0.999)
+            Self.checkStats(d.copySeconds, "copySeconds", count: repeats)
+            #expect((d.cacheBytes ?? 0) > 0)
         }
 
-        let targets = doc["targets"] as? [Object] ?? []
-        let names = Set(targets.compactMap { $0["name"] as? String })
+        let names = Set(doc.targets.map(\.name))
         for name in ["gemm-efficiency", "allreduce-overhead", "memory", "no-weight-sized-allocation", "flops-equal-plan",
                      "decode-bandwidth", "own-shard-only"] {
             #expect(names.contains(name), "target \(name) missing: \(names)")
         }
-        for t in targets {
-            #expect(t["pass"] is Bool && t["value"] is NSNumber && t["bound"] is NSNumber, "malformed target \(t)")
-            if t["name"] as? String == "flops-equal-plan" { #expect(t["pass"] as? Bool == true, "\(t)") }
-        }
+        #expect(doc.targets.first { $0.name == "flops-equal-plan" }?.pass == true)
+        #expect(doc.check == nil, "no --check, no comparison")
     }
 
     @Test func textReportHasEverySection() {
@@ -132,7 +109,8 @@ import TestSupport
                                       "--copy-mib", "8"], timeout: 120)
         #expect(r.status == 0, "\(r)")
         for needle in ["mla-tp bench: model tiny, tp=2", "Prefill: 16 tokens", "sgemm GFLOP/s", "Decode (absorbed)",
-                       "memcpy GB/s", "raw MPI_Allreduce", "equal on every rank", "Memory per rank", "Targets"] {
+                       "memcpy GB/s", "raw MPI_Allreduce", "equal on every rank", "Memory per rank", "Targets",
+                       "Stages (median ms per forward", "attention", "o_proj"] {
             #expect(r.stdout.contains(needle), "missing \(needle): \(r)")
         }
     }
@@ -140,11 +118,18 @@ import TestSupport
     @Test func singleRankHasNoAllreduceReference() throws {
         let r = MPIJob.run(ranks: 1, ["bench", "--preset", "tiny", "--repeat", "2", "--tokens", "16", "--json"], timeout: 60)
         #expect(r.status == 0, "\(r)")
-        let doc = try Self.document(r)
-        Self.checkPhase(doc, "prefill", tp: 1, repeats: 2)
-        let p = (doc["ranks"] as? [Object])?.first?["prefill"] as? Object
-        #expect(p?["rawAllReduceSeconds"] == nil)
-        #expect(Self.number(p?["allReduceSeconds"] as? Object, "max") == 0)
+        let doc = try r.decoded(BenchReport.self)
+        Self.checkPhase(doc, \.prefill, tp: 1, repeats: 2)
+        let p = try #require(doc.ranks.first?.prefill)
+        #expect(p.rawAllReduceSeconds == nil && p.allReduceSeconds.max == 0)
+    }
+
+    /// `--check` holds the timed layer against the unsharded forward (the same check `run` prints).
+    @Test func checkComparesTheTimedLayerWithTheUnshardedForward() throws {
+        let r = MPIJob.run(ranks: 2, ["bench", "--preset", "tiny", "--repeat", "1", "--tokens", "24", "--check", "--json"], timeout: 60)
+        #expect(r.status == 0, "\(r)")
+        let check = try #require(try r.decoded(BenchReport.self).check, "no check: \(r)")
+        #expect(check.pass && check.relative <= 1e-5 && check.tolerance == 1e-5)
     }
 
     @Test func badRepeatIsAUsageError() {

@@ -1,5 +1,7 @@
 import Foundation
+import Report
 import SafeTensors
+import TensorParallel
 import Testing
 import TestSupport
 
@@ -46,16 +48,13 @@ import TestSupport
         #expect(made.status == 0, "\(made)")
         let r = MPIJob.run(ranks: 4, ["run", "--model", dir.path, "--layer", "1", "--json"], timeout: 60)
         #expect(r.status == 0, "\(r)")
-        let doc = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
-        let plan = try #require(doc["plan"] as? [String: Any])
-        let weights = try #require(plan["weights"] as? [[String: Any]])
-        func bytes(_ layout: String) -> Int { weights.filter { $0["layout"] as? String == layout }.reduce(0) { $0 + ($1["bytesPerRank"] as! Int) } }
-        let replicated = bytes("replicated"), sharded = bytes("column") + bytes("row")
+        let report = try r.decoded(RunReport.self)
+        func bytes(_ layout: Layout) -> Int { report.plan.weights.filter { $0.layout == layout }.reduce(0) { $0 + $1.bytesPerRank } }
+        let replicated = bytes(.replicated), sharded = bytes(.column) + bytes(.row)
         // The whole layer in the file: replicated + tp × one rank's shard.
         let layerBytes = replicated + 4 * sharded
-        for rank in try #require(doc["ranks"] as? [[String: Any]]) {
-            let read = rank["bytesReadFromFiles"] as! Int
-            #expect(read == replicated + sharded, "rank \(rank["rank"]!): read \(read) of a \(layerBytes)-byte layer")
+        for rank in report.ranks {
+            #expect(rank.bytesReadFromFiles == replicated + sharded, "rank \(rank.rank): read \(rank.bytesReadFromFiles) of a \(layerBytes)-byte layer")
         }
         #expect(Double(sharded) / Double(4 * sharded) == 0.25)
     }
@@ -76,8 +75,6 @@ import TestSupport
         #expect(MPIJob.single(["init", "--out", dir.path, "--dtype", "bf16"]).status == 0)
         let r = MPIJob.run(ranks: 2, ["run", "--model", dir.path, "--json"], timeout: 60)
         #expect(r.status == 0, "\(r)")
-        let doc = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
-        let ranks = try #require(doc["ranks"] as? [[String: Any]])
-        #expect(ranks.allSatisfy { ($0["bytesReadFromFiles"] as! Int) * 2 == ($0["bytes"] as! Int) })
+        #expect(try r.decoded(RunReport.self).ranks.allSatisfy { $0.bytesReadFromFiles * 2 == $0.bytes })
     }
 }

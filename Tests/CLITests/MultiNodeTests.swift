@@ -1,4 +1,5 @@
 import Foundation
+import Report
 import Testing
 import TestSupport
 
@@ -6,12 +7,6 @@ import TestSupport
 /// host's loopback interface, gives what shared memory gives. See docs/multi-node.md.
 @Suite(.serialized) struct MultiNodeTests {
     static let tcp = ["--mca", "btl", "tcp,self", "--mca", "btl_tcp_if_include", "lo"]
-
-    static func check(_ r: MPIJob.Result) -> Double? {
-        guard let doc = try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any],
-              let check = doc["check"] as? [String: Any] else { return nil }
-        return (check["relative"] as? NSNumber)?.doubleValue
-    }
 
     @Test(arguments: [2, 4])
     func tcpOverLoopbackGivesTheSharedMemoryOutput(tp: Int) throws {
@@ -23,7 +18,7 @@ import TestSupport
         let args = ["run", "--seqs", "9,23", "--check", "--json", "--allreduce", "mpi"]
         let viaTCP = MPIJob.run(ranks: tp, args + ["--output", tcpOut], timeout: 60, mpirunFlags: Self.tcp)
         #expect(viaTCP.status == 0, "\(viaTCP)")
-        let rel = try #require(Self.check(viaTCP), "no check in the report: \(viaTCP)")
+        let rel = try #require(try viaTCP.decoded(RunReport.self).check?.relative, "no check in the report: \(viaTCP)")
         #expect(rel <= 1e-5, "tcp tp=\(tp): relative error \(rel) vs the unsharded forward")
 
         let viaSHM = MPIJob.run(ranks: tp, args + ["--output", shmOut], timeout: 60, mpirunFlags: ["--mca", "btl", "vader,self"])

@@ -2,16 +2,14 @@ import Foundation
 #if canImport(FoundationXML)
 import FoundationXML
 #endif
+import MLA
+import Report
 import Testing
 import TestSupport
 
 /// `mla-tp plan` as a plain process (no mpirun): weights, FLOPs, cache, collectives, the gate
 /// layouts and the projection.
 @Suite(.serialized) struct PlanCLITests {
-    static func json(_ r: MPIJob.Result) -> [String: Any]? {
-        try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
-    }
-
     @Test func deepseekV3AtTp8ShowsTheReplicatedGateAgainstTheColumnShard() {
         let r = MPIJob.single(["plan", "--preset", "deepseek-v3", "--tp", "8"], timeout: 30)
         #expect(r.status == 0, "\(r)")
@@ -24,21 +22,16 @@ import TestSupport
     @Test func jsonHoldsBytesFlopsCacheAndCollectives() throws {
         let r = MPIJob.single(["plan", "--preset", "deepseek-v3", "--tp", "8", "--tokens", "256", "--json"], timeout: 30)
         #expect(r.status == 0, "\(r)")
-        let doc = try #require(Self.json(r), "not JSON: \(r)")
-        let gates = try #require(doc["gates"] as? [[String: Any]])
-        let gateBytes = Dictionary(uniqueKeysWithValues: gates.map { ($0["layout"] as! String, ($0["gateBytesPerRank"] as! NSNumber).intValue) })
-        #expect(gateBytes["replicated"] == 16384 * 7168 * 4 && gateBytes["column"] == 16384 * 7168 * 4 / 8)
-        #expect(gates.first { $0["layout"] as? String == "replicated" }?["runs"] as? Bool == false)
-        let prefill = try #require(doc["prefill"] as? [String: Any])
-        let stages = try #require(prefill["stages"] as? [[String: Any]])
-        let sum = stages.reduce(0) { $0 + ($1["flops"] as! NSNumber).intValue }
-        #expect(sum == (prefill["totalFlops"] as! NSNumber).intValue)
-        #expect(stages.first { $0["name"] as? String == "gate" }.map { ($0["flops"] as! NSNumber).intValue } == 2 * 256 * 2048 * 7168)
-        #expect(((doc["kvCache"] as? [String: Any])?["bytesPerToken"] as? NSNumber)?.intValue == (512 + 64) * 4)
-        let collective = try #require(doc["collective"] as? [String: Any])
-        #expect((collective["prefillBytes"] as! NSNumber).intValue == 256 * 7168 * 4)
-        #expect((collective["prefillRingBytesPerRank"] as! NSNumber).intValue == 2 * 7 * 256 * 7168 * 4 / 8)
-        #expect((doc["decode"] as? [[String: Any]])?.count == 2)
+        let doc = try r.decoded(PlanReport.self)
+        let gateBytes = Dictionary(uniqueKeysWithValues: doc.gates.map { ($0.layout, $0.gateBytesPerRank) })
+        #expect(gateBytes[.replicated] == 16384 * 7168 * 4 && gateBytes[.column] == 16384 * 7168 * 4 / 8)
+        #expect(doc.gates.first { $0.layout == .replicated }?.runs == false)
+        #expect(doc.prefill.stages.reduce(0) { $0 + $1.flops } == doc.prefill.totalFlops)
+        #expect(doc.prefill.stages.first { $0.name == "gate" }?.flops == 2 * 256 * 2048 * 7168)
+        #expect(doc.kvCache.bytesPerToken == (512 + 64) * 4)
+        #expect(doc.collective.prefillBytes == 256 * 7168 * 4)
+        #expect(doc.collective.prefillRingBytesPerRank == 2 * 7 * 256 * 7168 * 4 / 8)
+        #expect(doc.decode.count == 2)
     }
 
     /// The plan's FLOPs equal what a real sharded run counts (rank 0 of `mpirun -n K mla-tp run`).
@@ -48,27 +41,21 @@ import TestSupport
         let plan = MPIJob.single(["plan", "--tp", "\(tp)", "--json"] + args, timeout: 30)
         let run = MPIJob.run(ranks: tp, ["run", "--json", "--no-check"] + args, timeout: 60)
         #expect(plan.status == 0 && run.status == 0, "\(plan)\n\(run)")
-        let planned = try #require((Self.json(plan)?["prefill"] as? [String: Any])?["totalFlops"] as? NSNumber)
-        let counted = try #require(Self.json(run)?["flops"] as? NSNumber)
-        #expect(planned.intValue == counted.intValue)
+        #expect(try plan.decoded(PlanReport.self).prefill.totalFlops == run.decoded(RunReport.self).flops)
     }
 
     @Test func hardwareProjectionOnH100H200AndCustom() throws {
-        for hw in ["h100", "h200", "custom:989,3350,450,1"] {
-            let r = MPIJob.single(["plan", "--preset", "deepseek-v3", "--tp", "8", "--hardware", hw, "--json"], timeout: 30)
+        func projection(_ hw: String, tp: Int) throws -> PlanReport.ProjectionReport {
+            let r = MPIJob.single(["plan", "--preset", "deepseek-v3", "--tp", "\(tp)", "--hardware", hw, "--json"], timeout: 30)
             #expect(r.status == 0, "\(r)")
-            let projection = try #require(Self.json(r)?["projection"] as? [String: Any], "\(hw): \(r)")
-            let prefill = try #require(projection["prefill"] as? [String: Any])
-            #expect(((prefill["allReduceSeconds"] as? NSNumber)?.doubleValue ?? 0) > 0)
-            #expect(((prefill["stages"] as? [Any])?.count ?? 0) >= 6)
+            return try #require(try r.decoded(PlanReport.self).projection, "\(hw): \(r)")
+        }
+        for hw in ["h100", "h200", "custom:989,3350,450,1"] {
+            let p = try projection(hw, tp: 8)
+            #expect(p.prefill.allReduceSeconds > 0 && p.prefill.stages.count >= 6)
         }
         // H200 has more memory bandwidth and the same compute: never slower.
-        func total(_ hw: String) throws -> Double {
-            let r = MPIJob.single(["plan", "--preset", "deepseek-v3", "--tp", "4", "--hardware", hw, "--json"], timeout: 30)
-            let p = try #require((Self.json(r)?["projection"] as? [String: Any])?["decode"] as? [String: Any])
-            return try #require(((p["absorbed"] as? [String: Any])?["stages"] as? [[String: Any]])?
-                .reduce(0.0) { $0 + (($1["seconds"] as? NSNumber)?.doubleValue ?? 0) })
-        }
+        func total(_ hw: String) throws -> Double { try #require(projection(hw, tp: 4).decode["absorbed"]).computeSeconds }
         #expect(try total("h200") < total("h100"))
         let text = MPIJob.single(["plan", "--preset", "deepseek-v3", "--tp", "8", "--hardware", "h100"], timeout: 30)
         #expect(text.stdout.contains("Projection on h100") && text.stdout.contains("allreduce"), "\(text)")
@@ -84,11 +71,9 @@ import TestSupport
         try Data(bench.stdout.utf8).write(to: URL(fileURLWithPath: file))
         let r = MPIJob.single(["plan", "--preset", "tiny", "--tp", "2", "--tokens", "32", "--bench-json", file, "--json"], timeout: 30)
         #expect(r.status == 0, "\(r)")
-        let hw = try #require((Self.json(r)?["projection"] as? [String: Any])?["hardware"] as? [String: Any], "\(r)")
-        #expect(hw["name"] as? String == "cpu-measured")
-        for key in ["flopsPerSecond", "memoryBytesPerSecond", "linkBytesPerSecond"] {
-            #expect(((hw[key] as? NSNumber)?.doubleValue ?? 0) > 0, "\(key): \(hw)")
-        }
+        let hw = try #require(try r.decoded(PlanReport.self).projection?.hardware, "\(r)")
+        #expect(hw.name == "cpu-measured")
+        #expect(hw.flopsPerSecond > 0 && hw.memoryBytesPerSecond > 0 && hw.linkBytesPerSecond > 0, "\(hw)")
         let bad = MPIJob.single(["plan", "--tp", "2", "--bench-json", "/nonexistent.json"], timeout: 30)
         #expect(bad.status == 4, "\(bad)")
     }
@@ -117,16 +102,21 @@ import TestSupport
         for needle in ["best", "compute", "allreduce", "projected", "weights/rank", "max rel. error vs unsharded", "Decode (absorbed)"] {
             #expect(r.stdout.contains(needle), "missing \(needle): \(r)")
         }
-        let data = try Data(contentsOf: dir.appendingPathComponent("sweep.json"))
-        let doc = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
-        let rows = try #require(doc["rows"] as? [[String: Any]])
-        #expect(rows.map { ($0["tp"] as? NSNumber)?.intValue } == [1, 2, 4])
-        for row in rows {
-            let rel = try #require((row["checkRelative"] as? NSNumber)?.doubleValue)
-            #expect(rel <= 1e-5)
-            let step = try #require(row["step"] as? [String: Any])
-            let timeline = try #require(step["timeline"] as? [[Any]])
-            #expect(timeline.count == (row["tp"] as! NSNumber).intValue)
+        let doc = try JSONDecoder().decode(SweepReport.self, from: Data(contentsOf: dir.appendingPathComponent("sweep.json")))
+        #expect(doc.rows.map(\.tp) == [1, 2, 4])
+        for row in doc.rows {
+            #expect(try #require(row.checkRelative) <= 1e-5)
+            #expect(row.step.timeline.count == row.tp)
+            // Every rank's lane shows the forward's stages, not one compute bar.
+            for lane in row.step.timeline {
+                let kinds = Set(lane.map(\.kind))
+                #expect(kinds.isSuperset(of: [.q, .kv, .attention, .gate, .oProj]) && !kinds.contains(.compute), "tp=\(row.tp): \(kinds)")
+                #expect(row.tp == 1 || kinds.contains(.allReduce), "tp=\(row.tp): \(kinds)")
+            }
+        }
+        let timeline = try String(contentsOf: dir.appendingPathComponent("timeline-tp2.svg"), encoding: .utf8)
+        for stage in ["q", "kv", "attention", "gate", "o_proj", "allreduce"] {
+            #expect(timeline.contains(">\(stage)<"), "the timeline's legend lacks \(stage)")
         }
         for name in ["timeline-tp1.svg", "timeline-tp2.svg", "timeline-tp4.svg", "bytes-per-rank.svg", "time-vs-projection.svg"] {
             let svg = try String(contentsOf: dir.appendingPathComponent(name), encoding: .utf8)

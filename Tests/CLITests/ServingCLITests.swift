@@ -1,4 +1,5 @@
 import Foundation
+import Report
 import SafeTensors
 import Testing
 import TestSupport
@@ -23,9 +24,10 @@ import TestSupport
         let (tp, args) = Self.cases[index]
         let r = MPIJob.run(ranks: tp, args + ["--check", "--json"], timeout: 60)
         #expect(r.status == 0, "\(r)")
-        let rel = try #require(TPEquivalenceTests.relativeError(r), "\(r)")
+        let report = try r.decoded(RunReport.self)
+        let rel = try #require(report.check?.relative, "\(r)")
         #expect(rel <= 1e-5, "tp=\(tp) \(args): \(rel)")
-        #expect(r.stdout.contains("\"serving\""), "\(r)")
+        #expect(report.serving != nil, "\(r)")
     }
 
     @Test func realCheckpointLayerServedThroughTheCacheMatchesItsGoldenOutput() throws {

@@ -1,4 +1,5 @@
 import Foundation
+import Report
 import Testing
 import TestSupport
 
@@ -7,11 +8,6 @@ import TestSupport
 /// `MPI_Allreduce` gives, and fall back to it where it does not apply.
 @Suite(.serialized) struct SharedMemoryAllReduceTests {
     static let cpus = ProcessInfo.processInfo.activeProcessorCount
-
-    static func path(_ r: MPIJob.Result) -> String? {
-        guard let doc = try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any] else { return nil }
-        return doc["allReducePath"] as? String
-    }
 
     @Test func diagnoseSumsExactlyThroughTheWindowOrSaysWhyItIsNotUsed() {
         let r = MPIJob.run(ranks: 2, ["diagnose"], timeout: 60)
@@ -34,7 +30,7 @@ import TestSupport
             let r = MPIJob.run(ranks: tp, args + ["--allreduce", choice, "--output", file], timeout: 60)
             #expect(r.status == 0, "\(r)")
             let expected = choice == "auto" && tp <= Self.cpus ? "shared-memory window" : "MPI_Allreduce"
-            #expect(Self.path(r) == expected, "tp=\(tp) --allreduce \(choice) on \(Self.cpus) CPUs: \(r.stdout.prefix(300))")
+            #expect((try? r.decoded(RunReport.self))?.allReducePath?.rawValue == expected, "tp=\(tp) --allreduce \(choice) on \(Self.cpus) CPUs: \(r.stdout.prefix(300))")
             outputs.append(try Fixtures.output(file))
         }
         #expect(outputs[0].count == 20 * 256)

@@ -1,17 +1,11 @@
 import Foundation
+import Report
 import Testing
 import TestSupport
 
 /// The TP regression grid: every value of every axis, every tp for the default, each a real
 /// `mpirun -n K mla-tp` whose output must equal the unsharded forward within 1e-5 relative.
 @Suite(.serialized) struct TPEquivalenceTests {
-    static func relativeError(_ r: MPIJob.Result) -> Double? {
-        guard let data = r.stdout.data(using: .utf8),
-              let doc = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let check = doc["check"] as? [String: Any] else { return nil }
-        return (check["relative"] as? NSNumber)?.doubleValue
-    }
-
     static let cases: [(tp: Int, args: [String])] = [
         (1, []), (2, []), (4, []), (8, []),                                          // every tp, default
         (2, ["--gate", "replicated-sliced"]), (8, ["--gate", "replicated-sliced"]),   // the review's other fix
@@ -33,7 +27,7 @@ import TestSupport
         let (tp, args) = Self.cases[index]
         let r = MPIJob.run(ranks: tp, args + ["--check", "--json"], timeout: 60)
         #expect(r.status == 0, "\(r)")
-        let rel = try #require(Self.relativeError(r), "no check in the JSON report: \(r)")
+        let rel = try #require(try r.decoded(RunReport.self).check?.relative, "no check in the JSON report: \(r)")
         #expect(rel <= 1e-5, "tp=\(tp) \(args): relative error \(rel)")
     }
 

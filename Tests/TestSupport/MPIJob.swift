@@ -1,97 +1,64 @@
 import Foundation
+import Launch
 
-/// Runs the built `mla-tp` under a real `mpirun -n K`, for tests that prove behaviour across
-/// processes. Both pipes are drained on background threads; a job that outlives its time
-/// limit is killed, and the result says how long it took.
-public struct MPIJob {
-    public struct Result: CustomStringConvertible {
-        public var status: Int32
-        public var stdout: String
-        public var stderr: String
-        public var seconds: Double
-        public var timedOut: Bool
-        public var description: String {
-            "status \(status) after \(String(format: "%.2f", seconds)) s\(timedOut ? " (timed out)" : "")\n--- stdout\n\(stdout)\n--- stderr\n\(stderr)"
-        }
-    }
+/// Runs the built `mla-tp` under a real `mpirun -n K` with the launch policy every script and
+/// command uses (`MPILauncher`), for tests that prove behaviour across processes.
+public enum MPIJob {
+    public typealias Result = ChildProcess.Result
 
-    /// The `mla-tp` binary: `$MLATP_BIN`, else beside the test bundle in the build directory.
-    public static var binary: String {
-        if let path = ProcessInfo.processInfo.environment["MLATP_BIN"], FileManager.default.isExecutableFile(atPath: path) {
-            return path
-        }
+    /// The repository this test was built from.
+    public static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+
+    /// The `mla-tp` binary under test — `$MLATP_BIN`, else the one beside the test bundle in the
+    /// build directory — and whether it was built from this tree: its `--version` must carry the
+    /// tree id `scripts/tree-id` computes now. nil binary: none was found.
+    public static let binary: (path: String?, problem: String?) = {
+        var candidates: [String] = []
+        if let path = ProcessInfo.processInfo.environment["MLATP_BIN"] { candidates.append(path) }
         var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         for _ in 0..<4 {
-            let candidate = dir.appendingPathComponent("mla-tp").path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            candidates.append(dir.appendingPathComponent("mla-tp").path)
             dir = dir.deletingLastPathComponent()
         }
-        return ".build/release/mla-tp"
+        let build = "build it from this tree with `swift build -c release -Xswiftc -enable-testing` (launch/test does)"
+        guard let path = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            return (nil, "no mla-tp binary in $MLATP_BIN or beside the tests — \(build)")
+        }
+        return (path, provenanceProblem(of: path, build: build))
+    }()
+
+    /// Why the binary at `path` is not the one this tree builds, or nil when it is.
+    public static func provenanceProblem(of path: String, build: String) -> String? {
+        let tree = ChildProcess.run("/bin/sh", [repository + "/scripts/tree-id", repository], timeout: 30)
+        let version = ChildProcess.run(path, ["--version"], timeout: 30)
+        let want = tree.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let have = version.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard tree.status == 0, !want.isEmpty else { return "scripts/tree-id failed: \(tree)" }
+        return have == "mla-tp tree \(want)" ? nil
+            : "\(path) reports \"\(have)\" but this tree is \(want): it was built from other sources — \(build)"
     }
 
-    /// `mpirun -n ranks mla-tp args…` with this machine's flags; `timeout` bounds the whole job.
+    static var launcher: MPILauncher? { binary.path.map { MPILauncher(executable: $0) } }
+
+    /// A result that fails every test that looks at it, saying why no job ran.
+    static var noBinary: Result {
+        Result(status: -1, stdout: "", stderr: binary.problem ?? "no binary", seconds: 0, timedOut: false)
+    }
+
+    /// `mpirun -n ranks mla-tp args…` under the launch policy; `timeout` bounds the whole job.
     public static func run(ranks: Int, _ args: [String], timeout: Double = 60, environment: [String: String] = [:],
                            mpirunFlags: [String] = []) -> Result {
-        var argv = ["-q", "-n", "\(ranks)", "--allow-run-as-root", "--oversubscribe", "-x", "OPENBLAS_NUM_THREADS=1",
-                    "--timeout", "\(Int(timeout.rounded(.up)))"]
-        argv += mpirunFlags
-        for (k, _) in environment { argv += ["-x", k] }
-        argv += [binary] + args
-        return spawn("/usr/bin/env", ["mpirun"] + argv, timeout: timeout, environment: environment)
+        guard binary.problem == nil, let launcher else { return noBinary }
+        return launcher.run(ranks: ranks, args, timeout: Int(timeout.rounded(.up)), mpirunFlags: mpirunFlags, environment: environment)
     }
 
     /// `mla-tp args…` as a plain process (MPI singleton).
     public static func single(_ args: [String], timeout: Double = 60) -> Result {
-        spawn(binary, args, timeout: timeout, environment: [:])
-    }
-
-    static func spawn(_ executable: String, _ args: [String], timeout: Double, environment: [String: String]) -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = args
-        var env = ProcessInfo.processInfo.environment
-        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
-        env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-        env["SWIFT_BACKTRACE"] = "enable=no"
-        for (k, v) in environment { env[k] = v }
-        process.environment = env
-        let outPipe = Pipe(), errPipe = Pipe()
-        process.standardOutput = outPipe
-        process.standardError = errPipe
-        process.standardInput = FileHandle.nullDevice
-        let outData = DataBox(), errData = DataBox()
-        let group = DispatchGroup()
-        for (pipe, box) in [(outPipe, outData), (errPipe, errData)] {
-            group.enter()
-            DispatchQueue.global().async {
-                box.data = pipe.fileHandleForReading.readDataToEndOfFile()
-                group.leave()
-            }
-        }
-        let start = Date()
-        do { try process.run() } catch {
-            return Result(status: -1, stdout: "", stderr: "could not start \(executable): \(error)", seconds: 0, timedOut: false)
-        }
-        var timedOut = false
-        while process.isRunning {
-            if Date().timeIntervalSince(start) > timeout {
-                timedOut = true
-                kill(process.processIdentifier, SIGTERM)
-                usleep(500_000)
-                kill(process.processIdentifier, SIGKILL)
-                break
-            }
-            usleep(20_000)
-        }
-        process.waitUntilExit()
-        let seconds = Date().timeIntervalSince(start)
-        _ = group.wait(timeout: .now() + 5)
-        return Result(status: process.terminationStatus, stdout: String(decoding: outData.data, as: UTF8.self),
-                      stderr: String(decoding: errData.data, as: UTF8.self), seconds: seconds, timedOut: timedOut)
+        guard binary.problem == nil, let launcher else { return noBinary }
+        return launcher.single(args, timeout: Int(timeout.rounded(.up)))
     }
 }
-
-final class DataBox: @unchecked Sendable { var data = Data() }
 
 /// Approximate equality with a stated tolerance: |a − b| ≤ atol + rtol·|b|.
 public func isClose(_ a: Float, _ b: Float, rtol: Float = 1e-5, atol: Float = 1e-6) -> Bool {
@@ -101,4 +68,13 @@ public func isClose(_ a: Float, _ b: Float, rtol: Float = 1e-5, atol: Float = 1e
 /// True when every pair is close.
 public func allClose(_ a: [Float], _ b: [Float], rtol: Float = 1e-5, atol: Float = 1e-6) -> Bool {
     a.count == b.count && zip(a, b).allSatisfy { isClose($0, $1, rtol: rtol, atol: atol) }
+}
+
+extension ChildProcess.Result {
+    /// The job's standard output as one JSON document of `type` (a report's own Codable type).
+    public func decoded<T: Decodable>(_ type: T.Type) throws -> T {
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return try decoder.decode(T.self, from: Data(stdout.utf8))
+    }
 }

@@ -1,0 +1,95 @@
+import MLA
+import TensorCore
+import TensorParallel
+
+extension BenchEngine {
+    /// The layer's largest local weight whose input is the hidden state (the gate, or q_a), as the
+    /// layer keeps it: its storage is shared with the layer (no copy).
+    func largestHiddenWideWeight(x: Matrix) -> GemmProbe? {
+        attention.layers.filter { $0.layout != .row && $0.localIn == config.hiddenSize }
+            .max { $0.localOut < $1.localOut }
+            .map { GemmProbe(x: x, weight: $0.weight, order: $0.order) }
+    }
+
+    /// Prefill of one sequence of T tokens; after each timed forward, `cblas_sgemm` on the layer's
+    /// largest hidden-wide weight (nothing weight-sized allocated) and the raw allreduces.
+    public func prefill(tokens T: Int, warmup: Int, repeats: Int) throws -> BenchPhaseResult {
+        let x = try seededInput(tokens: T, hidden: config.hiddenSize, seed: seed)     // [T, hidden]
+        let batch = try Batch(sequenceLengths: [T])
+        var out = Matrix(rows: T, cols: config.hiddenSize)                              // [T, hidden]
+        let plan = FlopModel.prefill(config: config, tp: tp, gate: gate, sequenceLengths: [T])
+        let bytes = ShardingPlan.allReduceBytes(tokens: T, config: config)
+        let gemm = largestHiddenWideWeight(x: x)
+        let probe = Probe(world: world)
+        let (timed, memory) = try time(warmup: warmup, repeats: repeats, activations: {
+            Int(TokenBudget.activationBytes(tokens: T, config: config, tp: tp))
+        }, {
+            try attention.forward(x, batch: batch, collectives: collectives, into: &out)
+        }, reference: {
+            let s = try gemm.map { try probe.sgemm($0, repeats: 1).median } ?? 0
+            let (hot, cold) = try rawAllReduce(probe, bytes: bytes, repeats: 3)
+            return Reference(kernel: s, rawHot: hot, rawCold: cold)
+        })
+        var result = result(timed, tokensPerForward: T, sequences: 1, planFlops: plan.totalFlops, allReduceBytes: bytes, memory: memory)
+        if let gemm {
+            let s = timed.samples(\.kernel), flops = Double(gemm.flops)
+            result.sgemmShape = [T, gemm.n, gemm.k]
+            result.sgemmWeightOrder = gemm.order
+            result.sgemmSeconds = s
+            result.sgemmFlopsPerSecond = flops / max(s.median, 1e-12)
+            // Per timed forward: its GEMM rate over the rate of the sgemm right after it.
+            let forwardFlops = Double(result.flops)
+            result.gemmEfficiency = result.totalSeconds.paired(with: s) { fwd, ref in (forwardFlops / fwd) / (flops / max(ref, 1e-12)) }
+        }
+        return result
+    }
+
+    /// B sequences prefilled with C tokens each into a latent cache, then timed decode steps of
+    /// one new token per sequence; after each step a memcpy of `copyBytes` and the raw allreduces.
+    public func decode(context C: Int, sequences B: Int, path: DecodePath, warmup: Int, repeats: Int,
+                       copyBytes: Int) throws -> BenchPhaseResult {
+        let hidden = config.hiddenSize
+        let cache = KVCache(config: config, sequences: B)
+        let prompt = try Batch(sequenceLengths: Array(repeating: C, count: B))
+        _ = try attention.prefill(try seededInput(tokens: B * C, hidden: hidden, seed: seed), batch: prompt,
+                                  cache: cache, collectives: collectives)
+        let x = try seededInput(tokens: B, hidden: hidden, seed: seed &+ 1)          // [B, hidden]
+        let bytes = ShardingPlan.allReduceBytes(tokens: B, config: config)
+        let hl = config.numAttentionHeads / tp
+        var firstContext = 0, lastContexts: [Int] = [], steps = 0
+        let probe = Probe(world: world)
+        let (timed, memory) = try time(warmup: warmup, repeats: repeats, activations: {
+            // The workspace grew to the prompt's prefill and never shrinks; the cache; and on the
+            // naive path one sequence's expanded keys and values.
+            var a = Int(TokenBudget.activationBytes(tokens: B * C, config: config, tp: tp)) + cache.bytes
+            if path == .naive { a += 4 * (cache.lengths.max() ?? 0) * hl * (config.qkNopeHeadDim + config.vHeadDim) }
+            return a
+        }, {
+            if steps == warmup + 1 { firstContext = cache.lengths[0] }
+            lastContexts = cache.lengths
+            _ = try attention.decode(x, cache: cache, path: path, collectives: collectives)
+            steps += 1
+        }, reference: {
+            let c = try probe.copy(bytes: copyBytes, repeats: 1).median
+            let (hot, cold) = try rawAllReduce(probe, bytes: bytes, repeats: 5)
+            return Reference(kernel: c, rawHot: hot, rawCold: cold)
+        })
+        let plan = FlopModel.decode(config: config, tp: tp, gate: gate, contexts: lastContexts, path: path)
+        var result = result(timed, tokensPerForward: B, sequences: B, planFlops: plan.totalFlops, allReduceBytes: bytes, memory: memory)
+        let weights = attention.weightBytes
+        let copies = timed.samples(\.kernel)
+        result.contextFirst = firstContext
+        result.contextLast = lastContexts.first
+        result.weightBytesPerStep = weights
+        result.weightBytesPerToken = weights / B
+        result.weightBytesPerSecond = Double(weights) / max(result.totalSeconds.median, 1e-12)
+        result.cacheBytes = cache.bytes
+        result.copySeconds = copies
+        result.copyBytesPerSecond = 2 * Double(copyBytes) / max(copies.median, 1e-12)
+        let copyRate = { (s: Double) in 2 * Double(copyBytes) / max(s, 1e-12) }
+        result.bandwidthEfficiency = result.totalSeconds.paired(with: copies) { Double(weights) / $0 / copyRate($1) }
+        let busy = Samples(zip(timed.total, timed.wait).map { max($0 - $1, 1e-12) })
+        result.busyBandwidthEfficiency = busy.paired(with: copies) { Double(weights) / $0 / copyRate($1) }
+        return result
+    }
+}

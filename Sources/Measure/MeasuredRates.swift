@@ -1,0 +1,80 @@
+import Foundation
+import Launch
+import MLA
+
+/// This machine's rates, measured by the rate probe (`mla-tp sweep-step --probe` under
+/// `mpirun -n N`) with every rank busy at once, or taken from a bench report: the inputs of
+/// `--hardware cpu-measured`.
+public struct MeasuredRates: Codable, Sendable {
+    /// `cblas_sgemm` at `sgemmShape` (f32, one BLAS thread), per rank with every rank busy, FLOP/s (best of 15).
+    public var sgemmFlopsPerSecond: Double
+    /// `memcpy` of 64 MiB, bytes read + written per second (STREAM's convention), per rank with every rank busy (best of 15).
+    public var copyBytesPerSecond: Double
+    /// In-place f32 sum allreduce of `allReduceLargeBytes` over `ranks` ranks: bytes a rank sends
+    /// (2(p−1)/p · n) per second, after the latency term is taken off (best of 15).
+    public var allReduceBytesPerSecond: Double
+    /// The small allreduce's time (best of 5 × 50 calls) over its 2(p−1) ring steps, seconds per step.
+    public var allReduceStepLatencySeconds: Double
+    public var allReduceLargeBytes: Int
+    public var allReduceSmallBytes: Int
+    /// M, N, K of the probe's sgemm: x [M, K] · W with W [K, N].
+    public var sgemmShape: [Int]?
+    /// Ranks of the probe and cores of the machine.
+    public var ranks: Int
+    public var cores: Int
+
+    /// The rates as the projection's hardware model: one rank's arithmetic and memory rate,
+    /// the link, f32 elements, and the cores the ranks share.
+    public var hardware: Hardware {
+        Hardware(name: "cpu-measured", flopsPerSecond: sgemmFlopsPerSecond, memoryBytesPerSecond: copyBytesPerSecond,
+                 linkBytesPerSecond: allReduceBytesPerSecond, linkLatencySeconds: allReduceStepLatencySeconds,
+                 bytesPerElement: 4, cores: cores,
+                 source: String(format: "measured here: sgemm %@ %.1f GFLOP/s per rank, copy %.1f GB/s, MPI allreduce %.2f GB/s + %.2f µs per ring step, %d cores",
+                                (sgemmShape ?? [1024, 1024, 1024]).map(String.init).joined(separator: "×"), sgemmFlopsPerSecond / 1e9,
+                                copyBytesPerSecond / 1e9, allReduceBytesPerSecond / 1e9, allReduceStepLatencySeconds * 1e6, cores))
+    }
+
+    /// Reads a rates file written by `mla-tp sweep-step --probe --out FILE`.
+    public static func load(_ path: String) throws -> MeasuredRates {
+        try MeasureError.decode(MeasuredRates.self, path: path, what: "rates file",
+                                remedy: "write one with `mpirun -n 2 mla-tp sweep-step --probe --out \(path)`")
+    }
+
+    /// Rates from a bench report: the slowest rank's same-run sgemm (prefill) and memcpy
+    /// (decode), and the raw MPI_Allreduce of the forward's bytes (fastest sample, no separate
+    /// latency term: it is folded into the rate at that size).
+    public static func fromBench(_ path: String, needLink: Bool) throws -> MeasuredRates {
+        let remedy = "write it with `mpirun -n 2 mla-tp bench --phase both --json > \(path)`"
+        let report = try MeasureError.decode(BenchReport.self, path: path, what: "bench report", remedy: remedy)
+        let sgemm = report.ranks.compactMap { $0.prefill?.sgemmFlopsPerSecond }.min()
+        let copy = report.ranks.compactMap { $0.decode?.copyBytesPerSecond ?? $0.prefill?.copyBytesPerSecond }.min()
+        guard let sgemm, let copy else {
+            throw MeasureError.incomplete(path: path, what: "the sgemm (prefill) or memcpy (decode) rate", remedy: "run bench with --phase both")
+        }
+        var link = 0.0, bytes = 0
+        if report.tp > 1, let phase = report.ranks.first?.prefill ?? report.ranks.first?.decode, let raw = phase.rawAllReduceSeconds, raw.min > 0 {
+            bytes = phase.allReduceBytes
+            link = 2 * Double(report.tp - 1) / Double(report.tp) * Double(bytes) / raw.min
+        }
+        if needLink && link == 0 {
+            throw MeasureError.incomplete(path: path, what: "an allreduce (bench ran at tp=1)", remedy: "run bench at tp ≥ 2 for a link rate")
+        }
+        return MeasuredRates(sgemmFlopsPerSecond: sgemm, copyBytesPerSecond: copy, allReduceBytesPerSecond: link,
+                             allReduceStepLatencySeconds: 0, allReduceLargeBytes: bytes, allReduceSmallBytes: 0,
+                             sgemmShape: report.ranks.first?.prefill?.sgemmShape, ranks: report.tp, cores: report.cpus)
+    }
+
+    /// Runs the probe as a child `mpirun -n ranks` job of `launcher`'s executable (plan itself
+    /// never starts MPI) and reads its result.
+    public static func probe(_ launcher: MPILauncher, ranks: Int, shape: RateProbe.Shape, allReduceBytes: Int) throws -> MeasuredRates {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("mla-tp-rates-\(getpid()).json").path
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let r = launcher.run(ranks: ranks, ["sweep-step", "--probe", "--probe-shape", shape.dims.map(String.init).joined(separator: ","),
+                                            "--probe-allreduce-bytes", "\(allReduceBytes)", "--out", file], timeout: 120)
+        guard r.status == 0 else {
+            throw MeasureError.childFailed(what: "the rate probe (mpirun -n \(ranks) mla-tp sweep-step --probe)", result: r,
+                                           remedy: "check that mpirun works, or pass --rates FILE")
+        }
+        return try load(file)
+    }
+}

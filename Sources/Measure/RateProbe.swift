@@ -1,0 +1,52 @@
+import Foundation
+import SwiftMPI
+import TensorCore
+
+/// The rate probe: this machine's sgemm, copy and MPI allreduce rates with every rank busy at
+/// once, as in a forward: the inputs of `plan --hardware cpu-measured` and of the sweep's projection.
+public enum RateProbe {
+    /// Samples of each timed measurement; the best counts (on a shared machine most samples are
+    /// slowed by other work, so more of them give a better chance of a clean one).
+    public static let repeats = 15
+
+    /// The sgemm's shape `[M, N, K]` and the large allreduce's bytes.
+    public struct Shape: Codable, Sendable, Equatable {
+        public var m: Int, n: Int, k: Int
+        public init(m: Int, n: Int, k: Int) { (self.m, self.n, self.k) = (m, n, k) }
+        /// The shape for a forward of `tokens` tokens: x [T, hidden] · W with W [hidden, min(hidden, 4096)]
+        /// (the hidden-wide projections dominate the FLOPs).
+        public static func forward(tokens: Int, hidden: Int) -> Shape { Shape(m: max(tokens, 1), n: min(hidden, 4096), k: hidden) }
+        public var dims: [Int] { [m, n, k] }
+    }
+
+    /// What each rank measured while all ran together.
+    struct RankRates: Codable { var sgemm: Double; var copy: Double }
+
+    public static func measure(_ world: Communicator, shape: Shape = Shape(m: 1024, n: 1024, k: 1024),
+                               allReduceBytes: Int = 4 << 20) throws -> MeasuredRates {
+        let p = world.size
+        let probe = Probe(world: world)
+        // sgemm x [M, K] · W, W [K, N], in the [in, out] order the layer keeps its projections in.
+        let gemm = GemmProbe(m: shape.m, n: shape.n, k: shape.k)
+        let sgemm = Double(gemm.flops) / max(try probe.sgemm(gemm, repeats: repeats).min, 1e-12)
+        // memcpy of 64 MiB, read + written counted.
+        let copyBytes = 64 << 20
+        let copy = 2 * Double(copyBytes) / max(try probe.copy(bytes: copyBytes, repeats: repeats).min, 1e-12)
+        // Allreduce: a small one (4 KiB, 5 × 50 calls back to back) for the per-step latency, a
+        // large one (the forward's payload) for the bandwidth.
+        let small = 4096, large = max(allReduceBytes, 8192)
+        var stepLatency = 0.0, linkRate = 0.0
+        if p > 1 {
+            stepLatency = try probe.allReduce(bytes: small, repeats: 5, batch: 50).min / Double(2 * (p - 1))
+            let t = try probe.allReduce(bytes: large, repeats: repeats).min
+            let sent = 2 * Double(p - 1) / Double(p) * Double(large)
+            linkRate = sent / max(t - 2 * Double(p - 1) * stepLatency, 1e-9)
+        }
+        // The slowest rank's compute rates (they ran concurrently); the collective is shared.
+        let all = try world.allGather(value: RankRates(sgemm: sgemm, copy: copy))
+        return MeasuredRates(sgemmFlopsPerSecond: all.map(\.sgemm).min() ?? sgemm, copyBytesPerSecond: all.map(\.copy).min() ?? copy,
+                             allReduceBytesPerSecond: linkRate, allReduceStepLatencySeconds: stepLatency,
+                             allReduceLargeBytes: large, allReduceSmallBytes: small, sgemmShape: shape.dims,
+                             ranks: p, cores: ProcessInfo.processInfo.activeProcessorCount)
+    }
+}

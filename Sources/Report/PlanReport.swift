@@ -1,0 +1,126 @@
+import Foundation
+import MLA
+import TensorCore
+
+/// Everything `plan` prints, as one Codable document.
+public struct PlanReport: Codable, Sendable {
+    public struct StageRow: Codable, Sendable {
+        public var name: String
+        public var kind: String
+        public var flops: Int
+        public var flopsPerToken: Double
+        /// Bytes read and written (f32).
+        public var bytes: Int
+    }
+    public struct CostReport: Codable, Sendable {
+        public var tokens: Int
+        public var stages: [StageRow]
+        public var projectionFlops: Int
+        public var attentionFlops: Int
+        public var totalFlops: Int
+        public var bytes: Int
+        public init(_ cost: FlopModel.Cost, tokens: Int) {
+            self.tokens = tokens
+            stages = cost.stages.map {
+                StageRow(name: $0.name, kind: $0.kind.rawValue, flops: $0.flops,
+                         flopsPerToken: tokens > 0 ? Double($0.flops) / Double(tokens) : 0, bytes: 4 * $0.elements)
+            }
+            projectionFlops = cost.projectionFlops
+            attentionFlops = cost.attentionFlops
+            totalFlops = cost.totalFlops
+            bytes = 4 * cost.elements
+        }
+    }
+    public struct Decode: Codable, Sendable {
+        public var path: DecodePath
+        /// Cached tokens each sequence attends to (plus the new one).
+        public var contexts: [Int]
+        public var cost: CostReport
+        /// Bytes read and written per decoded token (f32).
+        public var bytesPerToken: Int
+    }
+    public struct KVCacheRow: Codable, Sendable {
+        /// `(kv_lora + rope) · 4`, replicated on every rank.
+        public var bytesPerToken: Int
+        /// After the prefill's tokens, on each rank.
+        public var bytesAfterPrefill: Int
+    }
+    public struct Collective: Codable, Sendable {
+        public var allReduceCalls: Int
+        /// `[T, hidden]` f32.
+        public var prefillBytes: Int
+        public var prefillRingBytesPerRank: Int
+        /// `[B, hidden]` f32 for a decode step of B sequences.
+        public var decodeBytes: Int
+        public var decodeRingBytesPerRank: Int
+    }
+    public struct GateRow: Codable, Sendable {
+        public var layout: GateLayout
+        public var gateBytesPerRank: Int
+        public var bytesPerRank: Int
+        public var gateFlops: Int
+        public var prefillFlops: Int
+        public var runs: Bool
+    }
+    public struct ProjectionReport: Codable, Sendable {
+        public var hardware: Hardware
+        public var prefill: Projection
+        /// By decode path ("naive", "absorbed").
+        public var decode: [String: Projection]
+    }
+
+    public var model: String
+    public var tp: Int
+    public var gate: GateLayout
+    public var gated: Bool
+    public var sequenceLengths: [Int]
+    public var plan: ShardingPlan
+    public var bytesPerRank: Int
+    public var replicatedBytes: Int
+    public var shardedBytes: Int
+    public var prefill: CostReport
+    public var decode: [Decode]
+    public var kvCache: KVCacheRow
+    public var collective: Collective
+    public var gates: [GateRow]
+    public var projection: ProjectionReport?
+
+    public init(config c: MLAConfig, model: String, tp: Int, gate: GateLayout, sequenceLengths lengths: [Int], hardware: Hardware?) {
+        self.model = model
+        self.tp = tp
+        self.gate = gate
+        gated = c.useGatedAttn
+        sequenceLengths = lengths
+        let T = lengths.reduce(0, +), B = lengths.count
+        plan = ShardingPlan(config: c, tp: tp, gate: gate)
+        bytesPerRank = plan.bytesPerRank
+        replicatedBytes = plan.replicatedBytes
+        shardedBytes = plan.shardedBytes
+        let prefillCost = FlopModel.prefill(config: c, tp: tp, gate: gate, sequenceLengths: lengths)
+        prefill = CostReport(prefillCost, tokens: T)
+        let decodeCosts = DecodePath.allCases.map { ($0, FlopModel.decode(config: c, tp: tp, gate: gate, contexts: lengths, path: $0)) }
+        decode = decodeCosts.map { path, cost in
+            Decode(path: path, contexts: lengths, cost: CostReport(cost, tokens: B), bytesPerToken: B > 0 ? 4 * cost.elements / B : 0)
+        }
+        let kv = FlopModel.kvCacheBytesPerToken(config: c)
+        kvCache = KVCacheRow(bytesPerToken: kv, bytesAfterPrefill: kv * T)
+        let pb = ShardingPlan.allReduceBytes(tokens: T, config: c), db = ShardingPlan.allReduceBytes(tokens: B, config: c)
+        collective = Collective(allReduceCalls: tp > 1 ? 1 : 0, prefillBytes: pb, prefillRingBytesPerRank: ShardingPlan.ringBytesPerRank(pb, tp: tp),
+                                decodeBytes: db, decodeRingBytesPerRank: ShardingPlan.ringBytesPerRank(db, tp: tp))
+        gates = GateLayout.allCases.map { layout in
+            let p = ShardingPlan(config: c, tp: tp, gate: layout)
+            let cost = FlopModel.prefill(config: c, tp: tp, gate: layout, sequenceLengths: lengths)
+            return GateRow(layout: layout, gateBytesPerRank: p.weights.filter { $0.name.contains(".gate.") }.reduce(0) { $0 + $1.bytesPerRank },
+                           bytesPerRank: p.bytesPerRank, gateFlops: cost.stage("gate")?.flops ?? 0, prefillFlops: cost.totalFlops, runs: p.runs)
+        }
+        if let hardware {
+            var byPath: [String: Projection] = [:]
+            for (path, cost) in decodeCosts { byPath[path.rawValue] = Projection(cost: cost, tokens: B, config: c, tp: tp, hardware: hardware) }
+            projection = ProjectionReport(hardware: hardware,
+                                          prefill: Projection(cost: prefillCost, tokens: T, config: c, tp: tp, hardware: hardware),
+                                          decode: byPath)
+        }
+    }
+
+    public func json() throws -> String { try Format.json(self) }
+}

@@ -1,0 +1,123 @@
+import Foundation
+import MLA
+import Measure
+
+/// One tp of the sweep: measured, projected and checked.
+public struct SweepRow: Codable, Sendable {
+    public var tp: Int
+    public var step: StepResult
+    /// Weights each rank holds (plan) and its anonymous memory in the timing job (measured).
+    public var weightBytesPerRank: Int
+    public var anonymousBytesMax: Int
+    /// Projection from the rate probe with min(tp, cores) ranks busy, shared cores scaled: what
+    /// `plan --hardware cpu-measured` gives.
+    public var projected: Projection
+    /// Projection from the rates the same job measured just before timing (same load, same rank count).
+    public var projectedSameJob: Projection?
+    public var checkRelative: Double?
+    public var checkAnonymousBytes: [Int]?
+    /// The machine's 1-minute load average when the timed job started (other work shares the cores).
+    public var loadAverage: Double?
+    /// Decode steps (`--decode-context`): measured, projected, error against the fastest step.
+    public var decodeStep: StepResult?
+    public var decodeProjected: Projection?
+    public var decodeProjectedSameJob: Projection?
+    public var decodeError: Double?
+    public var decodeErrorSameJob: Double?
+    /// projected / measured − 1, against the fastest forward (best of the repeats) and the median.
+    public var error: Double = 0
+    public var errorVsMedian: Double = 0
+    public var errorSameJob: Double?
+
+    /// The timed prefill, projected with the probe's rates and with the same job's, and the check run's report.
+    public init(config: MLAConfig, tp: Int, gate: GateLayout, tokens: Int, step: StepResult, rates: MeasuredRates, check: RunReport?) {
+        self.tp = tp
+        self.step = step
+        weightBytesPerRank = ShardingPlan(config: config, tp: tp, gate: gate).bytesPerRank
+        anonymousBytesMax = step.ranks.map(\.anonymousBytes).max() ?? 0
+        let cost = FlopModel.prefill(config: config, tp: tp, gate: gate, sequenceLengths: [tokens])
+        let p = SweepRow.projections(cost: cost, tokens: tokens, config: config, tp: tp, rates: rates, step: step)
+        projected = p.probe
+        projectedSameJob = p.sameJob
+        checkRelative = check?.check.map { Double($0.relative) }
+        checkAnonymousBytes = check?.ranks.map(\.anonymousMemory)
+        error = SweepRow.error(projected, step.bestSeconds)
+        errorVsMedian = SweepRow.error(projected, step.seconds)
+        errorSameJob = projectedSameJob.map { SweepRow.error($0, step.bestSeconds) }
+    }
+
+    /// Adds timed decode steps after `context` cached tokens and their projections.
+    public mutating func addDecode(config: MLAConfig, gate: GateLayout, context: Int, path: DecodePath, step: StepResult, rates: MeasuredRates) {
+        // The timed steps run at contexts context+1 … context+repeats (the warm-up adds one); plan the middle one.
+        let cost = FlopModel.decode(config: config, tp: tp, gate: gate, contexts: [context + 1 + step.repeats / 2], path: path)
+        let p = SweepRow.projections(cost: cost, tokens: 1, config: config, tp: tp, rates: rates, step: step)
+        decodeStep = step
+        decodeProjected = p.probe
+        decodeProjectedSameJob = p.sameJob
+        decodeError = SweepRow.error(p.probe, step.bestSeconds)
+        decodeErrorSameJob = p.sameJob.map { SweepRow.error($0, step.bestSeconds) }
+    }
+
+    /// The projection error: projected / measured − 1.
+    public static func error(_ p: Projection, _ measured: Double) -> Double { p.totalSeconds / measured - 1 }
+
+    /// `cost` projected with the probe's rates (shared cores scaled) and, when the step measured
+    /// its own rates just before timing, with those (already per rank: no core scaling).
+    static func projections(cost: FlopModel.Cost, tokens: Int, config: MLAConfig, tp: Int, rates: MeasuredRates,
+                            step: StepResult) -> (probe: Projection, sameJob: Projection?) {
+        let probe = Projection(cost: cost, tokens: tokens, config: config, tp: tp, hardware: rates.hardware)
+        guard var same = step.rates?.hardware else { return (probe, nil) }
+        same.cores = nil
+        return (probe, Projection(cost: cost, tokens: tokens, config: config, tp: tp, hardware: same))
+    }
+}
+
+/// Everything a sweep measured (`sweep.json`).
+public struct SweepReport: Codable, Sendable {
+    public var model: String
+    public var gate: GateLayout
+    public var tokens: Int
+    /// One probe per count of busy ranks (1 … cores).
+    public var rates: [MeasuredRates]
+    public var probeLoadAverage: [Double]
+    public var rows: [SweepRow]
+    /// The same forward projected on one H100 SXM per rank.
+    public var h100: [Projection]
+
+    public init(model: String, gate: GateLayout, tokens: Int, rates: [MeasuredRates], probeLoadAverage: [Double],
+                rows: [SweepRow], h100: [Projection]) {
+        self.model = model
+        self.gate = gate
+        self.tokens = tokens
+        self.rates = rates
+        self.probeLoadAverage = probeLoadAverage
+        self.rows = rows
+        self.h100 = h100
+    }
+
+    public func text() -> String {
+        let fs = Format.seconds, pct = Format.percent
+        var s = "\nmla-tp sweep: model \(model), gate \(gate.rawValue), prefill of \(tokens) tokens, "
+        s += "best and median of \(rows.first?.step.repeats ?? 0) forwards (first rank's start to last rank's end)\n"
+        for r in rates { s += "rates (probe, \(r.ranks) rank\(r.ranks == 1 ? "" : "s") busy): \(r.hardware.source)\n" }
+        s += "\n"
+        s += Format.table(["tp", "best", "compute", "allreduce", "median", "projected", "error", "vs median", "error (same-job rates)",
+                           "weights/rank", "anon RSS/rank (max)", "max rel. error vs unsharded", "load"], rows.map { r in
+            [String(r.tp), fs(r.step.bestSeconds), fs(r.step.bestSeconds - r.step.bestAllReduceSeconds), fs(r.step.bestAllReduceSeconds),
+             fs(r.step.seconds), fs(r.projected.totalSeconds), pct(r.error), pct(r.errorVsMedian), r.errorSameJob.map(pct) ?? "—",
+             Format.bytes(r.weightBytesPerRank), Format.bytes(r.anonymousBytesMax),
+             r.checkRelative.map { String(format: "%.2e", $0) } ?? "—", r.loadAverage.map { String(format: "%.2f", $0) } ?? "—"]
+        }) + "\n"
+        if let d = rows.compactMap(\.decodeStep).first {
+            s += "\nDecode (\(d.decode?.rawValue ?? "?")): one new token after \(d.context ?? 0)+ cached tokens\n"
+            s += Format.table(["tp", "best", "compute", "allreduce", "median", "projected", "error", "error (same-job rates)"], rows.compactMap { r in
+                guard let st = r.decodeStep, let p = r.decodeProjected else { return nil }
+                return [String(r.tp), fs(st.bestSeconds), fs(st.bestSeconds - st.bestAllReduceSeconds), fs(st.bestAllReduceSeconds),
+                        fs(st.seconds), fs(p.totalSeconds), pct(r.decodeError ?? 0), r.decodeErrorSameJob.map(pct) ?? "—"]
+            }) + "\n"
+        }
+        s += "error = projected / best − 1 (rates: best of their repeats too); allreduce = mean over ranks, waiting included. Projected on one H100 SXM per rank (BF16): "
+        s += zip(rows, h100).map { "tp=\($0.tp) \(fs($1.totalSeconds))" }.joined(separator: ", ") + "\n"
+        return s
+    }
+}

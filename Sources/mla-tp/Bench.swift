@@ -1,0 +1,119 @@
+import ArgumentParser
+import Foundation
+import Measure
+import MLA
+import Report
+import SwiftMPI
+import TensorCore
+import TensorParallel
+
+/// `mla-tp bench`: times the forward on every rank and holds each part against a reference
+/// measured in the same run (`BenchEngine`), then prints `BenchReport` with its targets.
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Time the forward per rank: stages, compute vs allreduce, GEMM rate vs sgemm, allreduce vs raw MPI, memory, decode bandwidth.",
+        discussion: """
+            mpirun -n K mla-tp bench [--preset NAME | --model DIR] [--tokens T] [--phase prefill|decode|both] \
+            [--repeat N] [--decode naive|absorbed] [--batch B] [--check] [--json]
+
+            Each phase runs --warmup untimed forwards, one more untimed forward around which memory is read, \
+            then --repeat timed ones, each after a barrier, and reports their median, min and max per rank, \
+            with each stage (q, kv, attention, gate, o_proj, wait, allreduce) timed on its own. \
+            Right after each timed forward every rank runs the references together: cblas_sgemm on the \
+            layer's largest hidden-wide weight (prefill), memcpy (decode) and a raw MPI_Allreduce of the \
+            same bytes; ratios are medians of these pairs. Prefill is one sequence of T tokens; decode \
+            first prefills B sequences of T tokens into a KV cache, then times steps of one new token per \
+            sequence. The allreduce is preceded by a barrier whose time is reported apart as "wait" (load \
+            imbalance), so that "allreduce" is the reduction itself. Speeds are what this machine did during \
+            this run: check the load average and the cpu column the report prints.
+            """)
+
+    @OptionGroup var model: ModelOptions
+    @OptionGroup var reduce: CollectiveOptions
+
+    @Option(help: "Prefill tokens (one sequence); for decode, the tokens cached per sequence before the timed steps.")
+    var tokens = 256
+
+    @Option(help: "Which forwards to time: prefill, decode or both.")
+    var phase: BenchPhase = .prefill
+
+    @Option(name: .customLong("repeat"), help: "Timed forwards (decode: steps) per phase.")
+    var repeats = 5
+
+    @Option(help: "Untimed forwards before the timed ones.")
+    var warmup = 1
+
+    @Option(help: "Decode path: naive (expand the cache through kv_b_proj) or absorbed.")
+    var decode: DecodePath = .absorbed
+
+    @Option(help: "Sequences decoding together, one new token each per step.")
+    var batch = 1
+
+    @Option(help: "MiB copied by the memcpy bandwidth probe (decode).")
+    var copyMib = 256
+
+    @Flag(help: "After timing, check a prefill of --tokens against the unsharded forward on rank 0.")
+    var check = false
+
+    @Flag(help: "Print the report as one JSON document.")
+    var json = false
+
+    @Flag(help: "Print one markdown table row per phase (with the header), as docs/performance.md shows them.")
+    var markdown = false
+
+    @Option(help: "Render a report saved with --json (as text, or --markdown) instead of running; needs no mpirun.")
+    var fromJson: String?
+
+    func validate() throws {
+        guard tokens >= 1 else { throw ValidationError("--tokens \(tokens) must be at least 1") }
+        guard repeats >= 1 else { throw ValidationError("--repeat \(repeats) must be at least 1") }
+        guard warmup >= 0 else { throw ValidationError("--warmup \(warmup) must be ≥ 0") }
+        guard batch >= 1 else { throw ValidationError("--batch \(batch) must be at least 1") }
+        guard copyMib >= 1 else { throw ValidationError("--copy-mib \(copyMib) must be at least 1") }
+        guard !(json && markdown) else { throw ValidationError("--json and --markdown cannot be combined — pick one") }
+    }
+
+    func render(_ report: BenchReport) throws -> String { json ? try report.json() : markdown ? report.markdown() : report.text() }
+
+    func run() throws {
+        if let fromJson {
+            let report = try MeasureError.decode(BenchReport.self, path: fromJson, what: "bench report",
+                                                 remedy: "pass a file written by `mla-tp bench --json`")
+            return RankOutputShim.out(try render(report))
+        }
+        let world = try Runtime.start()
+        let load = loadAverage(), runtimeMemory = ProcessMemory.current()
+        let (config, name) = try model.loadConfig()
+        try config.validate(tp: world.size)
+        let phases = phase.phases
+        try TokenBudget.check(tokens: phases.contains(.decode) ? batch * tokens : tokens, config: config, tp: world.size)
+        let attention = try MLAAttention(config: config, shard: Shard(rank: world.rank, size: world.size), gateLayout: model.gate,
+                                         source: try model.weightSource(for: config))
+        var mine = BenchRankResult(rank: world.rank, blasThreads: BLAS.threads, weightBytes: attention.weightBytes,
+                                   runtimeAnonymousBytes: runtimeMemory.anonymousBytes,
+                                   loadedAnonymousBytes: ProcessMemory.current().anonymousBytes)
+        let collectives = reduce.collectives(world)
+        collectives.separateWait = true
+        let engine = BenchEngine(world: world, config: config, attention: attention, collectives: collectives, gate: model.gate, seed: model.seed)
+        for p in phases {
+            if p == .prefill { mine.prefill = try engine.prefill(tokens: tokens, warmup: warmup, repeats: repeats) }
+            if p == .decode {
+                mine.decode = try engine.decode(context: tokens, sequences: batch, path: decode, warmup: warmup,
+                                                repeats: repeats, copyBytes: copyMib << 20)
+            }
+        }
+        let ranks = try world.allGather(value: mine)
+        let verdict = try engine.check(tokens: tokens, enabled: check) { try model.weightSource(for: config) }
+        if world.rank == 0 {
+            var report = BenchReport(model: name, config: config, tp: world.size, gate: model.gate, loadAverage: load,
+                                     cpus: ProcessInfo.processInfo.activeProcessorCount, tokens: tokens, repeats: repeats, warmup: warmup,
+                                     decodePath: phases.contains(.decode) ? decode : nil, batch: phases.contains(.decode) ? batch : nil, ranks: ranks)
+            report.check = verdict.result
+            RankOutput(rank: 0).printRoot(try render(report))
+        }
+        guard verdict.pass else {
+            throw CLIError(code: .numeric, message: "the TP result differs from the unsharded forward by more than \(TPCheck.tolerance) relative — this is a sharding bug; report it")
+        }
+        try Environment.finalize()
+    }
+}

@@ -1,0 +1,113 @@
+import Foundation
+import Measure
+import MLA
+import SafeTensors
+import SwiftMPI
+import TensorCore
+import TensorParallel
+
+/// The one failure policy. Every error ends the whole job promptly with one line,
+/// `mla-tp: rank R: <what happened> — <what to do>`, and an exit code for its class:
+///
+/// | code | class                                  |
+/// |------|----------------------------------------|
+/// | 2    | usage (bad flags)                      |
+/// | 3    | config / validation (incl. the gate mismatch) |
+/// | 4    | input or checkpoint                    |
+/// | 5    | numeric (NaN/Inf)                      |
+/// | 70   | internal (MPI or a bug)                |
+///
+/// Errors every rank detects identically (validation, usage) are printed once, by rank 0.
+/// A rank that fails alone prints its line and calls `MPI_Abort`, which ends every rank.
+enum Failure {
+    enum Code: Int32 { case usage = 2, config = 3, input = 4, numeric = 5, `internal` = 70 }
+
+    /// The world communicator once MPI is up (set by `Runtime.start`).
+    nonisolated(unsafe) static var world: Communicator?
+
+    /// This process's rank as mpirun announced it, known before MPI_Init.
+    static var launchRank: Int {
+        let env = ProcessInfo.processInfo.environment
+        return Int(env["OMPI_COMM_WORLD_RANK"] ?? env["PMI_RANK"] ?? "0") ?? 0
+    }
+
+    /// A usage error: printed once and exit code 2 on every rank (raised before MPI starts).
+    static func usage(_ message: String) -> Never {
+        if launchRank == 0 {
+            let text = message.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty }.joined(separator: " ")
+            RankOutput.write("mla-tp: rank 0: \(text) — see `mla-tp --help`\n", fd: 2)
+        }
+        exitQuietly(Code.usage.rawValue)
+    }
+
+    /// Classifies `error`: its exit code, its message, and whether every rank sees it identically.
+    static func classify(_ error: Error) -> (Code, String, everyRank: Bool) {
+        switch error {
+        case let e as CLIError: return (e.code, e.message, e.everyRank)
+        case let e as ConfigError:
+            switch e {
+            case .unreadable, .notJSON: return (.input, e.description, true)   // a file problem, not a value
+            default: return (.config, e.description, true)
+            }
+        case let e as TPError: return (.config, e.description, true)
+        case let e as GateMismatchError: return (.config, e.description, true)
+        case let e as BatchError: return (.input, e.description, true)
+        case let e as ShapeError: return (.input, e.description, true)
+        case let e as NumericError: return (.numeric, e.description, false)
+        case let e as MPIError: return (.internal, e.description, false)
+        case let e as CheckpointError: return (.input, e.description, true)
+        case let e as CapacityError: return (.config, e.description, true)
+        case let e as CheckpointIndexError: return (.input, e.description, true)
+        case let e as SafeTensorsHeaderError: return (.input, e.description, true)
+        case let e as SafeTensorsReadError: return (.input, e.description, true)
+        case let e as SafeTensorsWriteError: return (.input, e.description, false)
+        case let e as MeasureError: return (e.isInputError ? .input : .internal, e.description, true)
+        default:
+            return (.internal, "\(error) — this is a bug in mla-tp; please report it with the command you ran", false)
+        }
+    }
+
+    /// Prints the error's one line (once for errors every rank sees) and ends the job.
+    static func fail(_ error: Error) -> Never {
+        let (code, message, everyRank) = classify(error)
+        let rank = world?.rank ?? launchRank
+        if !everyRank || rank == 0 {
+            RankOutput.write("mla-tp: rank \(rank): \(message)\n", fd: 2)
+        }
+        guard let comm = world, comm.size > 1 else { exitQuietly(code.rawValue) }
+        // When every rank is here with the same error, all of them reach this barrier at once:
+        // finish MPI cleanly so each rank exits with the class code and no abort banner. If the
+        // others do not arrive (the error was this rank's alone, or they are inside a
+        // collective), abort the job so nobody waits forever.
+        if everyRank, (try? comm.barrier(timeout: 3)) == true { exitQuietly(code.rawValue) }
+        if everyRank && rank != 0 {
+            // Rank 0 printed the message; let its line out before the abort ends every rank.
+            RankOutput.write("mla-tp: rank \(rank): \(message)\n", fd: 2)
+        }
+        comm.abort(code: code.rawValue)
+    }
+
+    /// Finalizes MPI if it is running, then exits with `code`.
+    static func exitQuietly(_ code: Int32) -> Never {
+        if Environment.isInitialized { try? Environment.finalize() }
+        exit(code)
+    }
+}
+
+/// An error raised by the command line itself, with its class.
+struct CLIError: Error, CustomStringConvertible {
+    var code: Failure.Code
+    var message: String
+    var everyRank: Bool = true
+    var description: String { message }
+
+    static func usage(_ m: String) -> CLIError { CLIError(code: .usage, message: m) }
+    static func input(_ m: String, everyRank: Bool = true) -> CLIError { CLIError(code: .input, message: m, everyRank: everyRank) }
+    static func config(_ m: String) -> CLIError { CLIError(code: .config, message: m) }
+}
+
+/// Output before MPI starts (help text), without the MPI layer's rank.
+enum RankOutputShim {
+    static func out(_ text: String) { RankOutput.write(text.hasSuffix("\n") ? text : text + "\n", fd: 1) }
+}

@@ -1,0 +1,100 @@
+import ArgumentParser
+import Measure
+import MLA
+
+/// An option value with a grammar: parsed in one place (`init(parsing:)`), and a value that fits
+/// none of its forms is a usage error (exit 2) that lists them. Options declare it with
+/// `transform: T.init(parsing:)`, so the parser shows the forms in its message.
+protocol OptionValue: ExpressibleByArgument, CustomStringConvertible {
+    init(parsing text: String) throws(OptionValueError)
+}
+
+extension OptionValue {
+    public init?(argument: String) { try? self.init(parsing: argument) }
+}
+
+extension HardwareSpec: OptionValue {}
+extension GateLayout: ExpressibleByArgument {}
+extension DecodePath: ExpressibleByArgument {}
+extension GateActivation: ExpressibleByArgument {}
+extension BenchPhase: ExpressibleByArgument {}
+
+/// Comma-separated integers with a lower bound, e.g. `--tp 1,2,4,8` or `--seqs 7,1,12`.
+struct IntList<Bound: IntListBound>: OptionValue, Equatable {
+    var values: [Int]
+
+    init(_ values: [Int]) { self.values = values }
+
+    init(parsing text: String) throws(OptionValueError) {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !parts.isEmpty, parts.allSatisfy({ ($0 ?? Int.min) >= Bound.minimum }) else {
+            throw OptionValueError(value: text, expected: Bound.forms)
+        }
+        values = parts.map { $0! }
+    }
+
+    var description: String { values.map(String.init).joined(separator: ",") }
+}
+
+/// The lower bound of an `IntList` and how its forms read.
+protocol IntListBound {
+    static var minimum: Int { get }
+    static var forms: String { get }
+}
+/// Sizes ≥ 1 (`--tp 1,2,4,8`).
+enum Positive: IntListBound {
+    static let minimum = 1
+    static let forms = "comma-separated integers ≥ 1, e.g. 1,2,4,8"
+}
+/// Lengths ≥ 0 (`--seqs 7,1,12`; an empty sequence is allowed).
+enum Lengths: IntListBound {
+    static let minimum = 0
+    static let forms = "comma-separated sequence lengths ≥ 0, e.g. 7,1,12"
+}
+
+/// `M,N,K` of the rate probe's sgemm (x [M, K] · W with W [K, N]), each ≥ 1.
+struct ProbeShape: OptionValue {
+    var shape: RateProbe.Shape
+
+    init(_ shape: RateProbe.Shape) { self.shape = shape }
+
+    init(parsing text: String) throws(OptionValueError) {
+        let v = text.split(separator: ",", omittingEmptySubsequences: false).compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard v.count == 3, v.allSatisfy({ $0 >= 1 }), text.split(separator: ",", omittingEmptySubsequences: false).count == 3 else {
+            throw OptionValueError(value: text, expected: "M,N,K, three integers ≥ 1, e.g. 256,4096,7168")
+        }
+        shape = RateProbe.Shape(m: v[0], n: v[1], k: v[2])
+    }
+
+    var description: String { shape.dims.map(String.init).joined(separator: ",") }
+}
+
+/// A built-in model shape (`Presets.names`).
+struct PresetName: OptionValue, Equatable {
+    var name: String
+
+    init(parsing text: String) throws(OptionValueError) {
+        guard Presets.names.contains(text) else {
+            throw OptionValueError(value: text, expected: "a preset: " + Presets.names.joined(separator: ", "))
+        }
+        name = text
+    }
+
+    var description: String { name }
+}
+
+/// `--set KEY=VALUE`: a config.json key and a JSON value (a bare word is taken as a string).
+struct ConfigOverride: OptionValue {
+    var key: String
+    var value: String
+
+    init(parsing text: String) throws(OptionValueError) {
+        guard let eq = text.firstIndex(of: "="), eq != text.startIndex else {
+            throw OptionValueError(value: text, expected: "KEY=VALUE with a config.json key, e.g. --set use_bias=false or --set q_lora_rank=null")
+        }
+        key = String(text[..<eq])
+        value = String(text[text.index(after: eq)...])
+    }
+
+    var description: String { "\(key)=\(value)" }
+}

@@ -1,0 +1,130 @@
+import ArgumentParser
+import Foundation
+import Launch
+import MLA
+import SwiftMPI
+import TensorCore
+import TensorParallel
+
+/// Which model to run: a preset with seeded weights, or a checkpoint.
+struct ModelOptions: ParsableArguments {
+    @Option(help: "Built-in model shape with seeded weights: \(Presets.names.joined(separator: ", ")).", transform: PresetName.init(parsing:))
+    var preset: PresetName?
+
+    @Option(help: "HF checkpoint directory: config.json plus model.safetensors or model.safetensors.index.json with shards.")
+    var model: String?
+
+    @Option(help: "A config.json, with --weights (instead of --model).")
+    var config: String?
+
+    @Option(help: "A .safetensors file or checkpoint directory, with --config.")
+    var weights: String?
+
+    @Option(help: "Gate layout: column (the fix), replicated (FastDeploy PR #7404 as merged; fails at tp>1), replicated-sliced.")
+    var gate: GateLayout = .column
+
+    @Option(help: "Seed of the TP-independent random weights and input.")
+    var seed: UInt64 = 1234
+
+    @Option(help: "Override the config's gate activation.")
+    var act: GateActivation?
+
+    @Option(name: .customLong("set"), help: "Override a config.json key, e.g. --set use_bias=false --set q_lora_rank=null --set rope_interleave=false (repeatable; VALUE is JSON).",
+            transform: ConfigOverride.init(parsing:))
+    var overrides: [ConfigOverride] = []
+
+    func validate() throws {
+        if model != nil, preset != nil || config != nil || weights != nil {
+            throw ValidationError("--model cannot be combined with --preset, --config or --weights — pick one source")
+        }
+        if (config == nil) != (weights == nil) || (config != nil && preset != nil) {
+            throw ValidationError("--config and --weights go together (and without --preset): --config FILE --weights FILE_OR_DIR")
+        }
+    }
+
+    /// Where the model comes from, as chosen by the flags.
+    enum Origin { case preset(String), checkpoint(config: String, weights: String) }
+
+    var origin: Origin {
+        if let model { return .checkpoint(config: (model as NSString).appendingPathComponent("config.json"), weights: model) }
+        if let config, let weights { return .checkpoint(config: config, weights: weights) }
+        return .preset(preset?.name ?? "tiny")
+    }
+
+    /// The config (`--act` and every `--set` applied) and a short name for reports.
+    func loadConfig() throws -> (MLAConfig, String) {
+        var (config, name): (MLAConfig, String)
+        switch origin {
+        case let .preset(p): (config, name) = (try Presets.config(p), p)
+        case let .checkpoint(path, weights): (config, name) = (try MLAConfig.load(path: path), weights)
+        }
+        if let act { config.gatedAttnAct = act.rawValue }
+        return (try config.applying(overrides: overrides.map { ($0.key, $0.value) }), name)
+    }
+
+    /// A fresh weight source for `config`: seeded for presets, the checkpoint otherwise.
+    func weightSource(for config: MLAConfig) throws -> WeightSource {
+        switch origin {
+        case .preset: return SeededWeights(seed: seed)
+        case let .checkpoint(_, weights): return try CheckpointWeights(path: weights, config: config)
+        }
+    }
+
+    /// These flags again, for child jobs that must load the same model.
+    var arguments: [String] {
+        var a: [String] = []
+        if let preset { a += ["--preset", preset.name] }
+        if let model { a += ["--model", model] }
+        if let config { a += ["--config", config] }
+        if let weights { a += ["--weights", weights] }
+        if let act { a += ["--act", act.rawValue] }
+        for o in overrides { a += ["--set", o.description] }
+        return a + ["--gate", gate.rawValue, "--seed", "\(seed)"]
+    }
+}
+
+/// Which tokens to run: seeded random hidden states in one or more sequences.
+struct InputOptions: ParsableArguments {
+    @Option(help: "Tokens in the seeded random input (one sequence).")
+    var tokens: Int?
+
+    @Option(help: "Comma-separated sequence lengths for a batch, e.g. 7,1,12 (overrides --tokens).", transform: IntList<Lengths>.init(parsing:))
+    var seqs: IntList<Lengths>?
+
+    func validate() throws {
+        if let tokens, tokens < 0 { throw ValidationError("--tokens \(tokens) must be ≥ 0 — pass the number of tokens, e.g. --tokens 16") }
+    }
+
+    /// The sequence lengths asked for (`--seqs`, else one sequence of `--tokens`).
+    func lengths(defaultTokens: Int = 16) -> [Int] { seqs?.values ?? [tokens ?? defaultTokens] }
+}
+
+/// How o_proj's partial sums are reduced (`--allreduce`).
+struct CollectiveOptions: ParsableArguments {
+    enum Choice: String, ExpressibleByArgument, CaseIterable { case auto, mpi }
+
+    @Option(help: ArgumentHelp(
+        "How o_proj's partial sums are reduced: auto or mpi.",
+        discussion: "auto: payloads up to 1 MiB (a decode step's) through a shared-memory window when every rank is on one host and no core hosts two ranks, MPI_Allreduce otherwise; mpi: always MPI_Allreduce."))
+    var allreduce: Choice = .auto
+
+    /// Collectives over `world` as chosen.
+    func collectives(_ world: Communicator) -> Collectives {
+        let c = Collectives(world)
+        if allreduce == .mpi { c.sharedMemoryLimit = 0 }
+        return c
+    }
+}
+
+/// MPI start-up for a command: initializes, records the world for the failure policy.
+enum Runtime {
+    static func start() throws -> Communicator {
+        BLAS.defaultToOneThreadPerRank()
+        let world = try Environment.initialize()
+        Failure.world = world
+        return world
+    }
+
+    /// Child jobs of this binary under the launch policy.
+    static var launcher: MPILauncher { MPILauncher(executable: MPILauncher.currentExecutable) }
+}
