@@ -10,7 +10,9 @@ import TensorCore
 ///
 /// which equals the expanded form because `k_nope = latent · W_UKᵀ` and `v = latent · W_UVᵀ`.
 /// Nothing per key is expanded, so a decode step reads the cache once instead of writing
-/// `nk × H/tp × (nope + v)` expanded keys and values.
+/// `nk × H/tp × (nope + v)` expanded keys and values. Three stages — `absorb`, `attend`,
+/// `expand` — so that decode context parallelism can exchange queries and partial results
+/// between them (`ContextParallelAttention`).
 struct AbsorbedKernel {
     let heads: Int          // local heads
     let nope: Int
@@ -23,6 +25,9 @@ struct AbsorbedKernel {
     /// this many heads, so the cache is read twice per group instead of three times per head.
     static let groupRows = 128
 
+    /// Floats per stacked query row: `[q̃_h | q_rope_h]`.
+    var width: Int { lora + rope }
+
     /// Heads stacked per group for `nq` queries.
     func groupHeads(nq: Int) -> Int { max(1, min(heads, Self.groupRows / max(nq, 1))) }
 
@@ -30,10 +35,13 @@ struct AbsorbedKernel {
     /// `[g·nq, nk]` scores and `[g·nq, kv_lora]` attention over the latent.
     func workspaceCount(nq: Int, nk: Int) -> Int { groupHeads(nq: nq) * nq * (2 * lora + rope + nk) }
 
-    /// GEMM FLOPs of `run`: absorb q, scores (latent and rope parts), P·latent, and W_UV.
-    func flops(nq: Int, nk: Int) -> Int {
-        heads * (Gemm.flops(m: nq, n: lora, k: nope) + Gemm.flops(m: nq, n: nk, k: lora) + Gemm.flops(m: nq, n: nk, k: rope)
-                 + Gemm.flops(m: nq, n: lora, k: nk) + Gemm.flops(m: nq, n: vDim, k: lora))
+    /// GEMM FLOPs of `run` (absorb q, scores over the latent and rope parts, P·latent, W_UV), with
+    /// the scores and P·latent done for `attendedHeads` heads' queries (more than the rank's own
+    /// under decode context parallelism) over `nk` keys.
+    func flops(nq: Int, nk: Int, attendedHeads: Int? = nil) -> Int {
+        heads * (Gemm.flops(m: nq, n: lora, k: nope) + Gemm.flops(m: nq, n: vDim, k: lora))
+            + (attendedHeads ?? heads) * (Gemm.flops(m: nq, n: nk, k: lora) + Gemm.flops(m: nq, n: nk, k: rope)
+                                          + Gemm.flops(m: nq, n: lora, k: nk))
     }
 
     /// Query i of `nq` sits at key index `nk − nq + i`. `cache` holds `[nk, lora + rope]` rows;
@@ -46,27 +54,59 @@ struct AbsorbedKernel {
     func run(q: UnsafePointer<Float>, ldq: Int, cache: UnsafePointer<Float>, kvB: UnsafePointer<Float>,
              out: UnsafeMutablePointer<Float>, ldo: Int, nq: Int, nk: Int, work: UnsafeMutablePointer<Float>) {
         guard nq > 0 else { return }
-        let width = lora + rope, dq = nope + rope, headRows = nope + vDim, g = groupHeads(nq: nq)
+        let g = groupHeads(nq: nq)
         for h0 in stride(from: 0, to: heads, by: g) {
             let gh = min(g, heads - h0), rows = gh * nq
             let qs = work, s = qs + rows * width, ol = s + rows * nk                  // [rows, width], [rows, nk], [rows, lora]
-            for j in 0..<gh {
-                let qh = q + (h0 + j) * dq, wuk = kvB + (h0 + j) * headRows * lora, qj = qs + j * nq * width
-                Gemm.run(m: nq, n: lora, k: nope, a: qh, lda: ldq, b: wuk, ldb: lora, c: qj, ldc: width)   // q̃_h [nq, lora]
-                for i in 0..<nq { (qj + i * width + lora).update(from: qh + i * ldq + nope, count: rope) }  // q_rope_h [nq, rope]
-            }
-            Gemm.run(transB: true, m: rows, n: nk, k: width, alpha: scale, a: qs, lda: width, b: cache, ldb: width, c: s, ldc: nk)
-            for r in 0..<rows {
-                let row = s + r * nk, visible = nk - nq + r % nq + 1
-                Kernels.softmax(row, count: visible)
-                for j in visible..<nk { row[j] = 0 }
-            }
-            Gemm.run(m: rows, n: lora, k: nk, a: s, lda: nk, b: cache, ldb: width, c: ol, ldc: lora)      // [rows, lora]
-            for j in 0..<gh {
-                let wuv = kvB + (h0 + j) * headRows * lora + nope * lora
-                Gemm.run(transB: true, m: nq, n: vDim, k: lora, a: ol + j * nq * lora, lda: lora, b: wuv, ldb: lora,
-                         c: out + (h0 + j) * vDim, ldc: ldo)
-            }
+            absorb(q: q, ldq: ldq, kvB: kvB, heads: h0 ..< h0 + gh, nq: nq, into: qs)
+            attend(qs, rows: rows, cache: cache, nk: nk, visible: { nk - nq + $0 % nq + 1 }, scores: s, into: ol, lse: nil)
+            expand(ol, kvB: kvB, heads: h0 ..< h0 + gh, nq: nq, out: out, ldo: ldo)
+        }
+    }
+
+    /// `[q̃_h | q_rope_h]` for each head of `heads` (the rank's local indices) and `nq` queries, as
+    /// row blocks of `dst` `[heads.count · nq, width]` (head-major).
+    func absorb(q: UnsafePointer<Float>, ldq: Int, kvB: UnsafePointer<Float>, heads: Range<Int>, nq: Int,
+                into dst: UnsafeMutablePointer<Float>) {
+        let dq = nope + rope, headRows = nope + vDim
+        for (j, h) in heads.enumerated() {
+            let qh = q + h * dq, wuk = kvB + h * headRows * lora, qj = dst + j * nq * width
+            Gemm.run(m: nq, n: lora, k: nope, a: qh, lda: ldq, b: wuk, ldb: lora, c: qj, ldc: width)   // q̃_h [nq, lora]
+            for i in 0..<nq { (qj + i * width + lora).update(from: qh + i * ldq + nope, count: rope) }  // q_rope_h [nq, rope]
+        }
+    }
+
+    /// Softmax attention of `rows` stacked query rows over `nk` cache rows: row r sees the first
+    /// `visible(r)` keys (0 allowed: its output is 0 and its log-sum-exp −∞). Writes
+    /// `softmax · latent` `[rows, lora]` into `ol` and, when asked, each row's log-sum-exp of its
+    /// scaled scores into `lse`. `scores` holds `rows · nk` floats.
+    func attend(_ qs: UnsafePointer<Float>, rows: Int, cache: UnsafePointer<Float>, nk: Int, visible: (Int) -> Int,
+                scores s: UnsafeMutablePointer<Float>, into ol: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>?) {
+        guard rows > 0 else { return }
+        guard nk > 0 else {
+            ol.update(repeating: 0, count: rows * lora)
+            lse?.update(repeating: -.infinity, count: rows)
+            return
+        }
+        Gemm.run(transB: true, m: rows, n: nk, k: width, alpha: scale, a: qs, lda: width, b: cache, ldb: width, c: s, ldc: nk)
+        for r in 0..<rows {
+            let row = s + r * nk, seen = min(visible(r), nk)
+            let l = Kernels.softmax(row, count: seen)
+            for j in seen..<nk { row[j] = 0 }
+            lse?[r] = l
+        }
+        Gemm.run(m: rows, n: lora, k: nk, a: s, lda: nk, b: cache, ldb: width, c: ol, ldc: lora)      // [rows, lora]
+    }
+
+    /// `O_h = ol_h · W_UV_hᵀ` `[nq, v]` into head h's columns of `out`, for each head of `heads`
+    /// (row blocks of `ol`, head-major as `absorb` wrote them).
+    func expand(_ ol: UnsafePointer<Float>, kvB: UnsafePointer<Float>, heads: Range<Int>, nq: Int,
+                out: UnsafeMutablePointer<Float>, ldo: Int) {
+        let headRows = nope + vDim
+        for (j, h) in heads.enumerated() {
+            let wuv = kvB + h * headRows * lora + nope * lora
+            Gemm.run(transB: true, m: nq, n: vDim, k: lora, a: ol + j * nq * lora, lda: lora, b: wuv, ldb: lora,
+                     c: out + h * vDim, ldc: ldo)
         }
     }
 }

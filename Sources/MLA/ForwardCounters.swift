@@ -18,6 +18,9 @@ public enum ForwardStage: String, Codable, Sendable, CaseIterable {
     case wait
     /// The allreduce of o_proj's partial sums.
     case allReduce = "allreduce"
+    /// Decode context parallelism's exchanges: the all-gathers of queries and log-sum-exps and
+    /// the reduce-scatter of partial outputs (carved out of the attention stage).
+    case contextExchange = "dcp"
 
     /// The stages that are this rank's own arithmetic (not waiting, not communicating).
     public static let compute: [ForwardStage] = [.q, .kv, .attention, .gate, .oProj]
@@ -69,12 +72,29 @@ public struct ForwardCounters: Equatable, Sendable {
 }
 
 extension MLAAttention {
-    /// Runs `body` as `stage`, recording its segment.
+    /// Runs `body` as `stage`, recording its segment; collectives recorded inside it (decode
+    /// context parallelism's exchanges) are carved out, so stages never overlap.
     @inline(__always)
     func timed<T>(_ stage: ForwardStage, _ body: () throws -> T) rethrows -> T {
-        let start = Clock.now()
-        defer { counters.segments.append(StageSegment(stage: stage, start: start, end: Clock.now())) }
+        let start = Clock.now(), mark = counters.segments.count
+        defer {
+            let end = Clock.now()
+            let inner = counters.segments[mark...].filter { !ForwardStage.compute.contains($0.stage) }
+            var from = start
+            for hole in inner.sorted(by: { $0.start < $1.start }) {
+                if hole.start > from { counters.segments.append(StageSegment(stage: stage, start: from, end: hole.start)) }
+                from = max(from, hole.end)
+            }
+            if end > from { counters.segments.append(StageSegment(stage: stage, start: from, end: end)) }
+        }
         return try body()
+    }
+
+    /// Records the segments `collectives` added since `mark` as `stage`.
+    func recordCollectives(_ collectives: Collectives, since mark: Int, as stage: ForwardStage) {
+        for s in collectives.segments[mark...] {
+            counters.segments.append(StageSegment(stage: s.kind == .wait ? .wait : stage, start: s.start, end: s.end))
+        }
     }
 
     /// o_proj, row-parallel, the forward's one collective: this rank's partial `[T, hidden]`,
@@ -88,9 +108,7 @@ extension MLAAttention {
         countProjection(T, oProj.weight)
         let mark = collectives.segments.count
         try oProj.reduce(&out, collectives: collectives)                  // Σ over ranks, + bias once
-        for s in collectives.segments[mark...] {
-            counters.segments.append(StageSegment(stage: s.kind == .wait ? .wait : .allReduce, start: s.start, end: s.end))
-        }
+        recordCollectives(collectives, since: mark, as: .allReduce)
         try guardStage(.oProj, out)
     }
 }

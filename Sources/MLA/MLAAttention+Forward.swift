@@ -12,6 +12,7 @@ struct Workspace {
     var gate = Matrix(rows: 0, cols: 0)     // [T, H/tp·v] (column) or [T, H·v] (replicated)
     var kvCached = Matrix(rows: 0, cols: 0) // [cached+new, H/tp·(nope+v)]: one sequence's expanded cache
     var scores: [Float] = []                // [blockRows, longest sequence], or the absorbed kernel's scratch
+    var exchange = ContextExchange()        // decode context parallelism's buffers
 }
 
 extension MLAAttention {

@@ -49,6 +49,14 @@ extension MLAAttention {
     /// Appends the step's latents to the cache, then attends per sequence: absorbed for decode
     /// tokens on the absorbed path, otherwise by expanding the cached latents through kv_b_proj.
     func attendCached(_ w: inout Workspace, step: ServingStep, cache: KVCache, decode: DecodePath) throws {
+        if let dcp = contextParallel, dcp.size > 1 {
+            var row = 0
+            for (b, slot) in step.slots.enumerated() {
+                cache.append(slot: slot, from: w.kva, rows: row ..< row + step.newTokens[b])
+                row += step.newTokens[b]
+            }
+            return try attendContextParallel(&w, step: step, cache: cache, dcp: dcp)
+        }
         let c = config, width = cache.width, ldq = w.q.cols, ldo = w.attn.cols
         var row = 0
         for (b, slot) in step.slots.enumerated() {

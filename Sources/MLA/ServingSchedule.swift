@@ -51,7 +51,9 @@ extension MLAAttention {
     /// An empty batch still runs one (empty) step, so every rank enters the same collective.
     public func serve(_ x: Matrix, batch: Batch, schedule: ServingSchedule, decode: DecodePath,
                       collectives: Collectives) throws -> Matrix {
-        let cache = KVCache(config: config, sequences: batch.sequenceCount)
+        let cache = KVCache(config: config, sequences: batch.sequenceCount,
+                            share: contextParallel.map { ($0.communicator?.rank ?? 0, $0.size) } ?? (0, 1))
+        lastCache = cache
         var out = Matrix(rows: x.rows, cols: config.hiddenSize)
         guard !schedule.steps.isEmpty else {
             return try forward(x, step: try ServingStep(slots: [], newTokens: []), cache: cache, decode: decode,

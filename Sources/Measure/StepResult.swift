@@ -7,6 +7,7 @@ public enum SegmentKind: String, Codable, Sendable, CaseIterable {
     case oProj = "o_proj"
     case wait
     case allReduce = "allreduce"
+    case contextExchange = "dcp"
 
     public init(_ stage: ForwardStage) {
         switch stage {
@@ -17,6 +18,7 @@ public enum SegmentKind: String, Codable, Sendable, CaseIterable {
         case .oProj: self = .oProj
         case .wait: self = .wait
         case .allReduce: self = .allReduce
+        case .contextExchange: self = .contextExchange
         }
     }
 }

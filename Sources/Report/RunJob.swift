@@ -6,18 +6,21 @@ import SwiftMPI
 import TensorCore
 import TensorParallel
 
-/// `run`'s work on every rank: one attention layer under TP (a plain forward, or served
-/// through the latent cache), the check against the unsharded forward, and rank 0's report.
+/// `run`'s work on every rank: one attention layer under the job's layout (tensor parallel,
+/// data-parallel groups, decode context parallelism), as a plain forward or served through the
+/// latent cache, the check against the unsharded forward, and rank 0's report.
 public struct RunJob {
     public var config: MLAConfig
     /// The model's short name for reports (a preset's name or the checkpoint path).
     public var model: String
     public var layer: Int
     public var gate: GateLayout
-    public var x: Matrix                 // [T, hidden]
+    public var x: Matrix                 // [T, hidden], the whole batch
     public var batch: Batch
-    /// Serve through the latent cache on this schedule (nil: one plain forward).
-    public var schedule: ServingSchedule?
+    /// How the ranks are arranged (dp · tp = the job's ranks).
+    public var layout: ParallelLayout
+    /// Serve through the latent cache (nil: one plain forward; DCP always serves).
+    public var serving: Serving?
     public var decode: DecodePath
     /// Compare with the unsharded forward on rank 0 (nil: when it fits, `TPCheck.fits`).
     public var check: Bool?
@@ -25,16 +28,26 @@ public struct RunJob {
     /// Called mid-forward on this rank (the failure tests' fault switch).
     public var faultHook: (() throws -> Void)?
 
-    public init(config: MLAConfig, model: String, layer: Int, gate: GateLayout, x: Matrix, batch: Batch,
-                schedule: ServingSchedule?, decode: DecodePath, check: Bool?, checkEveryStage: Bool,
-                faultHook: (() throws -> Void)? = nil) {
+    /// `--decode-steps` and `--prefill-chunk`: each DP group builds its own schedule from them.
+    public struct Serving: Sendable {
+        public var decodeSteps: Int
+        public var prefillChunk: Int?
+        public init(decodeSteps: Int, prefillChunk: Int?) {
+            self.decodeSteps = decodeSteps
+            self.prefillChunk = prefillChunk
+        }
+    }
+
+    public init(config: MLAConfig, model: String, layer: Int, gate: GateLayout, x: Matrix, batch: Batch, layout: ParallelLayout,
+                serving: Serving?, decode: DecodePath, check: Bool?, checkEveryStage: Bool, faultHook: (() throws -> Void)? = nil) {
         self.config = config
         self.model = model
         self.layer = layer
         self.gate = gate
         self.x = x
         self.batch = batch
-        self.schedule = schedule
+        self.layout = layout
+        self.serving = serving
         self.decode = decode
         self.check = check
         self.checkEveryStage = checkEveryStage
@@ -42,38 +55,51 @@ public struct RunJob {
     }
 
     public struct Outcome {
-        /// `[T, hidden]`, the same on every rank.
+        /// `[T, hidden]` on rank 0 (the whole batch, in batch order); this rank's group's rows elsewhere.
         public var output: Matrix
         /// On rank 0.
         public var report: RunReport?
         public var verdict: TPCheck.Verdict
     }
 
-    /// Builds this rank's shard from `source()` and runs; `source()` is called again on rank 0
-    /// for the unsharded reference.
-    public func execute(world: Communicator, collectives: Collectives, source: () throws -> WeightSource) throws -> Outcome {
+    /// Builds this rank's shard from `source()` and runs its group's sequences; `source()` is
+    /// called again on rank 0 for the unsharded reference. `collectives` makes the collectives
+    /// of a communicator (the `--allreduce` choice).
+    public func execute(world: Communicator, collectives: (Communicator) -> Collectives,
+                        source: () throws -> WeightSource) throws -> Outcome {
+        let groups = try LayoutGroups(layout, world: world)
+        let assignment = layout.assign(lengths: (0..<batch.sequenceCount).map { batch.tokens(of: $0).count })
+        let (xs, mine) = try groups.slice(x, batch, sequences: assignment[groups.position.dpGroup])
+        let tp = collectives(groups.tp)
         let weights = try source()
-        let attention = try MLAAttention(config: config, layer: layer, shard: Shard(rank: world.rank, size: world.size),
-                                         gateLayout: gate, source: weights)
+        let attention = try MLAAttention(config: config, layer: layer, shard: layout.shard(of: world.rank), gateLayout: gate, source: weights)
         attention.checkEveryStage = checkEveryStage
         attention.faultHook = faultHook
-        let out = try schedule.map { try attention.serve(x, batch: batch, schedule: $0, decode: decode, collectives: collectives) }
-            ?? attention.forward(x, batch: batch, collectives: collectives)
+        attention.contextParallel = groups.dcp.map { Collectives($0) }
+        let schedule = try (serving ?? (layout.dcp > 1 ? Serving(decodeSteps: 0, prefillChunk: nil) : nil)).map {
+            try ServingSchedule(batch: mine, decodeSteps: $0.decodeSteps, prefillChunk: $0.prefillChunk)
+        }
+        let groupOut = try schedule.map { try attention.serve(xs, batch: mine, schedule: $0, decode: decode, collectives: tp) }
+            ?? attention.forward(xs, batch: mine, collectives: tp)
+        let out = try groups.gather(groupOut, assignment: assignment, batch: batch)
 
-        let facts = try world.allGather(value: RankFacts(rank: world.rank, bytesReadFromFiles: (weights as? CheckpointWeights)?.bytesRead ?? 0,
-                                                  anonymousMemory: ProcessMemory.current().anonymousBytes,
-                                                  weightBytes: attention.weightBytes))
+        let facts = try world.allGather(value: RankFacts(
+            rank: world.rank, bytesReadFromFiles: (weights as? CheckpointWeights)?.bytesRead ?? 0,
+            anonymousMemory: ProcessMemory.current().anonymousBytes, weightBytes: attention.weightBytes,
+            position: groups.position, cachedTokens: attention.lastCache?.localLengths.reduce(0, +),
+            communicators: [CommunicatorTraffic(tp)] + (attention.contextParallel.map { [CommunicatorTraffic($0)] } ?? [])))
         let verdict = try TPCheck.verify(out, world: world, enabled: check ?? TPCheck.fits(config: config)) {
             try TPCheck.unshardedForward(config: config, layer: layer, source: try source(), x: x, batch: batch)
         }
         var report: RunReport?
         if world.rank == 0 {
-            var r = RunReport(config: config, model: model, layer: layer, tp: world.size, gate: gate, batch: batch,
-                              counters: attention.counters, collectives: collectives, facts: facts, check: verdict.result)
+            var r = RunReport(config: config, model: model, layer: layer, layout: layout, gate: gate, batch: batch,
+                              counters: attention.counters, collectives: tp, facts: facts, check: verdict.result)
+            r.assignment = layout.dp > 1 ? assignment : nil
             if let schedule {
                 let perToken = KVCache.bytesPerToken(config: config)
                 r.serving = .init(decodeSteps: schedule.decodeSteps, prefillChunk: schedule.prefillChunk, decode: decode, steps: schedule.steps.count,
-                                  cacheBytesPerToken: perToken, cacheBytesPerRank: perToken * batch.tokenCount)
+                                  cacheBytesPerToken: perToken, cacheBytesPerRank: facts.map { perToken * ($0.cachedTokens ?? 0) }.max() ?? 0)
             }
             report = r
         }
@@ -81,9 +107,9 @@ public struct RunJob {
     }
 
     /// Writes `attn_output [T, hidden]` F32 with metadata (tp, gate, layer, config hash), atomically.
-    public static func writeOutput(_ out: Matrix, to path: String, config: MLAConfig, tp: Int, gate: GateLayout, layer: Int) throws {
+    public static func writeOutput(_ out: Matrix, to path: String, config: MLAConfig, layout: ParallelLayout, gate: GateLayout, layer: Int) throws {
         var writer = SafeTensorsWriter(metadata: [
-            "format": "pt", "producer": "mla-tp", "tp": "\(tp)", "gate": gate.rawValue,
+            "format": "pt", "producer": "mla-tp", "tp": "\(layout.tp)", "layout": layout.description, "gate": gate.rawValue,
             "layer": "\(layer)", "config_hash": try config.hash(),
         ])
         try writer.add("attn_output", floats: out.storage, shape: [out.rows, out.cols])

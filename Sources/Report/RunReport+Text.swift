@@ -1,17 +1,28 @@
 import MLA
+import Measure
 import TensorCore
 import TensorParallel
 
 extension RunReport {
     public func text() -> String {
-        var s = "mla-tp: model \(preset), layer \(layer), tp=\(tp), gate \(gate.rawValue)"
+        var s = "mla-tp: model \(preset), layer \(layer), \(layoutName), gate \(gate.rawValue)"
         s += gated ? " (\(activation))" : " (ungated)"
         s += ", \(tokens) tokens in \(sequences) sequence\(sequences == 1 ? "" : "s")\n\n"
         s += "Per-rank plan\n"
-        s += Format.table(["rank", "heads", "weight bytes", "read from files", "anonymous memory"], ranks.map {
-            ["\($0.rank)", "\($0.heads[0])..<\($0.heads[1])", Format.bytes($0.bytes), Format.bytes($0.bytesReadFromFiles),
-             Format.bytes($0.anonymousMemory)]
+        let extra = (dp != nil ? ["DP group"] : []) + (dcp != nil ? ["DCP index"] : []) + (ranks.contains { $0.cachedTokens != nil } ? ["cached tokens"] : [])
+        s += Format.table(["rank"] + extra + ["heads", "weight bytes", "read from files", "anonymous memory"], ranks.map { r in
+            ["\(r.rank)"] + (dp != nil ? ["\(r.dpGroup ?? 0)"] : []) + (dcp != nil ? ["\(r.dcpIndex ?? 0)"] : [])
+                + (ranks.contains { $0.cachedTokens != nil } ? ["\(r.cachedTokens ?? 0)"] : [])
+                + ["\(r.heads[0])..<\(r.heads[1])", Format.bytes(r.bytes), Format.bytes(r.bytesReadFromFiles), Format.bytes(r.anonymousMemory)]
         }) + "\n\n"
+        if let assignment {
+            s += "Sequences per data-parallel group (balanced by tokens; each group serves and caches only its own):\n"
+            for (g, seqs) in assignment.enumerated() {
+                s += "  group \(g): " + (seqs.isEmpty ? "none (an empty forward: it still enters every collective)" : seqs.map { "#\($0)" }.joined(separator: " ")) + "\n"
+            }
+            s += "\n"
+        }
+        if ranks.contains(where: { $0.communicators != nil }) { s += communicatorTable() + "\n" }
         s += plan.weightTable() + "\n\n"
         if tp > 1 {
             s += "Collective traffic per forward: 1 allreduce (o_proj partial sums) of [\(tokens), \(hidden)] f32 = "
@@ -29,7 +40,8 @@ extension RunReport {
             s += "Served through the latent KV cache: \(v.steps) steps (prefill first len−\(v.decodeSteps) tokens"
             s += v.prefillChunk.map { " in chunks of \($0)" } ?? ""
             s += ", then \(v.decodeSteps) decode steps, \(v.decode.rawValue)); cache \(Format.bytes(v.cacheBytesPerToken)) per token, "
-            s += "\(Format.bytes(v.cacheBytesPerRank)) on every rank (replicated)\n"
+            s += dp == nil && dcp == nil ? "\(Format.bytes(v.cacheBytesPerRank)) on every rank (replicated)\n"
+                : "at most \(Format.bytes(v.cacheBytesPerRank)) on a rank (each holds its group's sequences\(dcp != nil ? ", and of those only its DCP share of the tokens" : ""))\n"
         }
         if let c = check {
             s += "Check against the unsharded forward: max |Δ| = \(sci(c.maxAbsDiff)), relative \(sci(c.relative)) "
@@ -42,6 +54,26 @@ extension RunReport {
     }
 
     func ms(_ s: Double) -> String { String(format: "%.3f", s * 1e3) }
+
+    /// `tp4`, `dp2xtp2`, `tp4-dcp2` (as `ParallelLayout` names them), or `tp=K` for plain TP.
+    var layoutName: String {
+        guard dp != nil || dcp != nil else { return "tp=\(tp)" }
+        return ParallelLayout(dp: dp ?? 1, tp: tp, dcp: dcp ?? 1).description
+    }
+
+    /// Every communicator once (from the first rank that reports it): the collectives it carried.
+    func communicatorTable() -> String {
+        var seen = Set<String>(), rows: [[String]] = []
+        for r in ranks {
+            for c in r.communicators ?? [] where !seen.contains(c.name) {
+                seen.insert(c.name)
+                let kinds = c.kinds.filter { $0.kind != .wait }
+                rows.append([c.name, kinds.isEmpty ? "none" : kinds.map { "\($0.calls) \($0.kind.label)" }.joined(separator: ", "),
+                             Format.bytes(kinds.reduce(0) { $0 + $1.bytes })])
+            }
+        }
+        return "Collectives by communicator (calls, and bytes each rank contributed)\n" + Format.table(["communicator", "collectives", "bytes/rank"], rows)
+    }
     func sci(_ x: Float) -> String { String(format: "%.3e", x) }
 }
 
@@ -51,5 +83,17 @@ extension ShardingPlan {
         Format.table(["weight", "layout", "global", "local (each rank)", "bytes/rank"], weights.map {
             [$0.name, $0.layout.rawValue, Shape($0.globalShape).description, Shape($0.localShape).description, Format.bytes($0.bytesPerRank)]
         }) + "\nper rank: \(Format.bytes(bytesPerRank)) = replicated \(Format.bytes(replicatedBytes)) + shard \(Format.bytes(shardedBytes))"
+    }
+}
+
+extension Collectives.SegmentKind {
+    /// How the run report names a collective.
+    var label: String {
+        switch self {
+        case .wait: return "barrier"
+        case .reduce: return "allreduce"
+        case .gather: return "all-gather"
+        case .scatter: return "reduce-scatter"
+        }
     }
 }

@@ -4,6 +4,23 @@ import Measure
 import TensorCore
 import TensorParallel
 
+/// What one communicator carried for this rank: its name and, per kind of collective, the
+/// calls and the bytes this rank contributed.
+public struct CommunicatorTraffic: Codable, Sendable {
+    public struct Kind: Codable, Sendable {
+        public var kind: Collectives.SegmentKind
+        public var calls: Int
+        public var bytes: Int
+    }
+    public var name: String
+    public var kinds: [Kind]
+
+    public init(_ c: Collectives) {
+        name = c.name
+        kinds = Collectives.SegmentKind.allCases.compactMap { k in c.traffic[k].map { Kind(kind: k, calls: $0.calls, bytes: $0.bytes) } }
+    }
+}
+
 /// What each rank tells rank 0 after a run.
 public struct RankFacts: Codable, Sendable {
     public var rank: Int
@@ -11,12 +28,11 @@ public struct RankFacts: Codable, Sendable {
     public var bytesReadFromFiles: Int
     public var anonymousMemory: Int
     public var weightBytes: Int
-    public init(rank: Int, bytesReadFromFiles: Int, anonymousMemory: Int, weightBytes: Int) {
-        self.rank = rank
-        self.bytesReadFromFiles = bytesReadFromFiles
-        self.anonymousMemory = anonymousMemory
-        self.weightBytes = weightBytes
-    }
+    /// Its DP group, TP rank and DCP index.
+    public var position: ParallelLayout.Position
+    /// Tokens its latent cache holds at the end (nil without the cache).
+    public var cachedTokens: Int?
+    public var communicators: [CommunicatorTraffic]
 }
 
 /// What `run` prints on rank 0: the per-rank plan, the collective traffic, the timing and the check.
@@ -27,6 +43,11 @@ public struct RunReport: Codable, Sendable {
         public var bytes: Int
         public var bytesReadFromFiles: Int = 0
         public var anonymousMemory: Int = 0
+        /// Data-parallel group and DCP index (nil without those layouts), cached tokens.
+        public var dpGroup: Int?
+        public var dcpIndex: Int?
+        public var cachedTokens: Int?
+        public var communicators: [CommunicatorTraffic]?
     }
     public struct Serving: Codable, Sendable {
         public var decodeSteps: Int
@@ -40,6 +61,11 @@ public struct RunReport: Codable, Sendable {
     public var preset: String
     public var layer: Int
     public var tp: Int
+    /// dp · tp ranks, dcp (nil fields: plain tensor parallelism).
+    public var dp: Int?
+    public var dcp: Int?
+    /// Sequences (batch indices) per data-parallel group.
+    public var assignment: [[Int]]?
     public var gate: GateLayout
     public var gated: Bool
     public var activation: String
@@ -60,11 +86,14 @@ public struct RunReport: Codable, Sendable {
     public var flops: Int
     public var check: CheckResult?
 
-    public init(config: MLAConfig, model: String, layer: Int, tp: Int, gate: GateLayout, batch: Batch,
+    public init(config: MLAConfig, model: String, layer: Int, layout: ParallelLayout, gate: GateLayout, batch: Batch,
                 counters: ForwardCounters, collectives: Collectives, facts: [RankFacts], check: CheckResult?) {
         preset = model
         self.layer = layer
+        let tp = layout.tp
         self.tp = tp
+        dp = layout.dp > 1 ? layout.dp : nil
+        dcp = layout.dcp > 1 ? layout.dcp : nil
         self.gate = gate
         gated = config.useGatedAttn
         activation = config.gatedAttnAct
@@ -73,10 +102,13 @@ public struct RunReport: Codable, Sendable {
         sequences = batch.sequenceCount
         let plan = ShardingPlan(config: config, tp: tp, gate: gate, layer: layer)
         self.plan = plan
+        let plain = layout.dp == 1 && layout.dcp == 1
         ranks = facts.map { f in
-            let h = ShardingPlan.heads(rank: f.rank, tp: tp, config: config)
+            let h = ShardingPlan.heads(rank: f.position.tpRank, tp: tp, config: config)
             return RankRow(rank: f.rank, heads: [h.lowerBound, h.upperBound], bytes: f.weightBytes,
-                           bytesReadFromFiles: f.bytesReadFromFiles, anonymousMemory: f.anonymousMemory)
+                           bytesReadFromFiles: f.bytesReadFromFiles, anonymousMemory: f.anonymousMemory,
+                           dpGroup: layout.dp > 1 ? f.position.dpGroup : nil, dcpIndex: layout.dcp > 1 ? f.position.dcpIndex : nil,
+                           cachedTokens: f.cachedTokens, communicators: plain ? nil : f.communicators)
         }
         allReduceCalls = tp > 1 ? 1 : 0
         allReduceBytes = ShardingPlan.allReduceBytes(tokens: batch.tokenCount, config: config)

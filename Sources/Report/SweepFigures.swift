@@ -22,7 +22,8 @@ public enum SweepFigures {
     /// The colour of each segment kind, in legend order.
     static let palette: [(SegmentKind, String)] = [
         (.q, Palette.blue), (.kv, Palette.sky), (.attention, Palette.green), (.gate, Palette.orange),
-        (.oProj, Palette.purple), (.wait, Palette.grey), (.allReduce, Palette.vermillion), (.compute, Palette.blue),
+        (.oProj, Palette.purple), (.wait, Palette.grey), (.allReduce, Palette.vermillion), (.contextExchange, "#7F3C8D"),
+        (.compute, Palette.blue),
     ]
 
     /// One lane per rank: every stage of the fastest forward, on one clock.

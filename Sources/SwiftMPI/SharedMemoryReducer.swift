@@ -31,18 +31,29 @@ public final class SharedMemoryReducer {
     var window: MPI_Win?
     var generation: UInt64 = 0
 
-    /// Collective over `comm`. nil (on every rank) when the ranks are not all on one host, or
-    /// when there are more of them than online CPUs.
+    /// Collective over `comm`. nil (on every rank) when its ranks are not all on one host, or
+    /// when the job has more ranks on this host than online CPUs (spinning peers would then
+    /// wait for descheduled ones; a communicator of a data-parallel group counts every rank of
+    /// the job on the host, not only its own).
     public static func make(_ comm: Communicator, capacity: Int) throws(MPIError) -> SharedMemoryReducer? {
-        var node: MPI_Comm? = nil
-        try check("MPI_Comm_split_type", MPI_Comm_split_type(comm.raw, mlatp_comm_type_shared(), 0, mlatp_info_null(), &node))
-        let nodeComm = Communicator(rawValue: node!)
-        defer { var n = node; MPI_Comm_free(&n) }
         let cpus = sysconf(Int32(_SC_NPROCESSORS_ONLN))
-        var usable: [Int64] = [nodeComm.size == comm.size && comm.size <= cpus && comm.size > 1 ? 1 : 0]
+        let onHost = try ranksOnThisHost(of: comm)
+        // The job's ranks on this host, from mpirun (a world collective here could deadlock: only
+        // this communicator's ranks are in this call).
+        let hostRanks = Environment.localRanks ?? onHost
+        let sameHost = onHost == comm.size
+        var usable: [Int64] = [comm.size > 1 && sameHost && hostRanks <= cpus ? 1 : 0]
         try comm.allReduce(&usable, .min)
         guard usable[0] == 1 else { return nil }
         return try SharedMemoryReducer(comm, capacity: capacity)
+    }
+
+    /// How many of `comm`'s ranks share this rank's host (`MPI_Comm_split_type` SHARED).
+    static func ranksOnThisHost(of comm: Communicator) throws(MPIError) -> Int {
+        var node: MPI_Comm? = nil
+        try check("MPI_Comm_split_type", MPI_Comm_split_type(comm.raw, mlatp_comm_type_shared(), 0, mlatp_info_null(), &node))
+        defer { var n = node; MPI_Comm_free(&n) }
+        return Communicator(rawValue: node!).size
     }
 
     private init(_ comm: Communicator, capacity: Int) throws(MPIError) {
@@ -103,5 +114,14 @@ public final class SharedMemoryReducer {
         var w = window
         window = nil
         try check("MPI_Win_free", MPI_Win_free(&w))
+    }
+}
+
+extension Environment {
+    /// The job's ranks on this host as Open MPI's launcher announces them
+    /// (`OMPI_COMM_WORLD_LOCAL_SIZE`); nil outside mpirun.
+    public static var localRanks: Int? {
+        guard let text = getenv("OMPI_COMM_WORLD_LOCAL_SIZE") else { return nil }
+        return Int(String(cString: text))
     }
 }

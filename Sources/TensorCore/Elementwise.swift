@@ -112,9 +112,12 @@ public enum Kernels {
 
     /// Softmax of `count` floats at `x`, in place: eight lanes at a time with `FastExp`, which is
     /// what the attention kernels spend their non-GEMM time on (one exp per visible score).
-    /// A NaN anywhere in the row makes the whole row NaN, as with `expf`.
-    @inline(__always)
-    public static func softmax(_ x: UnsafeMutablePointer<Float>, count: Int) {
+    /// A NaN anywhere in the row makes the whole row NaN, as with `expf`. Returns the row's
+    /// log-sum-exp, `max + log Σ e^(x − max)` (−∞ for an empty row): what partial attentions
+    /// over disjoint keys are merged with.
+    @inline(__always) @discardableResult
+    public static func softmax(_ x: UnsafeMutablePointer<Float>, count: Int) -> Float {
+        guard count > 0 else { return -.infinity }
         typealias V = SIMD8<Float>
         let raw = UnsafeMutableRawPointer(x)
         var j = 0
@@ -145,6 +148,7 @@ public enum Kernels {
             j += 8
         }
         while j < count { x[j] *= inv; j += 1 }
+        return m + Foundation.log(sum)
     }
 }
 

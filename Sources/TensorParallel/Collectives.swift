@@ -11,12 +11,13 @@ public final class Collectives {
     public let communicator: Communicator?
     /// Seconds spent inside collectives since the last `resetCounters()`.
     public private(set) var seconds: Double = 0
-    /// Payload bytes reduced since the last `resetCounters()`.
+    /// Payload bytes each rank contributed since the last `resetCounters()`.
     public private(set) var bytes: Int = 0
     /// Collective calls since the last `resetCounters()`.
     public private(set) var calls: Int = 0
-    /// What a recorded segment was: the wait at the barrier, or the reduction itself.
-    public enum SegmentKind: String, Codable, Sendable { case wait, reduce }
+    /// What a recorded segment was: the wait at the barrier, the allreduce itself, or (decode
+    /// context parallelism) an all-gather or a reduce-scatter.
+    public enum SegmentKind: String, Codable, Sendable, CaseIterable { case wait, reduce, gather, scatter }
     public struct Segment: Sendable, Equatable {
         public var kind: SegmentKind
         public var start: Double
@@ -50,6 +51,12 @@ public final class Collectives {
 
     public init(_ communicator: Communicator?) { self.communicator = communicator }
 
+    /// The communicator the collectives run on, as reports name it.
+    public var name: String { communicator?.name ?? "none (unsharded)" }
+
+    /// Calls and bytes (each rank's contribution) per kind since the last `resetCounters()`.
+    public private(set) var traffic: [SegmentKind: (calls: Int, bytes: Int)] = [:]
+
     /// The shared-memory reducer, made (collectively) by the first small allreduce that asks.
     private func smallReducer(_ comm: Communicator) throws -> SharedMemoryReducer? {
         switch small {
@@ -77,6 +84,7 @@ public final class Collectives {
             let left = Clock.now()
             waitSeconds += left - arrived
             segments.append(Segment(kind: .wait, start: arrived, end: left))
+            traffic[.wait, default: (0, 0)].calls += 1
         }
         let payload = m.count * MemoryLayout<Float>.size
         let reducer = payload <= sharedMemoryLimit ? try smallReducer(comm) : nil
@@ -88,11 +96,35 @@ public final class Collectives {
             try m.storage.withUnsafeMutableBufferPointer { buffer in try comm.allReduce(buffer, .sum) }
             lastPath = .mpi
         }
+        record(.reduce, start: start, bytes: payload)
+    }
+
+    /// Gathers every rank's `send` (the same count on each) into `receive`, rank-major
+    /// (`MPI_Allgather`). A copy for a single rank.
+    public func allGather(_ send: UnsafeBufferPointer<Float>, into receive: UnsafeMutableBufferPointer<Float>) throws {
+        guard let comm = communicator, comm.size > 1 else { _ = receive.update(fromContentsOf: send); return }
+        let start = Clock.now()
+        try comm.allGather(send, into: receive)
+        record(.gather, start: start, bytes: send.count * MemoryLayout<Float>.size)
+    }
+
+    /// Sums `buffer` over the ranks and leaves block r (rank-major, `block.count` floats) on
+    /// rank r (`MPI_Reduce_scatter_block`). A copy for a single rank.
+    public func reduceScatter(_ buffer: UnsafeBufferPointer<Float>, into block: UnsafeMutableBufferPointer<Float>) throws {
+        guard let comm = communicator, comm.size > 1 else { _ = block.update(fromContentsOf: buffer); return }
+        let start = Clock.now()
+        try comm.reduceScatter(buffer, into: block)
+        record(.scatter, start: start, bytes: buffer.count * MemoryLayout<Float>.size)
+    }
+
+    private func record(_ kind: SegmentKind, start: Double, bytes payload: Int) {
         let end = Clock.now()
         seconds += end - start
         bytes += payload
         calls += 1
-        segments.append(Segment(kind: .reduce, start: start, end: end))
+        segments.append(Segment(kind: kind, start: start, end: end))
+        traffic[kind, default: (0, 0)].calls += 1
+        traffic[kind, default: (0, 0)].bytes += payload
     }
 
     public func resetCounters() {
@@ -101,5 +133,6 @@ public final class Collectives {
         bytes = 0
         calls = 0
         segments.removeAll(keepingCapacity: true)
+        traffic.removeAll()
     }
 }

@@ -51,6 +51,7 @@ enum Failure {
             default: return (.config, e.description, true)
             }
         case let e as TPError: return (.config, e.description, true)
+        case let e as LayoutError: return (.config, e.description, true)
         case let e as GateMismatchError: return (.config, e.description, true)
         case let e as BatchError: return (.input, e.description, true)
         case let e as ShapeError: return (.input, e.description, true)

@@ -40,6 +40,12 @@ struct Run: ParsableCommand {
     @Option(help: "Decode path: absorbed (W_UK folded into q, W_UV after attention) or naive (expand k and v).")
     var decode: DecodePath = .absorbed
 
+    @Option(help: "Data-parallel attention: D groups of P/D ranks, tensor-parallel inside each; a batch's sequences are split between the groups.")
+    var dp = 1
+
+    @Option(help: "Decode context parallelism: split every sequence's cached tokens over C ranks of each tensor-parallel group (token i on rank i mod C).")
+    var dcp = 1
+
     @Flag(inversion: .prefixedNo, help: "Compare with the unsharded forward on rank 0 (default: on when it fits in memory).")
     var check: Bool?
 
@@ -55,6 +61,10 @@ struct Run: ParsableCommand {
         if let prefillChunk, prefillChunk < 1 {
             throw ValidationError("--prefill-chunk \(prefillChunk) must be ≥ 1 — the most tokens a sequence prefills per step")
         }
+        guard dp >= 1, dcp >= 1 else { throw ValidationError("--dp \(dp) and --dcp \(dcp) must be at least 1 — 1 means no data-parallel groups / no context split") }
+        if dcp > 1 && decode == .naive {
+            throw ValidationError("--decode naive expands the whole cache on every rank, which --dcp \(dcp) splits — use --decode absorbed (the default) with --dcp")
+        }
         if inputFile != nil, input.tokens != nil || input.seqs != nil {
             throw ValidationError("--input gives the tokens and their sequences — drop --tokens/--seqs, or drop --input")
         }
@@ -63,19 +73,20 @@ struct Run: ParsableCommand {
     func run() throws {
         let world = try Runtime.start()
         let (config, name) = try model.loadConfig()
-        try config.validate(tp: world.size)
+        let layout = try ParallelLayout(ranks: world.size, dp: dp, dcp: dcp)
+        try config.validate(tp: layout.tp)
         if layer >= (config.numHiddenLayers ?? Int.max) {
             throw CLIError.usage(CheckpointError.layerOutOfRange(layer: layer, layers: config.numHiddenLayers ?? 0).description)
         }
-        let (x, batch) = try loadInput(config, tp: world.size)
+        let (x, batch) = try loadInput(config, tp: layout.tp)
         let serving = decodeSteps != 0 || prefillChunk != nil
-        let job = RunJob(config: config, model: name, layer: layer, gate: model.gate, x: x, batch: batch,
-                         schedule: serving ? try ServingSchedule(batch: batch, decodeSteps: decodeSteps, prefillChunk: prefillChunk) : nil,
+        let job = RunJob(config: config, model: name, layer: layer, gate: model.gate, x: x, batch: batch, layout: layout,
+                         serving: serving ? RunJob.Serving(decodeSteps: decodeSteps, prefillChunk: prefillChunk) : nil,
                          decode: decode, check: check, checkEveryStage: checkStages, faultHook: FaultInjection.hook(rank: world.rank))
-        let outcome = try job.execute(world: world, collectives: reduce.collectives(world)) { try model.weightSource(for: config) }
+        let outcome = try job.execute(world: world, collectives: reduce.collectives) { try model.weightSource(for: config) }
         if var report = outcome.report {
             if let output {
-                try RunJob.writeOutput(outcome.output, to: output, config: config, tp: world.size, gate: model.gate, layer: layer)
+                try RunJob.writeOutput(outcome.output, to: output, config: config, layout: layout, gate: model.gate, layer: layer)
                 report.output = output
             }
             RankOutput(rank: world.rank).printRoot(json ? try report.json() : report.text())

@@ -7,6 +7,7 @@ import Testing
 /// queries per sequence grow); every grouping must give what expanding kv_b_proj gives.
 @Suite struct AbsorbedKernelTests {
     let heads = 6, nope = 8, rope = 4, vDim = 6, lora = 10, scale: Float = 0.3
+    init() {}
 
     func values(_ n: Int, salt: Double) -> [Float] { (0..<n).map { Float(sin(Double($0) * 0.37 + salt)) } }
 
@@ -69,5 +70,72 @@ import Testing
         let want = expanded(q: q, cache: cache, kvB: kvB, nq: nq, nk: nk)
         let worst = zip(out, want).map { abs($0 - $1) }.max()!
         #expect(worst < 1e-5, "nq \(nq), \(g) heads per group: max |Δ| \(worst)")
+    }
+}
+
+/// Decode context parallelism's algebra without MPI: attending over C interleaved parts of the
+/// cache (token i in part i mod C) and merging the parts with their log-sum-exps gives the
+/// attention over the whole cache, for every query position (some parts see no key at all).
+@Suite struct ContextSplitTests {
+    let base = AbsorbedKernelTests()
+
+    @Test(arguments: [(1, 9, 2), (4, 9, 3), (5, 5, 4), (2, 3, 4), (1, 1, 3)])
+    func mergingInterleavedPartsWithTheirLogSumExpsEqualsTheWholeCache(nq: Int, nk: Int, parts: Int) {
+        let (heads, nope, rope, vDim, lora) = (base.heads, base.nope, base.rope, base.vDim, base.lora)
+        let kernel = AbsorbedKernel(heads: heads, nope: nope, rope: rope, vDim: vDim, lora: lora, scale: base.scale)
+        let width = lora + rope, ldq = heads * (nope + rope), rows = heads * nq
+        let q = base.values(nq * ldq, salt: 1), cache = base.values(nk * width, salt: 2)
+        let kvB = base.values(heads * (nope + vDim) * lora, salt: 3).map { $0 * 0.5 }
+        var qs = [Float](repeating: 0, count: rows * width)
+        q.withUnsafeBufferPointer { qp in kvB.withUnsafeBufferPointer { wp in qs.withUnsafeMutableBufferPointer { d in
+            kernel.absorb(q: qp.baseAddress!, ldq: ldq, kvB: wp.baseAddress!, heads: 0..<heads, nq: nq, into: d.baseAddress!)
+        } } }
+        // Each part: its rows of the cache, attended with each query's visible prefix.
+        var merged = [Float](repeating: 0, count: rows * lora)
+        var partOut: [[Float]] = [], partLSE: [[Float]] = []
+        for k in 0..<parts {
+            let local = (0..<nk).filter { $0 % parts == k }
+            let sub = local.flatMap { cache[$0 * width ..< ($0 + 1) * width] }
+            let view = KVCache(config: MLAConfig(hiddenSize: 8, numAttentionHeads: 1, qLoraRank: nil, kvLoraRank: lora,
+                                                 qkNopeHeadDim: nope, qkRopeHeadDim: rope, vHeadDim: vDim), sequences: 1, share: (k, parts))
+            var ol = [Float](repeating: .nan, count: rows * lora), lse = [Float](repeating: .nan, count: rows)
+            var s = [Float](repeating: 0, count: max(rows * local.count, 1))
+            qs.withUnsafeBufferPointer { qp in sub.withUnsafeBufferPointer { cp in ol.withUnsafeMutableBufferPointer { o in
+                lse.withUnsafeMutableBufferPointer { l in s.withUnsafeMutableBufferPointer { sp in
+                    kernel.attend(qp.baseAddress!, rows: rows, cache: cp.baseAddress ?? qp.baseAddress!, nk: local.count,
+                                  visible: { view.localCount(nk - nq + $0 % nq + 1) }, scores: sp.baseAddress!,
+                                  into: o.baseAddress!, lse: l.baseAddress!)
+                } }
+            } } }
+            partOut.append(ol)
+            partLSE.append(lse)
+        }
+        for r in 0..<rows {
+            let m = partLSE.map { $0[r] }.max()!, z = partLSE.map { exp($0[r] - m) }.reduce(0, +)
+            for k in 0..<parts where partLSE[k][r] > -.infinity {
+                for j in 0..<lora { merged[r * lora + j] += exp(partLSE[k][r] - m) / z * partOut[k][r * lora + j] }
+            }
+        }
+        var out = [Float](repeating: .nan, count: nq * heads * vDim)
+        merged.withUnsafeBufferPointer { mp in kvB.withUnsafeBufferPointer { wp in out.withUnsafeMutableBufferPointer { o in
+            kernel.expand(mp.baseAddress!, kvB: wp.baseAddress!, heads: 0..<heads, nq: nq, out: o.baseAddress!, ldo: heads * vDim)
+        } } }
+        let want = base.expanded(q: q, cache: cache, kvB: kvB, nq: nq, nk: nk)
+        let worst = zip(out, want).map { abs($0 - $1) }.max()!
+        #expect(worst < 1e-5, "nq \(nq), nk \(nk), \(parts) parts: max |Δ| \(worst)")
+    }
+
+    @Test func aShareKeepsTokensIModCAndCountsVisibleKeys() throws {
+        let config = MLAConfig(hiddenSize: 8, numAttentionHeads: 1, qLoraRank: nil, kvLoraRank: 2, qkNopeHeadDim: 2,
+                               qkRopeHeadDim: 2, vHeadDim: 2)
+        let cache = KVCache(config: config, sequences: 1, share: (1, 3))
+        let rows = try Matrix(rows: 7, cols: 4, values: (0..<28).map(Float.init))     // token t holds 4t … 4t+3
+        cache.append(slot: 0, from: rows, rows: 0..<4)
+        cache.append(slot: 0, from: rows, rows: 4..<7)
+        #expect(cache.lengths == [7] && cache.localLengths == [2])                      // tokens 1 and 4
+        let kept = cache.withRows(slot: 0) { p in (0..<8).map { p[$0] } }
+        #expect(kept == [4, 5, 6, 7, 16, 17, 18, 19])
+        #expect((0...8).map { cache.localCount($0) } == [0, 0, 1, 1, 1, 2, 2, 2, 3])
+        #expect(cache.bytes == 2 * 4 * 4)
     }
 }

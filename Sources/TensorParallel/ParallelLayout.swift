@@ -1,0 +1,121 @@
+/// How a job's P ranks are arranged for attention: D data-parallel groups of P/D consecutive
+/// ranks, each a tensor-parallel group (heads split P/D ways); inside each TP group, DCP groups
+/// of C consecutive ranks that split every sequence's cached tokens (token i on DCP index i mod C).
+///
+///     P = 8, dp 2 × tp 4, dcp 2:   ranks 0 1 2 3 │ 4 5 6 7        DP groups (TP inside)
+///                                   [0 1][2 3]     [4 5][6 7]      DCP groups
+///
+/// Names follow the plan's `--layouts`: `tp8`, `dp2xtp4`, `dp8` (tp 1), `tp8-dcp8`, `dp2xtp2-dcp2`.
+public struct ParallelLayout: Codable, Sendable, Equatable, CustomStringConvertible {
+    public var dp: Int
+    public var tp: Int
+    public var dcp: Int
+    /// Ranks the layout uses: dp · tp.
+    public var ranks: Int { dp * tp }
+
+    public init(dp: Int = 1, tp: Int, dcp: Int = 1) {
+        self.dp = dp
+        self.tp = tp
+        self.dcp = dcp
+    }
+
+    /// The layout of `ranks` ranks with `dp` groups and `dcp`; throws naming the numbers when
+    /// they do not fit (D must divide P, C must divide the group's size).
+    public init(ranks: Int, dp: Int, dcp: Int) throws(LayoutError) {
+        guard dp >= 1, dcp >= 1 else { throw .nonPositive(dp: dp, dcp: dcp) }
+        guard ranks % dp == 0 else { throw .dpDoesNotDivideRanks(dp: dp, ranks: ranks) }
+        guard (ranks / dp) % dcp == 0 else { throw .dcpDoesNotDivideGroup(dcp: dcp, group: ranks / dp, dp: dp) }
+        self.init(dp: dp, tp: ranks / dp, dcp: dcp)
+    }
+
+    /// Parses a layout name (`tp8`, `dp2xtp4`, `dp8`, `tp8-dcp8`, `dp2xtp2-dcp2`) for `ranks` ranks.
+    public init(name: String, ranks: Int) throws(LayoutError) {
+        var rest = Substring(name), dp = 1, tp: Int?, dcp = 1
+        func number(after prefix: String) -> Int? {
+            guard rest.hasPrefix(prefix) else { return nil }
+            rest = rest.dropFirst(prefix.count)
+            let digits = rest.prefix { $0.isNumber }
+            rest = rest.dropFirst(digits.count)
+            return Int(digits)
+        }
+        if let d = number(after: "dp") {
+            dp = d
+            if rest.hasPrefix("x") { rest = rest.dropFirst(); tp = number(after: "tp"); if tp == nil { throw .badName(name) } }
+        } else {
+            tp = number(after: "tp")
+            if tp == nil { throw .badName(name) }
+        }
+        if rest.hasPrefix("-") {
+            rest = rest.dropFirst()
+            guard let c = number(after: "dcp") else { throw .badName(name) }
+            dcp = c
+        }
+        guard rest.isEmpty else { throw .badName(name) }
+        let t = tp ?? (dp > 0 && ranks % dp == 0 ? ranks / dp : 0)
+        try self.init(ranks: ranks, dp: dp, dcp: dcp)
+        guard t == self.tp else { throw .ranksMismatch(name: name, dp: dp, tp: t, ranks: ranks) }
+    }
+
+    public var description: String {
+        (dp > 1 ? "dp\(dp)x" : "") + "tp\(tp)" + (dcp > 1 ? "-dcp\(dcp)" : "")
+    }
+
+    /// Where a rank sits.
+    public struct Position: Codable, Sendable, Equatable {
+        public var dpGroup: Int
+        /// Rank within its TP group: its heads are `Shard(rank: tpRank, size: tp)`'s.
+        public var tpRank: Int
+        /// Which DCP group of its TP group, and its index in it (the tokens i with i mod C = index).
+        public var dcpGroup: Int
+        public var dcpIndex: Int
+    }
+
+    public func position(of rank: Int) -> Position {
+        let tpRank = rank % tp
+        return Position(dpGroup: rank / tp, tpRank: tpRank, dcpGroup: tpRank / dcp, dcpIndex: tpRank % dcp)
+    }
+
+    /// The TP shard (heads) of `rank`.
+    public func shard(of rank: Int) -> Shard { Shard(rank: position(of: rank).tpRank, size: tp) }
+}
+
+/// A layout whose numbers do not fit the job. A config error: the message names the numbers.
+public enum LayoutError: Error, Equatable, CustomStringConvertible {
+    case nonPositive(dp: Int, dcp: Int)
+    case dpDoesNotDivideRanks(dp: Int, ranks: Int)
+    case dcpDoesNotDivideGroup(dcp: Int, group: Int, dp: Int)
+    case badName(String)
+    case ranksMismatch(name: String, dp: Int, tp: Int, ranks: Int)
+
+    public var description: String {
+        func divisors(_ n: Int) -> String { (1...max(n, 1)).filter { n % $0 == 0 }.map(String.init).joined(separator: ", ") }
+        switch self {
+        case let .nonPositive(dp, dcp):
+            return "--dp \(dp) and --dcp \(dcp) must be at least 1 — 1 means no data-parallel groups / no context split"
+        case let .dpDoesNotDivideRanks(dp, ranks):
+            return "--dp \(dp) does not divide the \(ranks) ranks of the job — use one of \(divisors(ranks)) or run with -n a multiple of \(dp)"
+        case let .dcpDoesNotDivideGroup(dcp, group, dp):
+            return "--dcp \(dcp) does not divide the tensor-parallel group of \(group) ranks (\(dp) data-parallel group\(dp == 1 ? "" : "s")) — use one of \(divisors(group))"
+        case let .badName(name):
+            return "layout \"\(name)\" is not of the form tpT, dpD, dpDxtpT, with an optional -dcpC (e.g. tp8, dp2xtp4, dp8, tp8-dcp8)"
+        case let .ranksMismatch(name, dp, tp, ranks):
+            return "layout \(name) uses \(dp) × \(tp) = \(dp * tp) ranks, not the \(ranks) asked for — make dp × tp equal --ranks"
+        }
+    }
+}
+
+extension ParallelLayout {
+    /// Sequences per data-parallel group, balanced by tokens: longest first, each to the group
+    /// holding the fewest tokens so far (ties to the lower group), each group's list in batch
+    /// order. Every rank computes the same assignment. A group may get none (it still runs an
+    /// empty forward, so that it enters every collective the job makes).
+    public func assign(lengths: [Int]) -> [[Int]] {
+        var groups = [[Int]](repeating: [], count: dp), load = [Int](repeating: 0, count: dp)
+        for i in lengths.indices.sorted(by: { lengths[$0] != lengths[$1] ? lengths[$0] > lengths[$1] : $0 < $1 }) {
+            let g = load.indices.min { load[$0] != load[$1] ? load[$0] < load[$1] : $0 < $1 }!
+            groups[g].append(i)
+            load[g] += lengths[i]
+        }
+        return groups.map { $0.sorted() }
+    }
+}
