@@ -32,12 +32,15 @@ extension MLAAttention {
     /// whatever the number of sequences in the step. Every query sees its own token, so at least
     /// one rank has a visible key and `lse` is finite. Rows laid out `[rank][sequence][head][query]`,
     /// so a rank's block is contiguous for the collectives.
-    func attendContextParallel(_ w: inout Workspace, step: ServingStep, cache: KVCache, dcp: Collectives) throws {
+    ///
+    /// `attending[b]` is sequence b's new-token count if it attends this way, 0 if not (it
+    /// started in this step and attended locally); the cache already holds the step's tokens.
+    func attendContextParallel(_ w: inout Workspace, step: ServingStep, attending: [Int], cache: KVCache, dcp: Collectives) throws {
         let C = dcp.size, hl = localHeads, width = absorbed.width, lora = config.kvLoraRank
-        let counts = step.newTokens.map { max($0, 0) }
+        let counts = attending.map { max($0, 0) }
         let own = hl * counts.reduce(0, +)                                    // rows of this rank's block
-        var starts: [Int] = [], t = 0                                          // each sequence's first row in w.q and in a block
-        for n in counts { starts.append(t); t += n }
+        var starts: [Int] = [], rows: [Int] = [], t = 0, u = 0                 // each sequence's first row in a block, and in w.q
+        for (n, all) in zip(counts, step.newTokens) { starts.append(t); rows.append(u); t += n; u += all }
         ContextExchange.grow(&w.exchange.q, own * width)
         ContextExchange.grow(&w.exchange.qAll, C * own * width)
         ContextExchange.grow(&w.exchange.out, C * own * lora)
@@ -52,7 +55,7 @@ extension MLAAttention {
         w.q.storage.withUnsafeBufferPointer { q in kvB.weight.storage.withUnsafeBufferPointer { wb in
             x.q.withUnsafeMutableBufferPointer { dst in
                 for (b, n) in counts.enumerated() where n > 0 {
-                    absorbed.absorb(q: q.baseAddress! + starts[b] * ldq, ldq: ldq, kvB: wb.baseAddress!, heads: 0..<hl, nq: n,
+                    absorbed.absorb(q: q.baseAddress! + rows[b] * ldq, ldq: ldq, kvB: wb.baseAddress!, heads: 0..<hl, nq: n,
                                     into: dst.baseAddress! + hl * starts[b] * width)
                 }
             }
@@ -68,12 +71,12 @@ extension MLAAttention {
             let slot = step.slots[b], nk = cache.localLengths[slot], first = cache.lengths[slot] - n
             let need = hl * n * nk
             if w.scores.count < need { w.scores = [Float](repeating: 0, count: need) }
-            cache.withRows(slot: slot) { rows in
+            cache.withRows(slot: slot) { keys in
                 x.qAll.withUnsafeBufferPointer { qs in x.out.withUnsafeMutableBufferPointer { ol in
                     x.lse.withUnsafeMutableBufferPointer { lse in w.scores.withUnsafeMutableBufferPointer { s in
                         for k in 0..<C {
                             let row = k * own + hl * starts[b]
-                            absorbed.attend(qs.baseAddress! + row * width, rows: hl * n, cache: rows, nk: nk,
+                            absorbed.attend(qs.baseAddress! + row * width, rows: hl * n, cache: keys, nk: nk,
                                             visible: { cache.localCount(first + $0 % n + 1) }, scores: s.baseAddress!,
                                             into: ol.baseAddress! + row * lora, lse: lse.baseAddress! + row)
                         }
@@ -108,7 +111,7 @@ extension MLAAttention {
             w.attn.storage.withUnsafeMutableBufferPointer { attn in
                 for (b, n) in counts.enumerated() where n > 0 {
                     absorbed.expand(ol.baseAddress! + hl * starts[b] * lora, kvB: wb.baseAddress!, heads: 0..<hl, nq: n,
-                                    out: attn.baseAddress! + starts[b] * ldo, ldo: ldo)
+                                    out: attn.baseAddress! + rows[b] * ldo, ldo: ldo)
                 }
             }
         } }

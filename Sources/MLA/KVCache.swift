@@ -37,9 +37,7 @@ public final class KVCache {
     /// Rows this rank keeps of the first `tokens` tokens of a sequence: the cache indices
     /// `i < tokens` with i mod C = index (for a query at cache index p, the keys it may see
     /// here are the first `localCount(p + 1)` rows).
-    public func localCount(_ tokens: Int) -> Int {
-        tokens <= share.index ? 0 : (tokens - share.index + share.count - 1) / share.count
-    }
+    public func localCount(_ tokens: Int) -> Int { FlopModel.localCount(tokens, share: share) }
 
     /// Bytes per cached token (f32): `(kv_lora + rope) · 4`, on every rank.
     public static func bytesPerToken(config: MLAConfig) -> Int { 4 * (config.kvLoraRank + config.qkRopeHeadDim) }
@@ -76,7 +74,11 @@ public final class KVCache {
 
     /// Runs `body` with a pointer to slot `s`'s first cached row.
     func withRows<R>(slot s: Int, _ body: (UnsafePointer<Float>) throws -> R) rethrows -> R {
-        try slots[s].storage.withUnsafeBufferPointer { try body($0.baseAddress!) }
+        // A slot that holds no row yet (a DCP rank's empty share) still passes a valid pointer; nothing reads it.
+        try slots[s].storage.withUnsafeBufferPointer { rows in
+            if let base = rows.baseAddress { return try body(base) }
+            return try [Float](repeating: 0, count: width).withUnsafeBufferPointer { try body($0.baseAddress!) }
+        }
     }
 }
 

@@ -49,15 +49,8 @@ extension MLAAttention {
     /// Appends the step's latents to the cache, then attends per sequence: absorbed for decode
     /// tokens on the absorbed path, otherwise by expanding the cached latents through kv_b_proj.
     func attendCached(_ w: inout Workspace, step: ServingStep, cache: KVCache, decode: DecodePath) throws {
-        if let dcp = contextParallel, dcp.size > 1 {
-            var row = 0
-            for (b, slot) in step.slots.enumerated() {
-                cache.append(slot: slot, from: w.kva, rows: row ..< row + step.newTokens[b])
-                row += step.newTokens[b]
-            }
-            return try attendContextParallel(&w, step: step, cache: cache, dcp: dcp)
-        }
-        let c = config, width = cache.width, ldq = w.q.cols, ldo = w.attn.cols
+        if let dcp = contextParallel, dcp.size > 1 { return try attendCachedContextParallel(&w, step: step, cache: cache, dcp: dcp) }
+        let ldq = w.q.cols, ldo = w.attn.cols
         var row = 0
         for (b, slot) in step.slots.enumerated() {
             let n = step.newTokens[b]
@@ -81,30 +74,58 @@ extension MLAAttention {
                 }
                 counters.attentionFlops += absorbed.flops(nq: n, nk: nk)
             } else {
-                w.kvCached.reshapeDiscarding(rows: nk, cols: kvB.weight.rows)         // [nk, H/tp·(nope+v)]
-                expandLatent(cache.slots[slot], rows: 0..<nk, into: &w.kvCached)
-                let need = AttentionKernel.blockRows * nk
-                if w.scores.count < need { w.scores = [Float](repeating: 0, count: need) }
-                let ldk = w.kvCached.cols
-                cache.withRows(slot: slot) { rows in
-                    w.q.storage.withUnsafeBufferPointer { q in
-                        w.kvCached.storage.withUnsafeBufferPointer { kv in
-                            w.attn.storage.withUnsafeMutableBufferPointer { attn in
-                                w.scores.withUnsafeMutableBufferPointer { scores in
-                                    let ops = AttentionKernel.Operands(
-                                        q: q.baseAddress! + row * ldq, ldq: ldq,
-                                        kNope: kv.baseAddress!, v: kv.baseAddress! + c.qkNopeHeadDim, ldk: ldk,
-                                        headStrideK: c.qkNopeHeadDim + c.vHeadDim, kRope: rows + c.kvLoraRank, ldkr: width,
-                                        out: attn.baseAddress! + row * ldo, ldo: ldo, nq: n, nk: nk)
-                                    kernel.run(ops, scores: scores.baseAddress!)
-                                }
-                            }
-                        }
-                    }
-                }
-                counters.attentionFlops += kernel.flops(nq: n, nk: nk)
+                attendExpanded(&w, keys: cache.slots[slot], keyRows: 0..<nk, queryRow: row, queries: n)
             }
             row += n
         }
+    }
+
+    /// Under decode context parallelism: sequences that start in this step (nothing cached
+    /// before it) attend over their own new tokens, which every rank has, as without DCP (the
+    /// prefill of an engine); the rest attend over the split cache (`attendContextParallel`).
+    /// Every rank keeps only its share of the new tokens.
+    func attendCachedContextParallel(_ w: inout Workspace, step: ServingStep, cache: KVCache, dcp: Collectives) throws {
+        var row = 0, cached = step.newTokens
+        for (b, slot) in step.slots.enumerated() {
+            let n = step.newTokens[b]
+            if cache.lengths[slot] == 0 && n > 0 {
+                let kva = w.kva
+                attendExpanded(&w, keys: kva, keyRows: row ..< row + n, queryRow: row, queries: n)
+                cached[b] = 0
+            }
+            cache.append(slot: slot, from: w.kva, rows: row ..< row + n)
+            row += n
+        }
+        if cached.contains(where: { $0 > 0 }) {
+            try attendContextParallel(&w, step: step, attending: cached, cache: cache, dcp: dcp)
+        }
+    }
+
+    /// `queries` new tokens from row `queryRow` of q attend over the latent rows `keyRows` of
+    /// `keys` (`[·, kv_lora + rope]`), expanded through kv_b_proj: the last query sees them all.
+    func attendExpanded(_ w: inout Workspace, keys: Matrix, keyRows: Range<Int>, queryRow row: Int, queries n: Int) {
+        let c = config, width = keys.cols, ldq = w.q.cols, ldo = w.attn.cols, nk = keyRows.count
+        w.kvCached.reshapeDiscarding(rows: nk, cols: kvB.weight.rows)             // [nk, H/tp·(nope+v)]
+        expandLatent(keys, rows: keyRows, into: &w.kvCached)
+        let need = AttentionKernel.blockRows * nk
+        if w.scores.count < need { w.scores = [Float](repeating: 0, count: need) }
+        let ldk = w.kvCached.cols
+        keys.storage.withUnsafeBufferPointer { k in
+            w.q.storage.withUnsafeBufferPointer { q in
+                w.kvCached.storage.withUnsafeBufferPointer { kv in
+                    w.attn.storage.withUnsafeMutableBufferPointer { attn in
+                        w.scores.withUnsafeMutableBufferPointer { scores in
+                            let ops = AttentionKernel.Operands(
+                                q: q.baseAddress! + row * ldq, ldq: ldq,
+                                kNope: kv.baseAddress!, v: kv.baseAddress! + c.qkNopeHeadDim, ldk: ldk,
+                                headStrideK: c.qkNopeHeadDim + c.vHeadDim, kRope: k.baseAddress! + keyRows.lowerBound * width + c.kvLoraRank,
+                                ldkr: width, out: attn.baseAddress! + row * ldo, ldo: ldo, nq: n, nk: nk)
+                            kernel.run(ops, scores: scores.baseAddress!)
+                        }
+                    }
+                }
+            }
+        }
+        counters.attentionFlops += kernel.flops(nq: n, nk: nk)
     }
 }

@@ -57,7 +57,7 @@ public struct ParallelLayout: Codable, Sendable, Equatable, CustomStringConverti
     }
 
     public var description: String {
-        (dp > 1 ? "dp\(dp)x" : "") + "tp\(tp)" + (dcp > 1 ? "-dcp\(dcp)" : "")
+        (dp > 1 ? (tp == 1 ? "dp\(dp)" : "dp\(dp)xtp\(tp)") : "tp\(tp)") + (dcp > 1 ? "-dcp\(dcp)" : "")
     }
 
     /// Where a rank sits.

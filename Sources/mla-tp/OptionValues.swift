@@ -1,6 +1,7 @@
 import ArgumentParser
 import Measure
 import MLA
+import TensorCore
 
 /// An option value with a grammar: parsed in one place (`init(parsing:)`), and a value that fits
 /// none of its forms is a usage error (exit 2) that lists them. Options declare it with
@@ -18,6 +19,7 @@ extension GateLayout: ExpressibleByArgument {}
 extension DecodePath: ExpressibleByArgument {}
 extension GateActivation: ExpressibleByArgument {}
 extension BenchPhase: ExpressibleByArgument {}
+extension Precision: ExpressibleByArgument {}
 
 /// Comma-separated integers with a lower bound, e.g. `--tp 1,2,4,8` or `--seqs 7,1,12`.
 struct IntList<Bound: IntListBound>: OptionValue, Equatable {
@@ -97,4 +99,23 @@ struct ConfigOverride: OptionValue {
     }
 
     var description: String { "\(key)=\(value)" }
+}
+
+/// A size in bytes: `141GB`, `80GiB`, `512MB`, `2.5TB`, or a plain number of bytes.
+struct ByteSize: OptionValue {
+    var bytes: Int
+
+    static let units: [(String, Double)] = [("TiB", 1099511627776), ("GiB", 1073741824), ("MiB", 1048576), ("KiB", 1024),
+                                            ("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3), ("B", 1)]
+
+    init(parsing text: String) throws(OptionValueError) {
+        let t = text.trimmingCharacters(in: .whitespaces)
+        let (unit, scale) = Self.units.first { t.hasSuffix($0.0) } ?? ("", 1)
+        guard let v = Double(t.dropLast(unit.count).trimmingCharacters(in: .whitespaces)), v.isFinite, v > 0, v * scale < 9e18 else {
+            throw OptionValueError(value: text, expected: "a positive size such as 141GB, 80GiB, 512MB or a number of bytes")
+        }
+        bytes = Int(v * scale)
+    }
+
+    var description: String { "\(bytes)" }
 }

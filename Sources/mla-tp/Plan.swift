@@ -3,6 +3,9 @@ import Foundation
 import Measure
 import MLA
 import Report
+import SafeTensors
+import TensorCore
+import TensorParallel
 
 /// `mla-tp plan`: what each rank holds, computes and moves at a given tp, from the config alone
 /// (a plain process: no mpirun, no MPI, no weights), and optionally a time projection.
@@ -14,6 +17,8 @@ struct Plan: ParsableCommand {
             mla-tp plan --model DIR --tp 4 --gate replicated-sliced --tokens 512 --json
             mla-tp plan --preset deepseek-v3 --tp 8 --hardware h100
             mla-tp plan --preset deepseek-v2-lite --tp 2 --hardware cpu-measured [--rates FILE]
+            mla-tp plan --preset deepseek-v3 --ranks 8 --layouts tp8,dp2xtp4,dp8,tp8-dcp8 --context 32768 --batch 64 \
+              [--layers 61] [--hardware h200] [--memory-per-rank 141GB] [--dtype bf16] [--figure FILE.svg]
             --hardware takes \(HardwareSpec.forms).
             cpu-measured measures this machine's sgemm (at the prefill's [T, hidden] shape), copy and MPI \
             allreduce rates with a short `mpirun -n min(tp, cores) mla-tp sweep-step --probe` (or reads them \
@@ -23,7 +28,32 @@ struct Plan: ParsableCommand {
     @OptionGroup var model: ModelOptions
 
     @Option(help: "Tensor-parallel size to plan for.")
-    var tp: Int
+    var tp: Int?
+
+    @Option(help: "Ranks of the job, for --layouts.")
+    var ranks: Int?
+
+    @Option(help: "Comma-separated layouts of --ranks ranks to compare: tpT, dpD, dpDxtpT, each with an optional -dcpC (e.g. tp8,dp2xtp4,dp8,tp8-dcp8).")
+    var layouts: String?
+
+    @Option(help: "With --layouts: tokens of context per sequence.")
+    var context: Int = 4096
+
+    @Option(help: "With --layouts: sequences in the batch.")
+    var batch: Int = 1
+
+    @Option(help: "With --layouts: attention layers to count (weights, cache, FLOPs, bytes and time are per layer × this).")
+    var layers: Int = 1
+
+    @Option(help: "With --layouts: memory of one rank (e.g. 141GB, 80GiB), for the largest context × batch that fits.",
+            transform: ByteSize.init(parsing:))
+    var memoryPerRank: ByteSize?
+
+    @Option(help: "With --layouts: element type of weights, activations and cache: f32 or bf16.")
+    var dtype: Precision = .f32
+
+    @Option(help: "With --layouts: write the bytes-per-rank-by-layout figure (SVG) here.")
+    var figure: String?
 
     @Option(help: "Tokens: prefill of one sequence of T tokens, and decode of one token after T cached ones.")
     var tokens: Int = 128
@@ -45,7 +75,15 @@ struct Plan: ParsableCommand {
     var json = false
 
     func validate() throws {
-        guard tp >= 1 else { throw ValidationError("--tp \(tp) must be at least 1") }
+        if layouts != nil {
+            guard let ranks, ranks >= 1 else { throw ValidationError("--layouts needs --ranks N, the job's ranks (each layout's dp × tp must equal it)") }
+            guard tp == nil else { throw ValidationError("--layouts compares layouts of --ranks; drop --tp") }
+            guard context >= 1, batch >= 1, layers >= 1 else { throw ValidationError("--context, --batch and --layers must be at least 1") }
+            _ = ranks
+        } else {
+            guard let tp else { throw ValidationError("give --tp K (one tensor-parallel plan), or --ranks N --layouts … to compare layouts") }
+            guard tp >= 1 else { throw ValidationError("--tp \(tp) must be at least 1") }
+        }
         guard tokens >= 0 else { throw ValidationError("--tokens \(tokens) must be ≥ 0") }
         if benchJson != nil, let hardware, hardware != .cpuMeasured {
             throw ValidationError("--bench-json gives cpu-measured rates; drop --hardware \(hardware) or use --hardware cpu-measured")
@@ -54,6 +92,8 @@ struct Plan: ParsableCommand {
 
     func run() throws {
         let (config, name) = try model.loadConfig()
+        if let layouts, let ranks { return try compare(layouts, ranks: ranks, config: config, name: name) }
+        let tp = self.tp ?? 1
         try config.validate(tp: tp)
         let lengths = seqs?.values ?? [tokens]
         let total = lengths.reduce(0, +)
@@ -68,6 +108,22 @@ struct Plan: ParsableCommand {
             }
         }
         let report = PlanReport(config: config, model: name, tp: tp, gate: model.gate, sequenceLengths: lengths, hardware: hw)
+        RankOutputShim.out(json ? try report.json() : report.text())
+    }
+
+    /// `--layouts`: each layout's busiest rank, side by side.
+    func compare(_ names: String, ranks: Int, config: MLAConfig, name: String) throws {
+        let list = try names.split(separator: ",").map { try ParallelLayout(name: $0.trimmingCharacters(in: .whitespaces), ranks: ranks) }
+        for l in list { try config.validate(tp: l.tp) }
+        let hw = try hardware?.hardware(ratesFile: rates) {
+            try MeasuredRates.probe(Runtime.launcher, ranks: min(ranks, ProcessInfo.processInfo.activeProcessorCount),
+                                    shape: .forward(tokens: batch, hidden: config.hiddenSize),
+                                    allReduceBytes: ShardingPlan.allReduceBytes(tokens: batch, config: config))
+        }
+        let report = LayoutPlanReport(config: config, model: name, ranks: ranks, layouts: list, context: context, batch: batch,
+                                      layers: layers, dtype: dtype.rawValue, bytesPerElement: dtype.bytes,
+                                      memoryPerRank: memoryPerRank?.bytes, hardware: hw)
+        if let figure { try AtomicFile.write(Data(report.figure().utf8), to: figure) }
         RankOutputShim.out(json ? try report.json() : report.text())
     }
 }

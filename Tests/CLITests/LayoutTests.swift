@@ -97,3 +97,68 @@ import TestSupport
         #expect(r.stderr.contains("injected fault"), "\(r)")
     }
 }
+
+/// `plan --layouts` counts what a run of the same layout counts on its busiest rank (rank 0):
+/// FLOPs, and the bytes it contributes to each collective, for a prefill and one decode step.
+@Suite(.serialized) struct LayoutPlanTests {
+    @Test(arguments: ["tp4", "dp2xtp2", "dp4", "tp4-dcp2", "tp4-dcp4", "dp2xtp2-dcp2"])
+    func planEqualsWhatTheRunCounts(layout: String) throws {
+        let (context, batch) = (11, 3)
+        let plan = MPIJob.single(["plan", "--ranks", "4", "--layouts", layout, "--context", "\(context)", "--batch", "\(batch)", "--json"], timeout: 30)
+        #expect(plan.status == 0, "\(plan)")
+        let row = try #require(try plan.decoded(LayoutPlanReport.self).layouts.first?.plan)
+        let l = try ParallelLayoutArgs(layout)
+        let run = MPIJob.run(ranks: 4, ["run", "--dp", "\(l.dp)", "--dcp", "\(l.dcp)", "--seqs", Array(repeating: "\(context + 1)", count: batch).joined(separator: ","),
+                                        "--decode-steps", "1", "--no-check", "--json"], timeout: 60)
+        #expect(run.status == 0, "\(run)")
+        let report = try run.decoded(RunReport.self)
+        #expect(report.flops == row.prefill.totalFlops + row.decode.totalFlops,
+                "\(layout): counted \(report.flops), plan \(row.prefill.totalFlops) + \(row.decode.totalFlops)")
+        // Bytes rank 0 contributed, by kind, against the plan's prefill + decode step.
+        let counted = Dictionary((report.ranks.first?.communicators ?? []).flatMap(\.kinds).map { ($0.kind.rawValue, $0.bytes) }, uniquingKeysWith: +)
+        var planned: [String: Int] = [:]
+        for c in row.prefillCollectives + row.decodeCollectives {
+            let kind = ["allreduce": "reduce", "all-gather": "gather", "reduce-scatter": "scatter"][c.kind]!
+            planned[kind, default: 0] += c.bytes
+        }
+        if l.dp > 1 || l.dcp > 1 {
+            for (kind, bytes) in planned { #expect(counted[kind] == bytes, "\(layout) \(kind): counted \(String(describing: counted[kind])), plan \(bytes)") }
+        }
+        // The cache: the busiest rank holds what the plan says, after the decode step's token.
+        let cached = try #require(report.ranks.first?.cachedTokens)
+        #expect(cached * 4 * (64 + 16) >= row.kvBytesPerRank && cached * 4 * (64 + 16) <= row.kvBytesPerRank + row.sequencesPerGroup * 4 * (64 + 16),
+                "\(layout): \(cached) tokens cached vs plan \(row.kvBytesPerRank) bytes")
+    }
+
+    @Test func tp8DuplicatesTheCacheEightTimesAndDcp8AndDp8RemoveIt() throws {
+        let r = MPIJob.single(["plan", "--preset", "deepseek-v3", "--ranks", "8", "--layouts", "tp8,tp8-dcp8,dp8", "--context", "32768",
+                               "--batch", "64", "--json"], timeout: 30)
+        #expect(r.status == 0, "\(r)")
+        let rows = try r.decoded(LayoutPlanReport.self).layouts.map(\.plan)
+        #expect(rows.map(\.layout) == ["tp8", "tp8-dcp8", "dp8"])
+        #expect(rows[0].kvBytesPerRank == 64 * 32768 * (512 + 64) * 4)
+        #expect(rows[1].kvBytesPerRank * 8 == rows[0].kvBytesPerRank && rows[2].kvBytesPerRank * 8 == rows[0].kvBytesPerRank)
+        let text = MPIJob.single(["plan", "--preset", "deepseek-v3", "--ranks", "8", "--layouts", "tp8,tp8-dcp8,dp8", "--context", "32768", "--batch", "64"], timeout: 30)
+        #expect(text.stdout.contains("tp8-dcp8 0.125×, dp8 0.125×"), "\(text)")
+    }
+
+    @Test func badLayoutsAreConfigOrUsageErrors() {
+        for (args, code, needle) in [(["--ranks", "8", "--layouts", "tp4"], Int32(3), "4 ranks, not the 8"),
+                                     (["--ranks", "8", "--layouts", "tp8-dcp3"], 3, "--dcp 3"),
+                                     (["--ranks", "8", "--layouts", "pp8"], 3, "tpT, dpD"),
+                                     (["--layouts", "tp8"], 2, "--ranks"),
+                                     (["--ranks", "6", "--layouts", "tp6"], 3, "num_attention_heads = 8")] as [([String], Int32, String)] {
+            let r = MPIJob.single(["plan"] + args, timeout: 30)
+            #expect(r.status == code && r.stderr.contains(needle), "\(args): \(r)")
+        }
+    }
+}
+
+/// dp and dcp of a layout name, for building the matching `run` flags.
+struct ParallelLayoutArgs {
+    var dp = 1, dcp = 1
+    init(_ name: String) throws {
+        if let m = name.firstMatch(of: /dp(\d+)/) { dp = Int(m.1)! }
+        if let m = name.firstMatch(of: /dcp(\d+)/) { dcp = Int(m.1)! }
+    }
+}

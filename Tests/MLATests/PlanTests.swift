@@ -87,6 +87,24 @@ import Testing
         #expect(layer.counters.projectionFlops == plan.projectionFlops && layer.counters.attentionFlops == plan.attentionFlops)
     }
 
+    /// Whole serving passes (chunked prefill, mixed steps, decode) on both paths against the
+    /// executed counters: `FlopModel.serving` follows the schedule step by step.
+    @Test(arguments: DecodePath.allCases)
+    func servingPassesCountWhatThePlanCounts(path: DecodePath) throws {
+        for (index, lengths, decodeSteps, chunk) in [(0, [7, 1, 12], 3, nil), (1, [70, 5], 2, 30), (2, [1, 48], 1, 40), (3, [9], 4, 2)] as [(Int, [Int], Int, Int?)] {
+            let (name, c) = Self.configs[index]
+            for tp in [1, 2] {
+                let layer = try MLAAttention(config: c, shard: Shard(rank: tp - 1, size: tp), source: source)
+                let batch = try Batch(sequenceLengths: lengths)
+                let schedule = try ServingSchedule(batch: batch, decodeSteps: decodeSteps, prefillChunk: chunk)
+                _ = try layer.serve(try input(c, tokens: batch.tokenCount), batch: batch, schedule: schedule, decode: path, collectives: .local)
+                let plan = FlopModel.serving(config: c, tp: tp, gate: .column, schedule: schedule, path: path, sequences: lengths.count)
+                #expect(layer.counters.projectionFlops == plan.projectionFlops && layer.counters.attentionFlops == plan.attentionFlops,
+                        "\(name) tp=\(tp) \(path) \(lengths) D=\(decodeSteps) C=\(String(describing: chunk)): counted \(layer.counters.projectionFlops) + \(layer.counters.attentionFlops), plan \(plan.projectionFlops) + \(plan.attentionFlops)")
+            }
+        }
+    }
+
     @Test func replicatedGateCostsTpTimesTheColumnGate() {
         let c = Presets.deepseekV3
         for tp in [2, 4, 8] {

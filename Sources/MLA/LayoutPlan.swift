@@ -1,0 +1,95 @@
+import TensorParallel
+
+/// What one rank holds, computes and sends per layer under a `ParallelLayout`, for a batch of
+/// `batch` sequences of `context` tokens: the source of `plan --layouts`. Figures are for the
+/// busiest rank (group 0, DCP index 0: it gets the most sequences and tokens), per layer, at
+/// `bytesPerElement` bytes per weight, activation and cached element. Equal to what `run`
+/// counts on rank 0 for the same layout and batch (a serving pass: prefill of `context` tokens
+/// per sequence, then one decode step).
+public struct LayoutPlan: Codable, Sendable {
+    public var layout: String
+    public var dp: Int
+    public var tp: Int
+    public var dcp: Int
+    /// Bytes per weight, activation and cached element (4: f32, 2: bf16).
+    public var bytesPerElement: Int
+    /// Sequences the busiest group serves: ⌈batch / dp⌉.
+    public var sequencesPerGroup: Int
+    public var weightBytesPerRank: Int
+    /// Cache bytes per token of a sequence the rank serves (a DCP rank keeps 1/C of them).
+    public var kvBytesPerToken: Double
+    /// The busiest rank's cache after the prefill: its group's sequences, its DCP share.
+    public var kvBytesPerRank: Int
+    /// Cached tokens per rank that a layer's memory allows, and the context × batch that fits
+    /// across the job (nil without `memoryPerRank`).
+    public var maxCachedTokensPerRank: Int?
+    public var maxContextTimesBatch: Int?
+    public var prefill: FlopModel.Cost
+    public var decode: FlopModel.Cost
+    /// Bytes the rank contributes to each collective of a prefill and of a decode step.
+    public var prefillCollectives: [CollectiveBytes]
+    public var decodeCollectives: [CollectiveBytes]
+
+    public struct CollectiveBytes: Codable, Sendable, Equatable {
+        /// `allreduce` (o_proj, TP group), `all-gather` (DCP queries and log-sum-exps), `reduce-scatter` (DCP outputs).
+        public var kind: String
+        public var ranks: Int
+        public var bytes: Int
+    }
+
+    public init(config c: MLAConfig, layout l: ParallelLayout, gate: GateLayout = .column, context: Int, batch: Int,
+                bytesPerElement e: Int = 4, memoryPerRank: Int? = nil) {
+        layout = l.description
+        (dp, tp, dcp) = (l.dp, l.tp, l.dcp)
+        bytesPerElement = e
+        let sequences = (batch + l.dp - 1) / l.dp
+        sequencesPerGroup = sequences
+        weightBytesPerRank = ShardingPlan(config: c, tp: l.tp, gate: gate).bytesPerRank / 4 * e
+        let perToken = FlopModel.kvCacheBytesPerToken(config: c, bytesPerElement: e)
+        kvBytesPerToken = Double(perToken) / Double(l.dcp)
+        let share = (index: 0, count: l.dcp)
+        kvBytesPerRank = sequences * FlopModel.localCount(context, share: share) * perToken
+        if let memoryPerRank {
+            let tokens = max(0, memoryPerRank - weightBytesPerRank) / perToken
+            maxCachedTokensPerRank = tokens
+            maxContextTimesBatch = tokens * l.dcp * l.dp
+        }
+        let prompts = Array(repeating: context, count: sequences)
+        // A prefill is the same under every layout's TP group: DCP splits only what is cached before a step.
+        prefill = FlopModel.prefill(config: c, tp: l.tp, gate: gate, sequenceLengths: prompts)
+        decode = FlopModel.servingStep(config: c, tp: l.tp, gate: gate, newTokens: Array(repeating: 1, count: sequences),
+                                       cached: prompts, path: .absorbed, dcp: share)
+        func collectives(newTokens n: Int) -> [CollectiveBytes] {
+            var list: [CollectiveBytes] = []
+            if l.tp > 1 { list.append(CollectiveBytes(kind: "allreduce", ranks: l.tp, bytes: n * c.hiddenSize * e)) }
+            if l.dcp > 1 {
+                let rows = c.numAttentionHeads / l.tp * n
+                list.append(CollectiveBytes(kind: "all-gather", ranks: l.dcp, bytes: rows * (c.kvLoraRank + c.qkRopeHeadDim) * e + l.dcp * rows * 4))
+                list.append(CollectiveBytes(kind: "reduce-scatter", ranks: l.dcp, bytes: l.dcp * rows * c.kvLoraRank * e))
+            }
+            return list
+        }
+        prefillCollectives = collectives(newTokens: sequences * context).filter { $0.kind == "allreduce" }
+        decodeCollectives = collectives(newTokens: sequences)
+    }
+
+    /// Seconds of a step with `cost` and `collectives` on `hardware`, at this plan's element
+    /// size: the roofline of each stage, a ring allreduce, ring all-gathers (each rank receives
+    /// the other p−1 blocks) and ring reduce-scatters ((p−1)/p of the buffer), p−1 latencies each.
+    public func seconds(_ cost: FlopModel.Cost, _ collectives: [CollectiveBytes], config: MLAConfig,
+                        hardware: Hardware) -> (compute: Double, communication: Double) {
+        var hw = hardware
+        hw.bytesPerElement = bytesPerElement
+        let compute = Projection(cost: cost, tokens: 0, config: config, tp: tp, hardware: hw).computeSeconds
+        var comm = 0.0
+        for c in collectives where c.ranks > 1 {
+            let p = Double(c.ranks)
+            switch c.kind {
+            case "allreduce": comm += Projection.ringAllReduceSeconds(bytes: c.bytes, tp: c.ranks, hardware: hw)
+            case "all-gather": comm += (p - 1) * Double(c.bytes) / hw.linkBytesPerSecond + (p - 1) * hw.linkLatencySeconds
+            default: comm += (p - 1) / p * Double(c.bytes) / hw.linkBytesPerSecond + (p - 1) * hw.linkLatencySeconds
+            }
+        }
+        return (compute, comm)
+    }
+}

@@ -1,0 +1,95 @@
+import Foundation
+import MLA
+import Plot
+import TensorParallel
+
+/// `plan --layouts`: TP, data-parallel attention and decode context parallelism side by side,
+/// per rank, for one batch (the busiest rank of each layout), optionally for every layer and
+/// projected on a hardware model.
+public struct LayoutPlanReport: Codable, Sendable {
+    public var model: String
+    public var ranks: Int
+    public var context: Int
+    public var batch: Int
+    public var layers: Int
+    public var dtype: String
+    public var memoryPerRank: Int?
+    public var hardware: Hardware?
+    public var layouts: [Row]
+
+    public struct Row: Codable, Sendable {
+        public var plan: LayoutPlan
+        /// Projected seconds per layer (compute, communication), when a hardware model is given.
+        public var decodeSeconds: [Double]?
+        public var prefillSeconds: [Double]?
+    }
+
+    public init(config: MLAConfig, model: String, ranks: Int, layouts: [ParallelLayout], context: Int, batch: Int, layers: Int,
+                dtype: String, bytesPerElement: Int, memoryPerRank: Int?, hardware: Hardware?) {
+        self.model = model
+        self.ranks = ranks
+        self.context = context
+        self.batch = batch
+        self.layers = layers
+        self.dtype = dtype
+        self.memoryPerRank = memoryPerRank
+        self.hardware = hardware
+        self.layouts = layouts.map { l in
+            let p = LayoutPlan(config: config, layout: l, context: context, batch: batch, bytesPerElement: bytesPerElement,
+                               memoryPerRank: memoryPerRank.map { $0 / max(layers, 1) })
+            let d = hardware.map { p.seconds(p.decode, p.decodeCollectives, config: config, hardware: $0) }
+            let f = hardware.map { p.seconds(p.prefill, p.prefillCollectives, config: config, hardware: $0) }
+            return Row(plan: p, decodeSeconds: d.map { [$0.compute, $0.communication] }, prefillSeconds: f.map { [$0.compute, $0.communication] })
+        }
+    }
+
+    public func json() throws -> String { try Format.json(self) }
+
+    public func text() -> String {
+        let L = layers, perLayer = L == 1 ? "one layer" : "\(L) layers"
+        var s = "mla-tp plan: model \(model), \(ranks) ranks, batch \(batch) × context \(context), \(perLayer), \(dtype); "
+        s += "each figure is the busiest rank's (DP group 0, DCP index 0)\n\n"
+        let gb = { (b: Double) in Format.bytes(Int(b)) }
+        s += Format.table(["layout", "seqs/group", "weights/rank", "KV/token/rank", "KV/rank (batch)", "max context×batch",
+                           "decode GFLOP", "decode sent", "prefill GFLOP", "prefill sent"], layouts.map { r in
+            let p = r.plan
+            return [p.layout, "\(p.sequencesPerGroup)", gb(Double(p.weightBytesPerRank * L)), gb(p.kvBytesPerToken * Double(L)),
+                    gb(Double(p.kvBytesPerRank * L)), p.maxContextTimesBatch.map { "\($0)" } ?? "—",
+                    Format.gflop(p.decode.totalFlops * L), gb(Double(p.decodeCollectives.reduce(0) { $0 + $1.bytes } * L)),
+                    Format.gflop(p.prefill.totalFlops * L), gb(Double(p.prefillCollectives.reduce(0) { $0 + $1.bytes } * L))]
+        }) + "\n"
+        if let base = layouts.first?.plan.kvBytesPerRank, base > 0 {
+            s += "KV cache per rank against \(layouts[0].plan.layout): "
+            s += layouts.dropFirst().map { "\($0.plan.layout) \(String(format: "%.3g", Double($0.plan.kvBytesPerRank) / Double(base)))×" }.joined(separator: ", ") + "\n"
+        }
+        s += "sent = bytes each rank contributes to its collectives: o_proj's allreduce over the TP group; under DCP the all-gathers of "
+        s += "absorbed queries and log-sum-exps and the reduce-scatter of partial outputs over the DCP group.\n"
+        if let m = memoryPerRank { s += "max context×batch: tokens a rank can cache in \(Format.bytes(m)) less its weights, × dcp × dp.\n" }
+        if let hw = hardware {
+            s += "\nProjected per step on \(hw.name) (\(hw.source)), \(perLayer): compute + communication\n"
+            s += Format.table(["layout", "decode step", "", "prefill", ""], layouts.map { r in
+                let d = r.decodeSeconds ?? [0, 0], f = r.prefillSeconds ?? [0, 0]
+                return [r.plan.layout, Format.seconds((d[0] + d[1]) * Double(L)), "(\(Format.seconds(d[0] * Double(L))) + \(Format.seconds(d[1] * Double(L))))",
+                        Format.seconds((f[0] + f[1]) * Double(L)), "(\(Format.seconds(f[0] * Double(L))) + \(Format.seconds(f[1] * Double(L))))"]
+            }) + "\n"
+        }
+        s += "Not modelled: the MoE layers (DP attention needs an all-gather of tokens before a TP MoE and a scatter after), "
+        s += "activations, and dp groups' idle time when their batches differ.\n"
+        return s
+    }
+
+    /// Bytes per rank by layout, weights and KV cache stacked (SVG).
+    public func figure() -> String {
+        let L = Double(layers)
+        var chart = BarChart(
+            title: "Bytes per rank by layout: \(model), \(ranks) ranks, batch \(batch) × context \(context)",
+            subtitle: "\(layers == 1 ? "one layer" : "\(layers) layers"), \(dtype); the busiest rank of each layout (from mla-tp plan --layouts)",
+            categories: layouts.map(\.plan.layout),
+            series: [.init(name: "attention weights", values: layouts.map { Double($0.plan.weightBytesPerRank) * L / 1e9 }, color: Palette.blue),
+                     .init(name: "KV cache", values: layouts.map { Double($0.plan.kvBytesPerRank) * L / 1e9 }, color: Palette.orange)],
+            xTitle: "layout", yTitle: "GB per rank")
+        chart.valueLabel = { $0 >= 10 ? String(format: "%.0f", $0) : String(format: "%.2f", $0) }
+        chart.frame = Frame(width: 860, height: 460)
+        return chart.render()
+    }
+}
