@@ -22,7 +22,7 @@ extension RunReport {
             }
             s += "\n"
         }
-        if ranks.contains(where: { $0.communicators != nil }) { s += communicatorTable() + "\n" }
+        if dp != nil || dcp != nil { s += communicatorTable() + "\n" }
         s += plan.weightTable() + "\n\n"
         if tp > 1 {
             s += "Collective traffic per forward: 1 allreduce (o_proj partial sums) of [\(tokens), \(hidden)] f32 = "

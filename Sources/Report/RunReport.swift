@@ -102,13 +102,12 @@ public struct RunReport: Codable, Sendable {
         sequences = batch.sequenceCount
         let plan = ShardingPlan(config: config, tp: tp, gate: gate, layer: layer)
         self.plan = plan
-        let plain = layout.dp == 1 && layout.dcp == 1
         ranks = facts.map { f in
             let h = ShardingPlan.heads(rank: f.position.tpRank, tp: tp, config: config)
             return RankRow(rank: f.rank, heads: [h.lowerBound, h.upperBound], bytes: f.weightBytes,
                            bytesReadFromFiles: f.bytesReadFromFiles, anonymousMemory: f.anonymousMemory,
                            dpGroup: layout.dp > 1 ? f.position.dpGroup : nil, dcpIndex: layout.dcp > 1 ? f.position.dcpIndex : nil,
-                           cachedTokens: f.cachedTokens, communicators: plain ? nil : f.communicators)
+                           cachedTokens: f.cachedTokens, communicators: f.communicators)
         }
         allReduceCalls = tp > 1 ? 1 : 0
         allReduceBytes = ShardingPlan.allReduceBytes(tokens: batch.tokenCount, config: config)

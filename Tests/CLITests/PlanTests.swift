@@ -124,4 +124,22 @@ import TestSupport
             #expect(XMLParser(data: Data(svg.utf8)).parse(), "\(name) is not well-formed XML")
         }
     }
+
+    /// `sweep --layouts`: every layout runs the same batch, checked, beside its plan.
+    @Test func layoutSweepRunsEveryLayoutCheckedBesideItsPlan() throws {
+        let dir = try Fixtures.scratch("lsweep")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let r = MPIJob.single(["sweep", "--layouts", "tp2,dp2,tp2-dcp2", "--ranks", "2", "--batch", "3", "--decode-context", "9",
+                               "--out", dir.path], timeout: 120)
+        #expect(r.status == 0, "\(r)")
+        let doc = try JSONDecoder().decode(LayoutSweepReport.self, from: Data(contentsOf: dir.appendingPathComponent("layouts.json")))
+        #expect(doc.rows.map(\.layout) == ["tp2", "dp2", "tp2-dcp2"])
+        for row in doc.rows {
+            #expect((row.run.check?.relative ?? 1) <= 1e-5, "\(row.layout)")
+            let planned = (row.plan.prefillCollectives + row.plan.decodeCollectives).reduce(0) { $0 + $1.bytes }
+            #expect(row.bytesSentRank0 == planned, "\(row.layout): sent \(row.bytesSentRank0), plan \(planned)")
+        }
+        #expect(doc.rows[0].cachedTokensMax == 3 * 10 && doc.rows[1].cachedTokensMax == 2 * 10 && doc.rows[2].cachedTokensMax == 3 * 5)
+        #expect(r.stdout.contains("tp2-dcp2") && r.stdout.contains("cached tokens/rank"), "\(r)")
+    }
 }
