@@ -36,7 +36,7 @@ public enum DType: String, Sendable, CaseIterable, Hashable {
     /// Whether ``SafeTensorsFile/readFloats(_:rows:columns:into:)`` can convert this type.
     public var isFloatConvertible: Bool {
         switch self {
-        case .F32, .F16, .BF16, .F8_E4M3: return true
+        case .F32, .F64, .F16, .BF16, .F8_E4M3: return true
         default: return false
         }
     }
@@ -52,12 +52,18 @@ public enum DType: String, Sendable, CaseIterable, Hashable {
     }
 }
 
-/// Bit-exact conversions between the low-precision formats used in
-/// checkpoints and `Float`.
+/// Conversions between the formats used in checkpoints and `Float`.
 ///
-/// All decoders are exact (every source value is representable in `Float`);
-/// the encoders round to nearest, ties to even, as PyTorch does.
+/// The low-precision decoders are exact (every source value is representable in `Float`);
+/// the float64 decoder and the encoders round to nearest, ties to even, as PyTorch does.
 public enum ScalarConversion {
+    /// Decodes an IEEE 754 binary64 bit pattern, rounding to the nearest Float (ties to even):
+    /// magnitudes beyond Float's range become infinity, below its subnormals zero; NaN stays NaN.
+    @inlinable
+    public static func f64ToFloat(_ bits: UInt64) -> Float {
+        Float(Double(bitPattern: bits))
+    }
+
     /// Decodes a bfloat16 bit pattern: the 16 bits become the high half of a Float32.
     @inlinable
     public static func bf16ToFloat(_ bits: UInt16) -> Float {

@@ -37,12 +37,17 @@ extension SafeTensorsFile {
         return TensorBlock(info: info, width: width, rows: rowRange, columns: columnRange)
     }
 
-    /// Converts `count` elements at `source` to Float. `dtype` must be F32, F16, BF16 or F8_E4M3.
+    /// Converts `count` elements at `source` to Float. `dtype` must be F32, F64, F16, BF16 or F8_E4M3.
     static func convert(_ dtype: DType, from source: UnsafeRawPointer, count: Int, into destination: UnsafeMutablePointer<Float>) {
         switch dtype {
         case .F32:
             // safetensors data is little-endian, as is every platform this module targets.
             memcpy(destination, source, count * 4)
+        case .F64:
+            for index in 0..<count {
+                let bits = UInt64(littleEndian: source.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self))
+                destination[index] = ScalarConversion.f64ToFloat(bits)
+            }
         case .BF16:
             for index in 0..<count {
                 let bits = UInt16(littleEndian: source.loadUnaligned(fromByteOffset: index * 2, as: UInt16.self))
@@ -66,7 +71,7 @@ extension SafeTensorsFile {
     /// Converts a block of a 2-D tensor (or rows of a 1-D tensor) to Float32.
     ///
     /// Touches only the bytes of the block: for a column block, each row's slice is read separately.
-    /// Supports F32, F16, BF16 and F8_E4M3 (raw FP8 values, without scales; see
+    /// Supports F32, F64 (rounded to nearest), F16, BF16 and F8_E4M3 (raw FP8 values, without scales; see
     /// ``readDequantizedFP8(_:rows:columns:blockSize:into:)`` for scaled weights).
     ///
     /// - Parameters:
@@ -78,7 +83,7 @@ extension SafeTensorsFile {
         let block = try block(name, rows: rows, columns: columns)
         guard block.info.dtype.isFloatConvertible else {
             throw SafeTensorsReadError.unsupportedDType(
-                file: path, tensor: name, dtype: block.info.dtype, operation: "readFloats (F32, F16, BF16, F8_E4M3)")
+                file: path, tensor: name, dtype: block.info.dtype, operation: "readFloats (F32, F64, F16, BF16, F8_E4M3)")
         }
         guard destination.count == block.elementCount else {
             throw SafeTensorsReadError.destinationSizeMismatch(
