@@ -20,6 +20,13 @@ struct AbsorbedKernel {
     let vDim: Int
     let lora: Int
     let scale: Float
+    /// Columns of `q` per head: nope + rope, plus a packed gate's columns after them.
+    var qStride: Int
+
+    init(heads: Int, nope: Int, rope: Int, vDim: Int, lora: Int, scale: Float, qStride: Int? = nil) {
+        (self.heads, self.nope, self.rope, self.vDim, self.lora, self.scale) = (heads, nope, rope, vDim, lora, scale)
+        self.qStride = qStride ?? nope + rope
+    }
 
     /// Rows (heads × queries) stacked into one score GEMM. A decode step (nq = 1) stacks up to
     /// this many heads, so the cache is read twice per group instead of three times per head.
@@ -68,9 +75,9 @@ struct AbsorbedKernel {
     /// row blocks of `dst` `[heads.count · nq, width]` (head-major).
     func absorb(q: UnsafePointer<Float>, ldq: Int, kvB: UnsafePointer<Float>, heads: Range<Int>, nq: Int,
                 into dst: UnsafeMutablePointer<Float>) {
-        let dq = nope + rope, headRows = nope + vDim
+        let headRows = nope + vDim
         for (j, h) in heads.enumerated() {
-            let qh = q + h * dq, wuk = kvB + h * headRows * lora, qj = dst + j * nq * width
+            let qh = q + h * qStride, wuk = kvB + h * headRows * lora, qj = dst + j * nq * width
             Gemm.run(m: nq, n: lora, k: nope, a: qh, lda: ldq, b: wuk, ldb: lora, c: qj, ldc: width)   // q̃_h [nq, lora]
             for i in 0..<nq { (qj + i * width + lora).update(from: qh + i * ldq + nope, count: rope) }  // q_rope_h [nq, rope]
         }

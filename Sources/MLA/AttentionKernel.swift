@@ -16,6 +16,8 @@ struct AttentionKernel {
     let rope: Int
     let vDim: Int
     let scale: Float
+    /// Columns of `q` per head: nope + rope, plus a packed gate's columns after them.
+    let qStride: Int
     static let blockRows = 64
 
     /// Strided views of one sequence's operands.
@@ -69,12 +71,13 @@ struct AttentionKernel {
     }
     let scratch = Scratch()
 
-    init(heads: Int, nope: Int, rope: Int, vDim: Int, scale: Float) {
+    init(heads: Int, nope: Int, rope: Int, vDim: Int, scale: Float, qStride: Int? = nil) {
         self.heads = heads
         self.nope = nope
         self.rope = rope
         self.vDim = vDim
         self.scale = scale
+        self.qStride = qStride ?? nope + rope
     }
 
     /// Runs every local head. `scores` must hold `blockRows × nk` floats.
@@ -97,7 +100,7 @@ struct AttentionKernel {
                 let rows = min(AttentionKernel.blockRows, o.nq - i0)
                 let first = o.nk - o.nq + i0          // key index of the block's first query
                 let keyCount = first + rows            // keys visible to the block's last query
-                let qRow = o.q + i0 * o.ldq + h * dq
+                let qRow = o.q + i0 * o.ldq + h * qStride
                 if gather {
                     // S = scale · [q_nope | q_rope] · [k_nope | k_rope]ᵀ   [rows, keys], one GEMM of depth dq
                     Gemm.run(transB: true, m: rows, n: keyCount, k: dq, alpha: scale, a: qRow, lda: o.ldq,

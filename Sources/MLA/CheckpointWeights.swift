@@ -37,6 +37,8 @@ public final class CheckpointWeights: WeightSource {
         }
     }
 
+    public func shape(of name: String) -> [Int]? { (try? index.locate(name))?.1.shape }
+
     public func vector(_ name: String, count: Int, range: Range<Int>, initializer: Initializer) throws -> [Float] {
         let (file, info) = try index.locate(name)
         guard info.shape == [count] else {

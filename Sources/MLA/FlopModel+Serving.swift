@@ -32,7 +32,7 @@ extension FlopModel {
                                    path: DecodePath, dcp: (index: Int, count: Int) = (0, 1)) -> Cost {
         let hl = c.numAttentionHeads / tp, lora = c.kvLoraRank, cacheRow = lora + c.qkRopeHeadDim
         var stages = projections(config: c, tp: tp, gate: gate, tokens: newTokens.reduce(0, +), expandKV: false)
-        let at = stages.count - (c.useGatedAttn ? 2 : 1)
+        let at = stages.count - (c.hasSeparateGate ? 2 : 1)
         var expand = Stage(name: "kv_b_proj (cache)", kind: .projection, flops: 0, elements: 0)
         var expanded = Stage(name: "attention", kind: .attention, flops: 0, elements: 0)
         var absorbed = Stage(name: "attention (absorbed)", kind: .attention, flops: 0, elements: 0)

@@ -86,16 +86,16 @@ public enum FlopModel {
         var list: [Stage] = []
         if let rq = c.qLoraRank {
             list.append(gemm("q_a_proj", m: T, out: rq, in: c.hiddenSize))
-            list.append(gemm("q_b_proj", m: T, out: hl * c.qkHeadDim, in: rq))
+            list.append(gemm("q_b_proj", m: T, out: hl * c.qRowsPerHead, in: rq))
         } else {
-            list.append(gemm("q_proj", m: T, out: hl * c.qkHeadDim, in: c.hiddenSize))
+            list.append(gemm("q_proj", m: T, out: hl * c.qRowsPerHead, in: c.hiddenSize))
         }
         list.append(gemm("kv_a_proj_with_mqa", m: T, out: c.kvLoraRank + c.qkRopeHeadDim, in: c.hiddenSize))
         if expandKV {
             list.append(gemm("kv_b_proj", m: T, out: hl * (c.qkNopeHeadDim + c.vHeadDim), in: c.kvLoraRank))
         }
-        if c.useGatedAttn {
-            let out = gate == .column ? hl * c.vHeadDim : H * c.vHeadDim
+        if c.hasSeparateGate {                                           // a packed gate is part of q's GEMM
+            let out = (gate == .column ? hl : H) * c.gateWidthPerHead
             list.append(gemm("gate", m: T, out: out, in: c.hiddenSize))
         }
         list.append(gemm("o_proj", m: T, out: c.hiddenSize, in: hl * c.vHeadDim))
@@ -108,7 +108,7 @@ public enum FlopModel {
         var stages = projections(config: c, tp: tp, gate: gate, tokens: T)
         let flops = sequenceLengths.reduce(0) { $0 + attentionFlops(config: c, heads: hl, nq: $1, nk: $1) }
         let elements = sequenceLengths.reduce(0) { $0 + attentionElements(config: c, heads: hl, nq: $1, nk: $1) }
-        stages.insert(Stage(name: "attention", kind: .attention, flops: flops, elements: elements), at: stages.count - (c.useGatedAttn ? 2 : 1))
+        stages.insert(Stage(name: "attention", kind: .attention, flops: flops, elements: elements), at: stages.count - (c.hasSeparateGate ? 2 : 1))
         return Cost(stages: stages)
     }
 
@@ -117,7 +117,7 @@ public enum FlopModel {
     public static func decode(config c: MLAConfig, tp: Int, gate: GateLayout, contexts: [Int], path: DecodePath) -> Cost {
         let hl = c.numAttentionHeads / tp
         var stages = projections(config: c, tp: tp, gate: gate, tokens: contexts.count, expandKV: false)
-        let at = stages.count - (c.useGatedAttn ? 2 : 1)
+        let at = stages.count - (c.hasSeparateGate ? 2 : 1)
         let cacheRow = c.kvLoraRank + c.qkRopeHeadDim, lora = c.kvLoraRank
         switch path {
         case .naive:

@@ -5,7 +5,7 @@ import TensorParallel
 /// between forwards, so a forward allocates nothing weight-sized.
 struct Workspace {
     var qa = Matrix(rows: 0, cols: 0)       // [T, q_lora]
-    var q = Matrix(rows: 0, cols: 0)        // [T, H/tp·(nope+rope)]
+    var q = Matrix(rows: 0, cols: 0)        // [T, H/tp·(nope+rope)], per head [q_h | g_h] with a packed gate
     var kva = Matrix(rows: 0, cols: 0)      // [T, kv_lora+rope]: latent | k_rope
     var kv = Matrix(rows: 0, cols: 0)       // [T, H/tp·(nope+v)]: per head k_nope | v
     var attn = Matrix(rows: 0, cols: 0)     // [T, H/tp·v]
@@ -43,6 +43,10 @@ extension MLAAttention {
         return out
     }
 
+    /// The last forward's o_proj input on this rank, `attn ⊙ act(gate)` `[T, H/tp·v]` (of the last
+    /// step, after a serving pass): what a per-head diagnosis compares.
+    public var gatedAttention: Matrix { workspace.attn }
+
     /// o_proj's bias (added once, after the reduce), if any.
     public var outputBias: [Float]? { oProj.bias }
 
@@ -63,7 +67,7 @@ extension MLAAttention {
         let c = config
         let T = x.rows
         counters = ForwardCounters()
-        let hl = localHeads, dq = c.qkHeadDim, kvAWidth = c.kvLoraRank + c.qkRopeHeadDim
+        let hl = localHeads, dq = qStride, kvAWidth = c.kvLoraRank + c.qkRopeHeadDim
         var w = workspace
         workspace = Workspace()            // hand the buffers over without copying them
         defer { workspace = w }

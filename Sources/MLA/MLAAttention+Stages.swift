@@ -36,7 +36,7 @@ extension MLAAttention {
     func applyRope(_ w: inout Workspace, positions: [Int]) {
         guard !positions.isEmpty else { return }
         let (cosT, sinT) = rope.tables(positions: positions)
-        let half = rope.dim / 2, dq = config.qkHeadDim, nope = config.qkNopeHeadDim
+        let half = rope.dim / 2, dq = qStride, nope = config.qkNopeHeadDim
         let qWidth = w.q.cols, kvaWidth = w.kva.cols, lora = config.kvLoraRank
         cosT.withUnsafeBufferPointer { cp in
             sinT.withUnsafeBufferPointer { sp in
@@ -86,46 +86,75 @@ extension MLAAttention {
         }
     }
 
-    /// `attn ⊙= act(gate(x))` for the rank's heads; the replicated layout fails at tp > 1
-    /// exactly where FastDeploy's merged code does, before o_proj's collective.
+    /// `attn ⊙= act(gate)` for the rank's heads; the replicated layout fails at tp > 1 exactly
+    /// where FastDeploy's merged code does, before o_proj's collective. A separate gate is a GEMM
+    /// of x; a packed one is already in `q`, after each head's query columns.
     func applyGate(_ gate: Gate, x: Matrix, _ w: inout Workspace) throws {
-        let T = x.rows
-        let width = w.attn.cols
-        var offset = 0
+        let T = x.rows, gw = config.gateWidthPerHead
+        var offset = 0, stride = gw                                               // head h's gate at offset + h·stride
         switch gate {
         case let .column(g):
-            w.gate.reshapeDiscarding(rows: T, cols: g.localOut)                // [T, H/tp·v]
+            w.gate.reshapeDiscarding(rows: T, cols: g.localOut)                // [T, H/tp·w]
             try g.forward(x, into: &w.gate)
             countProjection(T, g.weight)
         case let .replicated(g):
-            w.gate.reshapeDiscarding(rows: T, cols: g.localOut)                // [T, H·v]
+            w.gate.reshapeDiscarding(rows: T, cols: g.localOut)                // [T, H·w]
             try g.forward(x, into: &w.gate)
             countProjection(T, g.weight)
             if gateLayout == .replicated && shard.size > 1 {
                 throw GateMismatchError(tokens: T, heads: config.numAttentionHeads, vHeadDim: config.vHeadDim,
-                                        tp: shard.size, rank: shard.rank)
+                                        tp: shard.size, rank: shard.rank, perHead: gw)
             }
-            offset = firstHead * config.vHeadDim                                   // slice to this rank's heads
+            offset = firstHead * gw                                                // slice to this rank's heads
+        case .packed:
+            offset = config.qkHeadDim
+            stride = qStride
         }
-        try guardStage(.gate, w.gate)
-        let gateWidth = w.gate.cols, activation = gateActivation
-        w.gate.storage.withUnsafeBufferPointer { g in
+        let source = gate.isPacked ? w.q : w.gate
+        try guardStage(.gate, source)
+        let ld = source.cols, width = w.attn.cols, activation = gateActivation, heads = localHeads, v = config.vHeadDim
+        source.storage.withUnsafeBufferPointer { g in
             w.attn.storage.withUnsafeMutableBufferPointer { a in
-                MLAAttention.gateMultiply(attn: a.baseAddress!, ldAttn: width, gate: g.baseAddress! + offset, ldGate: gateWidth,
-                                          rows: T, cols: width, activation: activation)
+                MLAAttention.gateMultiply(attn: a.baseAddress!, ldAttn: width, gate: g.baseAddress! + offset, ldGate: ld, rows: T,
+                                          heads: heads, v: v, perHead: gw, headStride: stride, activation: activation)
             }
         }
     }
 
-    /// The fused gate pass: `attn[t, j] *= act(gate[t, j])` over strided rows.
+    /// The gate pass over strided rows: for each head h, `attn[t, h·v + j] *= act(gate[t, h·stride + j])`
+    /// (element-wise, `perHead` = v) or `*= act(gate[t, h·stride])` for all j (head-wise, `perHead` = 1).
     static func gateMultiply(attn: UnsafeMutablePointer<Float>, ldAttn: Int, gate: UnsafePointer<Float>, ldGate: Int,
-                             rows: Int, cols: Int, activation: GateActivation) {
+                             rows: Int, heads: Int, v: Int, perHead: Int, headStride: Int, activation: GateActivation) {
+        // An element-wise gate stored contiguously is one pass over the row.
+        let (runs, count, step) = perHead == v && headStride == v ? (1, heads * v, 0) : (heads, v, headStride)
         for t in 0..<rows {
-            let a = attn + t * ldAttn, g = gate + t * ldGate
-            switch activation {
-            case .sigmoid: Kernels.multiplyBySigmoid(a, gate: g, count: cols)
-            case .scaledSoftsign: Kernels.multiplyByScaledSoftsign(a, gate: g, count: cols)
+            for h in 0..<runs {
+                let a = attn + t * ldAttn + h * v, g = gate + t * ldGate + h * step
+                if perHead == 1 && v > 1 {
+                    Kernels.scale(a, by: activation.apply(g[0]), count: count)
+                    continue
+                }
+                switch activation {
+                case .sigmoid: Kernels.multiplyBySigmoid(a, gate: g, count: count)
+                case .scaledSoftsign: Kernels.multiplyByScaledSoftsign(a, gate: g, count: count)
+                case .softplus: Kernels.multiplyBySoftplus(a, gate: g, count: count)
+                }
             }
+        }
+    }
+}
+
+extension MLAAttention.Gate {
+    var isPacked: Bool { if case .packed = self { return true } else { return false } }
+}
+
+extension GateActivation {
+    /// The activation of one value.
+    public func apply(_ x: Float) -> Float {
+        switch self {
+        case .sigmoid: return Activation.sigmoid(x)
+        case .scaledSoftsign: return Activation.scaledSoftsign(x)
+        case .softplus: return Activation.softplus(x)
         }
     }
 }

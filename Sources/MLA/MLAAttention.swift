@@ -35,6 +35,8 @@ public final class MLAAttention {
     enum Gate {
         case column(ColumnParallelLinear)
         case replicated(ReplicatedLinear)
+        /// The gate's rows are part of the q projection: each head's `[q_h | g_h]` in `q`.
+        case packed
     }
 
     let qPath: QPath
@@ -43,6 +45,10 @@ public final class MLAAttention {
     let kvB: ColumnParallelLinear
     let gate: Gate?
     let gateActivation: GateActivation
+    /// The gate's form (element- or head-wise, separate or packed), from the config.
+    public let gateForm: GateForm
+    /// Columns per head of `q`: dq, plus the gate's when it is packed into the q projection.
+    let qStride: Int
     let oProj: RowParallelLinear
     let rope: Rope
     let kernel: AttentionKernel
@@ -73,16 +79,28 @@ public final class MLAAttention {
         localHeads = config.numAttentionHeads / shard.size
         let hidden = config.hiddenSize, heads = config.numAttentionHeads
         let std = { (fanIn: Int) in Initializer.random(std: 1 / Float(fanIn).squareRoot()) }
+        gateForm = try config.gateForm()
+        let packed = config.useGatedAttn && gateForm.placement == .packed
+        qStride = config.qRowsPerHead
+        try MLAAttention.checkGate(config: config, form: gateForm, layout: gateLayout, names: names, source: source)
+        // A packed q projection is read through the packing the layout assumes (the config's own
+        // unless --gate says otherwise); its rows reach each rank as [q_h | g_h] per head.
+        let qName = (config.qLoraRank == nil ? names.qProj : names.qBProj) + ".weight"
+        let qSource: WeightSource = packed
+            ? RowMappedSource(source, name: qName, map: { [dq = config.qkHeadDim, w = config.gateWidthPerHead,
+                                                          p = gateLayout.assumedPacking(stored: gateForm.packing)] in
+                GateForm.storedRow($0, packing: p, heads: heads, dq: dq, w: w) })
+            : source
         if let qLora = config.qLoraRank {
             qPath = .lora(
                 qA: try ReplicatedLinear(name: names.qAProj, inFeatures: hidden, outFeatures: qLora,
                                          bias: config.attentionBias, source: source, initializer: std(hidden), order: .inOut),
                 norm: try source.vector(names.qALayernorm, count: qLora, range: 0..<qLora, initializer: .nearOne(spread: 0.1)),
-                qB: try ColumnParallelLinear(name: names.qBProj, inFeatures: qLora, outFeatures: heads * config.qkHeadDim,
-                                             bias: false, shard: shard, source: source, initializer: std(qLora), order: .inOut))
+                qB: try ColumnParallelLinear(name: names.qBProj, inFeatures: qLora, outFeatures: heads * qStride,
+                                             bias: false, shard: shard, source: qSource, initializer: std(qLora), order: .inOut))
         } else {
-            qPath = .direct(try ColumnParallelLinear(name: names.qProj, inFeatures: hidden, outFeatures: heads * config.qkHeadDim,
-                                                     bias: false, shard: shard, source: source, initializer: std(hidden), order: .inOut))
+            qPath = .direct(try ColumnParallelLinear(name: names.qProj, inFeatures: hidden, outFeatures: heads * qStride,
+                                                     bias: false, shard: shard, source: qSource, initializer: std(hidden), order: .inOut))
         }
         // kv_a is narrow (576 outputs): kept [out, in], a decode token's product streams it as dot
         // products, measured 1.3–1.6× faster than x·W over [in, 576]; its prefill GEMM, under 3%
@@ -96,22 +114,25 @@ public final class MLAAttention {
                                        outFeatures: heads * (config.qkNopeHeadDim + config.vHeadDim),
                                        bias: false, shard: shard, source: source, initializer: std(config.kvLoraRank))
         gateActivation = config.useGatedAttn ? try config.gateActivation() : .sigmoid
+        let gateOut = heads * config.gateWidthPerHead
         if !config.useGatedAttn {
             gate = nil
+        } else if packed {
+            gate = .packed
         } else if gateLayout == .column {
-            gate = .column(try ColumnParallelLinear(name: names.gate, inFeatures: hidden, outFeatures: config.attnOutWidth,
+            gate = .column(try ColumnParallelLinear(name: names.gate, inFeatures: hidden, outFeatures: gateOut,
                                                     bias: config.useBias, shard: shard, source: source, initializer: std(hidden), order: .inOut))
         } else {
-            gate = .replicated(try ReplicatedLinear(name: names.gate, inFeatures: hidden, outFeatures: config.attnOutWidth,
+            gate = .replicated(try ReplicatedLinear(name: names.gate, inFeatures: hidden, outFeatures: gateOut,
                                                     bias: config.useBias, source: source, initializer: std(hidden), order: .inOut))
         }
         oProj = try RowParallelLinear(name: names.oProj, inFeatures: config.attnOutWidth, outFeatures: hidden,
                                       bias: config.oProjBias, shard: shard, source: source, initializer: std(config.attnOutWidth), order: .inOut)
         rope = Rope(config: config)
         kernel = AttentionKernel(heads: localHeads, nope: config.qkNopeHeadDim, rope: config.qkRopeHeadDim,
-                                 vDim: config.vHeadDim, scale: Rope.softmaxScale(config: config))
+                                 vDim: config.vHeadDim, scale: Rope.softmaxScale(config: config), qStride: qStride)
         absorbed = AbsorbedKernel(heads: localHeads, nope: config.qkNopeHeadDim, rope: config.qkRopeHeadDim,
-                                  vDim: config.vHeadDim, lora: config.kvLoraRank, scale: Rope.softmaxScale(config: config))
+                                  vDim: config.vHeadDim, lora: config.kvLoraRank, scale: Rope.softmaxScale(config: config), qStride: qStride)
     }
 
     /// Every parallel layer this rank holds, in forward order (for the plan and memory report).
@@ -125,7 +146,7 @@ public final class MLAAttention {
         switch gate {
         case let .column(g): list.append(g)
         case let .replicated(g): list.append(g)
-        case nil: break
+        case .packed, nil: break
         }
         list.append(oProj)
         return list
@@ -148,13 +169,24 @@ extension MLAAttention {
             list.append((name + ".weight", [weight.rows, weight.cols], weight.storage))
             if let bias { list.append((name + ".bias", [bias.count], bias)) }
         }
+        // A packed q projection is held per head [q_h | g_h]; it is written in the order the
+        // config declares (gated_attn_packing), so that reading it back gives the same layer.
+        func stored(_ w: Matrix) -> Matrix {
+            guard gate?.isPacked == true, gateForm.packing == .concatenated else { return w }
+            var out = Matrix(rows: w.rows, cols: w.cols)
+            for r in 0..<w.rows {
+                let to = GateForm.storedRow(r, packing: .concatenated, heads: w.rows / qStride, dq: config.qkHeadDim, w: config.gateWidthPerHead)
+                out.storage.replaceSubrange(to * w.cols ..< (to + 1) * w.cols, with: w.storage[r * w.cols ..< (r + 1) * w.cols])
+            }
+            return out
+        }
         switch qPath {
         case let .lora(qA, norm, qB):
             add(qA.name, qA.weightOutIn, qA.bias)
             list.append((names.qALayernorm, [norm.count], norm))
-            add(qB.name, qB.weightOutIn, qB.bias)
+            add(qB.name, stored(qB.weightOutIn), qB.bias)
         case let .direct(q):
-            add(q.name, q.weightOutIn, q.bias)
+            add(q.name, stored(q.weightOutIn), q.bias)
         }
         add(kvA.name, kvA.weightOutIn, kvA.bias)
         list.append((names.kvALayernorm, [kvANorm.count], kvANorm))
@@ -162,7 +194,7 @@ extension MLAAttention {
         switch gate {
         case let .column(g): add(g.name, g.weightOutIn, g.bias)
         case let .replicated(g): add(g.name, g.weightOutIn, g.bias)
-        case nil: break
+        case .packed, nil: break
         }
         add(oProj.name, oProj.weightOutIn, oProj.bias)
         return list

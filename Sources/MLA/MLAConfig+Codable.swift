@@ -9,6 +9,8 @@ extension MLAConfig: Codable {
         case attentionBias = "attention_bias", maxPositionEmbeddings = "max_position_embeddings"
         case numHiddenLayers = "num_hidden_layers", useGatedAttn = "use_gated_attn"
         case gatedAttnAct = "gated_attn_act", useBias = "use_bias", quantizationConfig = "quantization_config"
+        case gatedAttnGranularity = "gated_attn_granularity", gatedAttnPlacement = "gated_attn_placement"
+        case gatedAttnPacking = "gated_attn_packing"
     }
 
     struct Quantization: Codable {
@@ -50,6 +52,9 @@ extension MLAConfig: Codable {
         useGatedAttn = try c.decodeIfPresent(Bool.self, forKey: .useGatedAttn) ?? useGatedAttn
         gatedAttnAct = try c.decodeIfPresent(String.self, forKey: .gatedAttnAct) ?? gatedAttnAct
         useBias = try c.decodeIfPresent(Bool.self, forKey: .useBias) ?? useBias
+        gatedAttnGranularity = try c.decodeIfPresent(String.self, forKey: .gatedAttnGranularity) ?? gatedAttnGranularity
+        gatedAttnPlacement = try c.decodeIfPresent(String.self, forKey: .gatedAttnPlacement) ?? gatedAttnPlacement
+        gatedAttnPacking = try c.decodeIfPresent(String.self, forKey: .gatedAttnPacking) ?? gatedAttnPacking
         weightBlockSize = try c.decodeIfPresent(Quantization.self, forKey: .quantizationConfig)?.weightBlockSize
     }
 
@@ -72,6 +77,11 @@ extension MLAConfig: Codable {
         try c.encode(useGatedAttn, forKey: .useGatedAttn)
         try c.encode(gatedAttnAct, forKey: .gatedAttnAct)
         try c.encode(useBias, forKey: .useBias)
+        // The gate's form: written only when it is not FastDeploy's (element-wise, separate), so
+        // configs and their hashes stay as they were for that form.
+        if gatedAttnGranularity != "element" { try c.encode(gatedAttnGranularity, forKey: .gatedAttnGranularity) }
+        if gatedAttnPlacement != "separate" { try c.encode(gatedAttnPlacement, forKey: .gatedAttnPlacement) }
+        if gatedAttnPacking != "interleaved" { try c.encode(gatedAttnPacking, forKey: .gatedAttnPacking) }
         if let weightBlockSize { try c.encode(Quantization(weightBlockSize: weightBlockSize), forKey: .quantizationConfig) }
     }
 

@@ -24,6 +24,9 @@ public struct MLAConfig: Equatable, Sendable {
     public var useGatedAttn: Bool = false   // PR #7404: o_proj(attn * act(gate(x)))
     public var gatedAttnAct: String = "sigmoid"
     public var useBias: Bool = false        // PR #7404: biases on gate and o_proj
+    public var gatedAttnGranularity = "element"   // "element": [T, H·v] gate; "head": [T, H], one value per head
+    public var gatedAttnPlacement = "separate"    // "separate": its own projection; "packed": rows of q_b_proj / q_proj
+    public var gatedAttnPacking = "interleaved"   // packed rows stored per head [q_h | g_h], or "concatenated" [all q | all g]
     public var weightBlockSize: [Int]?      // FP8 checkpoints: quantization_config.weight_block_size
 
     public init(hiddenSize: Int, numAttentionHeads: Int, qLoraRank: Int?, kvLoraRank: Int,
@@ -39,7 +42,7 @@ public struct MLAConfig: Equatable, Sendable {
 
     /// Per-head query/key width: nope + rope.
     public var qkHeadDim: Int { qkNopeHeadDim + qkRopeHeadDim }
-    /// `hidden` of the o_proj input and of the gate output: H · v.
+    /// `hidden` of the o_proj input (and of an element-wise gate's output): H · v.
     public var attnOutWidth: Int { numAttentionHeads * vHeadDim }
     /// Whether an o_proj bias exists: HF's `attention_bias` or the gate's `use_bias`.
     public var oProjBias: Bool { attentionBias || useBias }

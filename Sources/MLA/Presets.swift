@@ -1,11 +1,14 @@
 /// Built-in model shapes for `--preset`.
 public enum Presets {
-    public static let names = ["tiny", "deepseek-v3", "deepseek-v2-lite"]
+    public static let names = ["tiny", "tiny-headwise", "tiny-packed", "tiny-headwise-packed", "deepseek-v3", "deepseek-v2-lite"]
 
     /// The config of preset `name`, or `ConfigError.unknownPreset`.
     public static func config(_ name: String) throws -> MLAConfig {
         switch name {
         case "tiny": return tiny
+        case "tiny-headwise": return tiny.withGate(granularity: "head")
+        case "tiny-packed": return tiny.withGate(placement: "packed")
+        case "tiny-headwise-packed": return tiny.withGate(granularity: "head", placement: "packed")
         case "deepseek-v3": return deepseekV3
         case "deepseek-v2-lite": return deepseekV2Lite
         default: throw ConfigError.unknownPreset(name)
@@ -45,6 +48,17 @@ public enum Presets {
         c.maxPositionEmbeddings = 163_840
         c.useGatedAttn = true
         c.numHiddenLayers = 27
+        return c
+    }
+}
+
+extension MLAConfig {
+    /// This config with another gate form (`tiny-headwise`, `tiny-packed`, …). A packed gate has
+    /// no bias of its own; `use_bias` then gives only o_proj a bias.
+    func withGate(granularity: String = "element", placement: String = "separate") -> MLAConfig {
+        var c = self
+        c.gatedAttnGranularity = granularity
+        c.gatedAttnPlacement = placement
         return c
     }
 }

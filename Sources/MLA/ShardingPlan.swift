@@ -42,18 +42,18 @@ public struct ShardingPlan: Codable, Sendable {
             list.append(w(n.qAProj + ".weight", .replicated, q, c.hiddenSize))
             if c.attentionBias { list.append(v(n.qAProj + ".bias", .replicated, q)) }
             list.append(v(n.qALayernorm, .replicated, q))
-            list.append(w(n.qBProj + ".weight", .column, H * c.qkHeadDim, q))
+            list.append(w(n.qBProj + ".weight", .column, H * c.qRowsPerHead, q))
         } else {
-            list.append(w(n.qProj + ".weight", .column, H * c.qkHeadDim, c.hiddenSize))
+            list.append(w(n.qProj + ".weight", .column, H * c.qRowsPerHead, c.hiddenSize))
         }
         list.append(w(n.kvAProj + ".weight", .replicated, c.kvLoraRank + c.qkRopeHeadDim, c.hiddenSize))
         if c.attentionBias { list.append(v(n.kvAProj + ".bias", .replicated, c.kvLoraRank + c.qkRopeHeadDim)) }
         list.append(v(n.kvALayernorm, .replicated, c.kvLoraRank))
         list.append(w(n.kvBProj + ".weight", .column, H * (c.qkNopeHeadDim + c.vHeadDim), c.kvLoraRank))
-        if c.useGatedAttn {
+        if c.hasSeparateGate {                                          // a packed gate is in q instead
             let layout: Layout = gate == .column ? .column : .replicated
-            list.append(w(n.gate + ".weight", layout, c.attnOutWidth, c.hiddenSize))
-            if c.useBias { list.append(v(n.gate + ".bias", layout, c.attnOutWidth)) }
+            list.append(w(n.gate + ".weight", layout, H * c.gateWidthPerHead, c.hiddenSize))
+            if c.useBias { list.append(v(n.gate + ".bias", layout, H * c.gateWidthPerHead)) }
         }
         list.append(w(n.oProj + ".weight", .row, c.hiddenSize, c.attnOutWidth))
         if c.oProjBias { list.append(v(n.oProj + ".bias", .replicated, c.hiddenSize)) }

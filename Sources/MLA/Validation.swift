@@ -10,6 +10,7 @@ public enum ConfigError: Error, Equatable, CustomStringConvertible {
     case oddRopeDim(Int)
     case headsNotDivisible(heads: Int, tp: Int)
     case unknownActivation(String)
+    case unknownGateForm(key: String, value: String, allowed: [String])
     case unknownPreset(String)
     case badEps(Float)
     case badRope(String)
@@ -35,6 +36,8 @@ public enum ConfigError: Error, Equatable, CustomStringConvertible {
             return "num_attention_heads = \(heads) is not divisible by tp=\(tp) — run with -n one of \(ok)"
         case let .unknownActivation(name):
             return "gated_attn_act \"\(name)\" is unknown — use one of: \(GateActivation.allCases.map(\.rawValue).joined(separator: ", "))"
+        case let .unknownGateForm(key, value, allowed):
+            return "\(key) \"\(value)\" is unknown — use one of: \(allowed.joined(separator: ", "))"
         case let .unknownPreset(name):
             return "unknown preset \"\(name)\" — use one of: \(Presets.names.joined(separator: ", "))"
         case let .badEps(eps):
@@ -50,6 +53,8 @@ public enum GateActivation: String, CaseIterable, Sendable {
     case sigmoid
     /// `softsign(x) · 2` = `2x / (1 + |x|)`.
     case scaledSoftsign = "scaled_softsign"
+    /// `log(1 + eˣ)` (x above 20: x itself, as torch's softplus).
+    case softplus
 }
 
 extension MLAConfig {
@@ -100,6 +105,7 @@ extension MLAConfig {
             }
         }
         _ = try gateActivation()   // rejected even with the gate off: never silently ignored
+        _ = try gateForm()
         if tp < 1 { throw ConfigError.nonPositive(key: "tp", value: tp) }
         if numAttentionHeads % tp != 0 { throw ConfigError.headsNotDivisible(heads: numAttentionHeads, tp: tp) }
     }

@@ -47,10 +47,43 @@ public enum TPCheck {
     }
 
     /// The unsharded layer's forward over the whole batch (rank 0's reference): every weight on one
-    /// rank, the column gate, no collective.
+    /// rank, the column gate (the config's own packing), no collective.
     public static func unshardedForward(config: MLAConfig, layer: Int, source: WeightSource, x: Matrix, batch: Batch) throws -> Matrix {
-        let whole = try MLAAttention(config: config, layer: layer, shard: .whole, gateLayout: .column, source: source)
-        return try whole.forward(x, batch: batch, collectives: .local)
+        try unshardedLayer(config: config, layer: layer, source: source, x: x, batch: batch).forward(x, batch: batch, collectives: .local)
+    }
+
+    /// The unsharded layer itself, for a caller that also wants its o_proj input.
+    public static func unshardedLayer(config: MLAConfig, layer: Int, source: WeightSource, x: Matrix, batch: Batch) throws -> MLAAttention {
+        try MLAAttention(config: config, layer: layer, shard: .whole, gateLayout: .column, source: source)
+    }
+
+    /// Which heads' o_proj inputs differ from the unsharded layer's, when a check failed: every
+    /// rank sends its heads' `attn ⊙ act(gate)` rows to rank 0 (all ranks must call this), which
+    /// compares them head by head. Each head's relative error, on rank 0 (empty elsewhere).
+    public static func headErrors(_ attention: MLAAttention, world: Communicator, tolerance: Float = tolerance,
+                                  reference: () throws -> MLAAttention, x: Matrix, batch: Batch) throws -> [(head: Int, relative: Float)] {
+        let mine = attention.gatedAttention                                           // [T, Hl·v]
+        let (values, counts) = try world.allGather(varying: mine.storage)
+        guard world.rank == 0 else { return [] }
+        let whole = try reference()
+        _ = try whole.forward(x, batch: batch, collectives: .local)
+        let ref = whole.gatedAttention, v = attention.config.vHeadDim, hl = attention.localHeads, T = ref.rows
+        var errors: [(Int, Float)] = [], offset = 0
+        for (r, n) in counts.enumerated() where n > 0 {
+            for j in 0..<hl {
+                let h = r * hl + j
+                var d: Float = 0, m: Float = 0
+                for t in 0..<T {
+                    for c in 0..<v {
+                        let a = values[offset + t * hl * v + j * v + c], b = ref[t, h * v + c]
+                        d = max(d, abs(a - b)); m = max(m, abs(b))
+                    }
+                }
+                errors.append((h, m > 0 ? d / m : d))
+            }
+            offset += n
+        }
+        return errors
     }
 
     /// Whether rank 0 can afford the unsharded layer beside its own shard: its weights twice

@@ -21,6 +21,12 @@ extension PlanReport {
              Format.bytes($0.bytesPerRank), Format.gflop($0.gateFlops), Format.gflop($0.prefillFlops), $0.runs ? "yes" : "NO (shape mismatch)"]
         }) + "\n"
 
+        s += "\nGate forms at tp=\(tp) (column split; prefill of \(T) tokens): a head-wise gate is one value per head, v times smaller\n"
+        s += Format.table(["form", "gate bytes/rank", "gate GFLOP", "all weights/rank", "forward GFLOP"], gateForms.map {
+            ["\($0.granularity.rawValue)-wise, \($0.placement.rawValue)", Format.bytes($0.gateBytesPerRank), Format.gflop($0.gateFlops),
+             Format.bytes($0.bytesPerRank), Format.gflop($0.prefillFlops)]
+        }) + "\n"
+
         s += "\nFLOPs per rank (exactly what the forward counts; bytes = f32 operands read + results written)\n"
         let naive = decode.first { $0.path == .naive }!, absorbed = decode.first { $0.path == .absorbed }!
         var names: [String] = []

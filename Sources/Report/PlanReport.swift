@@ -62,6 +62,33 @@ public struct PlanReport: Codable, Sendable {
         public var prefillFlops: Int
         public var runs: Bool
     }
+    /// One gate form of this config (element- or head-wise, separate or packed into q): what its
+    /// gate costs a rank under the column split.
+    public struct GateFormRow: Codable, Sendable {
+        public var granularity: GateForm.Granularity
+        public var placement: GateForm.Placement
+        /// The gate's weight (and bias) per rank: its own projection, or its rows in the q projection.
+        public var gateBytesPerRank: Int
+        /// The gate's GEMM FLOPs in the prefill (its share of q's GEMM when packed).
+        public var gateFlops: Int
+        public var bytesPerRank: Int
+        public var prefillFlops: Int
+
+        init(config base: MLAConfig, granularity: GateForm.Granularity, placement: GateForm.Placement, tp: Int, lengths: [Int]) {
+            var c = base
+            c.useGatedAttn = true
+            c.gatedAttnGranularity = granularity.rawValue
+            c.gatedAttnPlacement = placement.rawValue
+            (self.granularity, self.placement) = (granularity, placement)
+            let plan = ShardingPlan(config: c, tp: tp, gate: .column), cost = FlopModel.prefill(config: c, tp: tp, gate: .column, sequenceLengths: lengths)
+            let rows = c.numAttentionHeads / tp * c.gateWidthPerHead, qIn = c.qLoraRank ?? c.hiddenSize, T = lengths.reduce(0, +)
+            gateBytesPerRank = placement == .separate ? plan.weights.filter { $0.name.contains(".gate.") }.reduce(0) { $0 + $1.bytesPerRank } : 4 * rows * qIn
+            gateFlops = placement == .separate ? cost.stage("gate")?.flops ?? 0 : 2 * T * rows * qIn
+            bytesPerRank = plan.bytesPerRank
+            prefillFlops = cost.totalFlops
+        }
+    }
+
     public struct ProjectionReport: Codable, Sendable {
         public var hardware: Hardware
         public var prefill: Projection
@@ -83,6 +110,8 @@ public struct PlanReport: Codable, Sendable {
     public var kvCache: KVCacheRow
     public var collective: Collective
     public var gates: [GateRow]
+    /// Every gate form of this config's dimensions, element-wise separate first.
+    public var gateForms: [GateFormRow]
     public var projection: ProjectionReport?
 
     public init(config c: MLAConfig, model: String, tp: Int, gate: GateLayout, sequenceLengths lengths: [Int], hardware: Hardware?) {
@@ -107,11 +136,14 @@ public struct PlanReport: Codable, Sendable {
         let pb = ShardingPlan.allReduceBytes(tokens: T, config: c), db = ShardingPlan.allReduceBytes(tokens: B, config: c)
         collective = Collective(allReduceCalls: tp > 1 ? 1 : 0, prefillBytes: pb, prefillRingBytesPerRank: ShardingPlan.ringBytesPerRank(pb, tp: tp),
                                 decodeBytes: db, decodeRingBytesPerRank: ShardingPlan.ringBytesPerRank(db, tp: tp))
-        gates = GateLayout.allCases.map { layout in
+        gates = GateLayout.applicable(to: c).map { layout in
             let p = ShardingPlan(config: c, tp: tp, gate: layout)
             let cost = FlopModel.prefill(config: c, tp: tp, gate: layout, sequenceLengths: lengths)
             return GateRow(layout: layout, gateBytesPerRank: p.weights.filter { $0.name.contains(".gate.") }.reduce(0) { $0 + $1.bytesPerRank },
                            bytesPerRank: p.bytesPerRank, gateFlops: cost.stage("gate")?.flops ?? 0, prefillFlops: cost.totalFlops, runs: p.runs)
+        }
+        gateForms = GateForm.Placement.allCases.flatMap { p in
+            GateForm.Granularity.allCases.map { GateFormRow(config: c, granularity: $0, placement: p, tp: tp, lengths: lengths) }
         }
         if let hardware {
             var byPath: [String: Projection] = [:]

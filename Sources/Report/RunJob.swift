@@ -60,6 +60,9 @@ public struct RunJob {
         /// On rank 0.
         public var report: RunReport?
         public var verdict: TPCheck.Verdict
+        /// When the check failed: each head's relative error in o_proj's input (on rank 0; plain
+        /// forwards without data-parallel groups).
+        public var headErrors: [RunReport.HeadError]
     }
 
     /// Builds this rank's shard from `source()` and runs its group's sequences; `source()` is
@@ -91,11 +94,18 @@ public struct RunJob {
         let verdict = try TPCheck.verify(out, world: world, enabled: check ?? TPCheck.fits(config: config)) {
             try TPCheck.unshardedForward(config: config, layer: layer, source: try source(), x: x, batch: batch)
         }
+        var heads: [RunReport.HeadError] = []
+        if !verdict.pass && schedule == nil && layout.dp == 1 {
+            heads = try TPCheck.headErrors(attention, world: world, reference: {
+                try TPCheck.unshardedLayer(config: config, layer: layer, source: try source(), x: x, batch: batch)
+            }, x: x, batch: batch).map { RunReport.HeadError(head: $0.head, relative: $0.relative) }
+        }
         var report: RunReport?
         if world.rank == 0 {
             var r = RunReport(config: config, model: model, layer: layer, layout: layout, gate: gate, batch: batch,
                               counters: attention.counters, collectives: tp, facts: facts, check: verdict.result)
             r.assignment = layout.dp > 1 ? assignment : nil
+            r.headErrors = heads.isEmpty ? nil : heads
             if let schedule {
                 let perToken = KVCache.bytesPerToken(config: config)
                 r.serving = .init(decodeSteps: schedule.decodeSteps, prefillChunk: schedule.prefillChunk, decode: decode, steps: schedule.steps.count,
@@ -103,7 +113,7 @@ public struct RunJob {
             }
             report = r
         }
-        return Outcome(output: out, report: report, verdict: verdict)
+        return Outcome(output: out, report: report, verdict: verdict, headErrors: heads)
     }
 
     /// Writes `attn_output [T, hidden]` F32 with metadata (tp, gate, layer, config hash), atomically.
@@ -115,4 +125,22 @@ public struct RunJob {
         try writer.add("attn_output", floats: out.storage, shape: [out.rows, out.cols])
         try writer.write(to: path)
     }
+
+    /// What a failed check means, in one line: which heads differ, and the likely cause.
+    public static func failure(_ outcome: Outcome, config: MLAConfig, gate: GateLayout) -> CheckFailure {
+        let heads = outcome.report?.differingHeads(tolerance: TPCheck.tolerance) ?? ""
+        var what = "the TP result differs from the unsharded forward by more than \(TPCheck.tolerance) relative"
+        if !heads.isEmpty { what += "; o_proj's input differs in heads \(heads)" }
+        let packed = config.useGatedAttn && (try? config.gateForm())?.placement == .packed
+        let hint = packed
+            ? "the q/gate packing order is the likely cause: the packed q projection is split as \(gate.assumedPacking(stored: (try? config.gateForm())?.packing ?? .interleaved).rawValue) but stored \(config.gatedAttnPacking) (gated_attn_packing) — split it the way it is stored (--gate column)"
+            : "this is a sharding bug; rerun with --check-stages and report it"
+        return CheckFailure(message: "\(what) — \(hint)")
+    }
+}
+
+/// A sharded result that differs from the unsharded forward (a numeric failure, exit 5).
+public struct CheckFailure: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
 }

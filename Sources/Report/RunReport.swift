@@ -85,6 +85,25 @@ public struct RunReport: Codable, Sendable {
     public var allReducePath: Collectives.AllReducePath?
     public var flops: Int
     public var check: CheckResult?
+    /// When the check failed: each head's relative error in o_proj's input (`attn ⊙ act(gate)`).
+    public var headErrors: [HeadError]?
+    public struct HeadError: Codable, Sendable, Equatable {
+        public var head: Int
+        public var relative: Float
+    }
+
+    /// The heads whose o_proj input differs by more than the check's tolerance, as ranges ("0–3, 6").
+    public func differingHeads(tolerance: Float) -> String {
+        let bad = (headErrors ?? []).filter { !($0.relative <= tolerance) }.map(\.head)
+        var parts: [String] = [], i = 0
+        while i < bad.count {
+            var j = i
+            while j + 1 < bad.count && bad[j + 1] == bad[j] + 1 { j += 1 }
+            parts.append(i == j ? "\(bad[i])" : "\(bad[i])–\(bad[j])")
+            i = j + 1
+        }
+        return parts.joined(separator: ", ")
+    }
 
     public init(config: MLAConfig, model: String, layer: Int, layout: ParallelLayout, gate: GateLayout, batch: Batch,
                 counters: ForwardCounters, collectives: Collectives, facts: [RankFacts], check: CheckResult?) {

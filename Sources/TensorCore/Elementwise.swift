@@ -70,6 +70,8 @@ public enum Activation {
     @inline(__always) public static func softsign(_ x: Float) -> Float { x / (1 + abs(x)) }
     /// FastDeploy's `scaled_softsign`: `softsign(x) * 2`.
     @inline(__always) public static func scaledSoftsign(_ x: Float) -> Float { 2 * x / (1 + abs(x)) }
+    /// `log(1 + eˣ)`, and x itself above 20 (torch's `softplus`, beta 1, threshold 20).
+    @inline(__always) public static func softplus(_ x: Float) -> Float { x > 20 ? x : Foundation.log1p(Foundation.exp(x)) }
 }
 
 /// Pointer kernels for the hot path, on one contiguous row (or a strided part of one).
@@ -94,6 +96,24 @@ public enum Kernels {
     @inline(__always)
     public static func multiplyByScaledSoftsign(_ a: UnsafeMutablePointer<Float>, gate g: UnsafePointer<Float>, count: Int) {
         multiply(a, by: g, count: count, { g in 2 * g / (1 + g.replacing(with: -g, where: g .< 0)) }, Activation.scaledSoftsign)
+    }
+
+    /// `a[j] *= softplus(g[j])` for `count` floats (one libm `log1p` and `exp` per element).
+    @inline(__always)
+    public static func multiplyBySoftplus(_ a: UnsafeMutablePointer<Float>, gate g: UnsafePointer<Float>, count: Int) {
+        for j in 0..<count { a[j] *= Activation.softplus(g[j]) }
+    }
+
+    /// `a[j] *= s` for `count` floats, eight lanes at a time: one head's v channels by its head-wise gate.
+    @inline(__always)
+    public static func scale(_ a: UnsafeMutablePointer<Float>, by s: Float, count: Int) {
+        let ra = UnsafeMutableRawPointer(a)
+        var j = 0
+        while j + 8 <= count {
+            ra.storeBytes(of: ra.loadUnaligned(fromByteOffset: 4 * j, as: SIMD8<Float>.self) * s, toByteOffset: 4 * j, as: SIMD8<Float>.self)
+            j += 8
+        }
+        while j < count { a[j] *= s; j += 1 }
     }
 
     /// `a[j] *= f(g[j])`: `vector` on eight lanes at a time, `scalar` on the tail.

@@ -21,9 +21,14 @@ public protocol WeightSource {
     /// The default transposes `block`'s result (two copies for a moment); a source that can
     /// write the transposed order directly should.
     func blockTransposed(_ name: String, shape: Shape, rows: Range<Int>, cols: Range<Int>, initializer: Initializer) throws -> Matrix
+    /// The stored shape of `name`, where the source has one (a checkpoint); nil for seeded
+    /// weights, which take whatever shape they are asked for.
+    func shape(of name: String) -> [Int]?
 }
 
 extension WeightSource {
+    public func shape(of name: String) -> [Int]? { nil }
+
     public func blockTransposed(_ name: String, shape: Shape, rows: Range<Int>, cols: Range<Int>, initializer: Initializer) throws -> Matrix {
         try block(name, shape: shape, rows: rows, cols: cols, initializer: initializer).transposed()
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Measure
+import Report
 import MLA
 import SafeTensors
 import SwiftMPI
@@ -53,6 +54,8 @@ enum Failure {
         case let e as TPError: return (.config, e.description, true)
         case let e as LayoutError: return (.config, e.description, true)
         case let e as GateMismatchError: return (.config, e.description, true)
+        case let e as GateShapeError: return (.input, e.description, true)
+        case let e as GateLayoutError: return (.usage, e.description, true)
         case let e as BatchError: return (.input, e.description, true)
         case let e as ShapeError: return (.input, e.description, true)
         case let e as NumericError: return (.numeric, e.description, false)
@@ -63,6 +66,7 @@ enum Failure {
         case let e as SafeTensorsHeaderError: return (.input, e.description, true)
         case let e as SafeTensorsReadError: return (.input, e.description, true)
         case let e as SafeTensorsWriteError: return (.input, e.description, false)
+        case let e as CheckFailure: return (.numeric, e.description, true)
         case let e as MeasureError: return (e.isInputError ? .input : .internal, e.description, true)
         default:
             return (.internal, "\(error) — this is a bug in mla-tp; please report it with the command you ran", false)

@@ -20,7 +20,7 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "A .safetensors file or checkpoint directory, with --config.")
     var weights: String?
 
-    @Option(help: "Gate layout: column (the fix), replicated (FastDeploy PR #7404 as merged; fails at tp>1), replicated-sliced.")
+    @Option(help: "Gate layout: column (the fix: split with the heads), replicated (FastDeploy PR #7404 as merged; fails at tp>1), replicated-sliced; for a gate packed into q: column (as stored), packed-as-interleaved, packed-as-concatenated (to show a wrong split).")
     var gate: GateLayout = .column
 
     @Option(help: "Seed of the TP-independent random weights and input.")

@@ -91,9 +91,7 @@ struct Run: ParsableCommand {
             }
             RankOutput(rank: world.rank).printRoot(json ? try report.json() : report.text())
         }
-        guard outcome.verdict.pass else {
-            throw CLIError(code: .numeric, message: "the TP result differs from the unsharded forward by more than \(TPCheck.tolerance) relative — this is a sharding bug; rerun with --check-stages and report it")
-        }
+        guard outcome.verdict.pass else { throw RunJob.failure(outcome, config: config, gate: model.gate) }
         try Environment.finalize()
     }
 

@@ -12,20 +12,26 @@ enum Golden {
     static let cases = ["gated_sigmoid_bias", "gated_softsign_noqlora_neox", "yarn_legacy_layer1", "yarn_v5_ungated",
                         "hf_save_pretrained", "hf_sharded_index", "fp8_block"]
 
+    /// One case per gate form (float64 expected outputs only), and the forward's error bound on them.
+    static let gateCases = ["gate_head_separate_sigmoid_bias", "gate_head_separate_softplus_nobias", "gate_element_packed_sigmoid",
+                            "gate_head_packed_scaled_softsign", "gate_element_packed_softplus_noqlora", "gate_element_separate_softplus"]
+
     static func dir(_ name: String) -> String { root.appendingPathComponent(name).path }
 
     /// The layer each case's expected output is for.
     static func layer(_ name: String) -> Int { name == "yarn_legacy_layer1" ? 1 : 0 }
 
+    /// The f32 expected output, or the float64 one (read as Float) where the case has only that.
     static func expected(_ name: String) throws -> Matrix {
-        let file = try SafeTensorsFile(path: dir(name) + "/expected.safetensors")
+        let f32 = dir(name) + "/expected.safetensors"
+        let file = try SafeTensorsFile(path: FileManager.default.fileExists(atPath: f32) ? f32 : dir(name) + "/expected_f64.safetensors")
         let shape = try file.info("attn_output").shape
         return try Matrix(rows: shape[0], cols: shape[1], values: try file.readFloats("attn_output"))
     }
 }
 
 @Suite struct GoldenTests {
-    @Test(arguments: Golden.cases)
+    @Test(arguments: Golden.cases + Golden.gateCases)
     func forwardMatchesTransformersWithinOneInTenThousand(name: String) throws {
         let dir = Golden.dir(name)
         let config = try MLAConfig.load(path: dir + "/config.json")
@@ -41,7 +47,7 @@ enum Golden {
     /// equals the same golden output (the in-process form of the mpirun tests).
     @Test(arguments: [2, 4])
     func shardsOfEveryCaseRecombineToTheGoldenOutput(tp: Int) throws {
-        for name in Golden.cases {
+        for name in Golden.cases + Golden.gateCases {
             let dir = Golden.dir(name)
             let config = try MLAConfig.load(path: dir + "/config.json")
             guard config.numAttentionHeads % tp == 0 else { continue }

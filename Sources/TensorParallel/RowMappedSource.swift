@@ -1,0 +1,54 @@
+import TensorCore
+
+/// A weight source that reads one tensor's rows through a map: row `r` of the tensor as the
+/// layer asks for it comes from row `map(r)` of the tensor as `base` stores it. How a layer
+/// reads a tensor whose rows are stored in another order (a q projection with the gate packed
+/// per head or concatenated); every other tensor passes through. Runs of consecutive stored
+/// rows are read as one block.
+public struct RowMappedSource: WeightSource {
+    public let base: WeightSource
+    public let name: String
+    public let map: @Sendable (Int) -> Int
+
+    public init(_ base: WeightSource, name: String, map: @escaping @Sendable (Int) -> Int) {
+        self.base = base
+        self.name = name
+        self.map = map
+    }
+
+    /// Runs of `rows` whose stored rows are consecutive: (first row asked, stored range).
+    func runs(_ rows: Range<Int>) -> [(Int, Range<Int>)] {
+        var list: [(Int, Range<Int>)] = []
+        var r = rows.lowerBound
+        while r < rows.upperBound {
+            let start = map(r)
+            var n = 1
+            while r + n < rows.upperBound && map(r + n) == start + n { n += 1 }
+            list.append((r, start ..< start + n))
+            r += n
+        }
+        return list
+    }
+
+    public func block(_ tensor: String, shape: Shape, rows: Range<Int>, cols: Range<Int>, initializer: Initializer) throws -> Matrix {
+        guard tensor == name else { return try base.block(tensor, shape: shape, rows: rows, cols: cols, initializer: initializer) }
+        var out = Matrix(rows: rows.count, cols: cols.count)                       // [rows, cols]
+        for (first, stored) in runs(rows) {
+            let part = try base.block(tensor, shape: shape, rows: stored, cols: cols, initializer: initializer)
+            let at = (first - rows.lowerBound) * cols.count
+            out.storage.replaceSubrange(at ..< at + part.count, with: part.storage)
+        }
+        return out
+    }
+
+    public func blockTransposed(_ tensor: String, shape: Shape, rows: Range<Int>, cols: Range<Int>, initializer: Initializer) throws -> Matrix {
+        guard tensor == name else { return try base.blockTransposed(tensor, shape: shape, rows: rows, cols: cols, initializer: initializer) }
+        return try block(tensor, shape: shape, rows: rows, cols: cols, initializer: initializer).transposed()
+    }
+
+    public func vector(_ tensor: String, count: Int, range: Range<Int>, initializer: Initializer) throws -> [Float] {
+        try base.vector(tensor, count: count, range: range, initializer: initializer)
+    }
+
+    public func shape(of tensor: String) -> [Int]? { base.shape(of: tensor) }
+}
