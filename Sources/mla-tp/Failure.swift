@@ -32,13 +32,15 @@ enum Failure {
         return Int(env["OMPI_COMM_WORLD_RANK"] ?? env["PMI_RANK"] ?? "0") ?? 0
     }
 
-    /// A usage error: printed once and exit code 2 on every rank (raised before MPI starts).
+    /// A usage error (raised before MPI starts, the same on every rank): rank 0 prints it and
+    /// ends with code 2, the job's exit code. The other ranks end with 0 and print nothing: had
+    /// they ended with 2, mpirun could kill rank 0 before its line got out (seen with 4 ranks on
+    /// 2 cores); a rank that ends with 0 before MPI_Init never stops the job.
     static func usage(_ message: String) -> Never {
-        if launchRank == 0 {
-            let text = message.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
-                .filter { !$0.isEmpty }.joined(separator: " ")
-            RankOutput.write("mla-tp: rank 0: \(text) — see `mla-tp --help`\n", fd: 2)
-        }
+        guard launchRank == 0 else { exitQuietly(0) }
+        let text = message.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }.joined(separator: " ")
+        RankOutput.write("mla-tp: rank 0: \(text) — see `mla-tp --help`\n", fd: 2)
         exitQuietly(Code.usage.rawValue)
     }
 

@@ -174,7 +174,7 @@ import TestSupport
 
     @Test func unknownPresetAndGateLayout() throws {
         let dir = try Fixtures.scratch("names")
-        try expectFailure(["run", "--preset", "gpt5"], in: dir, code: 2, mentions: ["gpt5", "tiny, deepseek-v3, deepseek-v2-lite"],
+        try expectFailure(["run", "--preset", "gpt5"], in: dir, code: 2, mentions: ["gpt5", "tiny, tiny-headwise", "deepseek-v3, deepseek-v2-lite"],
                           existingOutput: false)
         try expectFailure(["run", "--gate", "diagonal"], in: dir, code: 2, mentions: ["diagonal", "column"], existingOutput: true)
     }
