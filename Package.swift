@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 // mla-tp: DeepSeek-style MLA attention with a gated output under tensor parallelism.
 // Layers, bottom to top (dependencies point one way):
-//   CMPI, CBLAS (C system modules) → SwiftMPI, TensorCore → TensorParallel → MLA → mla-tp (CLI)
+//   CMPI, CBLAS, CDNNL (C system modules), CKernels (C) → SwiftMPI, TensorCore → TensorParallel → MLA → mla-tp (CLI)
 //   SafeTensors (file format, Foundation only) → MLA; Plot (SVG figures) → mla-tp
 import PackageDescription
 
@@ -24,11 +24,16 @@ let package = Package(
         .systemLibrary(
             name: "CBLAS", pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]),
+        // oneDNN 2.6's C API; Debian's package has no pkg-config file, so the module map links -ldnnl.
+        .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
+        // bf16 conversions and the bf16 decode kernels, in C for per-function instruction sets.
+        .target(name: "CKernels"),
 
         // Typed MPI wrapper in the manner of swift-system.
         .target(name: "SwiftMPI", dependencies: ["CMPI"]),
-        // Row-major Float matrices, BLAS matmul, elementwise kernels. No MPI.
-        .target(name: "TensorCore", dependencies: ["CBLAS"]),
+        // Row-major f32 and bf16 matrices, the GEMM entry point (OpenBLAS, oneDNN, bf16 kernels),
+        // elementwise kernels. No MPI.
+        .target(name: "TensorCore", dependencies: ["CBLAS", "CDNNL", "CKernels"]),
         // safetensors reader/writer and the HF checkpoint layout. Foundation only.
         .target(name: "SafeTensors"),
         // Replicated / column / row parallel linear layers, shard math, seeded init.
