@@ -93,14 +93,14 @@ AVX512 static ALWAYS_INLINE void nn_piece_avx512(const int MB, const uint16_t *w
 
 /// Every 16-column piece of one block of `rows` weight rows for a group of MB x rows; for narrow
 /// weights, whose short rows the hardware prefetcher does not follow, the next block's lines are
-/// prefetched into L2 on the way (measured: on wide ones it costs bandwidth).
+/// prefetched on the way (measured: on wide ones it costs bandwidth).
 AVX512 static ALWAYS_INLINE void nn_block_avx512(const int MB, size_t n, const uint16_t *wp, size_t ldw, size_t rows,
                                                  size_t next_rows, float coef[GROUP][DEPTH], float *y, size_t ldy) {
     if (n > PREFETCH_MAX_N) next_rows = 0;
     size_t j = 0;
     for (; j + 16 <= n; j += 16) {
         if ((j & 31) == 0)
-            for (size_t r = 0; r < next_rows; r++) _mm_prefetch((const char *)(wp + (rows + r) * ldw + j), _MM_HINT_T1);
+            for (size_t r = 0; r < next_rows; r++) _mm_prefetch((const char *)(wp + (rows + r) * ldw + j), _MM_HINT_T0);
         nn_piece_avx512(MB, wp + j, ldw, 0xffff, rows, coef, y + j, ldy);
     }
     if (j < n) nn_piece_avx512(MB, wp + j, ldw, (__mmask16)((1u << (n - j)) - 1u), rows, coef, y + j, ldy);

@@ -65,7 +65,7 @@ AVX2 static void nt_avx2(size_t m, size_t n, size_t k, float alpha, const float 
 
 // ---- AVX-512: up to 4 x rows × 4 weight rows (16 accumulators of 32 zmm registers), masked k tail
 
-/// `next` is the following tile's first weight row: its lines are prefetched (into L2) while this
+/// `next` is the following tile's first weight row: its lines are prefetched while this
 /// tile runs, one 64-byte line per row per 32 elements, so that a row's start, where the hardware
 /// prefetcher has to find the stream again, does not wait on memory.
 AVX512 static ALWAYS_INLINE void nt_tile_avx512(const int MB, const int NB, size_t k, float alpha, const float *x, size_t ldx,
@@ -76,7 +76,7 @@ AVX512 static ALWAYS_INLINE void nt_tile_avx512(const int MB, const int NB, size
     size_t p = 0;
     for (; p + 16 <= k; p += 16) {
         if ((p & 31) == 0)
-            for (size_t r = 0; r < next_rows; r++) _mm_prefetch((const char *)(next + r * ldw + p), _MM_HINT_T1);
+            for (size_t r = 0; r < next_rows; r++) _mm_prefetch((const char *)(next + r * ldw + p), _MM_HINT_T0);
         __m512 wv[4];
         for (int r = 0; r < NB; r++) wv[r] = widen16(w + r * ldw + p);
         for (int i = 0; i < MB; i++) {
