@@ -95,7 +95,7 @@ public struct OneDNNWeightLayout: Sendable, Equatable {
     public var implementation: String
     /// Bytes of the weight in that layout.
     public var bytes: Int
-    /// Whether it is the plain row-major layout the weight is kept in (no reorder needed).
+    /// Whether it is the layout the weight is kept in (row-major, in the key's order): no reorder needed.
     public var isPlain: Bool
 }
 
@@ -106,6 +106,25 @@ extension GemmContext {
         try locked { ctx throws(DNNLError) in
             let p = try ctx.primitive(key)
             return OneDNNWeightLayout(implementation: p.implementation, bytes: p.weightLayoutBytes, isPlain: p.weightsArePlain)
+        }
+    }
+
+    /// Copies a weight kept in `key`'s plain order into the layout `key`'s primitive reads (with
+    /// `blockedWeights`, oneDNN's own), once at load; `into` must hold `oneDNNWeightLayout(key).bytes`.
+    public func oneDNNReorderWeights(_ key: MatmulKey, from plain: UnsafeRawPointer, into: UnsafeMutableRawPointer) throws(DNNLError) {
+        try locked { ctx throws(DNNLError) in
+            try ctx.primitive(key).reorderWeights(from: plain, into: into, engine: try ctx.cpuEngine(), stream: try ctx.cpuStream())
+        }
+    }
+
+    /// Runs `key`'s primitive on raw operands (B in the primitive's layout: reordered first for
+    /// `blockedWeights` keys) and returns its implementation string: for measurements.
+    @discardableResult
+    public func oneDNNMatmul(_ key: MatmulKey, a: UnsafeRawPointer, b: UnsafeRawPointer, c: UnsafeMutableRawPointer) throws(DNNLError) -> String {
+        try locked { ctx throws(DNNLError) in
+            let p = try ctx.primitive(key)
+            try p.execute(a: a, b: b, c: c, stream: try ctx.cpuStream())
+            return p.implementation
         }
     }
 }

@@ -103,7 +103,7 @@ public final class GemmContext: @unchecked Sendable {
         return s!
     }
 
-    private func cpuEngine() throws(DNNLError) -> dnnl_engine_t {
+    func cpuEngine() throws(DNNLError) -> dnnl_engine_t {
         if let engine { return engine }
         var e: dnnl_engine_t?
         try OneDNN.check("dnnl_engine_create", dnnl_engine_create(&e, dnnl_cpu, 0))

@@ -114,6 +114,31 @@ final class MatmulPrimitive {
         descriptor = pd
     }
 
+    /// Copies a weight kept in the key's plain order (`ldb`, `transB`) into the layout this
+    /// primitive reads (for `blockedWeights` keys, once at load): `into` must hold `weightLayoutBytes`.
+    func reorderWeights(from plain: UnsafeRawPointer, into: UnsafeMutableRawPointer, engine: dnnl_engine_t,
+                        stream: dnnl_stream_t) throws(DNNLError) {
+        var source = try Self.descriptor(rows: key.k, cols: key.n, transposed: key.transB, ld: key.ldb, key.b)
+        guard var target = dnnl_primitive_desc_query_md(descriptor, dnnl_query_weights_md, 0)?.pointee else {
+            throw DNNLError(call: "dnnl_primitive_desc_query_md", status: -1, message: "no weights descriptor")
+        }
+        var rpd: dnnl_primitive_desc_t?
+        try OneDNN.check("dnnl_reorder_primitive_desc_create",
+                         dnnl_reorder_primitive_desc_create(&rpd, &source, engine, &target, engine, nil))
+        defer { dnnl_primitive_desc_destroy(rpd) }
+        var reorder: dnnl_primitive_t?
+        try OneDNN.check("dnnl_primitive_create", dnnl_primitive_create(&reorder, rpd))
+        defer { dnnl_primitive_destroy(reorder) }
+        var from: dnnl_memory_t?, to: dnnl_memory_t?
+        try OneDNN.check("dnnl_memory_create", dnnl_memory_create(&from, &source, engine, UnsafeMutableRawPointer(mutating: plain)))
+        defer { dnnl_memory_destroy(from) }
+        try OneDNN.check("dnnl_memory_create", dnnl_memory_create(&to, &target, engine, into))
+        defer { dnnl_memory_destroy(to) }
+        let args = [dnnl_exec_arg_t(arg: mlatp_dnnl_arg_from(), memory: from), dnnl_exec_arg_t(arg: mlatp_dnnl_arg_to(), memory: to)]
+        try OneDNN.check("dnnl_primitive_execute", dnnl_primitive_execute(reorder, stream, Int32(args.count), args))
+        try OneDNN.check("dnnl_stream_wait", dnnl_stream_wait(stream))
+    }
+
     deinit {
         for mem in memories { dnnl_memory_destroy(mem) }
         dnnl_primitive_destroy(primitive)
