@@ -50,6 +50,10 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
+        // Measures TensorCore's GEMM paths (GFLOP/s, decode weight bandwidth) and reports which
+        // kernel serves bf16 products under a oneDNN ISA cap.
+        .executableTarget(name: "kernel-bench", dependencies: ["TensorCore"]),
+
         // Shared test helpers: approximate equality, spawning mpirun.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "TestSupport"]),
