@@ -23,7 +23,7 @@ extension GemmContext {
                 return .openBLAS(p.m == 1 || p.n == 1 ? "sgemv" : "sgemm")
             }
         case .bf16(let b):
-            if route == .rows || (route == .automatic && p.m <= Gemm.rowKernelMaxRows) { return rows(p, b) }
+            if route == .rows || (route == .automatic && Gemm.rowKernelServes(m: p.m)) { return rows(p, b) }
             let support = OneDNN.bf16Support
             guard route == .oneDNN || (route == .automatic && support == .native) else {
                 return widened(p, b, reason: route == .openBLAS ? "asked for" : "oneDNN's bf16 is \(support.rawValue) on this CPU")

@@ -2,14 +2,25 @@ import CKernels
 import CDNNL
 
 /// The GEMM entry point for operands of any precision. The precisions decide the arithmetic:
-/// - B (the weight) f32: an f32 product through OpenBLAS; a bf16 A is widened exactly first.
+/// - B (the weight) f32: an f32 product (OpenBLAS, or oneDNN where `GemmRoute.automatic` says);
+///   a bf16 A is widened exactly first.
 /// - B bf16: a product of bf16 operands accumulated in f32. A is taken at bf16 precision (an f32
 ///   A is rounded once), so every kernel computes the same thing; `route` picks the kernel.
 /// A bf16 C receives the f32 result rounded once. `beta` scales C first; beta = 0 overwrites it.
 extension Gemm {
-    /// Rows up to which `.automatic` uses the bf16 row kernel (a decode token or a small batch):
-    /// oneDNN's matmul reaches only 10–26 GFLOP/s on one row.
+    /// Rows up to which `.automatic` uses the bf16 row kernel (a decode token or a small batch)
+    /// where oneDNN's bf16 is native: its matmul reaches only 10–26 GFLOP/s on one row.
     public static let rowKernelMaxRows = 8
+
+    /// The same bound where oneDNN's bf16 is not native and the alternative is the widening
+    /// fallback: measured here at [m, 7168]·[7168, 8192], the row kernel ran 45–79 GFLOP/s against
+    /// the fallback's 37–39 at m = 32, and 44–48 against 59–62 at m = 64.
+    public static let rowKernelMaxRowsWithoutNativeBF16 = 32
+
+    /// Whether `.automatic` gives m rows with bf16 weights to the row kernel.
+    static func rowKernelServes(m: Int) -> Bool {
+        m <= (OneDNN.bf16Support == .native ? rowKernelMaxRows : rowKernelMaxRowsWithoutNativeBF16)
+    }
 
     /// C[m, n] = alpha · op(A) · op(B) + beta · C on row-major storage with leading dimensions,
     /// as `run(… a: UnsafePointer<Float> …)`, for operands of either precision. Returns the kernel that ran.

@@ -29,9 +29,10 @@ public enum GemmDestination {
 /// last bits through summation order.
 public enum GemmRoute: String, Sendable, CaseIterable {
     /// Measured choices (one thread, see `Gemm.run(… a: GemmSource …)`):
-    /// - bf16 weights: the row kernel up to `Gemm.rowKernelMaxRows` rows (a decode token or a small
-    ///   batch); above that oneDNN's matmul where its bf16 is native on this CPU, else the weight
-    ///   widened to f32 for OpenBLAS (oneDNN's emulated bf16 ran 31–34 GFLOP/s against 85–100);
+    /// - bf16 weights: where oneDNN's bf16 is native on this CPU, the row kernel up to
+    ///   `Gemm.rowKernelMaxRows` rows (a decode token or a small batch) and oneDNN's matmul above;
+    ///   elsewhere the row kernel up to `Gemm.rowKernelMaxRowsWithoutNativeBF16` rows and the weight
+    ///   widened to f32 for OpenBLAS above (oneDNN's emulated bf16 ran 31–34 GFLOP/s against 85–108);
     /// - f32 weights kept `[out, in]` at two rows or more, with oneDNN's AVX-512 kernels available:
     ///   oneDNN's matmul (1.2–2× OpenBLAS's sgemm there); every other f32 product: OpenBLAS.
     case automatic

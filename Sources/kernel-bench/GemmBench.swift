@@ -34,7 +34,7 @@ struct GemmBench {
         }
         add("OpenBLAS f32") { cp in
             a32.withUnsafeBufferPointer { ap in b32.withUnsafeBufferPointer { bp in
-                product(.f32(ap.baseAddress!), .f32(bp.baseAddress!), cp, .automatic).description } }
+                product(.f32(ap.baseAddress!), .f32(bp.baseAddress!), cp, .openBLAS).description } }
         }
         add("oneDNN f32") { cp in
             a32.withUnsafeBufferPointer { ap in b32.withUnsafeBufferPointer { bp in
@@ -54,7 +54,7 @@ struct GemmBench {
             a16.withUnsafeBufferPointer { ap in b16.withUnsafeBufferPointer { bp in
                 product(.bf16(ap.baseAddress!), .bf16(bp.baseAddress!), cp, .openBLAS).description } }
         }
-        if m <= 32 {
+        if m <= 64 {
             add("bf16 rows") { cp in
                 a16.withUnsafeBufferPointer { ap in b16.withUnsafeBufferPointer { bp in
                     product(.bf16(ap.baseAddress!), .bf16(bp.baseAddress!), cp, .rows).description } }

@@ -52,8 +52,8 @@ import Testing
     @Test func avx2HasNoBF16MatmulSoEveryRouteStaysCorrectThroughTheFallback() throws {
         let (support, lines) = try Self.route(cap: "AVX2")
         #expect(support == "unavailable")
-        #expect(Self.kernel(lines, "automatic", m: 12) == "fallback: bf16 widened to f32, OpenBLAS sgemm (oneDNN's bf16 is unavailable on this CPU)")
-        #expect(Self.kernel(lines, "oneDNN", m: 12) == "fallback: bf16 widened to f32, OpenBLAS sgemm (oneDNN: unimplemented)")
+        #expect(Self.kernel(lines, "automatic", m: 40) == "fallback: bf16 widened to f32, OpenBLAS sgemm (oneDNN's bf16 is unavailable on this CPU)")
+        #expect(Self.kernel(lines, "oneDNN", m: 40) == "fallback: bf16 widened to f32, OpenBLAS sgemm (oneDNN: unimplemented)")
         #expect(Self.kernel(lines, "oneDNN", m: 1) == "fallback: bf16 widened to f32, OpenBLAS sgemv (oneDNN: unimplemented)")
         #expect(Self.kernel(lines, "automatic", m: 1).hasPrefix("bf16 row kernel"))
     }
@@ -62,9 +62,9 @@ import Testing
     func emulatedBF16IsLeftToTheFallbackUnlessOneDNNIsAskedFor() throws {
         let (support, lines) = try Self.route(cap: "AVX512_CORE")
         #expect(support == "emulated")
-        #expect(Self.kernel(lines, "automatic", m: 12) == "fallback: bf16 widened to f32, OpenBLAS sgemm (oneDNN's bf16 is emulated on this CPU)")
-        #expect(Self.kernel(lines, "oneDNN", m: 12).hasPrefix("oneDNN matmul "))
-        #expect(Self.kernel(lines, "openBLAS", m: 12) == "fallback: bf16 widened to f32, OpenBLAS sgemm (asked for)")
+        #expect(Self.kernel(lines, "automatic", m: 40) == "fallback: bf16 widened to f32, OpenBLAS sgemm (oneDNN's bf16 is emulated on this CPU)")
+        #expect(Self.kernel(lines, "oneDNN", m: 40).hasPrefix("oneDNN matmul "))
+        #expect(Self.kernel(lines, "openBLAS", m: 40) == "fallback: bf16 widened to f32, OpenBLAS sgemm (asked for)")
     }
 
     /// Only on a CPU with bf16 instructions (skipped elsewhere).
@@ -72,7 +72,7 @@ import Testing
     func nativeBF16GoesToOneDNN() throws {
         let (support, lines) = try Self.route(cap: nil)
         #expect(support == "native")
-        #expect(Self.kernel(lines, "automatic", m: 12).hasPrefix("oneDNN matmul ") && Self.kernel(lines, "automatic", m: 12).contains("bf16"))
+        #expect(Self.kernel(lines, "automatic", m: 40).hasPrefix("oneDNN matmul ") && Self.kernel(lines, "automatic", m: 40).contains("bf16"))
         #expect(Self.kernel(lines, "automatic", m: 1).hasPrefix("bf16 row kernel"))
     }
 }
