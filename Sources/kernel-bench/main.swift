@@ -2,6 +2,8 @@
 // kernel serves bf16 products under the oneDNN ISA this process runs with (DNNL_MAX_CPU_ISA).
 //   kernel-bench gemm [rounds]     GFLOP/s per path at [256, 7168]·[7168, 8192] and MLA's prefill shapes
 //   kernel-bench decode [rounds]   weight GB/s of one-row and small-batch products against memcpy
+//   kernel-bench one m n k transB [rounds]   one product shape
+//   kernel-bench overhead          the per-call cost of Gemm.run on a tiny bf16 product
 //   kernel-bench route             one line per route: the kernel that ran and its error (used by the tests)
 import Foundation
 import TensorCore
@@ -42,6 +44,19 @@ case "decode":
     ]
     for (index, (m, n, k, transB)) in cases.enumerated() where only?.contains(index) ?? true {
         DecodeBench(m: m, n: n, k: k, transB: transB, rounds: rounds, streamBytes: 256 << 20).run(memcpyBytes: 64 << 20)
+    }
+case "overhead":   // per-call cost of Gemm.run on a tiny bf16 product
+    let x = values(16, seed: 1), w = BF16.round(values(256, seed: 2))
+    var y = [Float](repeating: 0, count: 16)
+    for route in [GemmRoute.automatic] {
+        let t0 = now()
+        for _ in 0..<100_000 {
+            x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in y.withUnsafeMutableBufferPointer { yp in
+                _ = Gemm.run(transB: true, m: 1, n: 16, k: 16, a: .f32(xp.baseAddress!), lda: 16, b: .bf16(wp.baseAddress!), ldb: 16,
+                             c: .f32(yp.baseAddress!), ldc: 16, route: route)
+            } } }
+        }
+        line("\(route): \(fmt((now() - t0) / 100_000 * 1e6, 3)) µs per call")
     }
 case "route":
     RouteCheck.run()
