@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 // mla-tp: DeepSeek-style MLA attention with a gated output under tensor parallelism.
 // Layers, bottom to top (dependencies point one way):
-//   CMPI, CBLAS (C system modules) → SwiftMPI, TensorCore → TensorParallel → MLA
+//   CMPI, CBLAS, CDNNL (C system modules), CKernels (C) → SwiftMPI, TensorCore → TensorParallel → MLA
 //   → Measure (timing, probes, bench engine, the TP check) → Report (run/plan/bench/sweep
 //   documents, figures, the sweep driver) → mla-tp (CLI: commands and printing only)
 //   SafeTensors (file format, Foundation only) → MLA; Plot (SVG) → Report; Launch (mpirun policy,
@@ -27,11 +27,16 @@ let package = Package(
         .systemLibrary(
             name: "CBLAS", pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]),
+        // oneDNN 2.6's C API; Debian's package has no pkg-config file, so the module map links -ldnnl.
+        .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
+        // bf16 conversions and the bf16 decode kernels, in C for per-function instruction sets.
+        .target(name: "CKernels"),
 
         // Typed MPI wrapper in the manner of swift-system.
         .target(name: "SwiftMPI", dependencies: ["CMPI"]),
-        // Row-major Float matrices, BLAS matmul, elementwise kernels, the clock. No MPI.
-        .target(name: "TensorCore", dependencies: ["CBLAS"]),
+        // Row-major f32 and bf16 matrices, the GEMM entry point (OpenBLAS, oneDNN, bf16 kernels),
+        // elementwise kernels, the clock. No MPI.
+        .target(name: "TensorCore", dependencies: ["CBLAS", "CDNNL", "CKernels"]),
         // safetensors reader/writer, the HF checkpoint layout, the atomic file writer. Foundation only.
         .target(name: "SafeTensors"),
         // Replicated / column / row parallel linear layers, shard math, seeded init, collectives.
@@ -57,6 +62,10 @@ let package = Package(
                 "Report", "Measure", "MLA", "TensorParallel", "TensorCore", "SwiftMPI", "SafeTensors", "Launch", "BuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
+
+        // Measures TensorCore's GEMM paths (GFLOP/s, decode weight bandwidth) and reports which
+        // kernel serves bf16 products under a oneDNN ISA cap.
+        .executableTarget(name: "kernel-bench", dependencies: ["TensorCore"]),
 
         // Shared test helpers: approximate equality, spawning mpirun through the launcher.
         .target(name: "TestSupport", dependencies: ["Launch"], path: "Tests/TestSupport"),

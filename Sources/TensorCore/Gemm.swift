@@ -60,50 +60,17 @@ public enum Gemm {
         }
     }
 
-    /// `out = x · Wᵀ` (+ `out` when `accumulate`): x `[T, in]`, W `[out, in]` → `[T, out]`.
-    /// Writes into `out`, which must already have shape `[T, out]`.
+    /// `out = x · Wᵀ` (+ `out` when `accumulate`): x `[T, in]`, W `[out, in]` → `[T, out]`, in f32.
+    /// Writes into `out`, which must already have shape `[T, out]`. (The f32 case of the generic
+    /// `linear`, kept concrete so that callers in other modules get it specialised.)
     public static func linear(_ x: Matrix, weight w: Matrix, into out: inout Matrix, accumulate: Bool = false) throws(ShapeError) {
-        guard x.cols == w.cols else {
-            throw ShapeError(op: "x · Wᵀ", x.shape, w.shape, hint: "x's columns must equal W's in-features (W is [out, in])")
-        }
-        guard out.rows == x.rows, out.cols == w.rows else {
-            throw ShapeError(op: "x · Wᵀ output", out.shape, Shape(x.rows, w.rows))
-        }
-        guard x.rows > 0, w.rows > 0, x.cols > 0 else {
-            if !accumulate { for i in out.storage.indices { out.storage[i] = 0 } }
-            return
-        }
-        x.storage.withUnsafeBufferPointer { xp in
-            w.storage.withUnsafeBufferPointer { wp in
-                out.storage.withUnsafeMutableBufferPointer { op in
-                    run(transB: true, m: x.rows, n: w.rows, k: x.cols, a: xp.baseAddress!, lda: x.cols,
-                        b: wp.baseAddress!, ldb: w.cols, beta: accumulate ? 1 : 0, c: op.baseAddress!, ldc: w.rows)
-                }
-            }
-        }
+        try linear(x, weight: w, into: &out, accumulate: accumulate, route: .automatic, context: .shared)
     }
 
-    /// `out = x · W` for a weight kept as `[in, out]`: x `[T, in]`, W `[in, out]` → `[T, out]`.
+    /// `out = x · W` for an f32 weight kept as `[in, out]`: x `[T, in]`, W `[in, out]` → `[T, out]`.
     /// Writes into `out`, which must already have shape `[T, out]`.
     public static func linearNN(_ x: Matrix, weight w: Matrix, into out: inout Matrix) throws(ShapeError) {
-        guard x.cols == w.rows else {
-            throw ShapeError(op: "x · W", x.shape, w.shape, hint: "x's columns must equal W's in-features (W is [in, out])")
-        }
-        guard out.rows == x.rows, out.cols == w.cols else {
-            throw ShapeError(op: "x · W output", out.shape, Shape(x.rows, w.cols))
-        }
-        guard x.rows > 0, w.cols > 0, x.cols > 0 else {
-            for i in out.storage.indices { out.storage[i] = 0 }
-            return
-        }
-        x.storage.withUnsafeBufferPointer { xp in
-            w.storage.withUnsafeBufferPointer { wp in
-                out.storage.withUnsafeMutableBufferPointer { op in
-                    run(m: x.rows, n: w.cols, k: x.cols, a: xp.baseAddress!, lda: x.cols,
-                        b: wp.baseAddress!, ldb: w.cols, c: op.baseAddress!, ldc: w.cols)
-                }
-            }
-        }
+        try linearNN(x, weight: w, into: &out, accumulate: false, route: .automatic, context: .shared)
     }
 
     /// `x · Wᵀ` as a new matrix.

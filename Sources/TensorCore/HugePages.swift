@@ -14,11 +14,16 @@ public enum HugePages {
 
     /// Advises the whole pages inside `buffer`. Call it before the memory is first written.
     public static func advise(_ buffer: UnsafeMutableBufferPointer<Float>) {
+        advise(UnsafeMutableRawBufferPointer(buffer))
+    }
+
+    /// Advises the whole pages inside `buffer`, whatever it holds (bf16 weights too).
+    public static func advise(_ buffer: UnsafeMutableRawBufferPointer) {
         #if os(Linux)
-        guard let base = buffer.baseAddress, buffer.count * 4 >= threshold else { return }
+        guard let base = buffer.baseAddress, buffer.count >= threshold else { return }
         let page = 4096
         let start = (Int(bitPattern: base) + page - 1) / page * page
-        let end = (Int(bitPattern: base) + buffer.count * 4) / page * page
+        let end = (Int(bitPattern: base) + buffer.count) / page * page
         guard end > start, let p = UnsafeMutableRawPointer(bitPattern: start) else { return }
         _ = madvise(p, end - start, MADV_HUGEPAGE)     // advice only: failure leaves 4 KiB pages
         #endif

@@ -72,17 +72,8 @@ public struct Matrix: Equatable, Sendable {
 
     /// The transpose, as a new matrix (a copy), in cache-sized tiles.
     public func transposed() -> Matrix {
-        let r = rows, c = cols, tile = 64
-        return storage.withUnsafeBufferPointer { src in
-            Matrix(rows: cols, cols: rows) { dst in
-                for i0 in stride(from: 0, to: r, by: tile) {
-                    for j0 in stride(from: 0, to: c, by: tile) {
-                        for i in i0..<min(i0 + tile, r) {
-                            for j in j0..<min(j0 + tile, c) { dst[j * r + i] = src[i * c + j] }
-                        }
-                    }
-                }
-            }
+        storage.withUnsafeBufferPointer { src in
+            Matrix(rows: cols, cols: rows) { transposeTiled(src, rows: rows, cols: cols, into: $0) }
         }
     }
 
@@ -93,6 +84,18 @@ public struct Matrix: Equatable, Sendable {
             for (k, j) in range.enumerated() { m.storage[i * range.count + k] = storage[i * cols + j] }
         }
         return m
+    }
+}
+
+/// dst = srcᵀ for a row-major `rows × cols` source, in 64 × 64 tiles so that both sides stay in cache.
+func transposeTiled<T>(_ src: UnsafeBufferPointer<T>, rows r: Int, cols c: Int, into dst: UnsafeMutableBufferPointer<T>) {
+    let tile = 64
+    for i0 in stride(from: 0, to: r, by: tile) {
+        for j0 in stride(from: 0, to: c, by: tile) {
+            for i in i0..<min(i0 + tile, r) {
+                for j in j0..<min(j0 + tile, c) { dst[j * r + i] = src[i * c + j] }
+            }
+        }
     }
 }
 

@@ -121,7 +121,7 @@ struct Plan: ParsableCommand {
                                     allReduceBytes: ShardingPlan.allReduceBytes(tokens: batch, config: config))
         }
         let report = LayoutPlanReport(config: config, model: name, ranks: ranks, layouts: list, context: context, batch: batch,
-                                      layers: layers, dtype: dtype.rawValue, bytesPerElement: dtype.bytes,
+                                      layers: layers, dtype: dtype.rawValue, bytesPerElement: dtype.bytesPerElement,
                                       memoryPerRank: memoryPerRank?.bytes, hardware: hw)
         if let figure { try AtomicFile.write(Data(report.figure().utf8), to: figure) }
         RankOutputShim.out(json ? try report.json() : report.text())

@@ -17,13 +17,18 @@ mlatp_apt_install() {
     fi
 }
 
-# Installs Open MPI and OpenBLAS (Debian packages) unless pkg-config already finds them.
+# Installs Open MPI, OpenBLAS and oneDNN (Debian packages) unless they are already there:
+# pkg-config finds the first two; oneDNN ships no .pc file, so its header is looked for.
 mlatp_ensure_deps() {
-    if pkg-config --exists ompi-c openblas 2>/dev/null && command -v mpirun >/dev/null; then
+    local dnnl_header=/usr/include/oneapi/dnnl/dnnl.h
+    if pkg-config --exists ompi-c openblas 2>/dev/null && command -v mpirun >/dev/null && [ -f "$dnnl_header" ]; then
         return 0
     fi
-    mlatp_apt_install libopenmpi-dev openmpi-bin libopenblas-dev pkg-config || return 1
-    pkg-config --exists ompi-c openblas || { echo "launch: Open MPI / OpenBLAS still missing after apt-get — install them by hand" >&2; return 1; }
+    mlatp_apt_install libopenmpi-dev openmpi-bin libopenblas-dev libdnnl-dev pkg-config || return 1
+    pkg-config --exists ompi-c openblas && [ -f "$dnnl_header" ] || {
+        echo "launch: Open MPI / OpenBLAS / oneDNN still missing after apt-get — install them by hand" >&2
+        return 1
+    }
 }
 
 # mpirun's flags for N ranks here: quiet (our own one-line errors are the message), a timeout

@@ -1,0 +1,57 @@
+// CKernels: bf16 conversions and the small-m bf16 weight-streaming products, in C so that each
+// function can carry its own instruction set (`__attribute__((target(...)))`) and be chosen at
+// run time: Swift on x86-64 targets baseline x86-64 (SSE2, no FMA). No stable API: only
+// TensorCore uses it. bf16 values travel as their uint16_t bit patterns.
+#ifndef MLATP_CKERNELS_H
+#define MLATP_CKERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/// Instruction-set levels of the kernels, best last. `MLATP_ISA_BEST` asks for the best this CPU runs.
+enum {
+    MLATP_ISA_BEST = -1,
+    MLATP_ISA_SCALAR = 0,   // portable C
+    MLATP_ISA_AVX2 = 1,     // AVX2 + FMA, 8 lanes
+    MLATP_ISA_AVX512 = 2,   // AVX-512 F + BW + VL, 16 lanes, masked tails
+};
+
+/// The best level this CPU supports (detected once).
+int mlatp_isa_supported(void);
+
+/// `isa` if this CPU runs it, else the best level below it (`MLATP_ISA_BEST` gives the best).
+int mlatp_isa_resolve(int isa);
+
+/// dst[i] = bf16(src[i]) for n values: round to nearest even; NaN stays NaN (quiet, sign and
+/// top payload bits kept); values past the largest bf16 round to ±Inf.
+void mlatp_bf16_round(const float *src, uint16_t *dst, size_t n, int isa);
+
+/// dst[i] = float(src[i]) for n values (exact).
+void mlatp_bf16_widen(const uint16_t *src, float *dst, size_t n, int isa);
+
+/// dst[i] = float(bf16(src[i])): f32 values rounded to bf16 precision, kept as f32 (src may equal dst).
+void mlatp_bf16_round_f32(const float *src, float *dst, size_t n, int isa);
+
+/// Widens a rows × cols block with leading dimensions: dst[r·ldd + c] = float(src[r·lds + c]).
+void mlatp_bf16_widen_2d(size_t rows, size_t cols, const uint16_t *src, size_t lds, float *dst, size_t ldd, int isa);
+
+/// y[i, j] = alpha · Σ_p x[i, p] · w[j, p] + beta · y[i, j] for i < m, j < n: f32 rows `x`
+/// (leading dimension ldx) times a bf16 weight kept `[n, k]` (PyTorch's `[out, in]`, leading
+/// dimension ldw), accumulated in f32. Each weight row is read once per group of up to four x
+/// rows. beta = 0 overwrites y whatever it held.
+void mlatp_bf16_rows_nt(size_t m, size_t n, size_t k, float alpha, const float *x, size_t ldx,
+                        const uint16_t *w, size_t ldw, float beta, float *y, size_t ldy, int isa);
+
+/// The same product for a bf16 weight kept `[k, n]` (`[in, out]`): y[i, j] = alpha · Σ_p x[i, p] · w[p, j]
+/// + beta · y[i, j]. The weight is read row after row (sequentially), eight rows at a time.
+void mlatp_bf16_rows_nn(size_t m, size_t n, size_t k, float alpha, const float *x, size_t ldx,
+                        const uint16_t *w, size_t ldw, float beta, float *y, size_t ldy, int isa);
+
+/// Sets the OpenMP runtime's thread count (for oneDNN, which runs on libgomp) if that runtime is
+/// loaded; returns 0 when it was set, -1 when no OpenMP runtime is in the process.
+int mlatp_openmp_set_threads(int n);
+
+/// The OpenMP runtime's thread count for the next parallel region, or -1 when none is loaded.
+int mlatp_openmp_max_threads(void);
+
+#endif

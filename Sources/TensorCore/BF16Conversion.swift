@@ -1,0 +1,69 @@
+import CKernels
+
+/// The instruction set a C kernel runs with. `best` is what this CPU supports; lower levels
+/// exist so that tests can run every variant on one machine.
+public enum KernelISA: Int32, Sendable, CaseIterable, Comparable, CustomStringConvertible {
+    case scalar = 0     // portable C
+    case avx2 = 1       // AVX2 + FMA, 8 lanes
+    case avx512 = 2     // AVX-512 F/BW/VL, 16 lanes, masked tails
+
+    /// The best level this CPU runs.
+    public static var best: KernelISA { KernelISA(rawValue: mlatp_isa_supported()) ?? .scalar }
+
+    /// Every level this CPU runs, lowest first.
+    public static var supported: [KernelISA] { allCases.filter { $0 <= best } }
+
+    public static func < (a: KernelISA, b: KernelISA) -> Bool { a.rawValue < b.rawValue }
+    public var description: String { ["scalar", "avx2", "avx512"][Int(rawValue)] }
+}
+
+/// Bulk f32 ↔ bf16 conversions (vectorized; the same rounding as `BFloat16.init(_:)`), for
+/// loading weights and for activations that are stored in bf16 between stages.
+public enum BF16 {
+    /// dst[i] = bf16(src[i]), rounded to nearest even. `dst` must hold at least `src.count` values.
+    public static func round(_ src: UnsafeBufferPointer<Float>, into dst: UnsafeMutableBufferPointer<BFloat16>,
+                             isa: KernelISA = .best) {
+        precondition(dst.count >= src.count, "BF16.round: \(src.count) values into a buffer of \(dst.count)")
+        guard let s = src.baseAddress, let d = dst.baseAddress else { return }
+        mlatp_bf16_round(s, d.bits, src.count, isa.rawValue)
+    }
+
+    /// dst[i] = Float(src[i]), exact. `dst` must hold at least `src.count` values.
+    public static func widen(_ src: UnsafeBufferPointer<BFloat16>, into dst: UnsafeMutableBufferPointer<Float>,
+                             isa: KernelISA = .best) {
+        precondition(dst.count >= src.count, "BF16.widen: \(src.count) values into a buffer of \(dst.count)")
+        guard let s = src.baseAddress, let d = dst.baseAddress else { return }
+        mlatp_bf16_widen(s.bits, d, src.count, isa.rawValue)
+    }
+
+    /// Rounds f32 values to bf16 precision in place, keeping them f32 (`x = Float(BFloat16(x))`).
+    public static func roundInPlace(_ values: UnsafeMutableBufferPointer<Float>, isa: KernelISA = .best) {
+        guard let p = values.baseAddress else { return }
+        mlatp_bf16_round_f32(p, p, values.count, isa.rawValue)
+    }
+
+    /// `values` rounded to bf16.
+    public static func round(_ values: [Float]) -> [BFloat16] {
+        [BFloat16](unsafeUninitializedCapacity: values.count) { out, count in
+            values.withUnsafeBufferPointer { round($0, into: out) }
+            count = values.count
+        }
+    }
+
+    /// `values` widened to f32.
+    public static func widen(_ values: [BFloat16]) -> [Float] {
+        [Float](unsafeUninitializedCapacity: values.count) { out, count in
+            values.withUnsafeBufferPointer { widen($0, into: out) }
+            count = values.count
+        }
+    }
+}
+
+extension UnsafePointer<BFloat16> {
+    /// The same memory as the bit patterns the C kernels take.
+    @inline(__always) var bits: UnsafePointer<UInt16> { UnsafeRawPointer(self).assumingMemoryBound(to: UInt16.self) }
+}
+
+extension UnsafeMutablePointer<BFloat16> {
+    @inline(__always) var bits: UnsafeMutablePointer<UInt16> { UnsafeMutableRawPointer(self).assumingMemoryBound(to: UInt16.self) }
+}
