@@ -70,8 +70,9 @@ public enum Activation {
     @inline(__always) public static func softsign(_ x: Float) -> Float { x / (1 + abs(x)) }
     /// FastDeploy's `scaled_softsign`: `softsign(x) * 2`.
     @inline(__always) public static func scaledSoftsign(_ x: Float) -> Float { 2 * x / (1 + abs(x)) }
-    /// `log(1 + eˣ)`, and x itself above 20 (torch's `softplus`, beta 1, threshold 20).
-    @inline(__always) public static func softplus(_ x: Float) -> Float { x > 20 ? x : Foundation.log1p(Foundation.exp(x)) }
+    /// `log(1 + eˣ)`, and x itself above 20 (torch's `softplus`, beta 1, threshold 20), through
+    /// `FastLog` (within a few ulp of `log1p(exp(x))`; NaN stays NaN).
+    @inline(__always) public static func softplus(_ x: Float) -> Float { FastLog.softplus(x) }
 }
 
 /// Pointer kernels for the hot path, on one contiguous row (or a strided part of one).
@@ -98,10 +99,10 @@ public enum Kernels {
         multiply(a, by: g, count: count, { g in 2 * g / (1 + g.replacing(with: -g, where: g .< 0)) }, Activation.scaledSoftsign)
     }
 
-    /// `a[j] *= softplus(g[j])` for `count` floats (one libm `log1p` and `exp` per element).
+    /// `a[j] *= softplus(g[j])` for `count` floats, eight lanes at a time (`FastLog.softplus`).
     @inline(__always)
     public static func multiplyBySoftplus(_ a: UnsafeMutablePointer<Float>, gate g: UnsafePointer<Float>, count: Int) {
-        for j in 0..<count { a[j] *= Activation.softplus(g[j]) }
+        multiply(a, by: g, count: count, FastLog.softplus, Activation.softplus)
     }
 
     /// `a[j] *= s` for `count` floats, eight lanes at a time: one head's v channels by its head-wise gate.
