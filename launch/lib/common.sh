@@ -4,8 +4,13 @@
 MLATP_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 export PATH="/opt/swift/usr/bin:$PATH"
 
-# Installs Open MPI and OpenBLAS (Debian packages) unless pkg-config already finds them.
+# Installs Open MPI and OpenBLAS (Debian packages) unless pkg-config already finds them; as
+# root, also iproute2 (`ip`, for launch/two-hosts and its tests, which need root) if missing.
 mlatp_ensure_deps() {
+    if [ "$(id -u)" -eq 0 ] && ! command -v ip >/dev/null && command -v apt-get >/dev/null; then
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2; } >/dev/null 2>&1 \
+            || echo "launch: could not install iproute2; the two-host tests will be skipped" >&2
+    fi
     if pkg-config --exists ompi-c openblas 2>/dev/null && command -v mpirun >/dev/null; then
         return 0
     fi
