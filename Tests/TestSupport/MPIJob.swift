@@ -45,7 +45,15 @@ public struct MPIJob {
         spawn(binary, args, timeout: timeout, environment: [:])
     }
 
-    static func spawn(_ executable: String, _ args: [String], timeout: Double, environment: [String: String]) -> Result {
+    /// A launch script (e.g. `launch/two-hosts`) with its arguments. Past `timeout` it gets
+    /// `stopSignal` and `grace` seconds to clean up before `SIGKILL`.
+    public static func script(_ path: String, _ args: [String], timeout: Double, grace: Double = 30,
+                              stopSignal: Int32 = SIGTERM, environment: [String: String] = [:]) -> Result {
+        spawn(path, args, timeout: timeout, environment: environment, grace: grace, stopSignal: stopSignal)
+    }
+
+    static func spawn(_ executable: String, _ args: [String], timeout: Double, environment: [String: String],
+                      grace: Double = 0.5, stopSignal: Int32 = SIGTERM) -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = args
@@ -69,6 +77,12 @@ public struct MPIJob {
             }
         }
         let start = Date()
+        // Test threads may block signals, and a child inherits that mask: spawn with none
+        // blocked, so that a script's traps (SIGTERM, SIGINT) work as from a shell.
+        var none = sigset_t(), saved = sigset_t()
+        sigemptyset(&none)
+        pthread_sigmask(SIG_SETMASK, &none, &saved)
+        defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }
         do { try process.run() } catch {
             return Result(status: -1, stdout: "", stderr: "could not start \(executable): \(error)", seconds: 0, timedOut: false)
         }
@@ -76,9 +90,10 @@ public struct MPIJob {
         while process.isRunning {
             if Date().timeIntervalSince(start) > timeout {
                 timedOut = true
-                kill(process.processIdentifier, SIGTERM)
-                usleep(500_000)
-                kill(process.processIdentifier, SIGKILL)
+                kill(process.processIdentifier, stopSignal)
+                let stopped = Date()
+                while process.isRunning && Date().timeIntervalSince(stopped) < grace { usleep(20_000) }
+                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
                 break
             }
             usleep(20_000)

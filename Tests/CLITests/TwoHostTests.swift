@@ -1,0 +1,187 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// Jobs across two hosts built by `launch/two-hosts` (two network namespaces and a veth pair):
+/// Open MPI starts the second host's daemon through its rsh launcher, and every byte between
+/// the hosts crosses the veth over TCP. Each job must pass its own check against the unsharded
+/// forward and give what the same job gives on one host; nothing the launcher made may remain.
+/// Skipped, with the reason, where the hosts cannot be built (not root, no `ip`).
+@Suite(.serialized, .enabled(if: TwoHosts.unavailable == nil, Comment(rawValue: TwoHosts.unavailable ?? "")))
+struct TwoHostTests {
+    /// Runs `args` on two hosts and on one, with `--output`; checks both against the unsharded
+    /// forward and each other, that bytes crossed the veth, and that nothing was left behind.
+    /// Returns the two reports (two hosts, one host).
+    func compare(ranks: Int, slots: String, _ args: [String], minimumCrossing: Int) throws -> (two: [String: Any], one: [String: Any]) {
+        let dir = try Fixtures.scratch("two-hosts")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let twoOut = dir.appendingPathComponent("two.safetensors").path, oneOut = dir.appendingPathComponent("one.safetensors").path
+        let two = TwoHosts.run(ranks, slots: slots, args + ["--json", "--output", twoOut])
+        #expect(two.status == 0, "\(two)")
+        let names = TwoHosts.names(two)
+        #expect(names.count == 4, "the launcher names two namespaces and two veth ends: \(two.stderr)")
+        #expect(TwoHosts.leftovers(names).isEmpty, "left behind: \(TwoHosts.leftovers(names))")
+        let crossed = try #require(TwoHosts.traffic(two), "no traffic line: \(two.stderr)")
+        #expect(crossed.out >= minimumCrossing && crossed.back >= minimumCrossing,
+                "the veth carried \(crossed) bytes; the allreduce alone moves \(minimumCrossing) each way")
+
+        let one = MPIJob.run(ranks: ranks, args + ["--json", "--output", oneOut], timeout: 60)
+        #expect(one.status == 0, "\(one)")
+        let twoReport = try #require(TwoHosts.report(two), "\(two)"), oneReport = try #require(TwoHosts.report(one), "\(one)")
+        for (where_, report) in [("two hosts", twoReport), ("one host", oneReport)] {
+            let check = try #require(report["check"] as? [String: Any], "\(where_): no check")
+            #expect(check["pass"] as? Bool == true, "\(where_): \(check)")
+            #expect(((check["relative"] as? NSNumber)?.doubleValue ?? 1) <= 1e-5, "\(where_): \(check)")
+        }
+        let a = try Fixtures.output(twoOut), b = try Fixtures.output(oneOut)
+        #expect(!a.isEmpty && a.count == b.count)
+        let diff = TwoHosts.relativeDifference(a, b)
+        #expect(diff <= 1e-6, "two hosts vs one host: relative difference \(diff)")
+        return (twoReport, oneReport)
+    }
+
+    @Test(arguments: [[String](), ["--decode-steps", "3"]])
+    func tpFourWithTwoRanksPerHostGivesTheSingleHostResult(serving: [String]) throws {
+        // 19 tokens × 256 hidden floats (prefill); 2 tokens per decode step.
+        let bytes = (serving.isEmpty ? 19 : 2) * 256 * 4
+        let (two, _) = try compare(ranks: 4, slots: "2,2", ["run", "--seqs", "7,12"] + serving, minimumCrossing: bytes)
+        #expect(two["allReducePath"] as? String == "MPI_Allreduce")
+    }
+
+    @Test func tpTwoOneRankPerHostRunsAnHFCheckpointLikeOneHost() throws {
+        let model = try Fixtures.scratch("two-hosts-model")
+        defer { try? FileManager.default.removeItem(at: model) }
+        let made = MPIJob.single(["init", "--preset", "tiny", "--out", model.path])
+        #expect(made.status == 0, "\(made)")
+        let (two, one) = try compare(ranks: 2, slots: "1,1", ["run", "--model", model.path], minimumCrossing: 16 * 256 * 4)
+        #expect(two["tp"] as? Int == 2 && one["tp"] as? Int == 2)
+    }
+
+    /// A decode step's payload is small enough for the shared-memory window, and with one rank
+    /// per core the window is used on one host; across hosts it must not be.
+    @Test func theSharedMemoryWindowIsUsedOnOneHostAndNeverAcrossHosts() throws {
+        let (two, one) = try compare(ranks: 2, slots: "1,1", ["run", "--seqs", "7,12", "--decode-steps", "3"], minimumCrossing: 2 * 256 * 4)
+        #expect(two["allReducePath"] as? String == "MPI_Allreduce", "across hosts: \(two["allReducePath"] ?? "none")")
+        let cpus = ProcessInfo.processInfo.activeProcessorCount
+        #expect(one["allReducePath"] as? String == (cpus >= 2 ? "shared-memory window" : "MPI_Allreduce"),
+                "one host, \(cpus) CPUs: \(one["allReducePath"] ?? "none")")
+    }
+
+    /// MPI's own view (`MPI_Comm_split_type` SHARED, `MPI_Get_processor_name`), printed by
+    /// `diagnose`: ranks on different namespaces are on different nodes with different names.
+    @Test(arguments: [(4, "2,2", "node 0 (A): ranks 0, 1; node 1 (B): ranks 2, 3"),
+                      (3, "1,2", "node 0 (A): rank 0; node 1 (B): ranks 1, 2")])
+    func ranksOnTheTwoHostsAreTwoNodesToMPI(ranks: Int, slots: String, expected: String) throws {
+        let r = TwoHosts.run(ranks, slots: slots, ["diagnose"])
+        #expect(r.status == 0, "\(r)")
+        let hosts = TwoHosts.names(r).filter { $0.hasPrefix("mlatp2h-") }.sorted()
+        try #require(hosts.count == 2, "\(r.stderr)")
+        let line = expected.replacingOccurrences(of: "(A)", with: "(\(hosts[0]))").replacingOccurrences(of: "(B)", with: "(\(hosts[1]))")
+        #expect(r.stdout.contains("placement: \(line)\n"), "\(r)")
+        #expect(r.stdout.contains("shared-memory allreduce: not used here"), "\(r)")
+        #expect(TwoHosts.leftovers(TwoHosts.names(r)).isEmpty)
+
+        let single = MPIJob.run(ranks: 2, ["diagnose"], timeout: 60)
+        #expect(single.stdout.contains("placement: node 0 (") && single.stdout.contains("): ranks 0, 1\n"), "\(single)")
+    }
+
+    enum Ending: String, CaseIterable, Sendable { case success, failure, timeout, interrupt, terminate }
+
+    /// Success, a failing program, mpirun's timeout, Ctrl-C (SIGINT) and SIGTERM all end with
+    /// the namespaces and the veth removed, and within a bounded time.
+    @Test(arguments: Ending.allCases)
+    func everyWayOutRemovesTheHosts(ending: Ending) {
+        let program: [String], limit: Int, signal: Int32?
+        switch ending {
+        case .success: (program, limit, signal) = (["/bin/true"], 60, nil)
+        case .failure: (program, limit, signal) = (["/bin/false"], 60, nil)
+        case .timeout: (program, limit, signal) = (["/bin/sleep", "120"], 3, nil)
+        case .interrupt: (program, limit, signal) = (["/bin/sleep", "120"], 60, SIGINT)
+        case .terminate: (program, limit, signal) = (["/bin/sleep", "120"], 60, SIGTERM)
+        }
+        // A signal is sent when the test's own limit (3 s) runs out, with the job still running.
+        let r = MPIJob.script(TwoHosts.launcher, ["-n", "4", "--timeout", "\(limit)", "--"] + program,
+                              timeout: signal == nil ? Double(limit + 60) : 3, grace: 30, stopSignal: signal ?? SIGTERM)
+        let expected: Int32 = switch ending {
+        case .success: 0
+        case .failure: 1
+        case .timeout: 110        // mpirun's --timeout
+        case .interrupt: 130
+        case .terminate: 143
+        }
+        #expect(r.status == expected, "\(ending): \(r)")
+        #expect(r.seconds < 20, "\(ending) took \(r.seconds) s")
+        let names = TwoHosts.names(r)
+        #expect(names.count == 4, "\(r.stderr)")
+        #expect(TwoHosts.leftovers(names).isEmpty, "\(ending) left \(TwoHosts.leftovers(names))")
+    }
+
+    /// A launcher killed outright (SIGKILL) cannot clean up; the next run removes what it left.
+    @Test func aRunKilledOutrightIsCleanedUpByTheNextOne() {
+        let killed = MPIJob.script(TwoHosts.launcher, ["-n", "2", "--timeout", "8", "--", "/bin/sleep", "120"],
+                                   timeout: 3, grace: 0, stopSignal: SIGKILL)
+        let names = TwoHosts.names(killed)
+        #expect(names.count == 4, "\(killed.stderr)")
+        #expect(!TwoHosts.leftovers(names).filter { $0.hasPrefix("mlatp2h-") }.isEmpty, "SIGKILL leaves the namespaces")
+        let next = MPIJob.script(TwoHosts.launcher, ["-n", "2", "--", "/bin/true"], timeout: 60)
+        #expect(next.status == 0, "\(next)")
+        for ns in names where ns.hasPrefix("mlatp2h-") {
+            #expect(next.stderr.contains("removing \(ns), left by a run that was killed"), "\(next)")
+        }
+        #expect(TwoHosts.leftovers(names).isEmpty, "still there: \(TwoHosts.leftovers(names))")
+    }
+}
+
+/// What `launch/two-hosts` refuses, before it makes anything: bad usage (2), and a machine
+/// that cannot build the hosts (3). Runs everywhere; the not-root case runs as `nobody`.
+@Suite(.serialized) struct TwoHostLauncherRefusalTests {
+    @Test(arguments: [
+        (["-n", "4"], "no program to run"),
+        (["-n", "1", "--", "/bin/true"], "at least 2 ranks"),
+        (["-n", "x", "--", "/bin/true"], "whole number of ranks"),
+        (["-n", "4", "--slots", "3,2", "--", "/bin/true"], "places 5 ranks, -n asks for 4"),
+        (["-n", "4", "--slots", "0,4", "--", "/bin/true"], "two positive counts"),
+        (["-n", "2", "--timeout", "0", "--", "/bin/true"], "positive number of seconds"),
+        (["-n", "2", "--hosts", "3", "--", "/bin/true"], "unknown option '--hosts'"),
+        (["-n", "2", "--", "/nonexistent/mla-tp"], "'/nonexistent/mla-tp' is not an executable program"),
+    ])
+    func badUsageIsRefusedWithOneLine(args: [String], says: String) {
+        let r = MPIJob.script(TwoHosts.launcher, args, timeout: 30)
+        #expect(r.status == 2, "\(args): \(r)")
+        #expect(r.stderr.hasPrefix("launch/two-hosts: ") && r.stderr.contains(says), "\(args): \(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+    }
+
+    @Test func withoutRootItRefusesAndSaysWhy() throws {
+        var command = TwoHosts.launcher, args = ["-n", "2", "--", "/bin/true"]
+        if getuid() == 0 {
+            // As root: run as the user nobody, from a copy in a directory that user can read.
+            let dir = try Fixtures.scratch("two-hosts-nobody")
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let launch = dir.appendingPathComponent("launch")
+            try FileManager.default.copyItem(at: TwoHosts.root.appendingPathComponent("launch"), to: launch)
+            for path in [dir.path, launch.path] { try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: path) }
+            args = ["--reuid=65534", "--regid=65534", "--clear-groups", launch.appendingPathComponent("two-hosts").path] + args
+            command = "/usr/bin/setpriv"
+            let r = MPIJob.script(command, args, timeout: 30)
+            #expect(r.status == 3 && r.stderr.contains("need root (running as uid 65534)"), "\(r)")
+            return
+        }
+        let r = MPIJob.script(command, args, timeout: 30)
+        #expect(r.status == 3 && r.stderr.contains("need root"), "\(r)")
+    }
+
+    @Test(.enabled(if: getuid() == 0, "the missing-ip case is reached only as root"))
+    func withoutIpItRefusesAndSaysWhatToInstall() throws {
+        // PATH: one directory linking every program of /usr/bin and /usr/sbin but ip.
+        let dir = try Fixtures.scratch("no-ip")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for source in ["/usr/sbin", "/usr/bin"] {
+            for name in try FileManager.default.contentsOfDirectory(atPath: source) where name != "ip" {
+                try? FileManager.default.createSymbolicLink(atPath: dir.appendingPathComponent(name).path, withDestinationPath: "\(source)/\(name)")
+            }
+        }
+        let r = MPIJob.script(TwoHosts.launcher, ["-n", "2", "--", "/bin/true"], timeout: 30, environment: ["PATH": dir.path])
+        #expect(r.status == 3 && r.stderr.contains("'ip' is missing — apt-get install -y iproute2"), "\(r)")
+    }
+}
