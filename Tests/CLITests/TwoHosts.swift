@@ -8,15 +8,18 @@ enum TwoHosts {
         .deletingLastPathComponent()
     static let launcher = root.appendingPathComponent("launch/two-hosts").path
 
-    /// Why two hosts cannot be built here (not root, no `ip`, no network namespaces), or nil.
+    /// Why two hosts cannot be built here (not root, no `ip`, no network namespaces or veth), or nil.
     static let unavailable: String? = {
         if getuid() != 0 { return "launch/two-hosts needs root to create network namespaces (running as uid \(getuid()))" }
         let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
         if !path.split(separator: ":").contains(where: { FileManager.default.isExecutableFile(atPath: "\($0)/ip") }) {
             return "launch/two-hosts needs `ip` (iproute2) on PATH"
         }
-        let probe = MPIJob.script(launcher, ["-n", "2", "--timeout", "30", "--", "/bin/true"], timeout: 60)
-        if probe.status != 0 { return "launch/two-hosts cannot build two hosts here: \(probe.stderr.split(separator: "\n").last ?? "")" }
+        // Without the launcher, so that a broken launcher fails the tests instead of skipping them:
+        // a veth pair inside a throwaway network namespace, gone when the command ends.
+        let probe = MPIJob.script("/usr/bin/env", ["unshare", "--net", "ip", "link", "add", "probe0", "type", "veth", "peer", "name", "probe1"],
+                                  timeout: 20)
+        if probe.status != 0 { return "this machine cannot create network namespaces with a veth pair: \(probe.stderr.split(separator: "\n").last ?? "")" }
         return nil
     }()
 
