@@ -85,6 +85,46 @@ struct TwoHostTests {
         #expect(single.stdout.contains("placement: node 0 (") && single.stdout.contains("): ranks 0, 1\n"), "\(single)")
     }
 
+    /// Each host runs on its own half of the cores: every daemon sees the whole machine, and
+    /// Open MPI's default binding would put the first rank of both hosts on core 0.
+    @Test func eachHostsRanksRunOnThatHostsOwnCores() throws {
+        let cpus = ProcessInfo.processInfo.activeProcessorCount
+        let r = MPIJob.script(TwoHosts.launcher, ["-n", "2", "--timeout", "60", "--", "/bin/sh", "-c",
+                                                  "echo \"$(hostname) $(sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' /proc/self/status)\""],
+                              timeout: 120)
+        #expect(r.status == 0, "\(r)")
+        let lines = r.stdout.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }.filter { $0.count == 2 }
+        let byHost = Dictionary(lines.map { ($0[0], $0[1]) }, uniquingKeysWith: { a, _ in a })
+        try #require(byHost.count == 2, "one line per host: \(r.stdout)")
+        if cpus >= 2 {
+            let sets = byHost.values.map { list in Set(list.split(separator: ",").flatMap { part -> [Int] in
+                let ends = part.split(separator: "-").compactMap { Int($0) }
+                return ends.count == 2 ? Array(ends[0]...ends[1]) : ends
+            }) }
+            #expect(sets[0].isDisjoint(with: sets[1]) && !sets[0].isEmpty && !sets[1].isEmpty, "\(byHost)")
+        }
+    }
+
+    /// `--link-rate` puts a token bucket on each end of the veth: a 1 MiB allreduce then moves
+    /// at most about the rate (plus one 128 KiB bucket), far below the unshaped link.
+    @Test func theLinkRateCapsTheAllreduce() throws {
+        let dir = try Fixtures.scratch("two-hosts-rate")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        func probe(_ rate: [String]) throws -> Double {
+            let file = dir.appendingPathComponent("rates\(rate.count).json").path
+            let r = MPIJob.script(TwoHosts.launcher, ["-n", "2"] + rate + ["--timeout", "120", "--", MPIJob.binary, "sweep-step", "--probe",
+                                  "--probe-shape", "64,256,256", "--probe-allreduce-bytes", "1048576", "--out", file], timeout: 180)
+            #expect(r.status == 0, "\(r)")
+            #expect(TwoHosts.leftovers(TwoHosts.names(r)).isEmpty)
+            let rates = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: file))) as? [String: Any])
+            return try #require((rates["allReduceBytesPerSecond"] as? NSNumber)?.doubleValue)
+        }
+        let capped = try probe(["--link-rate", "100mbit"]), free = try probe([])
+        let bucket = 100e6 / 8 * 1_048_576 / Double(1_048_576 - 131_072)      // the rate, helped by one full bucket
+        #expect(capped <= 1.2 * bucket, "100mbit: the allreduce moved \(capped / 1e6) MB/s")
+        #expect(free > 5 * capped, "unshaped \(free / 1e6) MB/s against \(capped / 1e6) MB/s shaped")
+    }
+
     enum Ending: String, CaseIterable, Sendable { case success, failure, timeout, interrupt, terminate }
 
     /// Success, a failing program, mpirun's timeout, Ctrl-C (SIGINT) and SIGTERM all end with
@@ -143,6 +183,8 @@ struct TwoHostTests {
         (["-n", "4", "--slots", "0,4", "--", "/bin/true"], "two positive counts"),
         (["-n", "2", "--timeout", "0", "--", "/bin/true"], "positive number of seconds"),
         (["-n", "2", "--hosts", "3", "--", "/bin/true"], "unknown option '--hosts'"),
+        (["-n", "2", "--link-rate", "1Gb", "--", "/bin/true"], "kbit, mbit or gbit"),
+        (["-n", "2", "--link-rate", "0mbit", "--", "/bin/true"], "kbit, mbit or gbit"),
         (["-n", "2", "--", "/nonexistent/mla-tp"], "'/nonexistent/mla-tp' is not an executable program"),
     ])
     func badUsageIsRefusedWithOneLine(args: [String], says: String) {
