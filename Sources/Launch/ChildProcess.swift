@@ -33,9 +33,11 @@ public enum ChildProcess {
     }
 
     /// Runs `executable args…` with this process's environment plus `environment`; `onTick` is
-    /// called about once a second with the seconds elapsed while the child runs.
+    /// called about once a second with the seconds elapsed while the child runs. Past `timeout`
+    /// the child gets `stopSignal`, and `grace` seconds to clean up before SIGKILL.
     public static func run(_ executable: String, _ args: [String], environment: [String: String] = [:],
-                           timeout: Double, onTick: ((Double) -> Void)? = nil) -> Result {
+                           timeout: Double, grace: Double = 0.5, stopSignal: Int32 = SIGTERM,
+                           onTick: ((Double) -> Void)? = nil) -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = args
@@ -56,6 +58,12 @@ public enum ChildProcess {
             }
         }
         let start = Date()
+        // Test threads may block signals, and a child inherits that mask: spawn with none
+        // blocked, so that a script's traps (SIGTERM, SIGINT) work as from a shell.
+        var none = sigset_t(), saved = sigset_t()
+        sigemptyset(&none)
+        pthread_sigmask(SIG_SETMASK, &none, &saved)
+        defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }
         do { try process.run() } catch {
             return Result(status: -1, stdout: "", stderr: "could not start \(executable): \(error)", seconds: 0, timedOut: false)
         }
@@ -65,8 +73,9 @@ public enum ChildProcess {
             let t = Date().timeIntervalSince(start)
             if t > timeout {
                 timedOut = true
-                kill(process.processIdentifier, SIGTERM)
-                usleep(500_000)
+                kill(process.processIdentifier, stopSignal)
+                let stopped = Date()
+                while process.isRunning && Date().timeIntervalSince(stopped) < grace { usleep(20_000) }
                 if process.isRunning { kill(process.processIdentifier, SIGKILL) }
                 break
             }

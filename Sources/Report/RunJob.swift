@@ -91,6 +91,7 @@ public struct RunJob {
             anonymousMemory: ProcessMemory.current().anonymousBytes, weightBytes: attention.weightBytes,
             position: groups.position, cachedTokens: attention.lastCache?.localLengths.reduce(0, +),
             communicators: [CommunicatorTraffic(tp)] + (attention.contextParallel.map { [CommunicatorTraffic($0)] } ?? [])))
+        let placement = try world.placement()
         let verdict = try TPCheck.verify(out, world: world, enabled: check ?? TPCheck.fits(config: config)) {
             try TPCheck.unshardedForward(config: config, layer: layer, source: try source(), x: x, batch: batch)
         }
@@ -103,7 +104,7 @@ public struct RunJob {
         var report: RunReport?
         if world.rank == 0 {
             var r = RunReport(config: config, model: model, layer: layer, layout: layout, gate: gate, batch: batch,
-                              counters: attention.counters, collectives: tp, facts: facts, check: verdict.result)
+                              counters: attention.counters, collectives: tp, facts: facts, placement: placement, check: verdict.result)
             r.assignment = layout.dp > 1 ? assignment : nil
             r.headErrors = heads.isEmpty ? nil : heads
             if let schedule {

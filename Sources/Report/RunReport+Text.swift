@@ -9,9 +9,12 @@ extension RunReport {
         s += gated ? " (\(activation))" : " (ungated)"
         s += ", \(tokens) tokens in \(sequences) sequence\(sequences == 1 ? "" : "s")\n\n"
         s += "Per-rank plan\n"
-        let extra = (dp != nil ? ["DP group"] : []) + (dcp != nil ? ["DCP index"] : []) + (ranks.contains { $0.cachedTokens != nil } ? ["cached tokens"] : [])
+        let hosts = ranks.contains { ($0.node ?? 0) > 0 }
+        let extra = (hosts ? ["host (node)"] : []) + (dp != nil ? ["DP group"] : []) + (dcp != nil ? ["DCP index"] : [])
+            + (ranks.contains { $0.cachedTokens != nil } ? ["cached tokens"] : [])
         s += Format.table(["rank"] + extra + ["heads", "weight bytes", "read from files", "anonymous memory"], ranks.map { r in
-            ["\(r.rank)"] + (dp != nil ? ["\(r.dpGroup ?? 0)"] : []) + (dcp != nil ? ["\(r.dcpIndex ?? 0)"] : [])
+            ["\(r.rank)"] + (hosts ? ["\(r.host ?? "?") (\(r.node ?? 0))"] : [])
+                + (dp != nil ? ["\(r.dpGroup ?? 0)"] : []) + (dcp != nil ? ["\(r.dcpIndex ?? 0)"] : [])
                 + (ranks.contains { $0.cachedTokens != nil } ? ["\(r.cachedTokens ?? 0)"] : [])
                 + ["\(r.heads[0])..<\(r.heads[1])", Format.bytes(r.bytes), Format.bytes(r.bytesReadFromFiles), Format.bytes(r.anonymousMemory)]
         }) + "\n\n"
@@ -22,7 +25,8 @@ extension RunReport {
             }
             s += "\n"
         }
-        if dp != nil || dcp != nil { s += communicatorTable() + "\n" }
+        if let placement, ranks.contains(where: { ($0.node ?? 0) > 0 }) { s += "Ranks by host: \(placement)\n\n" }
+        if dp != nil || dcp != nil || ranks.contains(where: { ($0.node ?? 0) > 0 }) { s += communicatorTable() + "\n" }
         s += plan.weightTable() + "\n\n"
         if tp > 1 {
             s += "Collective traffic per forward: 1 allreduce (o_proj partial sums) of [\(tokens), \(hidden)] f32 = "
@@ -69,10 +73,11 @@ extension RunReport {
                 seen.insert(c.name)
                 let kinds = c.kinds.filter { $0.kind != .wait }
                 rows.append([c.name, kinds.isEmpty ? "none" : kinds.map { "\($0.calls) \($0.kind.label)" }.joined(separator: ", "),
-                             Format.bytes(kinds.reduce(0) { $0 + $1.bytes })])
+                             Format.bytes(kinds.reduce(0) { $0 + $1.bytes }), c.allReducePath?.rawValue ?? "—"])
             }
         }
-        return "Collectives by communicator (calls, and bytes each rank contributed)\n" + Format.table(["communicator", "collectives", "bytes/rank"], rows)
+        return "Collectives by communicator (calls, and bytes each rank contributed)\n"
+            + Format.table(["communicator", "collectives", "bytes/rank", "allreduce done by"], rows)
     }
     func sci(_ x: Float) -> String { String(format: "%.3e", x) }
 }

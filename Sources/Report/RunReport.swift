@@ -1,6 +1,7 @@
 import Foundation
 import MLA
 import Measure
+import SwiftMPI
 import TensorCore
 import TensorParallel
 
@@ -14,9 +15,12 @@ public struct CommunicatorTraffic: Codable, Sendable {
     }
     public var name: String
     public var kinds: [Kind]
+    /// How its last allreduce was done (shared-memory window or MPI_Allreduce), if it made one.
+    public var allReducePath: Collectives.AllReducePath?
 
     public init(_ c: Collectives) {
         name = c.name
+        allReducePath = c.lastPath == .none ? nil : c.lastPath
         kinds = Collectives.SegmentKind.allCases.compactMap { k in c.traffic[k].map { Kind(kind: k, calls: $0.calls, bytes: $0.bytes) } }
     }
 }
@@ -48,6 +52,9 @@ public struct RunReport: Codable, Sendable {
         public var dcpIndex: Int?
         public var cachedTokens: Int?
         public var communicators: [CommunicatorTraffic]?
+        /// The rank's host (`MPI_Get_processor_name`) and node (ranks that share memory).
+        public var host: String?
+        public var node: Int?
     }
     public struct Serving: Codable, Sendable {
         public var decodeSteps: Int
@@ -66,6 +73,8 @@ public struct RunReport: Codable, Sendable {
     public var dcp: Int?
     /// Sequences (batch indices) per data-parallel group.
     public var assignment: [[Int]]?
+    /// Where the ranks ran: `node 0 (host-a): ranks 0, 1; node 1 (host-b): ranks 2, 3`.
+    public var placement: String?
     public var gate: GateLayout
     public var gated: Bool
     public var activation: String
@@ -106,7 +115,7 @@ public struct RunReport: Codable, Sendable {
     }
 
     public init(config: MLAConfig, model: String, layer: Int, layout: ParallelLayout, gate: GateLayout, batch: Batch,
-                counters: ForwardCounters, collectives: Collectives, facts: [RankFacts], check: CheckResult?) {
+                counters: ForwardCounters, collectives: Collectives, facts: [RankFacts], placement: Placement, check: CheckResult?) {
         preset = model
         self.layer = layer
         let tp = layout.tp
@@ -126,8 +135,10 @@ public struct RunReport: Codable, Sendable {
             return RankRow(rank: f.rank, heads: [h.lowerBound, h.upperBound], bytes: f.weightBytes,
                            bytesReadFromFiles: f.bytesReadFromFiles, anonymousMemory: f.anonymousMemory,
                            dpGroup: layout.dp > 1 ? f.position.dpGroup : nil, dcpIndex: layout.dcp > 1 ? f.position.dcpIndex : nil,
-                           cachedTokens: f.cachedTokens, communicators: f.communicators)
+                           cachedTokens: f.cachedTokens, communicators: f.communicators,
+                           host: placement.hosts[f.rank], node: placement.nodes[f.rank])
         }
+        self.placement = placement.description
         allReduceCalls = tp > 1 ? 1 : 0
         allReduceBytes = ShardingPlan.allReduceBytes(tokens: batch.tokenCount, config: config)
         ringBytesPerRank = ShardingPlan.ringBytesPerRank(allReduceBytes, tp: tp)

@@ -37,23 +37,14 @@ public final class SharedMemoryReducer {
     /// the job on the host, not only its own).
     public static func make(_ comm: Communicator, capacity: Int) throws(MPIError) -> SharedMemoryReducer? {
         let cpus = sysconf(Int32(_SC_NPROCESSORS_ONLN))
-        let onHost = try ranksOnThisHost(of: comm)
+        let onHost = try comm.withNodeCommunicator { node in node.size }
         // The job's ranks on this host, from mpirun (a world collective here could deadlock: only
         // this communicator's ranks are in this call).
         let hostRanks = Environment.localRanks ?? onHost
-        let sameHost = onHost == comm.size
-        var usable: [Int64] = [comm.size > 1 && sameHost && hostRanks <= cpus ? 1 : 0]
+        var usable: [Int64] = [comm.size > 1 && onHost == comm.size && hostRanks <= cpus ? 1 : 0]
         try comm.allReduce(&usable, .min)
         guard usable[0] == 1 else { return nil }
         return try SharedMemoryReducer(comm, capacity: capacity)
-    }
-
-    /// How many of `comm`'s ranks share this rank's host (`MPI_Comm_split_type` SHARED).
-    static func ranksOnThisHost(of comm: Communicator) throws(MPIError) -> Int {
-        var node: MPI_Comm? = nil
-        try check("MPI_Comm_split_type", MPI_Comm_split_type(comm.raw, mlatp_comm_type_shared(), 0, mlatp_info_null(), &node))
-        defer { var n = node; MPI_Comm_free(&n) }
-        return Communicator(rawValue: node!).size
     }
 
     private init(_ comm: Communicator, capacity: Int) throws(MPIError) {

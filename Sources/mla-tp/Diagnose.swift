@@ -10,6 +10,7 @@ struct Diagnose: ParsableCommand {
     func run() throws {
         let world = try Runtime.start()
         let out = RankOutput(rank: world.rank)
+        out.printRoot("placement: \(try world.placement())")
         let cases: [(String, MPIError?, Int32)] = [
             ("broadcast from a missing root", SelfTest.invalidRoot(world), MPI_ERR_ROOT),
             ("allreduce of -1 elements", SelfTest.negativeCount(world), MPI_ERR_COUNT),

@@ -58,6 +58,16 @@ public enum MPIJob {
         guard binary.problem == nil, let launcher else { return noBinary }
         return launcher.single(args, timeout: Int(timeout.rounded(.up)))
     }
+
+    /// A launch script (e.g. `launch/two-hosts`) with its arguments. Past `timeout` it gets
+    /// `stopSignal` and `grace` seconds to clean up before `SIGKILL`.
+    public static func script(_ path: String, _ args: [String], timeout: Double, grace: Double = 30,
+                              stopSignal: Int32 = SIGTERM, environment: [String: String] = [:]) -> Result {
+        var env = environment
+        env["SWIFT_BACKTRACE"] = "enable=no"
+        if getuid() == 0 { env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"; env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1" }
+        return ChildProcess.run(path, args, environment: env, timeout: timeout, grace: grace, stopSignal: stopSignal)
+    }
 }
 
 /// Approximate equality with a stated tolerance: |a − b| ≤ atol + rtol·|b|.

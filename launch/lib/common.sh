@@ -20,6 +20,10 @@ mlatp_apt_install() {
 # Installs Open MPI, OpenBLAS and oneDNN (Debian packages) unless they are already there:
 # pkg-config finds the first two; oneDNN ships no .pc file, so its header is looked for.
 mlatp_ensure_deps() {
+    # As root, also iproute2 (`ip`, for launch/two-hosts and its tests, which need root).
+    if [ "$(id -u)" -eq 0 ] && ! command -v ip >/dev/null && command -v apt-get >/dev/null; then
+        mlatp_apt_install iproute2 || echo "launch: could not install iproute2; the two-host tests will be skipped" >&2
+    fi
     local dnnl_header=/usr/include/oneapi/dnnl/dnnl.h
     if pkg-config --exists ompi-c openblas 2>/dev/null && command -v mpirun >/dev/null && [ -f "$dnnl_header" ]; then
         return 0
