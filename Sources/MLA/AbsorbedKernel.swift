@@ -31,9 +31,10 @@ struct AbsorbedKernel {
     func workspaceCount(nq: Int, nk: Int) -> Int { groupHeads(nq: nq) * nq * (2 * lora + rope + nk) }
 
     /// GEMM FLOPs of `run`: absorb q, scores (latent and rope parts), P·latent, and W_UV.
-    func flops(nq: Int, nk: Int) -> Int {
-        heads * (Gemm.flops(m: nq, n: lora, k: nope) + Gemm.flops(m: nq, n: nk, k: lora) + Gemm.flops(m: nq, n: nk, k: rope)
-                 + Gemm.flops(m: nq, n: lora, k: nk) + Gemm.flops(m: nq, n: vDim, k: lora))
+    func flops(nq: Int, nk: Int) throws(CountOverflow) -> Int {
+        let perHead = try Checked.sum(Gemm.flops(m: nq, n: lora, k: nope), Gemm.flops(m: nq, n: nk, k: lora), Gemm.flops(m: nq, n: nk, k: rope),
+                                      Gemm.flops(m: nq, n: lora, k: nk), Gemm.flops(m: nq, n: vDim, k: lora), what: "absorbed attention FLOPs")
+        return try Checked.product(heads, perHead, what: "absorbed attention FLOPs")
     }
 
     /// Query i of `nq` sits at key index `nk − nq + i`. `cache` holds `[nk, lora + rope]` rows;

@@ -71,10 +71,10 @@ extension MLAAttention {
                         }
                     }
                 }
-                counters.attentionFlops += absorbed.flops(nq: n, nk: nk)
+                counters.attentionFlops += try absorbed.flops(nq: n, nk: nk)
             } else {
                 w.kvCached.reshapeDiscarding(rows: nk, cols: kvB.weight.rows)         // [nk, H/tp·(nope+v)]
-                expandLatent(cache.slots[slot], rows: 0..<nk, into: &w.kvCached)
+                try expandLatent(cache.slots[slot], rows: 0..<nk, into: &w.kvCached)
                 let need = AttentionKernel.blockRows * nk
                 if w.scores.count < need { w.scores = [Float](repeating: 0, count: need) }
                 let ldk = w.kvCached.cols
@@ -94,7 +94,7 @@ extension MLAAttention {
                         }
                     }
                 }
-                counters.attentionFlops += kernel.flops(nq: n, nk: nk)
+                counters.attentionFlops += try kernel.flops(nq: n, nk: nk)
             }
             row += n
         }
