@@ -69,6 +69,23 @@ public final class CheckpointIndex: @unchecked Sendable {
         }
     }
 
+    /// Every file a checkpoint at `path` consists of, as far as can be told without opening a
+    /// shard: the index and the shards it lists, or the single file. Unreadable parts are left
+    /// out (loading reports them); used to keep an output from overwriting any of them.
+    public static func files(at path: String) -> [String] {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { return [path] }
+        var index = path
+        if isDirectory.boolValue {
+            index = URL(fileURLWithPath: path).appendingPathComponent(indexFileName).path
+            if !FileManager.default.fileExists(atPath: index) { return [URL(fileURLWithPath: path).appendingPathComponent(singleFileName).path] }
+        } else if !path.hasSuffix(".json") {
+            return [path]
+        }
+        let shards = (try? parseIndex(at: index))?.weightMap.values.map { $0 } ?? []
+        return [index] + Set(shards).sorted()
+    }
+
     /// Every tensor name in the checkpoint, sorted.
     public var tensorNames: [String] {
         if let weightMap { return weightMap.keys.sorted() }
