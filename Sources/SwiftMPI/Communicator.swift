@@ -131,3 +131,14 @@ public struct Communicator: RawRepresentable, @unchecked Sendable {
         _exit(code)
     }
 }
+
+extension Communicator {
+    /// How many ranks of this communicator share this rank's host (its shared-memory node):
+    /// what the host's memory must hold. Collective.
+    public func ranksOnThisHost() throws(MPIError) -> Int {
+        var node: MPI_Comm? = nil
+        try check("MPI_Comm_split_type", MPI_Comm_split_type(raw, mlatp_comm_type_shared(), 0, mlatp_info_null(), &node))
+        defer { var n = node; MPI_Comm_free(&n) }
+        return Communicator(rawValue: node!).size
+    }
+}

@@ -34,12 +34,9 @@ public final class SharedMemoryReducer {
     /// Collective over `comm`. nil (on every rank) when the ranks are not all on one host, or
     /// when there are more of them than online CPUs.
     public static func make(_ comm: Communicator, capacity: Int) throws(MPIError) -> SharedMemoryReducer? {
-        var node: MPI_Comm? = nil
-        try check("MPI_Comm_split_type", MPI_Comm_split_type(comm.raw, mlatp_comm_type_shared(), 0, mlatp_info_null(), &node))
-        let nodeComm = Communicator(rawValue: node!)
-        defer { var n = node; MPI_Comm_free(&n) }
+        let onHost = try comm.ranksOnThisHost()
         let cpus = sysconf(Int32(_SC_NPROCESSORS_ONLN))
-        var usable: [Int64] = [nodeComm.size == comm.size && comm.size <= cpus && comm.size > 1 ? 1 : 0]
+        var usable: [Int64] = [onHost == comm.size && comm.size <= cpus && comm.size > 1 ? 1 : 0]
         try comm.allReduce(&usable, .min)
         guard usable[0] == 1 else { return nil }
         return try SharedMemoryReducer(comm, capacity: capacity)

@@ -3,6 +3,7 @@ import Foundation
 import Measure
 import MLA
 import Report
+import TensorCore
 
 /// `mla-tp plan`: what each rank holds, computes and moves at a given tp, from the config alone
 /// (a plain process: no mpirun, no MPI, no weights), and optionally a time projection.
@@ -22,13 +23,13 @@ struct Plan: ParsableCommand {
 
     @OptionGroup var model: ModelOptions
 
-    @Option(help: "Tensor-parallel size to plan for.")
+    @Option(parsing: .unconditional, help: "Tensor-parallel size to plan for.")
     var tp: Int
 
-    @Option(help: "Tokens: prefill of one sequence of T tokens, and decode of one token after T cached ones.")
+    @Option(parsing: .unconditional, help: "Tokens: prefill of one sequence of T tokens, and decode of one token after T cached ones.")
     var tokens: Int = 128
 
-    @Option(help: "Comma-separated sequence lengths of the prefill batch (overrides --tokens); decode uses the same contexts.",
+    @Option(parsing: .unconditional, help: "Comma-separated sequence lengths of the prefill batch (overrides --tokens); decode uses the same contexts.",
             transform: IntList<Lengths>.init(parsing:))
     var seqs: IntList<Lengths>?
 
@@ -45,10 +46,10 @@ struct Plan: ParsableCommand {
     var json = false
 
     func validate() throws {
-        guard tp >= 1 else { throw ValidationError("--tp \(tp) must be at least 1") }
-        guard tokens >= 0 else { throw ValidationError("--tokens \(tokens) must be ≥ 0") }
+        try requireAtLeast(1, "--tp", tp, "the tensor-parallel size to plan for")
+        try requireAtLeast(0, "--tokens", tokens, "the prefill tokens of one sequence")
         if benchJson != nil, let hardware, hardware != .cpuMeasured {
-            throw ValidationError("--bench-json gives cpu-measured rates; drop --hardware \(hardware) or use --hardware cpu-measured")
+            throw ValidationError("--bench-json gives cpu-measured rates, not \(hardware)'s — drop --hardware \(hardware) or use --hardware cpu-measured")
         }
     }
 
@@ -56,7 +57,15 @@ struct Plan: ParsableCommand {
         let (config, name) = try model.loadConfig()
         try config.validate(tp: tp)
         let lengths = seqs?.values ?? [tokens]
-        let total = lengths.reduce(0, +)
+        // Nothing here grows with the tokens but the counts: every one is checked, and a size
+        // whose counts overflow is refused with the largest --tokens that fits.
+        guard let total = try? Checked.sum(of: lengths, what: "") else {
+            throw CapacityError.overflow(size: .init("--seqs", lengths.max() ?? 0, shown: seqs?.description), what: "tokens (the sum of the sequence lengths)", largest: nil)
+        }
+        let size = SizeBudget.Size(seqs != nil ? "--seqs (\(lengths.count) sequences, tokens in all)" : "--tokens", total)
+        try SizeBudget.requireCounts(size, searchable: seqs == nil) { t throws(CountOverflow) in
+            try SizeBudget.planCounts(lengths: seqs == nil ? [t] : lengths, config: config, tp: tp)
+        }
         let hw: Hardware?
         if let benchJson {
             hw = try MeasuredRates.fromBench(benchJson, needLink: tp > 1).hardware
@@ -67,7 +76,7 @@ struct Plan: ParsableCommand {
                                         allReduceBytes: ShardingPlan.allReduceBytes(tokens: max(total, 1), config: config))
             }
         }
-        let report = PlanReport(config: config, model: name, tp: tp, gate: model.gate, sequenceLengths: lengths, hardware: hw)
+        let report = try PlanReport(config: config, model: name, tp: tp, gate: model.gate, sequenceLengths: lengths, hardware: hw)
         RankOutputShim.out(json ? try report.json() : report.text())
     }
 }
