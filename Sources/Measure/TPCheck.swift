@@ -47,9 +47,12 @@ public enum TPCheck {
     }
 
     /// The unsharded layer's forward over the whole batch (rank 0's reference): every weight on one
-    /// rank, the column gate, no collective.
-    public static func unshardedForward(config: MLAConfig, layer: Int, source: WeightSource, x: Matrix, batch: Batch) throws -> Matrix {
+    /// rank, the column gate, no collective; with `checkEveryStage` as the sharded forward had it,
+    /// so that a non-finite value found here says the same about the stages checked.
+    public static func unshardedForward(config: MLAConfig, layer: Int, source: WeightSource, x: Matrix, batch: Batch,
+                                        checkEveryStage: Bool = false) throws -> Matrix {
         let whole = try MLAAttention(config: config, layer: layer, shard: .whole, gateLayout: .column, source: source)
+        whole.checkEveryStage = checkEveryStage
         return try whole.forward(x, batch: batch, collectives: .local)
     }
 

@@ -64,7 +64,7 @@ public struct RunJob {
                                                   anonymousMemory: ProcessMemory.current().anonymousBytes,
                                                   weightBytes: attention.weightBytes))
         let verdict = try TPCheck.verify(out, world: world, enabled: check ?? TPCheck.fits(config: config)) {
-            try TPCheck.unshardedForward(config: config, layer: layer, source: try source(), x: x, batch: batch)
+            try TPCheck.unshardedForward(config: config, layer: layer, source: try source(), x: x, batch: batch, checkEveryStage: checkEveryStage)
         }
         var report: RunReport?
         if world.rank == 0 {
@@ -73,6 +73,8 @@ public struct RunJob {
             if let schedule {
                 let perToken = KVCache.bytesPerToken(config: config)
                 r.serving = .init(decodeSteps: schedule.decodeSteps, prefillChunk: schedule.prefillChunk, decode: decode, steps: schedule.steps.count,
+                                  prefillTokens: schedule.prefillTokens, decodeTokens: schedule.decodeTokens,
+                                  shorterThanDecodeSteps: schedule.shorterThanDecodeSteps.map { batch.tokens(of: $0).count },
                                   cacheBytesPerToken: perToken, cacheBytesPerRank: perToken * batch.tokenCount)
             }
             report = r

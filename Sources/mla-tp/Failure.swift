@@ -31,12 +31,19 @@ enum Failure {
         return Int(env["OMPI_COMM_WORLD_RANK"] ?? env["PMI_RANK"] ?? "0") ?? 0
     }
 
-    /// A usage error: printed once and exit code 2 on every rank (raised before MPI starts).
+    /// Whether an MPI launcher (mpirun, orted) started this process.
+    static var underLauncher: Bool {
+        let env = ProcessInfo.processInfo.environment
+        return env["OMPI_COMM_WORLD_RANK"] != nil || env["PMI_RANK"] != nil
+    }
+
+    /// A usage error: printed once and exit code 2 on every rank (raised before MPI starts). A
+    /// message without its own "— what to do" gets the help pointer as that half.
     static func usage(_ message: String) -> Never {
         if launchRank == 0 {
             let text = message.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
                 .filter { !$0.isEmpty }.joined(separator: " ")
-            RankOutput.write("mla-tp: rank 0: \(text) — see `mla-tp --help`\n", fd: 2)
+            RankOutput.write("mla-tp: rank 0: \(text)\(text.contains(" — ") ? "" : " — see `mla-tp --help`")\n", fd: 2)
         }
         exitQuietly(Code.usage.rawValue)
     }
@@ -47,14 +54,21 @@ enum Failure {
         case let e as CLIError: return (e.code, e.message, e.everyRank)
         case let e as ConfigError:
             switch e {
-            case .unreadable, .notJSON: return (.input, e.description, true)   // a file problem, not a value
+            case .unreadable, .notJSON, .duplicateKey: return (.input, e.description, true)   // a file problem, not a value
             default: return (.config, e.description, true)
             }
         case let e as TPError: return (.config, e.description, true)
         case let e as GateMismatchError: return (.config, e.description, true)
         case let e as BatchError: return (.input, e.description, true)
+        case let e as ServingScheduleError: return (.usage, e.description, true)
+        case let e as OutputConflict: return (.usage, e.description, true)
+        case let e as InitTargetError: return (.usage, e.description, true)
+        case let e as CountOverflow: return (.config, e.description, true)
         case let e as ShapeError: return (.input, e.description, true)
-        case let e as NumericError: return (.numeric, e.description, false)
+        // A non-finite output after o_proj's allreduce is the same on every rank, and a stage
+        // computed from replicated weights is too: treat it as shared, so that it is printed
+        // once; when it was one rank's alone, the barrier's deadline turns it into an abort.
+        case let e as NumericError: return (.numeric, e.description, true)
         case let e as MPIError: return (.internal, e.description, false)
         case let e as CheckpointError: return (.input, e.description, true)
         case let e as CapacityError: return (.config, e.description, true)
