@@ -15,11 +15,10 @@ import TestSupport
 
     static let hold = ["MLATP_FAULT": "hold-output", "MLATP_FAULT_RANK": "0"]
 
-    /// mpirun gets `signal` while rank 0 holds its finished output: Open MPI sends SIGCONT at
-    /// once and SIGTERM a second later, and the rank must not link the file in within that second.
-    @Test(arguments: [SIGTERM, SIGINT])
-    func signalToMpirunWhileTheOutputIsWrittenLeavesTheOldOutputAndNothingElse(signal: Int32) throws {
-        let dir = try Fixtures.scratch("interrupt")
+    /// Runs a job over an existing output whose rank 0 holds its finished output; once it holds
+    /// it, `stop(mpirun, rank)` ends the job. The old output must be unchanged, nothing left behind.
+    func expectStoppedWhileHeld(_ tag: String, stop: (_ mpirun: [Int32], _ rank: Int32) -> Void) throws {
+        let dir = try Fixtures.scratch(tag)
         let out = dir.appendingPathComponent("out.safetensors")
         try Data("previous result".utf8).write(to: out)
         let before = try FailureContract.snapshot(dir)
@@ -28,25 +27,22 @@ import TestSupport
         #expect(rank != nil, "rank 0 never held an unnamed output file in \(dir.path)")
         let mpirun = Processes.matching(["mpirun", out.path])
         #expect(mpirun.count == 1)
-        for pid in mpirun { kill(pid, signal) }
+        if let rank { stop(mpirun, rank) }
         let r = job.wait()
         #expect(r.status != 0 && !r.timedOut && r.seconds < 20, "\(r)")
         #expect(try FailureContract.snapshot(dir) == before, "the old output unchanged, nothing left behind: \(r)")
     }
 
+    /// mpirun gets `signal` while rank 0 holds its finished output: Open MPI sends SIGCONT at
+    /// once and SIGTERM a second later, and the rank must not link the file in within that second.
+    @Test(arguments: [SIGTERM, SIGINT])
+    func signalToMpirunWhileTheOutputIsWrittenLeavesTheOldOutputAndNothingElse(signal: Int32) throws {
+        try expectStoppedWhileHeld("interrupt") { mpirun, _ in for pid in mpirun { kill(pid, signal) } }
+    }
+
     /// A rank killed outright while it holds the written file: the unnamed file dies with it.
     @Test func rankKilledWhileTheOutputIsWrittenLeavesNothingBehind() throws {
-        let dir = try Fixtures.scratch("killed")
-        let out = dir.appendingPathComponent("out.safetensors")
-        try Data("previous result".utf8).write(to: out)
-        let before = try FailureContract.snapshot(dir)
-        let job = BackgroundJob { MPIJob.run(ranks: 2, ["run", "--output", out.path], timeout: 60, environment: Self.hold) }
-        let rank = Self.writer(among: { Processes.matching(["mla-tp", "run", out.path]) }, dir: dir)
-        #expect(rank != nil)
-        if let rank { kill(rank, SIGKILL) }
-        let r = job.wait()
-        #expect(r.status != 0 && !r.timedOut && r.seconds < 20, "\(r)")
-        #expect(try FailureContract.snapshot(dir) == before, "the old output unchanged, nothing left behind: \(r)")
+        try expectStoppedWhileHeld("killed") { _, rank in kill(rank, SIGKILL) }
     }
 
     /// `init` stopped while it holds its two files: the old checkpoint stays whole (its config
