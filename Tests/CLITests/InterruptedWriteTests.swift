@@ -8,9 +8,10 @@ import TestSupport
 /// in, waits there until a termination notice arrives; the test signals once it sees that
 /// unnamed file open in the rank (`/proc/PID/fd` → `DIR/#inode (deleted)`).
 @Suite(.serialized) struct InterruptedWriteTests {
-    /// The first of `pids` that holds an unnamed file (`O_TMPFILE`) of `dir` open, within 20 s.
+    /// The first of `pids` that holds a file being written in `dir` open, within 20 s: an
+    /// unnamed one (`O_TMPFILE`: `DIR/#inode (deleted)`), or a temporary name beside the outputs.
     static func writer(among pids: () -> [Int32], dir: URL) -> Int32? {
-        Processes.first(of: pids) { $0.hasPrefix(dir.path + "/#") && $0.hasSuffix("(deleted)") }
+        Processes.first(of: pids) { $0.hasPrefix(dir.path + "/") && ($0.hasSuffix("(deleted)") || $0.contains("/.")) }
     }
 
     static let hold = ["MLATP_FAULT": "hold-output", "MLATP_FAULT_RANK": "0"]
