@@ -5,8 +5,9 @@ import TensorParallel
 
 /// Weights from an HF checkpoint (`model.safetensors` or an index with shards), read block by
 /// block: each rank converts only the rows (column-parallel) or the column block of each row
-/// (row-parallel) that it holds. Files are memory-mapped read-only with random-access advice,
-/// so the pages of other ranks' shards are never faulted in.
+/// (row-parallel) that it holds. Files are read with `pread` straight into the rank's own
+/// buffers, with random-access advice, so other ranks' shards are never read, and a file that
+/// shrinks meanwhile is an input error naming it, not a SIGBUS.
 ///
 /// F32, F16 and BF16 convert to f32; F8_E4M3 with a `…weight_scale_inv` companion is
 /// dequantized block by block (DeepSeek-V3's released format), only for the rank's block.

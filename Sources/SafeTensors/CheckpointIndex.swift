@@ -27,7 +27,7 @@ public final class CheckpointIndex: @unchecked Sendable {
 
     /// Opens a checkpoint at `path`: a `.safetensors` file, an index JSON file, or a directory
     /// containing `model.safetensors.index.json` or `model.safetensors`. For a sharded checkpoint only
-    /// the index is read here; a single-file checkpoint is opened (mapped) at once.
+    /// the index is read here; a single-file checkpoint is opened (its header read) at once.
     /// - Throws: ``CheckpointIndexError``.
     public init(path: String, access: SafeTensorsFile.AccessAdvice = .normal) throws {
         self.access = access
