@@ -89,6 +89,11 @@ enum Failure {
         if !everyRank || rank == 0 {
             RankOutput.write("mla-tp: rank \(rank): \(message)\n", fd: 2)
         }
+        if case SafeTensorsWriteError.interrupted = error {
+            // The launcher is already ending the job (it sent the signal): end this rank the way
+            // its SIGTERM is about to, rather than race its teardown with MPI_Abort.
+            _ = raise(SIGTERM)
+        }
         guard let comm = world, comm.size > 1 else { exitQuietly(code.rawValue) }
         // When every rank is here with the same error, all of them reach this barrier at once:
         // finish MPI cleanly so each rank exits with the class code and no abort banner. If the
