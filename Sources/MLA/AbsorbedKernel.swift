@@ -45,10 +45,12 @@ struct AbsorbedKernel {
     /// GEMM FLOPs of `run` (absorb q, scores over the latent and rope parts, P·latent, W_UV), with
     /// the scores and P·latent done for `attendedHeads` heads' queries (more than the rank's own
     /// under decode context parallelism) over `nk` keys.
-    func flops(nq: Int, nk: Int, attendedHeads: Int? = nil) -> Int {
-        heads * (Gemm.flops(m: nq, n: lora, k: nope) + Gemm.flops(m: nq, n: vDim, k: lora))
-            + (attendedHeads ?? heads) * (Gemm.flops(m: nq, n: nk, k: lora) + Gemm.flops(m: nq, n: nk, k: rope)
-                                          + Gemm.flops(m: nq, n: lora, k: nk))
+    func flops(nq: Int, nk: Int, attendedHeads: Int? = nil) throws(CountOverflow) -> Int {
+        let own = try Checked.sum(Gemm.flops(m: nq, n: lora, k: nope), Gemm.flops(m: nq, n: vDim, k: lora), what: "absorbed attention FLOPs")
+        let attended = try Checked.sum(Gemm.flops(m: nq, n: nk, k: lora), Gemm.flops(m: nq, n: nk, k: rope), Gemm.flops(m: nq, n: lora, k: nk),
+                                       what: "absorbed attention FLOPs")
+        return try Checked.sum(Checked.product(heads, own, what: "absorbed attention FLOPs"),
+                               Checked.product(attendedHeads ?? heads, attended, what: "absorbed attention FLOPs"), what: "absorbed attention FLOPs")
     }
 
     /// Query i of `nq` sits at key index `nk − nq + i`. `cache` holds `[nk, lora + rope]` rows;

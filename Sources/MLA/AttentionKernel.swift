@@ -37,16 +37,8 @@ struct AttentionKernel {
     }
 
     /// GEMM FLOPs of `run` for nq queries over nk keys (same blocking), for plan and counters.
-    func flops(nq: Int, nk: Int) -> Int {
-        var total = 0
-        var i0 = 0
-        while i0 < nq {
-            let rows = min(AttentionKernel.blockRows, nq - i0)
-            let keys = nk - nq + i0 + rows
-            total += Gemm.flops(m: rows, n: keys, k: nope + rope) + Gemm.flops(m: rows, n: vDim, k: keys)
-            i0 += rows
-        }
-        return heads * total
+    func flops(nq: Int, nk: Int) throws(CountOverflow) -> Int {
+        try FlopModel.attentionFlops(heads: heads, dq: nope + rope, v: vDim, nq: nq, nk: nk)
     }
 
     /// Query counts from which `run` gathers each head's keys `[k_nope_h | k_rope]` into one

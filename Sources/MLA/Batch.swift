@@ -1,3 +1,5 @@
+import TensorCore
+
 /// A batch of sequences laid end to end: `cu_seqlens [B+1]` marks where each sequence's
 /// tokens start, and `positions [T]` gives each token's RoPE position.
 /// Tokens attend causally within their own sequence only.
@@ -13,12 +15,16 @@ public struct Batch: Equatable, Sendable {
     /// Token range of sequence `b`.
     public func tokens(of b: Int) -> Range<Int> { cuSeqlens[b] ..< cuSeqlens[b + 1] }
 
-    /// Sequences of the given lengths, positions 0 ..< len within each.
+    /// Sequences of the given lengths, positions 0 ..< len within each. The total is a checked
+    /// sum, computed before anything is allocated; `SizeBudget` bounds it by memory first.
     public init(sequenceLengths: [Int]) throws {
+        if let bad = sequenceLengths.first(where: { $0 < 0 }) { throw BatchError.negativeLength(bad) }
+        let total = try Checked.sum(of: sequenceLengths, what: "tokens of the batch")
         var cu = [0]
+        cu.reserveCapacity(sequenceLengths.count + 1)
         var pos: [Int] = []
+        pos.reserveCapacity(total)
         for len in sequenceLengths {
-            guard len >= 0 else { throw BatchError.negativeLength(len) }
             cu.append(cu.last! + len)
             pos.append(contentsOf: 0..<len)
         }

@@ -5,8 +5,9 @@ import TensorParallel
 
 /// Weights from an HF checkpoint (`model.safetensors` or an index with shards), read block by
 /// block: each rank converts only the rows (column-parallel) or the column block of each row
-/// (row-parallel) that it holds. Files are memory-mapped read-only with random-access advice,
-/// so the pages of other ranks' shards are never faulted in.
+/// (row-parallel) that it holds. Files are read with `pread` straight into the rank's own
+/// buffers, with random-access advice, so other ranks' shards are never read, and a file that
+/// shrinks meanwhile is an input error naming it, not a SIGBUS.
 ///
 /// F32, F16 and BF16 convert to f32; F8_E4M3 with a `…weight_scale_inv` companion is
 /// dequantized block by block (DeepSeek-V3's released format), only for the rank's block.
@@ -70,20 +71,33 @@ public enum CheckpointError: Error, Equatable, CustomStringConvertible {
     }
 }
 
-/// The model input read from a safetensors file: `hidden_states [T, hidden]` (F32/BF16/F16),
-/// optional `positions [T]` and `cu_seqlens [B+1]` (I32/I64).
+/// The model input in a safetensors file: `hidden_states [T, hidden]` (F32/BF16/F16),
+/// optional `positions [T]` and `cu_seqlens [B+1]` (I32/I64). Opening reads the header only, so
+/// that the sizes it declares (`tokens`, `sequences`) go through `SizeBudget` before `load()`
+/// allocates anything proportional to them.
 public struct InputFile {
-    public var hiddenStates: Matrix     // [T, hidden]
-    public var batch: Batch
+    public let path: String
+    let file: SafeTensorsFile
+    /// T: rows of hidden_states.
+    public let tokens: Int
+    /// B: entries of cu_seqlens minus one (1 without cu_seqlens).
+    public let sequences: Int
 
     public init(path: String, hiddenSize: Int) throws {
-        let file = try SafeTensorsFile(path: path)
+        self.path = path
+        file = try SafeTensorsFile(path: path)
         guard let info = file.tensors["hidden_states"] else { throw CheckpointError.missingInput(file: path, tensor: "hidden_states") }
         guard info.shape.count == 2, info.shape[1] == hiddenSize else {
             throw CheckpointError.wrongShape(tensor: "hidden_states", file: path, expected: [info.shape.first ?? 0, hiddenSize], found: info.shape)
         }
-        let tokens = info.shape[0]
-        hiddenStates = try Matrix(rows: tokens, cols: hiddenSize, values: try file.readFloats("hidden_states"))
+        tokens = info.shape[0]
+        sequences = max((file.tensors["cu_seqlens"]?.elementCount ?? 2) - 1, 0)
+    }
+
+    /// Reads the hidden states `[T, hidden]` and the batch layout.
+    public func load() throws -> (hiddenStates: Matrix, batch: Batch) {
+        let tokens = self.tokens, path = self.path
+        let hiddenStates = try Matrix(rows: tokens, cols: file.tensors["hidden_states"]!.shape[1], values: try file.readFloats("hidden_states"))
         if let bad = hiddenStates.firstNonFinite() {
             throw CheckpointError.nonFiniteInput(file: path, token: bad.row, column: bad.col, value: bad.value)
         }
@@ -97,8 +111,9 @@ public struct InputFile {
         } else {
             positions = []
         }
-        batch = try positions.isEmpty ? Batch(cuSeqlens: cu, positions: Batch.defaultPositions(cuSeqlens: cu, tokens: tokens))
-                                      : Batch(cuSeqlens: cu, positions: positions)
+        let batch = try positions.isEmpty ? Batch(cuSeqlens: cu, positions: Batch.defaultPositions(cuSeqlens: cu, tokens: tokens))
+                                          : Batch(cuSeqlens: cu, positions: positions)
+        return (hiddenStates, batch)
     }
 }
 

@@ -83,7 +83,7 @@ extension MLAAttention {
                     } }
                 } }
             }
-            counters.attentionFlops += absorbed.flops(nq: n, nk: nk, attendedHeads: C * hl)
+            counters.attentionFlops += try absorbed.flops(nq: n, nk: nk, attendedHeads: C * hl)
         }
 
         // 4. every rank's log-sum-exps; scale each partial output to the whole sequence's softmax.

@@ -6,55 +6,58 @@ extension FlopModel {
     /// attention over its cache — absorbed for decode tokens on the absorbed path and, under
     /// decode context parallelism (`dcp` = this rank's share of the tokens), for every step of a
     /// sequence that has tokens cached already; expanded otherwise. Equal to what the serving
-    /// forward counts.
+    /// forward counts; every count checked.
     public static func serving(config c: MLAConfig, tp: Int, gate: GateLayout, schedule: ServingSchedule, path: DecodePath,
-                               sequences: Int, dcp: (index: Int, count: Int) = (0, 1)) -> Cost {
+                               sequences: Int, dcp: (index: Int, count: Int) = (0, 1)) throws(CountOverflow) -> Cost {
         var lengths = [Int](repeating: 0, count: sequences)
         var total: [Stage] = []
-        func add(_ s: Stage) {
-            if let i = total.firstIndex(where: { $0.name == s.name }) {
-                total[i].flops += s.flops
-                total[i].elements += s.elements
-            } else {
-                total.append(s)
-            }
-        }
         for step in schedule.steps {
-            for s in servingStep(config: c, tp: tp, gate: gate, newTokens: step.step.newTokens,
-                                 cached: step.step.slots.map { lengths[$0] }, path: path, dcp: dcp).stages { add(s) }
+            let cost = try servingStep(config: c, tp: tp, gate: gate, newTokens: step.step.newTokens,
+                                       cached: step.step.slots.map { lengths[$0] }, path: path, dcp: dcp)
+            for s in cost.stages {
+                if let i = total.firstIndex(where: { $0.name == s.name }) {
+                    total[i].flops = try Checked.sum(total[i].flops, s.flops, what: "FLOPs of the serving pass")
+                    total[i].elements = try Checked.sum(total[i].elements, s.elements, what: "elements of the serving pass")
+                } else {
+                    total.append(s)
+                }
+            }
             for (slot, n) in zip(step.step.slots, step.step.newTokens) { lengths[slot] += n }
         }
-        return Cost(stages: total)
+        return try Cost(stages: total)
     }
 
     /// One serving step: sequence b brings `newTokens[b]` tokens after `cached[b]` cached ones.
     public static func servingStep(config c: MLAConfig, tp: Int, gate: GateLayout, newTokens: [Int], cached: [Int],
-                                   path: DecodePath, dcp: (index: Int, count: Int) = (0, 1)) -> Cost {
+                                   path: DecodePath, dcp: (index: Int, count: Int) = (0, 1)) throws(CountOverflow) -> Cost {
         let hl = c.numAttentionHeads / tp, lora = c.kvLoraRank, cacheRow = lora + c.qkRopeHeadDim
-        var stages = projections(config: c, tp: tp, gate: gate, tokens: newTokens.reduce(0, +), expandKV: false)
+        let what = "attention FLOPs of a serving step"
+        var stages = try projections(config: c, tp: tp, gate: gate, tokens: Checked.sum(of: newTokens, what: "tokens of a step"), expandKV: false)
         let at = stages.count - (c.hasSeparateGate ? 2 : 1)
         var expand = Stage(name: "kv_b_proj (cache)", kind: .projection, flops: 0, elements: 0)
         var expanded = Stage(name: "attention", kind: .attention, flops: 0, elements: 0)
         var absorbed = Stage(name: "attention (absorbed)", kind: .attention, flops: 0, elements: 0)
         for (n, before) in zip(newTokens, cached) where n > 0 {
-            let nk = before + n
+            let nk = try Checked.sum(before, n, what: "tokens of a sequence")
             // Under DCP a sequence that starts in this step attends over its own new tokens, as without DCP.
             if (dcp.count > 1 && before > 0) || (dcp.count == 1 && n == 1 && path == .absorbed) {
                 let local = dcp.count > 1 ? localCount(nk, share: dcp) : nk, attended = dcp.count * hl
-                absorbed.flops += hl * (2 * n * lora * c.qkNopeHeadDim + 2 * n * c.vHeadDim * lora)
-                    + attended * (2 * n * local * lora + 2 * n * local * c.qkRopeHeadDim + 2 * n * lora * local)
-                absorbed.elements += local * cacheRow + hl * ((c.qkNopeHeadDim + c.vHeadDim) * lora + n * (c.qkHeadDim + c.vHeadDim))
-                    + attended * n * (cacheRow + lora)
+                let own = try Checked.product(hl, 2, n, lora, c.qkNopeHeadDim + c.vHeadDim, what: what)
+                let per = try Checked.product(attended, 2, n, local, 2 * lora + c.qkRopeHeadDim, what: what)
+                absorbed.flops = try Checked.sum(absorbed.flops, own, per, what: what)
+                absorbed.elements = try Checked.sum(absorbed.elements, Checked.product(local, cacheRow, what: what),
+                                                    Checked.product(hl, (c.qkNopeHeadDim + c.vHeadDim) * lora + n * (c.qkHeadDim + c.vHeadDim), what: what),
+                                                    Checked.product(attended, n, cacheRow + lora, what: what), what: what)
             } else {
-                let g = gemm("kv_b_proj (cache)", m: nk, out: hl * (c.qkNopeHeadDim + c.vHeadDim), in: lora)
-                expand.flops += g.flops
-                expand.elements += g.elements
-                expanded.flops += attentionFlops(config: c, heads: hl, nq: n, nk: nk)
-                expanded.elements += attentionElements(config: c, heads: hl, nq: n, nk: nk)
+                let g = try gemm("kv_b_proj (cache)", m: nk, out: hl * (c.qkNopeHeadDim + c.vHeadDim), in: lora)
+                expand.flops = try Checked.sum(expand.flops, g.flops, what: what)
+                expand.elements = try Checked.sum(expand.elements, g.elements, what: what)
+                expanded.flops = try Checked.sum(expanded.flops, attentionFlops(config: c, heads: hl, nq: n, nk: nk), what: what)
+                expanded.elements = try Checked.sum(expanded.elements, attentionElements(config: c, heads: hl, nq: n, nk: nk), what: what)
             }
         }
         stages.insert(contentsOf: [expand, expanded, absorbed].filter { $0.flops > 0 }, at: at)
-        return Cost(stages: stages)
+        return try Cost(stages: stages)
     }
 
     /// Tokens a DCP rank keeps of the first `tokens` of a sequence (`KVCache.localCount`).

@@ -17,6 +17,9 @@ import TensorCore
 /// each head's q, k_nope, v, the shared k_rope, and writes the output (the score block stays in
 /// cache); absorbed decode reads the latent cache once for all local heads. It is a model of
 /// memory traffic for the roofline, not a count the forward makes.
+///
+/// Every product and sum is checked (`Checked`): a size too large for 64-bit counts throws
+/// `CountOverflow` instead of trapping, and `SizeBudget` turns that into a refusal naming the size.
 public enum FlopModel {
     public enum Kind: String, Codable, Sendable { case projection, attention }
 
@@ -32,9 +35,18 @@ public enum FlopModel {
         public var elements: Int
     }
 
-    /// The stages of one forward on one rank.
+    /// The stages of one forward on one rank. Built only through `init(stages:)`, which checks
+    /// that every total fits, so the totals below never overflow.
     public struct Cost: Codable, Sendable, Equatable {
-        public var stages: [Stage]
+        public private(set) var stages: [Stage]
+
+        init(stages: [Stage]) throws(CountOverflow) {
+            self.stages = stages
+            _ = try Checked.sum(of: stages.map(\.flops), what: "FLOPs of one forward")
+            _ = try Checked.product(4, Checked.sum(of: stages.map(\.elements), what: "elements one forward moves"),
+                                    what: "bytes one forward moves")
+        }
+
         public var projectionFlops: Int { stages.filter { $0.kind == .projection }.reduce(0) { $0 + $1.flops } }
         public var attentionFlops: Int { stages.filter { $0.kind == .attention }.reduce(0) { $0 + $1.flops } }
         public var totalFlops: Int { projectionFlops + attentionFlops }
@@ -44,81 +56,103 @@ public enum FlopModel {
     }
 
     /// `x [m, inF] · Wᵀ` with a local weight `[out, inF]`.
-    public static func gemm(_ name: String, m: Int, out: Int, in inF: Int, kind: Kind = .projection) -> Stage {
-        Stage(name: name, kind: kind, flops: Gemm.flops(m: m, n: out, k: inF),
-              elements: m > 0 ? m * inF + out * inF + m * out : 0)
+    public static func gemm(_ name: String, m: Int, out: Int, in inF: Int, kind: Kind = .projection) throws(CountOverflow) -> Stage {
+        let what = "elements of \(name) at \(m) tokens"
+        let elements = m > 0 ? try Checked.sum(Checked.product(m, inF, what: what), Checked.product(out, inF, what: what),
+                                               Checked.product(m, out, what: what), what: what) : 0
+        return Stage(name: name, kind: kind, flops: try Gemm.flops(m: m, n: out, k: inF), elements: elements)
     }
 
     /// FLOPs of `AttentionKernel.run` for `heads` local heads, nq queries over nk keys
     /// (the new queries are the last nq of the nk keys).
-    public static func attentionFlops(config c: MLAConfig, heads: Int, nq: Int, nk: Int) -> Int {
-        let dq = c.qkHeadDim, v = c.vHeadDim, block = AttentionKernel.blockRows
-        var total = 0
-        var i0 = 0
-        while i0 < nq {
-            let rows = min(block, nq - i0)
-            let keys = nk - nq + i0 + rows
-            total += 2 * rows * keys * dq + 2 * rows * v * keys
-            i0 += rows
-        }
-        return heads * total
+    public static func attentionFlops(config c: MLAConfig, heads: Int, nq: Int, nk: Int) throws(CountOverflow) -> Int {
+        try attentionFlops(heads: heads, dq: c.qkHeadDim, v: c.vHeadDim, nq: nq, nk: nk)
+    }
+
+    /// The same from the head dims: queries in blocks of `queryBlockRows`, block i's `rows`
+    /// queries scoring the `nk − nq + i0 + rows` keys its last query sees, `2·rows·keys·(dq + v)`
+    /// per head. In closed form, so that any nq costs the same few checked operations.
+    static func attentionFlops(heads: Int, dq: Int, v: Int, nq: Int, nk: Int) throws(CountOverflow) -> Int {
+        guard nq > 0 else { return 0 }
+        let what = "attention FLOPs for \(nq) queries over \(nk) keys"
+        let b = queryBlockRows, offset = nk - nq, full = nq / b, rest = nq % b
+        // Σ over full blocks i of b·(offset + (i+1)·b) = b·(full·offset + b·full·(full+1)/2).
+        let triangle = full % 2 == 0 ? try Checked.product(full / 2, full + 1, what: what)
+                                     : try Checked.product(full, (full + 1) / 2, what: what)
+        let fullBlocks = try Checked.product(b, Checked.sum(Checked.product(full, offset, what: what),
+                                                            Checked.product(b, triangle, what: what), what: what), what: what)
+        let lastBlock = try Checked.product(rest, offset + nq, what: what)
+        let rowKeys = try Checked.sum(fullBlocks, lastBlock, what: what)
+        return try Checked.product(heads, 2, rowKeys, dq + v, what: what)
     }
 
     /// FLOPs of the absorbed kernel for nq queries over nk cached latents: per local head,
     /// absorb `q_nope·W_UK` `[nq, lora]`, scores over the latent and k_rope, `P·latent`, then W_UV.
-    public static func absorbedFlops(config c: MLAConfig, heads: Int, nq: Int, nk: Int) -> Int {
-        let lora = c.kvLoraRank
-        return heads * (2 * nq * lora * c.qkNopeHeadDim + 2 * nq * nk * lora + 2 * nq * nk * c.qkRopeHeadDim
-                        + 2 * nq * lora * nk + 2 * nq * c.vHeadDim * lora)
+    public static func absorbedFlops(config c: MLAConfig, heads: Int, nq: Int, nk: Int) throws(CountOverflow) -> Int {
+        let lora = c.kvLoraRank, what = "absorbed attention FLOPs for \(nq) queries over \(nk) cached tokens"
+        let perHead = try Checked.sum(Checked.product(2, nq, lora, c.qkNopeHeadDim, what: what), Checked.product(2, nq, nk, lora, what: what),
+                                      Checked.product(2, nq, nk, c.qkRopeHeadDim, what: what), Checked.product(2, nq, lora, nk, what: what),
+                                      Checked.product(2, nq, c.vHeadDim, lora, what: what), what: what)
+        return try Checked.product(heads, perHead, what: what)
     }
 
     /// Elements the expanded attention moves for nq queries over nk keys on `heads` heads.
-    static func attentionElements(config c: MLAConfig, heads: Int, nq: Int, nk: Int) -> Int {
+    static func attentionElements(config c: MLAConfig, heads: Int, nq: Int, nk: Int) throws(CountOverflow) -> Int {
         guard nq > 0 else { return 0 }
-        return heads * (nq * c.qkHeadDim + nk * (c.qkNopeHeadDim + c.vHeadDim) + nk * c.qkRopeHeadDim + nq * c.vHeadDim)
+        let what = "elements attention moves for \(nq) queries over \(nk) keys"
+        let perHead = try Checked.sum(Checked.product(nq, c.qkHeadDim, what: what), Checked.product(nk, c.qkNopeHeadDim + c.vHeadDim, what: what),
+                                      Checked.product(nk, c.qkRopeHeadDim, what: what), Checked.product(nq, c.vHeadDim, what: what), what: what)
+        return try Checked.product(heads, perHead, what: what)
     }
 
     /// The projections that run for `tokens` new tokens, in forward order. `expandKV: false`
     /// leaves kv_b_proj out (the decode paths expand the cache, or absorb it, separately).
     public static func projections(config c: MLAConfig, tp: Int, gate: GateLayout, tokens T: Int,
-                                   expandKV: Bool = true) -> [Stage] {
+                                   expandKV: Bool = true) throws(CountOverflow) -> [Stage] {
         let H = c.numAttentionHeads, hl = H / tp
         var list: [Stage] = []
         if let rq = c.qLoraRank {
-            list.append(gemm("q_a_proj", m: T, out: rq, in: c.hiddenSize))
-            list.append(gemm("q_b_proj", m: T, out: hl * c.qRowsPerHead, in: rq))
+            list.append(try gemm("q_a_proj", m: T, out: rq, in: c.hiddenSize))
+            list.append(try gemm("q_b_proj", m: T, out: hl * c.qRowsPerHead, in: rq))
         } else {
-            list.append(gemm("q_proj", m: T, out: hl * c.qRowsPerHead, in: c.hiddenSize))
+            list.append(try gemm("q_proj", m: T, out: hl * c.qRowsPerHead, in: c.hiddenSize))
         }
-        list.append(gemm("kv_a_proj_with_mqa", m: T, out: c.kvLoraRank + c.qkRopeHeadDim, in: c.hiddenSize))
+        list.append(try gemm("kv_a_proj_with_mqa", m: T, out: c.kvLoraRank + c.qkRopeHeadDim, in: c.hiddenSize))
         if expandKV {
-            list.append(gemm("kv_b_proj", m: T, out: hl * (c.qkNopeHeadDim + c.vHeadDim), in: c.kvLoraRank))
+            list.append(try gemm("kv_b_proj", m: T, out: hl * (c.qkNopeHeadDim + c.vHeadDim), in: c.kvLoraRank))
         }
         if c.hasSeparateGate {                                           // a packed gate is part of q's GEMM
             let out = (gate == .column ? hl : H) * c.gateWidthPerHead
-            list.append(gemm("gate", m: T, out: out, in: c.hiddenSize))
+            list.append(try gemm("gate", m: T, out: out, in: c.hiddenSize))
         }
-        list.append(gemm("o_proj", m: T, out: c.hiddenSize, in: hl * c.vHeadDim))
+        list.append(try gemm("o_proj", m: T, out: c.hiddenSize, in: hl * c.vHeadDim))
         return list
     }
 
     /// One forward over a batch of fresh sequences (prefill, causal within each sequence).
-    public static func prefill(config c: MLAConfig, tp: Int, gate: GateLayout, sequenceLengths: [Int]) -> Cost {
-        let T = sequenceLengths.reduce(0, +), hl = c.numAttentionHeads / tp
-        var stages = projections(config: c, tp: tp, gate: gate, tokens: T)
-        let flops = sequenceLengths.reduce(0) { $0 + attentionFlops(config: c, heads: hl, nq: $1, nk: $1) }
-        let elements = sequenceLengths.reduce(0) { $0 + attentionElements(config: c, heads: hl, nq: $1, nk: $1) }
+    public static func prefill(config c: MLAConfig, tp: Int, gate: GateLayout, sequenceLengths: [Int]) throws(CountOverflow) -> Cost {
+        let T = try Checked.sum(of: sequenceLengths, what: "tokens of the batch"), hl = c.numAttentionHeads / tp
+        var stages = try projections(config: c, tp: tp, gate: gate, tokens: T)
+        var flops = 0, elements = 0
+        for n in sequenceLengths {
+            flops = try Checked.sum(flops, attentionFlops(config: c, heads: hl, nq: n, nk: n), what: "attention FLOPs of the batch")
+            elements = try Checked.sum(elements, attentionElements(config: c, heads: hl, nq: n, nk: n), what: "elements attention moves")
+        }
         stages.insert(Stage(name: "attention", kind: .attention, flops: flops, elements: elements), at: stages.count - (c.hasSeparateGate ? 2 : 1))
-        return Cost(stages: stages)
+        return try Cost(stages: stages)
     }
 
     /// One decode step (`MLAAttention.decode`): one new token for each sequence, sequence b
     /// attending to `contexts[b]` cached tokens plus itself (nk = context + 1).
-    public static func decode(config c: MLAConfig, tp: Int, gate: GateLayout, contexts: [Int], path: DecodePath) -> Cost {
+    public static func decode(config c: MLAConfig, tp: Int, gate: GateLayout, contexts: [Int], path: DecodePath) throws(CountOverflow) -> Cost {
         let hl = c.numAttentionHeads / tp
-        var stages = projections(config: c, tp: tp, gate: gate, tokens: contexts.count, expandKV: false)
+        var stages = try projections(config: c, tp: tp, gate: gate, tokens: contexts.count, expandKV: false)
         let at = stages.count - (c.hasSeparateGate ? 2 : 1)
         let cacheRow = c.kvLoraRank + c.qkRopeHeadDim, lora = c.kvLoraRank
+        func add(_ s: inout Stage, flops: Int, elements: Int) throws(CountOverflow) {
+            s.flops = try Checked.sum(s.flops, flops, what: "FLOPs of \(s.name)")
+            s.elements = try Checked.sum(s.elements, elements, what: "elements of \(s.name)")
+        }
         switch path {
         case .naive:
             // kv_b_proj over every cached latent of each sequence (counted as a projection),
@@ -126,12 +160,10 @@ public enum FlopModel {
             var expand = Stage(name: "kv_b_proj (cache)", kind: .projection, flops: 0, elements: 0)
             var attn = Stage(name: "attention", kind: .attention, flops: 0, elements: 0)
             for context in contexts {
-                let nk = context + 1
-                let g = gemm("kv_b_proj (cache)", m: nk, out: hl * (c.qkNopeHeadDim + c.vHeadDim), in: lora)
-                expand.flops += g.flops
-                expand.elements += g.elements
-                attn.flops += attentionFlops(config: c, heads: hl, nq: 1, nk: nk)
-                attn.elements += attentionElements(config: c, heads: hl, nq: 1, nk: nk)
+                let nk = try Checked.sum(context, 1, what: "cached tokens")
+                let g = try gemm("kv_b_proj (cache)", m: nk, out: hl * (c.qkNopeHeadDim + c.vHeadDim), in: lora)
+                try add(&expand, flops: g.flops, elements: g.elements)
+                try add(&attn, flops: attentionFlops(config: c, heads: hl, nq: 1, nk: nk), elements: attentionElements(config: c, heads: hl, nq: 1, nk: nk))
             }
             stages.insert(contentsOf: [expand, attn], at: at)
         case .absorbed:
@@ -139,14 +171,16 @@ public enum FlopModel {
             // from memory once and from cache after), and per head: its W_UK and W_UV rows of
             // kv_b_proj, the query, the absorbed query and latent output, the head's output.
             var attn = Stage(name: "attention (absorbed)", kind: .attention, flops: 0, elements: 0)
+            let perHead = (c.qkNopeHeadDim + c.vHeadDim) * lora + c.qkHeadDim + 2 * lora + c.vHeadDim
             for context in contexts {
-                let nk = context + 1
-                attn.flops += absorbedFlops(config: c, heads: hl, nq: 1, nk: nk)
-                attn.elements += nk * cacheRow + hl * ((c.qkNopeHeadDim + c.vHeadDim) * lora + c.qkHeadDim + 2 * lora + c.vHeadDim)
+                let nk = try Checked.sum(context, 1, what: "cached tokens")
+                let what = "elements absorbed attention moves over \(nk) cached tokens"
+                try add(&attn, flops: absorbedFlops(config: c, heads: hl, nq: 1, nk: nk),
+                        elements: Checked.sum(Checked.product(nk, cacheRow, what: what), Checked.product(hl, perHead, what: what), what: what))
             }
             stages.insert(attn, at: at)
         }
-        return Cost(stages: stages)
+        return try Cost(stages: stages)
     }
 
     /// Bytes of MLA's latent KV cache per token: `(kv_lora + rope) · 4` (f32), the same on every

@@ -105,7 +105,7 @@ extension MLAAttention {
         }
         let attn = workspace.attn                                          // [T, H/tp·v]
         try timed(.oProj) { try oProj.partial(attn, into: &out) }          // [T, hidden] partial
-        countProjection(T, oProj.weight)
+        try countProjection(T, oProj.weight)
         let mark = collectives.segments.count
         try oProj.reduce(&out, collectives: collectives)                  // Σ over ranks, + bias once
         recordCollectives(collectives, since: mark, as: .allReduce)

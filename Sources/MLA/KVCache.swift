@@ -99,6 +99,12 @@ public struct ServingStep: Equatable, Sendable {
         self.newTokens = newTokens
     }
 
+    /// A step built by `ServingSchedule`, whose slots are distinct and counts non-negative by construction.
+    init(validSlots slots: [Int], newTokens: [Int]) {
+        self.slots = slots
+        self.newTokens = newTokens
+    }
+
     public var tokenCount: Int { newTokens.reduce(0, +) }
 }
 

@@ -1,3 +1,4 @@
+import TensorCore
 import TensorParallel
 
 /// What one rank holds, computes and sends per layer under a `ParallelLayout`, for a batch of
@@ -38,7 +39,7 @@ public struct LayoutPlan: Codable, Sendable {
     }
 
     public init(config c: MLAConfig, layout l: ParallelLayout, gate: GateLayout = .column, context: Int, batch: Int,
-                bytesPerElement e: Int = 4, memoryPerRank: Int? = nil) {
+                bytesPerElement e: Int = 4, memoryPerRank: Int? = nil) throws(CountOverflow) {
         layout = l.description
         (dp, tp, dcp) = (l.dp, l.tp, l.dcp)
         bytesPerElement = e
@@ -48,29 +49,31 @@ public struct LayoutPlan: Codable, Sendable {
         let perToken = FlopModel.kvCacheBytesPerToken(config: c, bytesPerElement: e)
         kvBytesPerToken = Double(perToken) / Double(l.dcp)
         let share = (index: 0, count: l.dcp)
-        kvBytesPerRank = sequences * FlopModel.localCount(context, share: share) * perToken
+        kvBytesPerRank = try Checked.product(sequences, FlopModel.localCount(context, share: share), perToken, what: "KV cache bytes per rank")
         if let memoryPerRank {
             let tokens = max(0, memoryPerRank - weightBytesPerRank) / perToken
             maxCachedTokensPerRank = tokens
-            maxContextTimesBatch = tokens * l.dcp * l.dp
+            maxContextTimesBatch = try Checked.product(tokens, l.dcp, l.dp, what: "context × batch that fits")
         }
         let prompts = Array(repeating: context, count: sequences)
         // A prefill is the same under every layout's TP group: DCP splits only what is cached before a step.
-        prefill = FlopModel.prefill(config: c, tp: l.tp, gate: gate, sequenceLengths: prompts)
-        decode = FlopModel.servingStep(config: c, tp: l.tp, gate: gate, newTokens: Array(repeating: 1, count: sequences),
+        prefill = try FlopModel.prefill(config: c, tp: l.tp, gate: gate, sequenceLengths: prompts)
+        decode = try FlopModel.servingStep(config: c, tp: l.tp, gate: gate, newTokens: Array(repeating: 1, count: sequences),
                                        cached: prompts, path: .absorbed, dcp: share)
-        func collectives(newTokens n: Int) -> [CollectiveBytes] {
+        func collectives(newTokens n: Int) throws(CountOverflow) -> [CollectiveBytes] {
             var list: [CollectiveBytes] = []
-            if l.tp > 1 { list.append(CollectiveBytes(kind: "allreduce", ranks: l.tp, bytes: n * c.hiddenSize * e)) }
+            let what = "collective bytes"
+            if l.tp > 1 { list.append(CollectiveBytes(kind: "allreduce", ranks: l.tp, bytes: try Checked.product(n, c.hiddenSize, e, what: what))) }
             if l.dcp > 1 {
-                let rows = c.numAttentionHeads / l.tp * n
-                list.append(CollectiveBytes(kind: "all-gather", ranks: l.dcp, bytes: rows * (c.kvLoraRank + c.qkRopeHeadDim) * e + l.dcp * rows * 4))
-                list.append(CollectiveBytes(kind: "reduce-scatter", ranks: l.dcp, bytes: l.dcp * rows * c.kvLoraRank * e))
+                let rows = try Checked.product(c.numAttentionHeads / l.tp, n, what: what)
+                list.append(CollectiveBytes(kind: "all-gather", ranks: l.dcp, bytes: try Checked.sum(
+                    Checked.product(rows, c.kvLoraRank + c.qkRopeHeadDim, e, what: what), Checked.product(l.dcp, rows, 4, what: what), what: what)))
+                list.append(CollectiveBytes(kind: "reduce-scatter", ranks: l.dcp, bytes: try Checked.product(l.dcp, rows, c.kvLoraRank, e, what: what)))
             }
             return list
         }
-        prefillCollectives = collectives(newTokens: sequences * context).filter { $0.kind == "allreduce" }
-        decodeCollectives = collectives(newTokens: sequences)
+        prefillCollectives = try collectives(newTokens: Checked.product(sequences, context, what: "prefill tokens")).filter { $0.kind == "allreduce" }
+        decodeCollectives = try collectives(newTokens: sequences)
     }
 
     /// Seconds of a step with `cost` and `collectives` on `hardware`, at this plan's element

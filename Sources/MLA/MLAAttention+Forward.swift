@@ -27,7 +27,7 @@ extension MLAAttention {
     public func forward(_ x: Matrix, batch: Batch, collectives: Collectives, into out: inout Matrix) throws {
         let start = Clock.now()
         try checkInput(x, batch: batch)
-        try gatedAttention(x, positions: batch.positions, expandKV: true) { w in self.attend(&w, batch: batch) }
+        try gatedAttention(x, positions: batch.positions, expandKV: true) { w in try self.attend(&w, batch: batch) }
         try faultHook?()
         try outputProjection(into: &out, tokens: x.rows, collectives: collectives)
         counters.seconds = Clock.now() - start
@@ -37,7 +37,7 @@ extension MLAAttention {
     /// summing it over ranks and adding `outputBias` once gives the layer's output.
     public func forwardPartial(_ x: Matrix, batch: Batch) throws -> Matrix {
         try checkInput(x, batch: batch)
-        try gatedAttention(x, positions: batch.positions, expandKV: true) { w in self.attend(&w, batch: batch) }
+        try gatedAttention(x, positions: batch.positions, expandKV: true) { w in try self.attend(&w, batch: batch) }
         var out = Matrix(rows: x.rows, cols: config.hiddenSize)          // [T, hidden]
         try oProj.partial(workspace.attn, into: &out)
         return out
@@ -81,10 +81,10 @@ extension MLAAttention {
                 try qA.forward(x, into: &w.qa)
                 try w.qa.rmsNormRows(weight: norm, eps: c.rmsNormEps)
                 try qB.forward(w.qa, into: &w.q)                                     // [T, H/tp·dq]
-                countProjection(T, qA.weight); countProjection(T, qB.weight)
+                try countProjection(T, qA.weight); try countProjection(T, qB.weight)
             case let .direct(qProj):
                 try qProj.forward(x, into: &w.q)                                     // [T, H/tp·dq]
-                countProjection(T, qProj.weight)
+                try countProjection(T, qProj.weight)
             }
         }
         try guardStage(.q, w.q)
@@ -93,11 +93,11 @@ extension MLAAttention {
         try timed(.kv) {
             w.kva.reshapeDiscarding(rows: T, cols: kvAWidth)
             try kvA.forward(x, into: &w.kva)
-            countProjection(T, kvA.weight)
+            try countProjection(T, kvA.weight)
             normalizeLatent(&w, tokens: T)
             if expandKV {
                 w.kv.reshapeDiscarding(rows: T, cols: kvB.weight.rows)
-                expandLatent(w.kva, rows: 0..<T, into: &w.kv)
+                try expandLatent(w.kva, rows: 0..<T, into: &w.kv)
             }
         }
         try guardStage(.kv, expandKV ? w.kv : w.kva)

@@ -72,9 +72,9 @@ extension MLAAttention {
                         }
                     }
                 }
-                counters.attentionFlops += absorbed.flops(nq: n, nk: nk)
+                counters.attentionFlops += try absorbed.flops(nq: n, nk: nk)
             } else {
-                attendExpanded(&w, keys: cache.slots[slot], keyRows: 0..<nk, queryRow: row, queries: n)
+                try attendExpanded(&w, keys: cache.slots[slot], keyRows: 0..<nk, queryRow: row, queries: n)
             }
             row += n
         }
@@ -90,7 +90,7 @@ extension MLAAttention {
             let n = step.newTokens[b]
             if cache.lengths[slot] == 0 && n > 0 {
                 let kva = w.kva
-                attendExpanded(&w, keys: kva, keyRows: row ..< row + n, queryRow: row, queries: n)
+                try attendExpanded(&w, keys: kva, keyRows: row ..< row + n, queryRow: row, queries: n)
                 cached[b] = 0
             }
             cache.append(slot: slot, from: w.kva, rows: row ..< row + n)
@@ -103,10 +103,10 @@ extension MLAAttention {
 
     /// `queries` new tokens from row `queryRow` of q attend over the latent rows `keyRows` of
     /// `keys` (`[·, kv_lora + rope]`), expanded through kv_b_proj: the last query sees them all.
-    func attendExpanded(_ w: inout Workspace, keys: Matrix, keyRows: Range<Int>, queryRow row: Int, queries n: Int) {
+    func attendExpanded(_ w: inout Workspace, keys: Matrix, keyRows: Range<Int>, queryRow row: Int, queries n: Int) throws {
         let c = config, width = keys.cols, ldq = w.q.cols, ldo = w.attn.cols, nk = keyRows.count
         w.kvCached.reshapeDiscarding(rows: nk, cols: kvB.weight.rows)             // [nk, H/tp·(nope+v)]
-        expandLatent(keys, rows: keyRows, into: &w.kvCached)
+        try expandLatent(keys, rows: keyRows, into: &w.kvCached)
         let need = AttentionKernel.blockRows * nk
         if w.scores.count < need { w.scores = [Float](repeating: 0, count: need) }
         let ldk = w.kvCached.cols
@@ -126,6 +126,6 @@ extension MLAAttention {
                 }
             }
         }
-        counters.attentionFlops += kernel.flops(nq: n, nk: nk)
+        counters.attentionFlops += try kernel.flops(nq: n, nk: nk)
     }
 }

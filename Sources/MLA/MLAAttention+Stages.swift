@@ -3,8 +3,8 @@ import TensorParallel
 
 /// The stages of the forward, each on raw views of the workspace.
 extension MLAAttention {
-    func countProjection(_ tokens: Int, _ weight: Matrix) {
-        counters.projectionFlops += Gemm.flops(m: tokens, n: weight.rows, k: weight.cols)
+    func countProjection(_ tokens: Int, _ weight: Matrix) throws {
+        counters.projectionFlops += try Gemm.flops(m: tokens, n: weight.rows, k: weight.cols)
     }
 
     /// RMSNorm on the latent columns of each `kva` row, in place (k_rope is left alone).
@@ -19,7 +19,7 @@ extension MLAAttention {
 
     /// `kv[rows] = latent[rows] · kv_b_projᵀ` → `[n, H/tp·(nope+v)]`, reading the latent columns
     /// of `kva` (`[·, kv_lora+rope]`) as a strided view (no copy). `kv` must hold `rows.count` rows.
-    func expandLatent(_ kva: Matrix, rows: Range<Int>, into kv: inout Matrix) {
+    func expandLatent(_ kva: Matrix, rows: Range<Int>, into kv: inout Matrix) throws {
         let lora = config.kvLoraRank, width = kva.cols, n = rows.count, out = kvB.weight.rows
         guard n > 0 else { return }
         kva.storage.withUnsafeBufferPointer { src in
@@ -30,7 +30,7 @@ extension MLAAttention {
                 }
             }
         }
-        countProjection(n, kvB.weight)
+        try countProjection(n, kvB.weight)
     }
 
     func applyRope(_ w: inout Workspace, positions: [Int]) {
@@ -56,16 +56,16 @@ extension MLAAttention {
         }
     }
 
-    func attend(_ w: inout Workspace, batch: Batch) {
+    func attend(_ w: inout Workspace, batch: Batch) throws {
         let longest = (0..<batch.sequenceCount).map { batch.tokens(of: $0).count }.max() ?? 0
         let need = AttentionKernel.blockRows * longest
         if w.scores.count < need { w.scores = [Float](repeating: 0, count: need) }
         let c = config, kvWidth = w.kv.cols, qWidth = w.q.cols, kvaWidth = w.kva.cols, attnWidth = w.attn.cols
-        w.q.storage.withUnsafeBufferPointer { q in
-            w.kv.storage.withUnsafeBufferPointer { kv in
-                w.kva.storage.withUnsafeBufferPointer { kva in
-                    w.attn.storage.withUnsafeMutableBufferPointer { attn in
-                        w.scores.withUnsafeMutableBufferPointer { scores in
+        try w.q.storage.withUnsafeBufferPointer { q in
+            try w.kv.storage.withUnsafeBufferPointer { kv in
+                try w.kva.storage.withUnsafeBufferPointer { kva in
+                    try w.attn.storage.withUnsafeMutableBufferPointer { attn in
+                        try w.scores.withUnsafeMutableBufferPointer { scores in
                             for b in 0..<batch.sequenceCount {
                                 let seq = batch.tokens(of: b)
                                 guard !seq.isEmpty else { continue }
@@ -77,7 +77,7 @@ extension MLAAttention {
                                     kRope: kva.baseAddress! + s * kvaWidth + c.kvLoraRank, ldkr: kvaWidth,
                                     out: attn.baseAddress! + s * attnWidth, ldo: attnWidth, nq: seq.count, nk: seq.count)
                                 kernel.run(ops, scores: scores.baseAddress!)
-                                counters.attentionFlops += kernel.flops(nq: seq.count, nk: seq.count)
+                                counters.attentionFlops += try kernel.flops(nq: seq.count, nk: seq.count)
                             }
                         }
                     }
@@ -96,11 +96,11 @@ extension MLAAttention {
         case let .column(g):
             w.gate.reshapeDiscarding(rows: T, cols: g.localOut)                // [T, H/tp·w]
             try g.forward(x, into: &w.gate)
-            countProjection(T, g.weight)
+            try countProjection(T, g.weight)
         case let .replicated(g):
             w.gate.reshapeDiscarding(rows: T, cols: g.localOut)                // [T, H·w]
             try g.forward(x, into: &w.gate)
-            countProjection(T, g.weight)
+            try countProjection(T, g.weight)
             if gateLayout == .replicated && shard.size > 1 {
                 throw GateMismatchError(tokens: T, heads: config.numAttentionHeads, vHeadDim: config.vHeadDim,
                                         tp: shard.size, rank: shard.rank, perHead: gw)

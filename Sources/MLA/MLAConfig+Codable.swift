@@ -1,4 +1,5 @@
 import Foundation
+import SafeTensors
 
 extension MLAConfig: Codable {
     enum CodingKeys: String, CodingKey {
@@ -85,19 +86,67 @@ extension MLAConfig: Codable {
         if let weightBlockSize { try c.encode(Quantization(weightBlockSize: weightBlockSize), forKey: .quantizationConfig) }
     }
 
-    /// Decodes `config.json` bytes; errors say which key is wrong.
+    /// Decodes `config.json` bytes; errors say which key is wrong. The JSON is first checked
+    /// strictly (`StrictJSON`): a key given twice is refused, since Python's json (what HF
+    /// reads it with) keeps the last value where Foundation keeps the first.
     public static func decode(json data: Data, file: String = "config.json") throws -> MLAConfig {
+        do {
+            try StrictJSON.validate(data)
+        } catch let error as StrictJSON.DuplicateKey {
+            throw ConfigError.duplicateKey(file: file, key: error.path)
+        } catch {
+            throw ConfigError.notJSON(file: file, detail: "\(error)")
+        }
         do {
             return try JSONDecoder().decode(MLAConfig.self, from: data)
         } catch let error as ConfigError {
             throw error
-        } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
+        } catch let DecodingError.typeMismatch(type, context), let DecodingError.valueNotFound(type, context) {
             let path = context.codingPath.map(\.stringValue).joined(separator: ".")
-            throw ConfigError.badValue(file: file, key: path, detail: context.debugDescription)
+            throw ConfigError.badValue(file: file, key: path, detail: "it must be \(typeName(type))")
+        } catch let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty {
+            // A number of the wrong kind (256.5 where an integer belongs, or one too large).
+            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+            throw ConfigError.badValue(file: file, key: path, detail: "it must be \(typeName(Self.keyTypes[path] ?? Int.self)) (\(context.debugDescription))")
+        } catch DecodingError.dataCorrupted where integerKey(notHeldIn: data) != nil {
+            // Valid JSON (checked above) that the decoder calls corrupted: a number of the wrong kind.
+            throw ConfigError.badValue(file: file, key: integerKey(notHeldIn: data)!, detail: "it must be an integer (no fraction, within 64 bits)")
         } catch let DecodingError.dataCorrupted(context) {
             throw ConfigError.notJSON(file: file, detail: context.underlyingError.map { "\($0)" } ?? context.debugDescription)
         } catch {
             throw ConfigError.notJSON(file: file, detail: "\(error)")
+        }
+    }
+
+    /// Keys (dotted for nested ones) whose values are integers.
+    static let integerKeys = ["hidden_size", "num_attention_heads", "q_lora_rank", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim",
+                              "v_head_dim", "max_position_embeddings", "num_hidden_layers", "rope_scaling.original_max_position_embeddings",
+                              "rope_parameters.original_max_position_embeddings"]
+
+    /// The first integer key whose value in `data` is a number but not an integer that fits.
+    static func integerKey(notHeldIn data: Data) -> String? {
+        guard let top = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+        for key in integerKeys {
+            var value: Any? = top
+            for part in key.split(separator: ".") { value = (value as? [String: Any])?[String(part)] }
+            guard let number = value as? NSNumber, !(value is Bool) else { continue }
+            let d = number.doubleValue
+            if d.rounded() != d || abs(d) >= 9.2e18 { return key }
+        }
+        return nil
+    }
+
+    /// What a key holds, for messages about a value of the wrong kind.
+    static let keyTypes: [String: Any.Type] = ["rms_norm_eps": Float.self, "rope_theta": Double.self]
+
+    /// A Swift type as the message names it.
+    static func typeName(_ type: Any.Type) -> String {
+        switch type {
+        case is Int.Type: return "an integer"
+        case is Float.Type, is Double.Type: return "a number"
+        case is Bool.Type: return "true or false"
+        case is String.Type: return "a string"
+        default: return "\(type)"
         }
     }
 

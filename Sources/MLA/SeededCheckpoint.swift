@@ -11,17 +11,25 @@ public enum SeededCheckpoint {
         case f32, bf16, f16
 
         var dtype: DType { switch self { case .f32: .F32; case .bf16: .BF16; case .f16: .F16 } }
+        /// Bytes of one element in the file.
+        public var bytesPerElement: Int { dtype.byteSize }
         var torchName: String { switch self { case .f32: "float32"; case .bf16: "bfloat16"; case .f16: "float16" } }
     }
 
-    /// Writes `layers` layers of `config` with weights from `seed` into `directory` (created if
-    /// missing); returns the number of tensors written.
+    /// Writes `layers` layers of `config` with weights from `seed` into `directory`, whole or not
+    /// at all: `config.json` and `model.safetensors` are built as unnamed files (in `directory`, or
+    /// beside it when it does not exist yet) and linked in together at the end (`AtomicFile`), so
+    /// a failure or a signal leaves an existing checkpoint there as it was and creates nothing.
+    /// The directory's parent must exist. Returns the number of tensors written.
     @discardableResult
     public static func write(config base: MLAConfig, layers: Int, as type: WeightType, seed: UInt64, to directory: String) throws -> Int {
         var config = base
         config.numHiddenLayers = layers
         try config.validate()
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let exists = try checkTarget(directory)
+        let staging = exists ? nil : AtomicFile.directory(of: directory)
+        let weightsFile = try AtomicFile(path: (directory as NSString).appendingPathComponent(CheckpointIndex.singleFileName), stagingDirectory: staging)
+        let configFile = try AtomicFile(path: (directory as NSString).appendingPathComponent("config.json"), stagingDirectory: staging)
         var writer = SafeTensorsWriter(metadata: ["format": "pt", "producer": "mla-tp init", "seed": "\(seed)"])
         for layer in 0..<layers {
             let attention = try MLAAttention(config: config, layer: layer, shard: .whole, source: SeededWeights(seed: seed))
@@ -31,9 +39,57 @@ public enum SeededCheckpoint {
         dict["model_type"] = "deepseek_v3"
         dict["architectures"] = ["DeepseekV3ForCausalLM"]
         dict["torch_dtype"] = type.torchName
-        let json = try JSONSerialization.data(withJSONObject: dict, options: [.prettyPrinted, .sortedKeys])
-        try AtomicFile.write(json, to: (directory as NSString).appendingPathComponent("config.json"))
-        try writer.write(to: (directory as NSString).appendingPathComponent("model.safetensors"))
+        try configFile.write([UInt8](try JSONSerialization.data(withJSONObject: dict, options: [.prettyPrinted, .sortedKeys])))
+        try writer.write(into: weightsFile)
+        try AtomicFile.commit([weightsFile, configFile], creatingDirectory: exists ? nil : directory)
         return writer.tensorNames.count
+    }
+
+    /// Checks `directory` before anything is written: whether it exists (else its parent must),
+    /// that it is a directory, that its `config.json` and `model.safetensors` are regular files if
+    /// present, and that no sharded index there would shadow the new `model.safetensors`.
+    /// Returns whether it exists.
+    public static func checkTarget(_ directory: String) throws -> Bool {
+        guard !directory.isEmpty else { throw InitTargetError.emptyPath }
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else { throw InitTargetError.notADirectory(path: directory, target: directory) }
+            let index = (directory as NSString).appendingPathComponent(CheckpointIndex.indexFileName)
+            if FileManager.default.fileExists(atPath: index) { throw InitTargetError.shardedCheckpoint(index: index) }
+            for name in [CheckpointIndex.singleFileName, "config.json"] {
+                try OutputTarget.check((directory as NSString).appendingPathComponent(name), against: [])
+            }
+            return true
+        }
+        let parent = AtomicFile.directory(of: directory)
+        guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory) else {
+            throw InitTargetError.missingParent(parent: parent, target: directory)
+        }
+        guard isDirectory.boolValue else { throw InitTargetError.notADirectory(path: parent, target: directory) }
+        return false
+    }
+}
+
+/// An `init --out` that cannot name a checkpoint directory: a usage error, before anything is written.
+public enum InitTargetError: Error, Equatable, CustomStringConvertible {
+    case emptyPath
+    case notADirectory(path: String, target: String)
+    case missingParent(parent: String, target: String)
+    case shardedCheckpoint(index: String)
+
+    public var description: String {
+        switch self {
+        case .emptyPath:
+            return "--out is empty — pass the checkpoint directory to write, e.g. --out /tmp/tiny"
+        case let .notADirectory(path, target) where path == target:
+            return "--out \(target) is an existing file, not a directory — pass a directory (new or existing) for the checkpoint"
+        case let .notADirectory(path, target):
+            return "--out \(target): \(path) is a file, not a directory — pass a path whose parent is a directory"
+        case let .missingParent(parent, target):
+            return "--out \(target): its parent \(parent) does not exist — create it first (mkdir -p \(parent)) or pick another path"
+        case let .shardedCheckpoint(index):
+            return "\(index) is there: a sharded checkpoint, which would be loaded instead of the new model.safetensors — "
+                + "write into another directory, or remove the old checkpoint first"
+        }
     }
 }

@@ -4,7 +4,9 @@ import TensorParallel
 /// How a batch is served step by step (`--decode-steps D`, `--prefill-chunk C`): each sequence
 /// prefills its first `len − D` tokens, `C` at a time (all at once when C is nil), then decodes
 /// its last D tokens one per step. In each step every unfinished sequence advances, so a step
-/// mixes prefilling and decoding sequences whenever their phases differ.
+/// mixes prefilling and decoding sequences whenever their phases differ. A sequence shorter than
+/// D prefills nothing and decodes all its tokens; `shorterThanDecodeSteps` lists them, so the
+/// report says what was done.
 public struct ServingSchedule: Sendable {
     public struct Step: Sendable {
         public var step: ServingStep
@@ -17,11 +19,19 @@ public struct ServingSchedule: Sendable {
     public let decodeSteps: Int
     /// Most tokens a sequence prefills per step (nil: all at once).
     public let prefillChunk: Int?
+    /// Tokens prefilled (in chunks or at once) and tokens decoded one at a time, over the batch.
+    public let prefillTokens: Int, decodeTokens: Int
+    /// Indices of the sequences shorter than `decodeSteps` (they decode all their tokens).
+    public let shorterThanDecodeSteps: [Int]
 
-    public init(batch: Batch, decodeSteps: Int, prefillChunk: Int? = nil) throws {
-        guard decodeSteps >= 0 else { throw BatchError.badCuSeqlens("--decode-steps \(decodeSteps) must be ≥ 0") }
-        if let c = prefillChunk, c < 1 { throw BatchError.badCuSeqlens("--prefill-chunk \(c) must be ≥ 1") }
+    public init(batch: Batch, decodeSteps: Int, prefillChunk: Int? = nil) throws(ServingScheduleError) {
+        guard decodeSteps >= 0 else { throw .negativeDecodeSteps(decodeSteps) }
+        if let c = prefillChunk, c < 1 { throw .nonPositivePrefillChunk(c) }
         let B = batch.sequenceCount
+        let lengths = (0..<B).map { batch.tokens(of: $0).count }
+        shorterThanDecodeSteps = lengths.indices.filter { lengths[$0] < decodeSteps }
+        decodeTokens = lengths.reduce(0) { $0 + min($1, decodeSteps) }
+        prefillTokens = batch.tokenCount - decodeTokens
         var done = [Int](repeating: 0, count: B)
         var steps: [Step] = []
         while true {
@@ -37,11 +47,26 @@ public struct ServingSchedule: Sendable {
                 done[b] += n
             }
             if slots.isEmpty { break }
-            steps.append(Step(step: try ServingStep(slots: slots, newTokens: counts), rows: rows))
+            steps.append(Step(step: ServingStep(validSlots: slots, newTokens: counts), rows: rows))
         }
         self.steps = steps
         self.decodeSteps = decodeSteps
         self.prefillChunk = prefillChunk
+    }
+}
+
+/// Serving flags that cannot describe a schedule: usage errors about those flags.
+public enum ServingScheduleError: Error, Equatable, CustomStringConvertible {
+    case negativeDecodeSteps(Int)
+    case nonPositivePrefillChunk(Int)
+
+    public var description: String {
+        switch self {
+        case let .negativeDecodeSteps(d):
+            return "--decode-steps \(d) must be ≥ 0 — the last D tokens of each sequence are decoded one at a time (0: a plain forward)"
+        case let .nonPositivePrefillChunk(c):
+            return "--prefill-chunk \(c) must be ≥ 1 — the most tokens a sequence prefills per step"
+        }
     }
 }
 

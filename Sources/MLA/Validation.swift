@@ -5,6 +5,7 @@ public enum ConfigError: Error, Equatable, CustomStringConvertible {
     case notJSON(file: String, detail: String)
     case missingKey(String)
     case badValue(file: String, key: String, detail: String)
+    case duplicateKey(file: String, key: String)
     case nonPositive(key: String, value: Int)
     case tooLarge(key: String, value: Int, limit: Int)
     case oddRopeDim(Int)
@@ -24,7 +25,10 @@ public enum ConfigError: Error, Equatable, CustomStringConvertible {
         case let .missingKey(key):
             return "config.json has no \"\(key)\" — add it (an HF DeepSeek-V3 config.json has every attention key)"
         case let .badValue(file, key, detail):
-            return "\(file): key \"\(key)\" has the wrong type (\(detail)) — use the type HF's DeepseekV3Config expects"
+            return "\(file): key \"\(key)\" has the wrong type: \(detail) — use the type HF's DeepseekV3Config expects"
+        case let .duplicateKey(file, key):
+            return "\(file): key \"\(key)\" appears more than once; HF (Python's json) would take the last value and mla-tp will not guess — "
+                + "keep one \"\(key)\""
         case let .nonPositive(key, value):
             return "\(key) = \(value) must be positive — fix the config"
         case let .tooLarge(key, value, limit):

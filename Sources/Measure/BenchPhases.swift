@@ -17,12 +17,12 @@ extension BenchEngine {
         let x = try seededInput(tokens: T, hidden: config.hiddenSize, seed: seed)     // [T, hidden]
         let batch = try Batch(sequenceLengths: [T])
         var out = Matrix(rows: T, cols: config.hiddenSize)                              // [T, hidden]
-        let plan = FlopModel.prefill(config: config, tp: tp, gate: gate, sequenceLengths: [T])
+        let plan = try FlopModel.prefill(config: config, tp: tp, gate: gate, sequenceLengths: [T])
         let bytes = ShardingPlan.allReduceBytes(tokens: T, config: config)
         let gemm = largestHiddenWideWeight(x: x)
         let probe = Probe(world: world)
         let (timed, memory) = try time(warmup: warmup, repeats: repeats, activations: {
-            Int(TokenBudget.activationBytes(tokens: T, config: config, tp: tp))
+            (try? SizeBudget.activationBytes(tokens: T, config: config, tp: tp)) ?? 0
         }, {
             try attention.forward(x, batch: batch, collectives: collectives, into: &out)
         }, reference: {
@@ -32,7 +32,7 @@ extension BenchEngine {
         })
         var result = result(timed, tokensPerForward: T, sequences: 1, planFlops: plan.totalFlops, allReduceBytes: bytes, memory: memory)
         if let gemm {
-            let s = timed.samples(\.kernel), flops = Double(gemm.flops)
+            let s = timed.samples(\.kernel), flops = Double(try gemm.flops)
             result.sgemmShape = [T, gemm.n, gemm.k]
             result.sgemmWeightOrder = gemm.order
             result.sgemmSeconds = s
@@ -61,7 +61,7 @@ extension BenchEngine {
         let (timed, memory) = try time(warmup: warmup, repeats: repeats, activations: {
             // The workspace grew to the prompt's prefill and never shrinks; the cache; and on the
             // naive path one sequence's expanded keys and values.
-            var a = Int(TokenBudget.activationBytes(tokens: B * C, config: config, tp: tp)) + cache.bytes
+            var a = ((try? SizeBudget.activationBytes(tokens: B * C, config: config, tp: tp)) ?? 0) + cache.bytes
             if path == .naive { a += 4 * (cache.lengths.max() ?? 0) * hl * (config.qkNopeHeadDim + config.vHeadDim) }
             return a
         }, {
@@ -74,7 +74,7 @@ extension BenchEngine {
             let (hot, cold) = try rawAllReduce(probe, bytes: bytes, repeats: 5)
             return Reference(kernel: c, rawHot: hot, rawCold: cold)
         })
-        let plan = FlopModel.decode(config: config, tp: tp, gate: gate, contexts: lastContexts, path: path)
+        let plan = try FlopModel.decode(config: config, tp: tp, gate: gate, contexts: lastContexts, path: path)
         var result = result(timed, tokensPerForward: B, sequences: B, planFlops: plan.totalFlops, allReduceBytes: bytes, memory: memory)
         let weights = attention.weightBytes
         let copies = timed.samples(\.kernel)

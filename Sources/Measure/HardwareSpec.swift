@@ -51,10 +51,13 @@ public enum HardwareSpec: Sendable, Equatable, CustomStringConvertible {
 public struct OptionValueError: Error, CustomStringConvertible, Equatable {
     public var value: String
     public var expected: String
-    public init(value: String, expected: String) {
+    /// What to pass instead (default: a value of one of the forms).
+    public var remedy: String
+    public init(value: String, expected: String, remedy: String = "pass a value of that form") {
         self.value = value
         self.expected = expected
+        self.remedy = remedy
     }
-    /// What was expected (the parser's message already quotes the value and names the option).
-    public var description: String { "expected \(expected)" }
+    /// What was expected and what to do (the parser's message already quotes the value and names the option).
+    public var description: String { "expected \(expected) — \(remedy)" }
 }

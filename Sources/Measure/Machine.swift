@@ -7,9 +7,9 @@ public func loadAverage() -> Double? {
     return text.split(separator: " ").first.flatMap { Double($0) }
 }
 
-/// This process's memory as the kernel accounts it. Weights of a memory-mapped checkpoint are
-/// file-backed and shared through the page cache, so the honest per-rank figures are the
-/// anonymous resident set (what the rank allocated) and PSS (shared pages divided among users).
+/// This process's memory as the kernel accounts it. Checkpoint weights are read into each rank's
+/// own buffers, so the honest per-rank figures are the anonymous resident set (what the rank
+/// allocated) and PSS (shared pages, e.g. the shared-memory allreduce window, divided among users).
 public struct ProcessMemory: Codable, Sendable {
     public var anonymousBytes: Int
     public var pssBytes: Int

@@ -123,7 +123,7 @@ public struct GemmProbe {
     public var m: Int { x.rows }
     public var k: Int { x.cols }
     public var n: Int { order == .outIn ? weight.rows : weight.cols }
-    public var flops: Int { Gemm.flops(m: m, n: n, k: k) }
+    public var flops: Int { get throws { try Gemm.flops(m: m, n: n, k: k) } }
 
     /// `C [m, n] = x · op(W)` into `c`.
     public func run(into c: UnsafeMutablePointer<Float>) {

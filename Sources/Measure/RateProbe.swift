@@ -28,7 +28,7 @@ public enum RateProbe {
         let probe = Probe(world: world)
         // sgemm x [M, K] · W, W [K, N], in the [in, out] order the layer keeps its projections in.
         let gemm = GemmProbe(m: shape.m, n: shape.n, k: shape.k)
-        let sgemm = Double(gemm.flops) / max(try probe.sgemm(gemm, repeats: repeats).min, 1e-12)
+        let sgemm = Double(try gemm.flops) / max(try probe.sgemm(gemm, repeats: repeats).min, 1e-12)
         // memcpy of 64 MiB, read + written counted.
         let copyBytes = 64 << 20
         let copy = 2 * Double(copyBytes) / max(try probe.copy(bytes: copyBytes, repeats: repeats).min, 1e-12)

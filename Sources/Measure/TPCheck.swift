@@ -47,9 +47,14 @@ public enum TPCheck {
     }
 
     /// The unsharded layer's forward over the whole batch (rank 0's reference): every weight on one
-    /// rank, the column gate (the config's own packing), no collective.
-    public static func unshardedForward(config: MLAConfig, layer: Int, source: WeightSource, x: Matrix, batch: Batch) throws -> Matrix {
-        try unshardedLayer(config: config, layer: layer, source: source, x: x, batch: batch).forward(x, batch: batch, collectives: .local)
+    /// rank, the column gate (the config's own packing), no collective; with `checkEveryStage` as
+    /// the sharded forward had it, so that a non-finite value found here says the same about the
+    /// stages checked.
+    public static func unshardedForward(config: MLAConfig, layer: Int, source: WeightSource, x: Matrix, batch: Batch,
+                                        checkEveryStage: Bool = false) throws -> Matrix {
+        let whole = try unshardedLayer(config: config, layer: layer, source: source, x: x, batch: batch)
+        whole.checkEveryStage = checkEveryStage
+        return try whole.forward(x, batch: batch, collectives: .local)
     }
 
     /// The unsharded layer itself, for a caller that also wants its o_proj input.

@@ -1,6 +1,7 @@
 import Foundation
 import MLA
 import Plot
+import TensorCore
 import TensorParallel
 
 /// `plan --layouts`: TP, data-parallel attention and decode context parallelism side by side,
@@ -25,7 +26,7 @@ public struct LayoutPlanReport: Codable, Sendable {
     }
 
     public init(config: MLAConfig, model: String, ranks: Int, layouts: [ParallelLayout], context: Int, batch: Int, layers: Int,
-                dtype: String, bytesPerElement: Int, memoryPerRank: Int?, hardware: Hardware?) {
+                dtype: String, bytesPerElement: Int, memoryPerRank: Int?, hardware: Hardware?) throws(CountOverflow) {
         self.model = model
         self.ranks = ranks
         self.context = context
@@ -34,13 +35,15 @@ public struct LayoutPlanReport: Codable, Sendable {
         self.dtype = dtype
         self.memoryPerRank = memoryPerRank
         self.hardware = hardware
-        self.layouts = layouts.map { l in
-            let p = LayoutPlan(config: config, layout: l, context: context, batch: batch, bytesPerElement: bytesPerElement,
+        var rows: [Row] = []
+        for l in layouts {
+            let p = try LayoutPlan(config: config, layout: l, context: context, batch: batch, bytesPerElement: bytesPerElement,
                                memoryPerRank: memoryPerRank.map { $0 / max(layers, 1) })
             let d = hardware.map { p.seconds(p.decode, p.decodeCollectives, config: config, hardware: $0) }
             let f = hardware.map { p.seconds(p.prefill, p.prefillCollectives, config: config, hardware: $0) }
-            return Row(plan: p, decodeSeconds: d.map { [$0.compute, $0.communication] }, prefillSeconds: f.map { [$0.compute, $0.communication] })
+            rows.append(Row(plan: p, decodeSeconds: d.map { [$0.compute, $0.communication] }, prefillSeconds: f.map { [$0.compute, $0.communication] }))
         }
+        self.layouts = rows
     }
 
     public func json() throws -> String { try Format.json(self) }

@@ -74,16 +74,18 @@ public struct PlanReport: Codable, Sendable {
         public var bytesPerRank: Int
         public var prefillFlops: Int
 
-        init(config base: MLAConfig, granularity: GateForm.Granularity, placement: GateForm.Placement, tp: Int, lengths: [Int]) {
+        init(config base: MLAConfig, granularity: GateForm.Granularity, placement: GateForm.Placement, tp: Int, lengths: [Int]) throws(CountOverflow) {
             var c = base
             c.useGatedAttn = true
             c.gatedAttnGranularity = granularity.rawValue
             c.gatedAttnPlacement = placement.rawValue
             (self.granularity, self.placement) = (granularity, placement)
-            let plan = ShardingPlan(config: c, tp: tp, gate: .column), cost = FlopModel.prefill(config: c, tp: tp, gate: .column, sequenceLengths: lengths)
-            let rows = c.numAttentionHeads / tp * c.gateWidthPerHead, qIn = c.qLoraRank ?? c.hiddenSize, T = lengths.reduce(0, +)
-            gateBytesPerRank = placement == .separate ? plan.weights.filter { $0.name.contains(".gate.") }.reduce(0) { $0 + $1.bytesPerRank } : 4 * rows * qIn
-            gateFlops = placement == .separate ? cost.stage("gate")?.flops ?? 0 : 2 * T * rows * qIn
+            let plan = ShardingPlan(config: c, tp: tp, gate: .column), cost = try FlopModel.prefill(config: c, tp: tp, gate: .column, sequenceLengths: lengths)
+            let rows = c.numAttentionHeads / tp * c.gateWidthPerHead, qIn = c.qLoraRank ?? c.hiddenSize
+            let T = try Checked.sum(of: lengths, what: "tokens of the batch")
+            gateBytesPerRank = placement == .separate ? plan.weights.filter { $0.name.contains(".gate.") }.reduce(0) { $0 + $1.bytesPerRank }
+                : try Checked.product(4, rows, qIn, what: "bytes of the gate's rows in q_b_proj")
+            gateFlops = placement == .separate ? cost.stage("gate")?.flops ?? 0 : try Checked.product(2, T, rows, qIn, what: "FLOPs of the packed gate")
             bytesPerRank = plan.bytesPerRank
             prefillFlops = cost.totalFlops
         }
@@ -114,36 +116,41 @@ public struct PlanReport: Codable, Sendable {
     public var gateForms: [GateFormRow]
     public var projection: ProjectionReport?
 
-    public init(config c: MLAConfig, model: String, tp: Int, gate: GateLayout, sequenceLengths lengths: [Int], hardware: Hardware?) {
+    /// Every count is checked (`FlopModel`, `Checked`); `plan` calls `SizeBudget.planCounts` first,
+    /// so a size too large is refused with its name before this runs.
+    public init(config c: MLAConfig, model: String, tp: Int, gate: GateLayout, sequenceLengths lengths: [Int], hardware: Hardware?) throws {
         self.model = model
         self.tp = tp
         self.gate = gate
         gated = c.useGatedAttn
         sequenceLengths = lengths
-        let T = lengths.reduce(0, +), B = lengths.count
+        let T = try Checked.sum(of: lengths, what: "tokens of the batch"), B = lengths.count
         plan = ShardingPlan(config: c, tp: tp, gate: gate)
         bytesPerRank = plan.bytesPerRank
         replicatedBytes = plan.replicatedBytes
         shardedBytes = plan.shardedBytes
-        let prefillCost = FlopModel.prefill(config: c, tp: tp, gate: gate, sequenceLengths: lengths)
+        let prefillCost = try FlopModel.prefill(config: c, tp: tp, gate: gate, sequenceLengths: lengths)
         prefill = CostReport(prefillCost, tokens: T)
-        let decodeCosts = DecodePath.allCases.map { ($0, FlopModel.decode(config: c, tp: tp, gate: gate, contexts: lengths, path: $0)) }
+        let decodeCosts = try DecodePath.allCases.map { ($0, try FlopModel.decode(config: c, tp: tp, gate: gate, contexts: lengths, path: $0)) }
         decode = decodeCosts.map { path, cost in
             Decode(path: path, contexts: lengths, cost: CostReport(cost, tokens: B), bytesPerToken: B > 0 ? 4 * cost.elements / B : 0)
         }
         let kv = FlopModel.kvCacheBytesPerToken(config: c)
-        kvCache = KVCacheRow(bytesPerToken: kv, bytesAfterPrefill: kv * T)
+        kvCache = KVCacheRow(bytesPerToken: kv, bytesAfterPrefill: try Checked.product(kv, T, what: "KV-cache bytes"))
         let pb = ShardingPlan.allReduceBytes(tokens: T, config: c), db = ShardingPlan.allReduceBytes(tokens: B, config: c)
         collective = Collective(allReduceCalls: tp > 1 ? 1 : 0, prefillBytes: pb, prefillRingBytesPerRank: ShardingPlan.ringBytesPerRank(pb, tp: tp),
                                 decodeBytes: db, decodeRingBytesPerRank: ShardingPlan.ringBytesPerRank(db, tp: tp))
-        gates = GateLayout.applicable(to: c).map { layout in
+        gates = try GateLayout.applicable(to: c).map { layout in
             let p = ShardingPlan(config: c, tp: tp, gate: layout)
-            let cost = FlopModel.prefill(config: c, tp: tp, gate: layout, sequenceLengths: lengths)
+            let cost = try FlopModel.prefill(config: c, tp: tp, gate: layout, sequenceLengths: lengths)
             return GateRow(layout: layout, gateBytesPerRank: p.weights.filter { $0.name.contains(".gate.") }.reduce(0) { $0 + $1.bytesPerRank },
                            bytesPerRank: p.bytesPerRank, gateFlops: cost.stage("gate")?.flops ?? 0, prefillFlops: cost.totalFlops, runs: p.runs)
         }
-        gateForms = GateForm.Placement.allCases.flatMap { p in
-            GateForm.Granularity.allCases.map { GateFormRow(config: c, granularity: $0, placement: p, tp: tp, lengths: lengths) }
+        gateForms = []
+        for p in GateForm.Placement.allCases {
+            for g in GateForm.Granularity.allCases {
+                gateForms.append(try GateFormRow(config: c, granularity: g, placement: p, tp: tp, lengths: lengths))
+            }
         }
         if let hardware {
             var byPath: [String: Projection] = [:]

@@ -93,7 +93,7 @@ public struct RunJob {
             communicators: [CommunicatorTraffic(tp)] + (attention.contextParallel.map { [CommunicatorTraffic($0)] } ?? [])))
         let placement = try world.placement()
         let verdict = try TPCheck.verify(out, world: world, enabled: check ?? TPCheck.fits(config: config)) {
-            try TPCheck.unshardedForward(config: config, layer: layer, source: try source(), x: x, batch: batch)
+            try TPCheck.unshardedForward(config: config, layer: layer, source: try source(), x: x, batch: batch, checkEveryStage: checkEveryStage)
         }
         var heads: [RunReport.HeadError] = []
         if !verdict.pass && schedule == nil && layout.dp == 1 {
@@ -110,6 +110,8 @@ public struct RunJob {
             if let schedule {
                 let perToken = KVCache.bytesPerToken(config: config)
                 r.serving = .init(decodeSteps: schedule.decodeSteps, prefillChunk: schedule.prefillChunk, decode: decode, steps: schedule.steps.count,
+                                  prefillTokens: schedule.prefillTokens, decodeTokens: schedule.decodeTokens,
+                                  shorterThanDecodeSteps: schedule.shorterThanDecodeSteps.map { batch.tokens(of: $0).count },
                                   cacheBytesPerToken: perToken, cacheBytesPerRank: facts.map { perToken * ($0.cachedTokens ?? 0) }.max() ?? 0)
             }
             report = r

@@ -41,9 +41,15 @@ extension RunReport {
         }
         s += "Forward on rank 0: \(ms(forwardSeconds)) ms (allreduce \(ms(allReduceSeconds)) ms), \(Format.gflop(flops)) GFLOP\n"
         if let v = serving {
-            s += "Served through the latent KV cache: \(v.steps) steps (prefill first len−\(v.decodeSteps) tokens"
+            s += "Served through the latent KV cache: \(v.steps) steps: \(v.prefillTokens) tokens prefilled"
             s += v.prefillChunk.map { " in chunks of \($0)" } ?? ""
-            s += ", then \(v.decodeSteps) decode steps, \(v.decode.rawValue)); cache \(Format.bytes(v.cacheBytesPerToken)) per token, "
+            s += ", then \(v.decodeTokens) decoded one at a time (the last \(v.decodeSteps) of each sequence"
+            if !v.shorterThanDecodeSteps.isEmpty {
+                let lengths = v.shorterThanDecodeSteps.map(String.init).joined(separator: ", ")
+                s += "; \(v.shorterThanDecodeSteps.count == 1 ? "a sequence" : "sequences") of \(lengths) tokens, shorter than "
+                s += "--decode-steps \(v.decodeSteps), decode\(v.shorterThanDecodeSteps.count == 1 ? "s" : "") all \(v.shorterThanDecodeSteps.count == 1 ? "its" : "their") tokens"
+            }
+            s += "), \(v.decode.rawValue); cache \(Format.bytes(v.cacheBytesPerToken)) per token, "
             s += dp == nil && dcp == nil ? "\(Format.bytes(v.cacheBytesPerRank)) on every rank (replicated)\n"
                 : "at most \(Format.bytes(v.cacheBytesPerRank)) on a rank (each holds its group's sequences\(dcp != nil ? ", and of those only its DCP share of the tokens" : ""))\n"
         }

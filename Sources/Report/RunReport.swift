@@ -61,6 +61,11 @@ public struct RunReport: Codable, Sendable {
         public var prefillChunk: Int?
         public var decode: DecodePath
         public var steps: Int
+        /// Tokens prefilled and tokens decoded one at a time, over the batch.
+        public var prefillTokens: Int
+        public var decodeTokens: Int
+        /// Lengths of the sequences shorter than `decodeSteps` (they decode all their tokens).
+        public var shorterThanDecodeSteps: [Int]
         public var cacheBytesPerToken: Int
         public var cacheBytesPerRank: Int
     }

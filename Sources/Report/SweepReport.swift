@@ -30,12 +30,12 @@ public struct SweepRow: Codable, Sendable {
     public var errorSameJob: Double?
 
     /// The timed prefill, projected with the probe's rates and with the same job's, and the check run's report.
-    public init(config: MLAConfig, tp: Int, gate: GateLayout, tokens: Int, step: StepResult, rates: MeasuredRates, check: RunReport?) {
+    public init(config: MLAConfig, tp: Int, gate: GateLayout, tokens: Int, step: StepResult, rates: MeasuredRates, check: RunReport?) throws {
         self.tp = tp
         self.step = step
         weightBytesPerRank = ShardingPlan(config: config, tp: tp, gate: gate).bytesPerRank
         anonymousBytesMax = step.ranks.map(\.anonymousBytes).max() ?? 0
-        let cost = FlopModel.prefill(config: config, tp: tp, gate: gate, sequenceLengths: [tokens])
+        let cost = try FlopModel.prefill(config: config, tp: tp, gate: gate, sequenceLengths: [tokens])
         let p = SweepRow.projections(cost: cost, tokens: tokens, config: config, tp: tp, rates: rates, step: step)
         projected = p.probe
         projectedSameJob = p.sameJob
@@ -47,9 +47,9 @@ public struct SweepRow: Codable, Sendable {
     }
 
     /// Adds timed decode steps after `context` cached tokens and their projections.
-    public mutating func addDecode(config: MLAConfig, gate: GateLayout, context: Int, path: DecodePath, step: StepResult, rates: MeasuredRates) {
+    public mutating func addDecode(config: MLAConfig, gate: GateLayout, context: Int, path: DecodePath, step: StepResult, rates: MeasuredRates) throws {
         // The timed steps run at contexts context+1 … context+repeats (the warm-up adds one); plan the middle one.
-        let cost = FlopModel.decode(config: config, tp: tp, gate: gate, contexts: [context + 1 + step.repeats / 2], path: path)
+        let cost = try FlopModel.decode(config: config, tp: tp, gate: gate, contexts: [context + 1 + step.repeats / 2], path: path)
         let p = SweepRow.projections(cost: cost, tokens: 1, config: config, tp: tp, rates: rates, step: step)
         decodeStep = step
         decodeProjected = p.probe

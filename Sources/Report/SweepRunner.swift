@@ -79,7 +79,7 @@ public struct SweepRunner {
                 check = try JSONDecoder().decode(RunReport.self, from: Data(r.stdout.utf8))
             }
             let probe = rates[min(k, launcher.cores)]!
-            var row = SweepRow(config: config, tp: k, gate: gate, tokens: tokens, step: step, rates: probe, check: check)
+            var row = try SweepRow(config: config, tp: k, gate: gate, tokens: tokens, step: step, rates: probe, check: check)
             row.loadAverage = load
             if let decodeContext {
                 progress.waitForIdle(waitForIdle, maxWait: maxWait)
@@ -87,13 +87,13 @@ public struct SweepRunner {
                                       ["--context", "\(decodeContext)", "--decode", decode.rawValue] + probeArgs
                                       + ["--probe-allreduce-bytes", "\(ShardingPlan.allReduceBytes(tokens: 1, config: config))"],
                                       file: file("decode-tp\(k).json"), progress)
-                row.addDecode(config: config, gate: gate, context: decodeContext, path: decode, step: d, rates: probe)
+                try row.addDecode(config: config, gate: gate, context: decodeContext, path: decode, step: d, rates: probe)
             }
             rows.append(row)
         }
         progress.finish()
         let report = SweepReport(model: model, gate: gate, tokens: tokens, rates: probeCounts.map { rates[$0]! }, probeLoadAverage: probeLoad,
-                                 rows: rows, h100: tps.map { Projection(cost: FlopModel.prefill(config: config, tp: $0, gate: gate, sequenceLengths: [tokens]),
+                                 rows: rows, h100: try tps.map { Projection(cost: try FlopModel.prefill(config: config, tp: $0, gate: gate, sequenceLengths: [tokens]),
                                                                         tokens: tokens, config: config, tp: $0, hardware: .h100) })
         try AtomicFile.write(Data(try Format.json(report).utf8), to: file("sweep.json"))
         return (report, try SweepFigures.write(report, config: config, to: out))

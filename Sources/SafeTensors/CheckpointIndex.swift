@@ -27,7 +27,7 @@ public final class CheckpointIndex: @unchecked Sendable {
 
     /// Opens a checkpoint at `path`: a `.safetensors` file, an index JSON file, or a directory
     /// containing `model.safetensors.index.json` or `model.safetensors`. For a sharded checkpoint only
-    /// the index is read here; a single-file checkpoint is opened (mapped) at once.
+    /// the index is read here; a single-file checkpoint is opened (its header read) at once.
     /// - Throws: ``CheckpointIndexError``.
     public init(path: String, access: SafeTensorsFile.AccessAdvice = .normal) throws {
         self.access = access
@@ -67,6 +67,23 @@ public final class CheckpointIndex: @unchecked Sendable {
             shardPaths = [single!]
             cache[single!] = file
         }
+    }
+
+    /// Every file a checkpoint at `path` consists of, as far as can be told without opening a
+    /// shard: the index and the shards it lists, or the single file. Unreadable parts are left
+    /// out (loading reports them); used to keep an output from overwriting any of them.
+    public static func files(at path: String) -> [String] {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { return [path] }
+        var index = path
+        if isDirectory.boolValue {
+            index = URL(fileURLWithPath: path).appendingPathComponent(indexFileName).path
+            if !FileManager.default.fileExists(atPath: index) { return [URL(fileURLWithPath: path).appendingPathComponent(singleFileName).path] }
+        } else if !path.hasSuffix(".json") {
+            return [path]
+        }
+        let shards = (try? parseIndex(at: index))?.weightMap.values.map { $0 } ?? []
+        return [index] + Set(shards).sorted()
     }
 
     /// Every tensor name in the checkpoint, sorted.

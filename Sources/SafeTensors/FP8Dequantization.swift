@@ -59,22 +59,25 @@ public enum FP8BlockDequantizer {
         let scales = try scaleFile.readFloats(scaleName, rows: scaleRows, columns: scaleColumns)
 
         let columnCount = block.columns.count
-        ScalarConversion.fp8E4M3Table.withUnsafeBufferPointer { table in
-            for (rowIndex, row) in block.rows.enumerated() {
-                let source = weightFile.dataPointer(weightInfo, offset: row * block.width + block.columns.lowerBound)
-                    .assumingMemoryBound(to: UInt8.self)
-                let scaleRow = (row / blockSize - scaleRows.lowerBound) * scaleColumns.count
-                let target = output + rowIndex * columnCount
-                // Walk the columns one scale block at a time.
-                var column = block.columns.lowerBound
-                while column < block.columns.upperBound {
-                    let segmentEnd = min(block.columns.upperBound, (column / blockSize + 1) * blockSize)
-                    let scale = scales[scaleRow + column / blockSize - scaleColumns.lowerBound]
-                    for index in column..<segmentEnd {
-                        let local = index - block.columns.lowerBound
-                        target[local] = table[Int(source[local])] * scale
+        try ScalarConversion.fp8E4M3Table.withUnsafeBufferPointer { table in
+            try weightFile.readBlock(block, name: name) { bytes, count, first in
+                let source = bytes.assumingMemoryBound(to: UInt8.self)
+                for rowIndex in 0 ..< count / columnCount {
+                    let element = first + rowIndex * columnCount
+                    let row = block.rows.lowerBound + element / columnCount
+                    let scaleRow = (row / blockSize - scaleRows.lowerBound) * scaleColumns.count
+                    let target = output + element, bytesOfRow = source + rowIndex * columnCount
+                    // Walk the columns one scale block at a time.
+                    var column = block.columns.lowerBound
+                    while column < block.columns.upperBound {
+                        let segmentEnd = min(block.columns.upperBound, (column / blockSize + 1) * blockSize)
+                        let scale = scales[scaleRow + column / blockSize - scaleColumns.lowerBound]
+                        for index in column..<segmentEnd {
+                            let local = index - block.columns.lowerBound
+                            target[local] = table[Int(bytesOfRow[local])] * scale
+                        }
+                        column = segmentEnd
                     }
-                    column = segmentEnd
                 }
             }
         }

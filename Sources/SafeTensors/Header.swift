@@ -94,6 +94,7 @@ public struct SafeTensorsHeader: Sendable, Equatable {
             }
         }
         try checkOverlaps(tensors.values, fileName: fileName)
+        try checkCoverage(tensors.values, dataSize: dataSize, fileName: fileName)
         return SafeTensorsHeader(tensors: tensors, metadata: metadata, dataOffset: 8 + headerLength)
     }
 
@@ -191,6 +192,26 @@ public struct SafeTensorsHeader: Sendable, Equatable {
         case let .bool(flag): return flag ? "true" : "false"
         case let .array(items) where items.count <= 4: return "[" + items.map(describe).joined(separator: ", ") + "]"
         default: return value.kindName
+        }
+    }
+
+    /// Rejects a data section the tensors do not cover exactly, as the safetensors library does:
+    /// bytes between two tensors (`InvalidOffset`) or after the last one (`MetadataIncompleteBuffer`).
+    /// Called after `checkOverlaps`, so the non-empty ranges are disjoint.
+    private static func checkCoverage(_ tensors: some Collection<TensorInfo>, dataSize: Int, fileName: String) throws {
+        let sorted = tensors.filter { !$0.byteRange.isEmpty }.sorted { $0.byteRange.lowerBound < $1.byteRange.lowerBound }
+        var end = 0, previous: String?
+        for tensor in sorted {
+            guard tensor.byteRange.lowerBound == end else {
+                throw SafeTensorsHeaderError.uncoveredBytes(file: fileName, range: end..<tensor.byteRange.lowerBound,
+                                                            after: previous, before: tensor.name, dataSectionSize: dataSize)
+            }
+            end = tensor.byteRange.upperBound
+            previous = tensor.name
+        }
+        guard end == dataSize else {
+            throw SafeTensorsHeaderError.uncoveredBytes(file: fileName, range: end..<dataSize, after: previous, before: nil,
+                                                        dataSectionSize: dataSize)
         }
     }
 

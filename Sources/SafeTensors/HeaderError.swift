@@ -23,6 +23,9 @@ public enum SafeTensorsHeaderError: Error, CustomStringConvertible, Equatable, S
     case overlappingTensors(file: String, first: String, firstRange: Range<Int>, second: String, secondRange: Range<Int>)
     /// The byte count implied by shape and dtype differs from `end - begin`.
     case byteCountMismatch(file: String, tensor: String, shape: [Int], dtype: DType, expectedBytes: Int, actualBytes: Int)
+    /// Bytes of the data section belong to no tensor: a gap between two tensors, or bytes after
+    /// the last one (`before` nil). The safetensors library rejects both.
+    case uncoveredBytes(file: String, range: Range<Int>, after: String?, before: String?, dataSectionSize: Int)
     /// The product of the shape (times the dtype size) does not fit in an `Int`.
     case shapeOverflow(file: String, tensor: String, shape: [Int], dtype: DType)
 
@@ -62,6 +65,11 @@ public enum SafeTensorsHeaderError: Error, CustomStringConvertible, Equatable, S
         case let .byteCountMismatch(file, tensor, shape, dtype, expected, actual):
             return "\(file): tensor '\(tensor)' has shape \(shape) of \(dtype.rawValue), which needs \(expected) bytes, "
                 + "but its data_offsets span \(actual) bytes — the header is corrupt; re-export the file"
+        case let .uncoveredBytes(file, range, after, before, size):
+            let place = before.map { b in after.map { "between tensors '\($0)' and '\(b)'" } ?? "before tensor '\(b)'" }
+                ?? after.map { "after the last tensor '\($0)'" } ?? "with no tensor"
+            return "\(file): data bytes [\(range.lowerBound), \(range.upperBound)) of the \(size)-byte data section belong to no tensor "
+                + "(\(place)) — the file is truncated, padded or corrupt (the safetensors library rejects it too); re-export it"
         case let .shapeOverflow(file, tensor, shape, dtype):
             return "\(file): tensor '\(tensor)' has shape \(shape) of \(dtype.rawValue), whose byte count overflows a 64-bit integer — "
                 + "the header is corrupt; re-export the file"

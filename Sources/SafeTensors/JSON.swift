@@ -1,3 +1,5 @@
+import Foundation
+
 /// A parsed JSON value. Numbers keep their source text so integers of any
 /// size can be checked exactly (no detour through `Double`), and objects keep
 /// their member order.
@@ -48,6 +50,27 @@ enum JSONValue: Equatable, Sendable {
 /// Error thrown by ``JSONParser``; `reason` says what was wrong and where.
 struct JSONParseError: Error, Sendable {
     var reason: String
+    /// The key, when the error is a key given twice in one object.
+    var duplicateKey: String? = nil
+}
+
+/// Strict JSON checking for files read with Foundation's lenient decoder (config.json): the
+/// same parser as the safetensors header, which refuses a key given twice.
+public enum StrictJSON {
+    /// A key that appears twice in one object.
+    public struct DuplicateKey: Error, Equatable { public var path: String }
+    /// Malformed JSON (what and where).
+    public struct Malformed: Error, CustomStringConvertible { public var description: String }
+
+    /// Throws ``DuplicateKey`` or ``Malformed``.
+    public static func validate(_ data: Data) throws {
+        do {
+            _ = try data.withUnsafeBytes { try JSONParser.parse($0) }
+        } catch let error as JSONParseError {
+            if let key = error.duplicateKey { throw DuplicateKey(path: key) }
+            throw Malformed(description: error.reason)
+        }
+    }
 }
 
 /// A strict RFC 8259 JSON parser over raw bytes that never traps: depth is
@@ -123,7 +146,11 @@ struct JSONParser {
             skipWhitespace()
             guard current == UInt8(ascii: "\"") else { throw failure("expected a string key") }
             let key = try parseString()
-            guard seen.insert(key).inserted else { throw failure("duplicate key '\(key)'") }
+            guard seen.insert(key).inserted else {
+                var error = failure("duplicate key '\(key)'")
+                error.duplicateKey = key
+                throw error
+            }
             skipWhitespace()
             try expect(UInt8(ascii: ":"))
             skipWhitespace()

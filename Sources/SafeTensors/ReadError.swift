@@ -15,8 +15,11 @@ func describeRange(_ range: Range<Int>) -> String {
 
 /// A failure opening a safetensors file or reading a tensor from it.
 public enum SafeTensorsReadError: Error, CustomStringConvertible, Equatable, Sendable {
-    /// `open`, `fstat` or `mmap` failed.
+    /// `open`, `fstat` or a read failed.
     case cannotOpen(file: String, operation: String, errno: Int32)
+    /// The file ended before bytes its header promised: it was truncated or rewritten after it
+    /// was opened (`expected` bytes were asked for at `offset`; the file now has `fileSize`).
+    case changedWhileReading(file: String, tensor: String, offset: Int, expected: Int, fileSize: Int)
     /// No tensor of that name is in the file.
     case tensorNotFound(file: String, tensor: String)
     /// The tensor's rank is not what the read needs.
@@ -40,6 +43,9 @@ public enum SafeTensorsReadError: Error, CustomStringConvertible, Equatable, Sen
         case let .cannotOpen(file, operation, code):
             return "\(file): \(operation) failed: \(describeErrno(code)) — check that the path exists, "
                 + "is a regular file and is readable"
+        case let .changedWhileReading(file, tensor, offset, expected, size):
+            return "\(file) changed while it was being read: tensor '\(tensor)' needs bytes \(offset)..<\(offset + expected) "
+                + "but the file now ends at byte \(size) — another program truncated or rewrote it; rerun once it has finished writing"
         case let .tensorNotFound(file, tensor):
             return "\(file): no tensor named '\(tensor)' — check the name against the file's tensor list "
                 + "(for sharded checkpoints, open the directory with CheckpointIndex)"

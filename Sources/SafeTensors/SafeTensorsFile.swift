@@ -3,33 +3,32 @@ import Foundation
 import Glibc
 #endif
 
-/// A safetensors file mapped read-only into memory.
+/// A safetensors file opened for reading.
 ///
-/// Opening maps the whole file (`PROT_READ`, `MAP_PRIVATE`) and validates the
-/// header; no tensor data is touched until a read. Reads convert only the
-/// requested block, so a tensor-parallel rank that loads its shard faults in
-/// only the pages of that shard (plus whatever read-ahead the kernel adds; see
-/// ``AccessAdvice``).
-///
-/// The file must not be truncated while mapped: the kernel would deliver
-/// `SIGBUS` on access to the missing pages. Reads are safe to issue from
-/// several threads; ``bytesRead`` is updated under a lock.
+/// Opening reads and validates the header only. Tensor data is read with `pread` into the
+/// caller's own buffers, block by block, so a tensor-parallel rank that loads its shard reads
+/// only the bytes of that shard, and only its buffers hold them (anonymous memory, nothing shared
+/// through a mapping). A file that shrinks while it is read (another program rewriting a
+/// checkpoint on shared storage) ends the read with
+/// ``SafeTensorsReadError/changedWhileReading(file:tensor:offset:expected:fileSize:)``, an error
+/// naming the file, never a `SIGBUS` as a memory mapping would give. Reads are safe to issue
+/// from several threads; ``bytesRead`` is updated under a lock.
 public final class SafeTensorsFile: @unchecked Sendable {
-    /// How the kernel should expect the mapping to be accessed (`madvise`).
+    /// How the kernel should expect the file to be read (`posix_fadvise`).
     public enum AccessAdvice: Sendable {
-        /// Default kernel read-around on faults: each fault may read a window as large as the
-        /// device's read-ahead setting (8 MiB on some virtual disks), i.e. far beyond a shard.
+        /// Default read-ahead: each read may pull in a window as large as the device's read-ahead
+        /// setting (8 MiB on some virtual disks), i.e. far beyond a shard.
         case normal
-        /// `MADV_RANDOM`: fault in only the touched pages; best for loading shards and for
+        /// `POSIX_FADV_RANDOM`: no read-ahead, only the pages read; best for loading shards and for
         /// measuring residency, at the cost of one small read per page on a cold cache.
         case random
-        /// `MADV_SEQUENTIAL`: aggressive read-ahead; best for whole-file scans.
+        /// `POSIX_FADV_SEQUENTIAL`: aggressive read-ahead; best for whole-file scans.
         case sequential
     }
 
     /// The path the file was opened from.
     public let path: String
-    /// Size of the file in bytes.
+    /// Size of the file in bytes when it was opened.
     public let fileSize: Int
     /// Every tensor in the file, keyed by name.
     public let tensors: [String: TensorInfo]
@@ -38,19 +37,20 @@ public final class SafeTensorsFile: @unchecked Sendable {
     /// Absolute file offset of the data section.
     public let dataOffset: Int
 
-    private let base: UnsafeRawPointer?
+    private let descriptor: Int32
     private let lock = NSLock()
     private var bytesReadCounter = 0
 
-    /// Opens and maps `path`, then validates its header.
+    /// Opens `path` and reads and validates its header.
     ///
     /// - Throws: ``SafeTensorsReadError/cannotOpen(file:operation:errno:)`` when the file cannot be
-    ///   opened or mapped, or a ``SafeTensorsHeaderError`` when the header is invalid.
+    ///   opened or read, or a ``SafeTensorsHeaderError`` when the header is invalid.
     public init(path: String, access: AccessAdvice = .normal) throws {
         self.path = path
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { throw SafeTensorsReadError.cannotOpen(file: path, operation: "open", errno: errno) }
-        defer { close(descriptor) }
+        var keep = false
+        defer { if !keep { close(descriptor) } }
         var status = stat()
         guard fstat(descriptor, &status) == 0 else {
             throw SafeTensorsReadError.cannotOpen(file: path, operation: "fstat", errno: errno)
@@ -59,38 +59,67 @@ public final class SafeTensorsFile: @unchecked Sendable {
             throw SafeTensorsReadError.cannotOpen(file: path, operation: "open (not a regular file)", errno: EINVAL)
         }
         let size = Int(status.st_size)
-        var mapping: UnsafeRawPointer?
-        if size > 0 {
-            let address = mmap(nil, size, PROT_READ, MAP_PRIVATE, descriptor, 0)
-            guard let address, address != MAP_FAILED else {
-                throw SafeTensorsReadError.cannotOpen(file: path, operation: "mmap", errno: errno)
-            }
-            mapping = UnsafeRawPointer(address)
-            // Advise before parsing, so the header read already follows the requested pattern.
-            let advice: Int32 = switch access {
-            case .normal: MADV_NORMAL
-            case .random: MADV_RANDOM
-            case .sequential: MADV_SEQUENTIAL
-            }
-            _ = madvise(address, size, advice)
+        let advice: Int32 = switch access {
+        case .normal: POSIX_FADV_NORMAL
+        case .random: POSIX_FADV_RANDOM
+        case .sequential: POSIX_FADV_SEQUENTIAL
         }
-        let header: SafeTensorsHeader
-        do {
-            header = try SafeTensorsHeader.parse(
-                bytes: UnsafeRawBufferPointer(start: mapping, count: size), fileSize: size, fileName: path)
-        } catch {
-            if let mapping { munmap(UnsafeMutableRawPointer(mutating: mapping), size) }
-            throw error
+        _ = posix_fadvise(descriptor, 0, 0, advice)    // advice only
+        // The length prefix, then as much of the header as it announces (bounded by the file and
+        // the header limit): the parser checks both against the file size.
+        var prefix = [UInt8](repeating: 0, count: min(size, 8))
+        try Self.readFully(descriptor, path: path, at: 0, count: prefix.count, into: &prefix)
+        var length = 0
+        if prefix.count == 8 {
+            let announced = prefix.reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            length = Int(min(announced, UInt64(SafeTensorsHeader.maxHeaderLength)))
         }
-        self.base = mapping
+        var bytes = [UInt8](repeating: 0, count: min(size, 8 + length))
+        try Self.readFully(descriptor, path: path, at: 0, count: bytes.count, into: &bytes)
+        let header = try SafeTensorsHeader.parse(bytes: bytes, fileSize: size, fileName: path)
+        keep = true
+        self.descriptor = descriptor
         self.fileSize = size
         self.tensors = header.tensors
         self.metadata = header.metadata
         self.dataOffset = header.dataOffset
     }
 
-    deinit {
-        if let base { munmap(UnsafeMutableRawPointer(mutating: base), fileSize) }
+    deinit { close(descriptor) }
+
+    /// `count` bytes at file offset `offset` into `buffer`; a file that ends early throws
+    /// `changedWhileReading` for `tensor`.
+    func read(_ tensor: String, at offset: Int, count: Int, into buffer: UnsafeMutableRawPointer) throws {
+        var done = 0
+        while done < count {
+            let n = pread(descriptor, buffer + done, min(count - done, 1 << 30), off_t(offset + done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SafeTensorsReadError.cannotOpen(file: path, operation: "read of tensor '\(tensor)'", errno: errno)
+            }
+            guard n > 0 else {
+                var status = stat()
+                let now = fstat(descriptor, &status) == 0 ? Int(status.st_size) : offset + done
+                throw SafeTensorsReadError.changedWhileReading(file: path, tensor: tensor, offset: offset, expected: count, fileSize: now)
+            }
+            done += n
+        }
+    }
+
+    /// The header bytes of a file being opened.
+    private static func readFully(_ descriptor: Int32, path: String, at offset: Int, count: Int, into bytes: inout [UInt8]) throws {
+        var done = 0
+        try bytes.withUnsafeMutableBytes { buffer in
+            while done < count {
+                let n = pread(descriptor, buffer.baseAddress! + done, count - done, off_t(offset + done))
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else {
+                    throw n < 0 ? SafeTensorsReadError.cannotOpen(file: path, operation: "read", errno: errno)
+                        : SafeTensorsReadError.changedWhileReading(file: path, tensor: "(header)", offset: offset, expected: count, fileSize: offset + done)
+                }
+                done += n
+            }
+        }
     }
 
     /// Total bytes of tensor data read through this object so far. Each read adds
@@ -117,20 +146,20 @@ public final class SafeTensorsFile: @unchecked Sendable {
         return info
     }
 
-    /// Pointer to byte `offset` of `info`'s data. Only valid for offsets inside the tensor.
-    func dataPointer(_ info: TensorInfo, offset: Int = 0) -> UnsafeRawPointer {
-        // A tensor with bytes implies a non-empty file, hence a mapping.
-        base.unsafelyUnwrapped + dataOffset + info.byteRange.lowerBound + offset
-    }
+    /// Absolute file offset of byte `offset` of `info`'s data.
+    func fileOffset(_ info: TensorInfo, offset: Int = 0) -> Int { dataOffset + info.byteRange.lowerBound + offset }
 
     /// Calls `body` with the raw little-endian bytes of a whole tensor (no conversion),
     /// e.g. to upload BF16 weights as they are. Counts the tensor's bytes in ``bytesRead``.
     /// The buffer is valid only inside `body`.
     public func withRawBytes<Result>(of name: String, _ body: (UnsafeRawBufferPointer) throws -> Result) throws -> Result {
         let info = try info(name)
-        recordRead(info.byteCount)
         guard info.byteCount > 0 else { return try body(UnsafeRawBufferPointer(start: nil, count: 0)) }
-        return try body(UnsafeRawBufferPointer(start: dataPointer(info), count: info.byteCount))
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: info.byteCount, alignment: 16)
+        defer { buffer.deallocate() }
+        try read(name, at: fileOffset(info), count: info.byteCount, into: buffer.baseAddress!)
+        recordRead(info.byteCount)
+        return try body(UnsafeRawBufferPointer(buffer))
     }
 
     /// The system page size in bytes.
@@ -142,20 +171,24 @@ public final class SafeTensorsFile: @unchecked Sendable {
     ///
     /// Residency reflects the page cache, not only this process: pages another
     /// reader (or the writer that just created the file) left cached count as
-    /// resident. Call ``evictFromPageCache(path:)`` before opening to measure
+    /// resident. Call ``evictFromPageCache(path:)`` before reading to measure
     /// cold reads.
     public func residentBytes(of name: String) throws -> Int {
         let info = try info(name)
-        guard info.byteCount > 0, let base else { return 0 }
+        guard info.byteCount > 0 else { return 0 }
         let page = Self.pageSize
         let start = dataOffset + info.byteRange.lowerBound
         let alignedStart = start - start % page
         let length = dataOffset + info.byteRange.upperBound - alignedStart
         let pageCount = (length + page - 1) / page
-        var vector = [UInt8](repeating: 0, count: pageCount)
-        let result = vector.withUnsafeMutableBufferPointer {
-            mincore(UnsafeMutableRawPointer(mutating: base + alignedStart), length, $0.baseAddress)
+        // A mapping only to ask mincore: nothing is read through it, so no page is touched.
+        let address = mmap(nil, length, PROT_READ, MAP_SHARED, descriptor, off_t(alignedStart))
+        guard let address, address != MAP_FAILED else {
+            throw SafeTensorsReadError.cannotOpen(file: path, operation: "mmap (residency)", errno: errno)
         }
+        defer { munmap(address, length) }
+        var vector = [UInt8](repeating: 0, count: pageCount)
+        let result = vector.withUnsafeMutableBufferPointer { mincore(address, length, $0.baseAddress) }
         guard result == 0 else {
             throw SafeTensorsReadError.cannotOpen(file: path, operation: "mincore", errno: errno)
         }
@@ -164,7 +197,7 @@ public final class SafeTensorsFile: @unchecked Sendable {
 
     /// Asks the kernel to drop a file's clean pages from the page cache
     /// (`posix_fadvise(POSIX_FADV_DONTNEED)`), so the next reads come from disk.
-    /// Pages still mapped by a live ``SafeTensorsFile`` or dirty pages are not dropped;
+    /// Dirty pages are not dropped;
     /// on tmpfs nothing is dropped at all.
     public static func evictFromPageCache(path: String) throws {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)

@@ -145,9 +145,14 @@ public struct SafeTensorsWriter: Sendable {
 
     /// Writes the file atomically (`AtomicFile`): on any failure an existing file at `path` is left untouched.
     public func write(to path: String) throws {
-        try AtomicFile.write(to: path) { sink in
-            try sink(headerBytes())
-            for name in tensorNames { try sink(entries[name]!.bytes) }
-        }
+        let file = try AtomicFile(path: path)
+        try write(into: file)
+        try file.commit()
+    }
+
+    /// Writes the file's bytes into `file`, which the caller commits (with others, e.g. `init`'s).
+    public func write(into file: AtomicFile) throws {
+        try file.write(headerBytes())
+        for name in tensorNames { try file.write(entries[name]!.bytes) }
     }
 }

@@ -90,14 +90,41 @@ extension SafeTensorsFile {
                 tensor: name, needed: block.elementCount, provided: destination.count)
         }
         guard block.elementCount > 0, let output = destination.baseAddress else { return }
-        let size = block.info.dtype.byteSize
-        let columnCount = block.columns.count
-        for (index, row) in block.rows.enumerated() {
-            let source = dataPointer(block.info, offset: (row * block.width + block.columns.lowerBound) * size)
-            Self.convert(block.info.dtype, from: source, count: columnCount, into: output + index * columnCount)
+        try readBlock(block, name: name, directInto: block.info.dtype == .F32 ? UnsafeMutableRawPointer(output) : nil) { bytes, count, index in
+            Self.convert(block.info.dtype, from: bytes, count: count, into: output + index)
         }
-        recordRead(block.elementCount * size)
+        recordRead(block.elementCount * block.info.dtype.byteSize)
     }
+
+    /// Reads a block's bytes in pieces of at most `Self.readPiece` bytes and hands each piece to
+    /// `convert(bytes, elements, firstElement)`: whole rows at once when the block spans the
+    /// tensor's width, one row's slice at a time otherwise. With `directInto` (a destination whose
+    /// elements are the file's bytes as they are, i.e. F32) the bytes are read straight into place.
+    func readBlock(_ block: TensorBlock, name: String, directInto direct: UnsafeMutableRawPointer? = nil,
+                   convert: (UnsafeRawPointer, Int, Int) -> Void) throws {
+        let size = block.info.dtype.byteSize, columns = block.columns.count
+        let contiguous = block.columns.count == block.width
+        let rowsPerPiece = contiguous ? max(1, Self.readPiece / max(columns * size, 1)) : 1
+        let scratch = direct == nil
+            ? UnsafeMutableRawPointer.allocate(byteCount: min(rowsPerPiece, block.rows.count) * columns * size, alignment: 16) : nil
+        defer { scratch?.deallocate() }
+        var row = block.rows.lowerBound
+        while row < block.rows.upperBound {
+            let rows = min(rowsPerPiece, block.rows.upperBound - row), count = rows * columns
+            let first = (row - block.rows.lowerBound) * columns
+            let offset = fileOffset(block.info, offset: (row * block.width + block.columns.lowerBound) * size)
+            if let direct {
+                try read(name, at: offset, count: count * size, into: direct + first * size)
+            } else if let scratch {
+                try read(name, at: offset, count: count * size, into: scratch)
+                convert(UnsafeRawPointer(scratch), count, first)
+            }
+            row += rows
+        }
+    }
+
+    /// Largest piece of a block read at once (bounds the scratch buffer of a conversion).
+    static let readPiece = 4 << 20
 
     /// Convenience form of ``readFloats(_:rows:columns:into:)`` returning a new array.
     public func readFloats(_ name: String, rows: Range<Int>? = nil, columns: Range<Int>? = nil) throws -> [Float] {
@@ -111,28 +138,28 @@ extension SafeTensorsFile {
     public func readInts(_ name: String) throws -> [Int] {
         let info = try info(name)
         let count = info.byteCount / info.dtype.byteSize
+        guard info.dtype == .I32 || info.dtype == .I64 else {
+            throw SafeTensorsReadError.unsupportedDType(
+                file: path, tensor: name, dtype: info.dtype, operation: "readInts (I32, I64)")
+        }
         var result: [Int] = []
         result.reserveCapacity(count)
-        switch info.dtype {
-        case .I32:
-            guard count > 0 else { break }
-            let source = dataPointer(info)
+        guard count > 0 else { return result }
+        let bytes = UnsafeMutableRawPointer.allocate(byteCount: info.byteCount, alignment: 8)
+        defer { bytes.deallocate() }
+        try read(name, at: fileOffset(info), count: info.byteCount, into: bytes)
+        if info.dtype == .I32 {
             for index in 0..<count {
-                result.append(Int(Int32(littleEndian: source.loadUnaligned(fromByteOffset: index * 4, as: Int32.self))))
+                result.append(Int(Int32(littleEndian: bytes.loadUnaligned(fromByteOffset: index * 4, as: Int32.self))))
             }
-        case .I64:
-            guard count > 0 else { break }
-            let source = dataPointer(info)
+        } else {
             for index in 0..<count {
-                let value = Int64(littleEndian: source.loadUnaligned(fromByteOffset: index * 8, as: Int64.self))
+                let value = Int64(littleEndian: bytes.loadUnaligned(fromByteOffset: index * 8, as: Int64.self))
                 guard let converted = Int(exactly: value) else {
                     throw SafeTensorsReadError.integerOverflow(file: path, tensor: name)
                 }
                 result.append(converted)
             }
-        default:
-            throw SafeTensorsReadError.unsupportedDType(
-                file: path, tensor: name, dtype: info.dtype, operation: "readInts (I32, I64)")
         }
         recordRead(info.byteCount)
         return result

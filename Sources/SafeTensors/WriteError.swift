@@ -1,4 +1,9 @@
-/// A failure building or writing a safetensors file with ``SafeTensorsWriter``.
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A failure building or writing a file with ``SafeTensorsWriter`` or ``AtomicFile``.
 ///
 /// Whatever the failure, an existing file at the destination is left untouched
 /// and no temporary file is left behind.
@@ -17,6 +22,8 @@ public enum SafeTensorsWriteError: Error, CustomStringConvertible, Equatable, Se
     case integerOutOfRange(tensor: String, value: Int, dtype: DType)
     /// A system call failed while writing.
     case ioFailure(path: String, operation: String, errno: Int32)
+    /// SIGINT or SIGTERM (or mpirun's SIGCONT warning) arrived before the file was linked in.
+    case interrupted(path: String, signal: Int32)
 
     public var description: String {
         switch self {
@@ -36,8 +43,26 @@ public enum SafeTensorsWriteError: Error, CustomStringConvertible, Equatable, Se
         case let .integerOutOfRange(tensor, value, dtype):
             return "tensor '\(tensor)' holds \(value), which does not fit in \(dtype.rawValue) — use I64"
         case let .ioFailure(path, operation, code):
-            return "\(path): \(operation) failed: \(describeErrno(code)) — check that the directory exists, "
-                + "is writable and has free space; any existing file there was left unchanged"
+            return "\(path): \(operation) failed: \(describeErrno(code)) — \(Self.remedy(for: code)); "
+                + "any existing file there was left unchanged"
+        case let .interrupted(path, signal):
+            let why = signal == SIGCONT ? "mpirun began stopping the job (its SIGCONT, before SIGTERM)"
+                : "\(String(cString: strsignal(signal))) (signal \(signal)) asked the job to stop"
+            return "\(path) was not written: \(why) — any existing file there was left unchanged; rerun to write it"
+        }
+    }
+
+    /// What to do about a failed write, by its errno.
+    static func remedy(for code: Int32) -> String {
+        switch code {
+        case ENOSPC, EDQUOT: return "free space on that filesystem or write somewhere else"
+        case EACCES, EPERM: return "check that the directory is writable by this user"
+        case EROFS: return "the filesystem is read-only; write somewhere else"
+        case ENOENT: return "check that the directory exists"
+        case ENOTDIR: return "a part of the path is a file, not a directory; fix the path"
+        case EISDIR: return "the path is a directory; pass a file name"
+        case ENAMETOOLONG: return "use a shorter file name"
+        default: return "check the path and its filesystem"
         }
     }
 }

@@ -131,3 +131,11 @@ public struct Communicator: RawRepresentable, @unchecked Sendable {
         _exit(code)
     }
 }
+
+extension Communicator {
+    /// How many ranks of this communicator share this rank's host (its shared-memory node):
+    /// what the host's memory must hold. Collective.
+    public func ranksOnThisHost() throws(MPIError) -> Int {
+        try withNodeCommunicator { node in node.size }
+    }
+}

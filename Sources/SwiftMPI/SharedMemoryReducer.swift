@@ -37,7 +37,7 @@ public final class SharedMemoryReducer {
     /// the job on the host, not only its own).
     public static func make(_ comm: Communicator, capacity: Int) throws(MPIError) -> SharedMemoryReducer? {
         let cpus = sysconf(Int32(_SC_NPROCESSORS_ONLN))
-        let onHost = try comm.withNodeCommunicator { node in node.size }
+        let onHost = try comm.ranksOnThisHost()
         // The job's ranks on this host, from mpirun (a world collective here could deadlock: only
         // this communicator's ranks are in this call).
         let hostRanks = Environment.localRanks ?? onHost

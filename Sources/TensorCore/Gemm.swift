@@ -96,6 +96,8 @@ public enum Gemm {
         return out
     }
 
-    /// FLOPs of one `[m, k] · [k, n]` product (a multiply and an add per term).
-    public static func flops(m: Int, n: Int, k: Int) -> Int { 2 * m * n * k }
+    /// FLOPs of one `[m, k] · [k, n]` product (a multiply and an add per term), checked.
+    public static func flops(m: Int, n: Int, k: Int) throws(CountOverflow) -> Int {
+        try Checked.product(2, m, n, k, what: "FLOPs of a [\(m), \(k)]·[\(k), \(n)] product")
+    }
 }

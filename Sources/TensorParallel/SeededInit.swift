@@ -1,3 +1,5 @@
+import TensorCore
+
 /// Deterministic, tensor-parallel-independent random values.
 ///
 /// Element `i` (its global row-major index) of tensor `name` is a pure function of
@@ -5,6 +7,9 @@
 /// Each rank evaluates exactly the indices of its own shard, never the whole tensor, and the
 /// values are identical whatever tp is — so a tp=4 run and the unsharded reference see the
 /// same weights.
+///
+/// Block sizes are checked (`Checked`): a block whose element count overflows throws
+/// `CountOverflow` before anything is allocated; the counter itself wraps, as a hash input may.
 public enum SeededInit {
     /// 64-bit FNV-1a of the tensor's name.
     public static func nameKey(_ name: String) -> UInt64 {
@@ -36,10 +41,11 @@ public enum SeededInit {
     public static func fill(
         name: String, seed: UInt64, rows: Range<Int>, cols: Range<Int>, globalCols: Int,
         mean: Float = 0, std: Float
-    ) -> [Float] {
-        [Float](unsafeUninitializedCapacity: rows.count * cols.count) { out, count in
+    ) throws(CountOverflow) -> [Float] {
+        let n = try Checked.product(rows.count, cols.count, what: "elements of \(name) [\(rows.count), \(cols.count)]")
+        return [Float](unsafeUninitializedCapacity: n) { out, count in
             write(name: name, seed: seed, rows: rows, cols: cols, globalCols: globalCols, mean: mean, std: std, into: out)
-            count = rows.count * cols.count
+            count = n
         }
     }
 
@@ -50,14 +56,15 @@ public enum SeededInit {
         name: String, seed: UInt64, rows: Range<Int>, cols: Range<Int>, globalCols: Int,
         mean: Float = 0, std: Float, transposed: Bool = false, into out: UnsafeMutableBufferPointer<Float>
     ) {
-        precondition(out.count == rows.count * cols.count, "SeededInit.write: \(out.count) floats for a [\(rows.count), \(cols.count)] block")
+        let (n, overflow) = rows.count.multipliedReportingOverflow(by: cols.count)
+        precondition(!overflow && out.count == n, "SeededInit.write: \(out.count) floats for a [\(rows.count), \(cols.count)] block")
         let key = mix(seed ^ nameKey(name))
         let scale = std * Float(3).squareRoot()
         let (rowStep, colStep) = transposed ? (1, rows.count) : (cols.count, 1)    // where (i, j) of the block goes
         for (i, r) in rows.enumerated() {
-            let base = r * globalCols
+            let base = r &* globalCols
             for (j, c) in cols.enumerated() {
-                out[i * rowStep + j * colStep] = mean + scale * symmetric(key: key, index: base + c)
+                out[i * rowStep + j * colStep] = mean + scale * symmetric(key: key, index: base &+ c)
             }
         }
     }

@@ -61,7 +61,7 @@ public struct SeededWeights: WeightSource {
 
     public func vector(_ name: String, count: Int, range: Range<Int>, initializer: Initializer) throws -> [Float] {
         let (mean, std) = initializer.meanStd
-        return SeededInit.fill(name: name, seed: seed, rows: 0..<1, cols: range, globalCols: count, mean: mean, std: std)
+        return try SeededInit.fill(name: name, seed: seed, rows: 0..<1, cols: range, globalCols: count, mean: mean, std: std)
     }
 }
 

@@ -73,7 +73,7 @@ struct DecodeBench {
         times[2] /= Double(copies); times[3] /= Double(w32Copies); times[4] /= Double(copies)
         if readSink.isNaN { line("") }        // keeps the read from being optimised away
         let copyRate = 2 * Double(memcpyBytes) / times[0], readRate = Double(memcpyBytes) / times[1]
-        let bytes16 = Double(2 * n * k), bytes32 = Double(4 * n * k), flops = Double(Gemm.flops(m: m, n: n, k: k))
+        let bytes16 = Double(2 * n * k), bytes32 = Double(4 * n * k), flops = Double(2 * m * n * k)
         line("[\(m), \(k)]·\(transB ? "[\(n), \(k)]ᵀ" : "[\(k), \(n)]"), \("\(copies) bf16 / \(w32Copies) f32 copies back to back") — median of \(rounds) interleaved rounds")
         line("  memcpy \(memcpyBytes >> 20) MiB       \(fmt(copyRate / 1e9)) GB/s (read + write)")
         line("  read \(memcpyBytes >> 20) MiB         \(fmt(readRate / 1e9)) GB/s (eight streams) = \(fmt(readRate / copyRate, 2)) of memcpy")

@@ -78,7 +78,7 @@ struct GemmBench {
             add("oneDNN \(precision) own") { cp in (try? context.oneDNNMatmul(key, a: a, b: blocked, c: cp)) ?? "refused" }
         }
         let times = interleaved(rounds: rounds, bodies)
-        let flops = Double(Gemm.flops(m: m, n: n, k: k))
+        let flops = Double(2 * m * n * k)
         line("[\(m), \(k)]·\(transB ? "[\(n), \(k)]ᵀ" : "[\(k), \(n)]") — median of \(rounds) interleaved rounds")
         for (i, name) in names.enumerated() {
             let t = median(times[i])

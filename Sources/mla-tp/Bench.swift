@@ -31,25 +31,25 @@ struct Bench: ParsableCommand {
     @OptionGroup var model: ModelOptions
     @OptionGroup var reduce: CollectiveOptions
 
-    @Option(help: "Prefill tokens (one sequence); for decode, the tokens cached per sequence before the timed steps.")
+    @Option(parsing: .unconditional, help: "Prefill tokens (one sequence); for decode, the tokens cached per sequence before the timed steps.")
     var tokens = 256
 
     @Option(help: "Which forwards to time: prefill, decode or both.")
     var phase: BenchPhase = .prefill
 
-    @Option(name: .customLong("repeat"), help: "Timed forwards (decode: steps) per phase.")
+    @Option(name: .customLong("repeat"), parsing: .unconditional, help: "Timed forwards (decode: steps) per phase.")
     var repeats = 5
 
-    @Option(help: "Untimed forwards before the timed ones.")
+    @Option(parsing: .unconditional, help: "Untimed forwards before the timed ones.")
     var warmup = 1
 
     @Option(help: "Decode path: naive (expand the cache through kv_b_proj) or absorbed.")
     var decode: DecodePath = .absorbed
 
-    @Option(help: "Sequences decoding together, one new token each per step.")
+    @Option(parsing: .unconditional, help: "Sequences decoding together, one new token each per step.")
     var batch = 1
 
-    @Option(help: "MiB copied by the memcpy bandwidth probe (decode).")
+    @Option(parsing: .unconditional, help: "MiB copied by the memcpy bandwidth probe (decode).")
     var copyMib = 256
 
     @Flag(help: "After timing, check a prefill of --tokens against the unsharded forward on rank 0.")
@@ -65,12 +65,38 @@ struct Bench: ParsableCommand {
     var fromJson: String?
 
     func validate() throws {
-        guard tokens >= 1 else { throw ValidationError("--tokens \(tokens) must be at least 1") }
-        guard repeats >= 1 else { throw ValidationError("--repeat \(repeats) must be at least 1") }
-        guard warmup >= 0 else { throw ValidationError("--warmup \(warmup) must be ≥ 0") }
-        guard batch >= 1 else { throw ValidationError("--batch \(batch) must be at least 1") }
-        guard copyMib >= 1 else { throw ValidationError("--copy-mib \(copyMib) must be at least 1") }
+        try requireAtLeast(1, "--tokens", tokens, "the prefill tokens (for decode, the tokens cached per sequence)")
+        try requireAtLeast(1, "--repeat", repeats, "the timed forwards per phase")
+        try requireAtLeast(0, "--warmup", warmup, "the untimed forwards before the timed ones")
+        try requireAtLeast(1, "--batch", batch, "the sequences decoding together")
+        try requireAtLeast(1, "--copy-mib", copyMib, "the MiB the memcpy probe copies")
         guard !(json && markdown) else { throw ValidationError("--json and --markdown cannot be combined — pick one") }
+    }
+
+    /// Every size through the budget, each with the others at their smallest so that the one
+    /// too large is named: the weights, --copy-mib, --repeat and --warmup, --batch, --tokens.
+    func requireBudget(_ budget: SizeBudget, config: MLAConfig, model name: String, tp: Int, phases: [BenchPhase]) throws {
+        let prefill = phases.contains(.prefill), decode = phases.contains(.decode)
+        func need(tokens: Int, batch: Int, copyMib: Int, forwards: Int) throws(CountOverflow) -> SizeBudget.Need {
+            try SizeBudget.bench(tokens: tokens, batch: batch, prefill: prefill, decode: decode,
+                                 copyBytes: Checked.product(copyMib, 1 << 20, what: "bytes of --copy-mib"), forwards: forwards,
+                                 config: config, tp: tp, gate: model.gate, check: check)
+        }
+        try budget.requireWeights(config: config, tp: tp, gate: model.gate, check: check, model: name)
+        if decode { try budget.require(.init("--copy-mib", copyMib)) { v throws(CountOverflow) in try need(tokens: 1, batch: 1, copyMib: v, forwards: 1) } }
+        let forwards = Int(clamping: Int64(repeats) + Int64(warmup))
+        try budget.require(.init("--repeat", repeats)) { v throws(CountOverflow) in
+            try need(tokens: 1, batch: 1, copyMib: decode ? copyMib : 0, forwards: Checked.sum(v, min(warmup, 1), what: "forwards"))
+        }
+        try budget.require(.init("--warmup", warmup)) { v throws(CountOverflow) in
+            try need(tokens: 1, batch: 1, copyMib: decode ? copyMib : 0, forwards: Checked.sum(v, repeats, what: "forwards"))
+        }
+        if decode {
+            try budget.require(.init("--batch", batch)) { v throws(CountOverflow) in try need(tokens: 1, batch: v, copyMib: copyMib, forwards: forwards) }
+        }
+        try budget.require(.init("--tokens", tokens)) { v throws(CountOverflow) in
+            try need(tokens: v, batch: decode ? batch : 1, copyMib: decode ? copyMib : 0, forwards: forwards)
+        }
     }
 
     func render(_ report: BenchReport) throws -> String { json ? try report.json() : markdown ? report.markdown() : report.text() }
@@ -86,7 +112,7 @@ struct Bench: ParsableCommand {
         let (config, name) = try model.loadConfig()
         try config.validate(tp: world.size)
         let phases = phase.phases
-        try TokenBudget.check(tokens: phases.contains(.decode) ? batch * tokens : tokens, config: config, tp: world.size)
+        try requireBudget(try Runtime.budget(world), config: config, model: name, tp: world.size, phases: phases)
         let attention = try MLAAttention(config: config, shard: Shard(rank: world.rank, size: world.size), gateLayout: model.gate,
                                          source: try model.weightSource(for: config))
         var mine = BenchRankResult(rank: world.rank, blasThreads: BLAS.threads, weightBytes: attention.weightBytes,

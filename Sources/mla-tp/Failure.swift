@@ -32,15 +32,22 @@ enum Failure {
         return Int(env["OMPI_COMM_WORLD_RANK"] ?? env["PMI_RANK"] ?? "0") ?? 0
     }
 
+    /// Whether an MPI launcher (mpirun, orted) started this process.
+    static var underLauncher: Bool {
+        let env = ProcessInfo.processInfo.environment
+        return env["OMPI_COMM_WORLD_RANK"] != nil || env["PMI_RANK"] != nil
+    }
+
     /// A usage error (raised before MPI starts, the same on every rank): rank 0 prints it and
     /// ends with code 2, the job's exit code. The other ranks end with 0 and print nothing: had
     /// they ended with 2, mpirun could kill rank 0 before its line got out (seen with 4 ranks on
-    /// 2 cores); a rank that ends with 0 before MPI_Init never stops the job.
+    /// 2 cores); a rank that ends with 0 before MPI_Init never stops the job. A message without
+    /// its own "— what to do" gets the help pointer as that half.
     static func usage(_ message: String) -> Never {
         guard launchRank == 0 else { exitQuietly(0) }
         let text = message.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
             .filter { !$0.isEmpty }.joined(separator: " ")
-        RankOutput.write("mla-tp: rank 0: \(text) — see `mla-tp --help`\n", fd: 2)
+        RankOutput.write("mla-tp: rank 0: \(text)\(text.contains(" — ") ? "" : " — see `mla-tp --help`")\n", fd: 2)
         exitQuietly(Code.usage.rawValue)
     }
 
@@ -50,7 +57,7 @@ enum Failure {
         case let e as CLIError: return (e.code, e.message, e.everyRank)
         case let e as ConfigError:
             switch e {
-            case .unreadable, .notJSON: return (.input, e.description, true)   // a file problem, not a value
+            case .unreadable, .notJSON, .duplicateKey: return (.input, e.description, true)   // a file problem, not a value
             default: return (.config, e.description, true)
             }
         case let e as TPError: return (.config, e.description, true)
@@ -59,8 +66,15 @@ enum Failure {
         case let e as GateShapeError: return (.input, e.description, true)
         case let e as GateLayoutError: return (.usage, e.description, true)
         case let e as BatchError: return (.input, e.description, true)
+        case let e as ServingScheduleError: return (.usage, e.description, true)
+        case let e as OutputConflict: return (.usage, e.description, true)
+        case let e as InitTargetError: return (.usage, e.description, true)
+        case let e as CountOverflow: return (.config, e.description, true)
         case let e as ShapeError: return (.input, e.description, true)
-        case let e as NumericError: return (.numeric, e.description, false)
+        // A non-finite output after o_proj's allreduce is the same on every rank, and a stage
+        // computed from replicated weights is too: treat it as shared, so that it is printed
+        // once; when it was one rank's alone, the barrier's deadline turns it into an abort.
+        case let e as NumericError: return (.numeric, e.description, true)
         case let e as MPIError: return (.internal, e.description, false)
         case let e as CheckpointError: return (.input, e.description, true)
         case let e as CapacityError: return (.config, e.description, true)
@@ -81,6 +95,11 @@ enum Failure {
         let rank = world?.rank ?? launchRank
         if !everyRank || rank == 0 {
             RankOutput.write("mla-tp: rank \(rank): \(message)\n", fd: 2)
+        }
+        if case SafeTensorsWriteError.interrupted = error {
+            // The launcher is already ending the job (it sent the signal): end this rank the way
+            // its SIGTERM is about to, rather than race its teardown with MPI_Abort.
+            _ = raise(SIGTERM)
         }
         guard let comm = world, comm.size > 1 else { exitQuietly(code.rawValue) }
         // When every rank is here with the same error, all of them reach this barrier at once:

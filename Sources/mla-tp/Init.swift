@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MLA
 import SwiftMPI
+import TensorCore
 
 extension SeededCheckpoint.WeightType: ExpressibleByArgument {}
 
@@ -14,18 +15,35 @@ struct Init: ParsableCommand {
     @Option(help: "Model shape: \(Presets.names.joined(separator: ", ")).", transform: PresetName.init(parsing:))
     var preset = try! PresetName(parsing: "tiny")
     @Option(help: "Directory to write (created if missing).") var out: String
-    @Option(help: "Number of layers to write.") var layers = 1
+    @Option(parsing: .unconditional, help: "Number of layers to write.") var layers = 1
     @Option(help: "Weight dtype.") var dtype: SeededCheckpoint.WeightType = .f32
-    @Option(help: "Seed of the weights (the same seed as `run --seed` gives the same values).") var seed: UInt64 = 1234
+    @Option(parsing: .unconditional, help: "Seed of the weights (the same seed as `run --seed` gives the same values).") var seed: UInt64 = 1234
     @Option(name: .customLong("set"), help: "Override a config.json key (repeatable), as in `run --set`.", transform: ConfigOverride.init(parsing:))
     var overrides: [ConfigOverride] = []
 
     func validate() throws {
-        guard layers >= 1 else { throw ValidationError("--layers \(layers) must be at least 1") }
+        try requireAtLeast(1, "--layers", layers, "the layers to write")
+    }
+
+    /// The checkpoint against this process's memory (every tensor is encoded before it is
+    /// written) and the free space where it goes, before anything is built.
+    func requireBudget(_ config: MLAConfig) throws {
+        let budget = SizeBudget(ranksOnHost: 1), bytes = dtype.bytesPerElement
+        try budget.requireWeights(config: config, tp: 1, gate: .column, check: false, model: "preset \(preset.name)")
+        try budget.require(.init("--layers", layers, holds: "every tensor, encoded before it is written")) { v throws(CountOverflow) in
+            .init(perRank: try SizeBudget.checkpoint(config: config, layers: v, bytesPerElement: bytes).memory)
+        }
+        try budget.requireDisk(.init("--layers", layers), directory: out) { v throws(CountOverflow) in
+            try SizeBudget.checkpoint(config: config, layers: v, bytesPerElement: bytes).file
+        }
     }
 
     func run() throws {
-        let config = try Presets.config(preset.name).applying(overrides: overrides.map { ($0.key, $0.value) })
+        var config = try Presets.config(preset.name).applying(overrides: overrides.map { ($0.key, $0.value) })
+        config.numHiddenLayers = layers
+        try config.validate()
+        _ = try SeededCheckpoint.checkTarget(out)
+        try requireBudget(config)
         let count = try SeededCheckpoint.write(config: config, layers: layers, as: dtype, seed: seed, to: out)
         RankOutput(rank: 0).printRoot("wrote \(out)/config.json and \(out)/model.safetensors: \(count) tensors, "
                                       + "\(layers) layer\(layers == 1 ? "" : "s"), \(dtype.rawValue)")

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BuildInfo
+import SafeTensors
 
 /// `mla-tp`: DeepSeek-V3 MLA attention with a gated output under tensor parallelism,
 /// one MPI rank per shard (`mpirun -n 4 mla-tp`).
@@ -18,6 +19,8 @@ struct MLATP: ParsableCommand {
 
     /// Parses, runs, and routes every error through the one failure policy (`Failure`).
     static func main() {
+        TerminationNotice.install(launcher: Failure.underLauncher)
+        FaultInjection.installOutputHold(rank: Failure.launchRank)
         do {
             var command = try parseAsRoot()
             try command.run()

@@ -21,6 +21,12 @@ extension GateActivation: ExpressibleByArgument {}
 extension BenchPhase: ExpressibleByArgument {}
 extension Precision: ExpressibleByArgument {}
 
+/// A usage error unless `value` ≥ `minimum`: names the flag, its value and the rule, and says
+/// what the flag means (`--tokens -1 must be ≥ 0 — the tokens of the seeded input`).
+func requireAtLeast(_ minimum: Int, _ flag: String, _ value: Int, _ meaning: String) throws {
+    guard value >= minimum else { throw ValidationError("\(flag) \(value) must be ≥ \(minimum) — \(meaning)") }
+}
+
 /// Comma-separated integers with a lower bound, e.g. `--tp 1,2,4,8` or `--seqs 7,1,12`.
 struct IntList<Bound: IntListBound>: OptionValue, Equatable {
     var values: [Int]
@@ -92,7 +98,7 @@ struct ConfigOverride: OptionValue {
 
     init(parsing text: String) throws(OptionValueError) {
         guard let eq = text.firstIndex(of: "="), eq != text.startIndex else {
-            throw OptionValueError(value: text, expected: "KEY=VALUE with a config.json key, e.g. --set use_bias=false or --set q_lora_rank=null")
+            throw OptionValueError(value: text, expected: "KEY=VALUE with a non-empty config.json key", remedy: "e.g. --set use_bias=false or --set q_lora_rank=null")
         }
         key = String(text[..<eq])
         value = String(text[text.index(after: eq)...])

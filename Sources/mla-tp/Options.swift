@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Launch
 import MLA
+import SafeTensors
 import SwiftMPI
 import TensorCore
 import TensorParallel
@@ -23,7 +24,7 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Gate layout: column (the fix: split with the heads), replicated (FastDeploy PR #7404 as merged; fails at tp>1), replicated-sliced; for a gate packed into q: column (as stored), packed-as-interleaved, packed-as-concatenated (to show a wrong split).")
     var gate: GateLayout = .column
 
-    @Option(help: "Seed of the TP-independent random weights and input.")
+    @Option(parsing: .unconditional, help: "Seed of the TP-independent random weights and input.")
     var seed: UInt64 = 1234
 
     @Option(help: "Override the config's gate activation.")
@@ -38,7 +39,7 @@ struct ModelOptions: ParsableArguments {
             throw ValidationError("--model cannot be combined with --preset, --config or --weights — pick one source")
         }
         if (config == nil) != (weights == nil) || (config != nil && preset != nil) {
-            throw ValidationError("--config and --weights go together (and without --preset): --config FILE --weights FILE_OR_DIR")
+            throw ValidationError("--config and --weights go together, without --preset — pass both (--config FILE --weights FILE_OR_DIR), or --model DIR")
         }
     }
 
@@ -60,6 +61,15 @@ struct ModelOptions: ParsableArguments {
         }
         if let act { config.gatedAttnAct = act.rawValue }
         return (try config.applying(overrides: overrides.map { ($0.key, $0.value) }), name)
+    }
+
+    /// Every file the model is read from: config.json, and the checkpoint's index and shards
+    /// (none for a preset). An output must be none of them.
+    var inputFiles: [String] {
+        switch origin {
+        case .preset: return []
+        case let .checkpoint(config, weights): return [config] + CheckpointIndex.files(at: weights)
+        }
     }
 
     /// A fresh weight source for `config`: seeded for presets, the checkpoint otherwise.
@@ -85,14 +95,14 @@ struct ModelOptions: ParsableArguments {
 
 /// Which tokens to run: seeded random hidden states in one or more sequences.
 struct InputOptions: ParsableArguments {
-    @Option(help: "Tokens in the seeded random input (one sequence).")
+    @Option(parsing: .unconditional, help: "Tokens in the seeded random input (one sequence).")
     var tokens: Int?
 
-    @Option(help: "Comma-separated sequence lengths for a batch, e.g. 7,1,12 (overrides --tokens).", transform: IntList<Lengths>.init(parsing:))
+    @Option(parsing: .unconditional, help: "Comma-separated sequence lengths for a batch, e.g. 7,1,12 (overrides --tokens).", transform: IntList<Lengths>.init(parsing:))
     var seqs: IntList<Lengths>?
 
     func validate() throws {
-        if let tokens, tokens < 0 { throw ValidationError("--tokens \(tokens) must be ≥ 0 — pass the number of tokens, e.g. --tokens 16") }
+        if let tokens { try requireAtLeast(0, "--tokens", tokens, "the tokens of the seeded input, e.g. --tokens 16") }
     }
 
     /// The sequence lengths asked for (`--seqs`, else one sequence of `--tokens`).
@@ -122,8 +132,12 @@ enum Runtime {
         BLAS.defaultToOneThreadPerRank()
         let world = try Environment.initialize()
         Failure.world = world
+        TerminationNotice.install(launcher: Failure.underLauncher)     // after MPI_Init, which may install its own
         return world
     }
+
+    /// The size budget of this job: the ranks that share this host, against what it has. Collective.
+    static func budget(_ world: Communicator) throws -> SizeBudget { SizeBudget(ranksOnHost: try world.ranksOnThisHost()) }
 
     /// Child jobs of this binary under the launch policy.
     static var launcher: MPILauncher { MPILauncher(executable: MPILauncher.currentExecutable) }

@@ -27,22 +27,22 @@ struct Plan: ParsableCommand {
 
     @OptionGroup var model: ModelOptions
 
-    @Option(help: "Tensor-parallel size to plan for.")
+    @Option(parsing: .unconditional, help: "Tensor-parallel size to plan for.")
     var tp: Int?
 
-    @Option(help: "Ranks of the job, for --layouts.")
+    @Option(parsing: .unconditional, help: "Ranks of the job, for --layouts.")
     var ranks: Int?
 
     @Option(help: "Comma-separated layouts of --ranks ranks to compare: tpT, dpD, dpDxtpT, each with an optional -dcpC (e.g. tp8,dp2xtp4,dp8,tp8-dcp8).")
     var layouts: String?
 
-    @Option(help: "With --layouts: tokens of context per sequence.")
+    @Option(parsing: .unconditional, help: "With --layouts: tokens of context per sequence.")
     var context: Int = 4096
 
-    @Option(help: "With --layouts: sequences in the batch.")
+    @Option(parsing: .unconditional, help: "With --layouts: sequences in the batch.")
     var batch: Int = 1
 
-    @Option(help: "With --layouts: attention layers to count (weights, cache, FLOPs, bytes and time are per layer × this).")
+    @Option(parsing: .unconditional, help: "With --layouts: attention layers to count (weights, cache, FLOPs, bytes and time are per layer × this).")
     var layers: Int = 1
 
     @Option(help: "With --layouts: memory of one rank (e.g. 141GB, 80GiB), for the largest context × batch that fits.",
@@ -55,10 +55,10 @@ struct Plan: ParsableCommand {
     @Option(help: "With --layouts: write the bytes-per-rank-by-layout figure (SVG) here.")
     var figure: String?
 
-    @Option(help: "Tokens: prefill of one sequence of T tokens, and decode of one token after T cached ones.")
+    @Option(parsing: .unconditional, help: "Tokens: prefill of one sequence of T tokens, and decode of one token after T cached ones.")
     var tokens: Int = 128
 
-    @Option(help: "Comma-separated sequence lengths of the prefill batch (overrides --tokens); decode uses the same contexts.",
+    @Option(parsing: .unconditional, help: "Comma-separated sequence lengths of the prefill batch (overrides --tokens); decode uses the same contexts.",
             transform: IntList<Lengths>.init(parsing:))
     var seqs: IntList<Lengths>?
 
@@ -76,17 +76,23 @@ struct Plan: ParsableCommand {
 
     func validate() throws {
         if layouts != nil {
-            guard let ranks, ranks >= 1 else { throw ValidationError("--layouts needs --ranks N, the job's ranks (each layout's dp × tp must equal it)") }
+            guard let ranks else { throw ValidationError("--layouts needs --ranks N, the job's ranks (each layout's dp × tp must equal it)") }
             guard tp == nil else { throw ValidationError("--layouts compares layouts of --ranks; drop --tp") }
-            guard context >= 1, batch >= 1, layers >= 1 else { throw ValidationError("--context, --batch and --layers must be at least 1") }
-            _ = ranks
+            try requireAtLeast(1, "--ranks", ranks, "the job's ranks")
+            try requireAtLeast(1, "--context", context, "tokens of context per sequence")
+            try requireAtLeast(1, "--batch", batch, "sequences in the batch")
+            try requireAtLeast(1, "--layers", layers, "attention layers to count")
+            // The plan counts each of the busiest group's sequences: bound the batch and context.
+            guard batch <= 1 << 20, context <= MLAConfig.maxPositions else {
+                throw ValidationError("--batch \(batch) and --context \(context) must be at most \(1 << 20) sequences and \(MLAConfig.maxPositions) tokens — plan a smaller batch and scale")
+            }
         } else {
             guard let tp else { throw ValidationError("give --tp K (one tensor-parallel plan), or --ranks N --layouts … to compare layouts") }
-            guard tp >= 1 else { throw ValidationError("--tp \(tp) must be at least 1") }
+            try requireAtLeast(1, "--tp", tp, "the tensor-parallel size to plan for")
         }
-        guard tokens >= 0 else { throw ValidationError("--tokens \(tokens) must be ≥ 0") }
+        try requireAtLeast(0, "--tokens", tokens, "the prefill tokens of one sequence")
         if benchJson != nil, let hardware, hardware != .cpuMeasured {
-            throw ValidationError("--bench-json gives cpu-measured rates; drop --hardware \(hardware) or use --hardware cpu-measured")
+            throw ValidationError("--bench-json gives cpu-measured rates, not \(hardware)'s — drop --hardware \(hardware) or use --hardware cpu-measured")
         }
     }
 
@@ -96,7 +102,15 @@ struct Plan: ParsableCommand {
         let tp = self.tp ?? 1
         try config.validate(tp: tp)
         let lengths = seqs?.values ?? [tokens]
-        let total = lengths.reduce(0, +)
+        // Nothing here grows with the tokens but the counts: every one is checked, and a size
+        // whose counts overflow is refused with the largest --tokens that fits.
+        guard let total = try? Checked.sum(of: lengths, what: "") else {
+            throw CapacityError.overflow(size: .init("--seqs", lengths.max() ?? 0, shown: seqs?.description), what: "tokens (the sum of the sequence lengths)", largest: nil)
+        }
+        let size = SizeBudget.Size(seqs != nil ? "--seqs (\(lengths.count) sequences, tokens in all)" : "--tokens", total)
+        try SizeBudget.requireCounts(size, searchable: seqs == nil) { t throws(CountOverflow) in
+            try SizeBudget.planCounts(lengths: seqs == nil ? [t] : lengths, config: config, tp: tp)
+        }
         let hw: Hardware?
         if let benchJson {
             hw = try MeasuredRates.fromBench(benchJson, needLink: tp > 1).hardware
@@ -107,7 +121,7 @@ struct Plan: ParsableCommand {
                                         allReduceBytes: ShardingPlan.allReduceBytes(tokens: max(total, 1), config: config))
             }
         }
-        let report = PlanReport(config: config, model: name, tp: tp, gate: model.gate, sequenceLengths: lengths, hardware: hw)
+        let report = try PlanReport(config: config, model: name, tp: tp, gate: model.gate, sequenceLengths: lengths, hardware: hw)
         RankOutputShim.out(json ? try report.json() : report.text())
     }
 
@@ -120,7 +134,7 @@ struct Plan: ParsableCommand {
                                     shape: .forward(tokens: batch, hidden: config.hiddenSize),
                                     allReduceBytes: ShardingPlan.allReduceBytes(tokens: batch, config: config))
         }
-        let report = LayoutPlanReport(config: config, model: name, ranks: ranks, layouts: list, context: context, batch: batch,
+        let report = try LayoutPlanReport(config: config, model: name, ranks: ranks, layouts: list, context: context, batch: batch,
                                       layers: layers, dtype: dtype.rawValue, bytesPerElement: dtype.bytesPerElement,
                                       memoryPerRank: memoryPerRank?.bytes, hardware: hw)
         if let figure { try AtomicFile.write(Data(report.figure().utf8), to: figure) }

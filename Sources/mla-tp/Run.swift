@@ -22,7 +22,7 @@ struct Run: ParsableCommand {
     @OptionGroup var reduce: CollectiveOptions
     @OptionGroup var input: InputOptions
 
-    @Option(help: "Layer index: its tensors are model.layers.N.self_attn.*.")
+    @Option(parsing: .unconditional, help: "Layer index: its tensors are model.layers.N.self_attn.*.")
     var layer: Int = 0
 
     @Option(name: .customLong("input"), help: "safetensors file with hidden_states [T, hidden] (positions [T], cu_seqlens [B+1] optional).")
@@ -31,19 +31,19 @@ struct Run: ParsableCommand {
     @Option(help: "Write attn_output [T, hidden] F32 here (rank 0, atomically).")
     var output: String?
 
-    @Option(help: "Serve through the latent KV cache: each sequence prefills its first len−D tokens, then decodes its last D one at a time.")
+    @Option(parsing: .unconditional, help: "Serve through the latent KV cache: each sequence prefills its first len−D tokens, then decodes its last D one at a time.")
     var decodeSteps = 0
 
-    @Option(help: "Prefill at most C tokens per sequence per step (chunked prefill through the cache).")
+    @Option(parsing: .unconditional, help: "Prefill at most C tokens per sequence per step (chunked prefill through the cache).")
     var prefillChunk: Int?
 
     @Option(help: "Decode path: absorbed (W_UK folded into q, W_UV after attention) or naive (expand k and v).")
     var decode: DecodePath = .absorbed
 
-    @Option(help: "Data-parallel attention: D groups of P/D ranks, tensor-parallel inside each; a batch's sequences are split between the groups.")
+    @Option(parsing: .unconditional, help: "Data-parallel attention: D groups of P/D ranks, tensor-parallel inside each; a batch's sequences are split between the groups.")
     var dp = 1
 
-    @Option(help: "Decode context parallelism: split every sequence's cached tokens over C ranks of each tensor-parallel group (token i on rank i mod C).")
+    @Option(parsing: .unconditional, help: "Decode context parallelism: split every sequence's cached tokens over C ranks of each tensor-parallel group (token i on rank i mod C).")
     var dcp = 1
 
     @Flag(inversion: .prefixedNo, help: "Compare with the unsharded forward on rank 0 (default: on when it fits in memory).")
@@ -56,12 +56,11 @@ struct Run: ParsableCommand {
     var json = false
 
     func validate() throws {
-        guard layer >= 0 else { throw ValidationError("--layer \(layer) must be ≥ 0 — layers count from 0") }
-        guard decodeSteps >= 0 else { throw ValidationError("--decode-steps \(decodeSteps) must be ≥ 0 — the last D tokens of each sequence are decoded one at a time") }
-        if let prefillChunk, prefillChunk < 1 {
-            throw ValidationError("--prefill-chunk \(prefillChunk) must be ≥ 1 — the most tokens a sequence prefills per step")
-        }
-        guard dp >= 1, dcp >= 1 else { throw ValidationError("--dp \(dp) and --dcp \(dcp) must be at least 1 — 1 means no data-parallel groups / no context split") }
+        try requireAtLeast(0, "--layer", layer, "layers count from 0")
+        try requireAtLeast(0, "--decode-steps", decodeSteps, "the last D tokens of each sequence are decoded one at a time")
+        if let prefillChunk { try requireAtLeast(1, "--prefill-chunk", prefillChunk, "the most tokens a sequence prefills per step") }
+        try requireAtLeast(1, "--dp", dp, "1 means no data-parallel groups")
+        try requireAtLeast(1, "--dcp", dcp, "1 means no context split")
         if dcp > 1 && decode == .naive {
             throw ValidationError("--decode naive expands the whole cache on every rank, which --dcp \(dcp) splits — use --decode absorbed (the default) with --dcp")
         }
@@ -71,6 +70,7 @@ struct Run: ParsableCommand {
     }
 
     func run() throws {
+        if let output { try OutputTarget.check(output, against: model.inputFiles + (inputFile.map { [$0] } ?? [])) }
         let world = try Runtime.start()
         let (config, name) = try model.loadConfig()
         let layout = try ParallelLayout(ranks: world.size, dp: dp, dcp: dcp)
@@ -78,12 +78,16 @@ struct Run: ParsableCommand {
         if layer >= (config.numHiddenLayers ?? Int.max) {
             throw CLIError.usage(CheckpointError.layerOutOfRange(layer: layer, layers: config.numHiddenLayers ?? 0).description)
         }
-        let (x, batch) = try loadInput(config, tp: layout.tp)
+        let (x, batch, checkOn) = try loadInput(config, name: name, world: world, tp: layout.tp)
         let serving = decodeSteps != 0 || prefillChunk != nil
         let job = RunJob(config: config, model: name, layer: layer, gate: model.gate, x: x, batch: batch, layout: layout,
                          serving: serving ? RunJob.Serving(decodeSteps: decodeSteps, prefillChunk: prefillChunk) : nil,
-                         decode: decode, check: check, checkEveryStage: checkStages, faultHook: FaultInjection.hook(rank: world.rank))
-        let outcome = try job.execute(world: world, collectives: reduce.collectives) { try model.weightSource(for: config) }
+                         decode: decode, check: checkOn, checkEveryStage: checkStages, faultHook: FaultInjection.hook(rank: world.rank))
+        let outcome = try job.execute(world: world, collectives: reduce.collectives) {
+            let source = try model.weightSource(for: config)
+            if case let .checkpoint(_, weights) = model.origin { FaultInjection.holdLoad(CheckpointIndex.files(at: weights).last ?? weights, rank: world.rank) }
+            return source
+        }
         if var report = outcome.report {
             if let output {
                 try RunJob.writeOutput(outcome.output, to: output, config: config, layout: layout, gate: model.gate, layer: layer)
@@ -95,14 +99,38 @@ struct Run: ParsableCommand {
         try Environment.finalize()
     }
 
-    /// The input file, or seeded random hidden states of `--tokens`/`--seqs`.
-    func loadInput(_ config: MLAConfig, tp: Int) throws -> (Matrix, Batch) {
-        if let inputFile {
-            let file = try InputFile(path: inputFile, hiddenSize: config.hiddenSize)
-            return (file.hiddenStates, file.batch)
+    /// The input file, or seeded random hidden states of `--tokens`/`--seqs`, each size through
+    /// the budget first (the model's weights, then the tokens), and whether rank 0 checks
+    /// against the unsharded forward (by default: when that fits beside everything else).
+    func loadInput(_ config: MLAConfig, name: String, world: Communicator, tp: Int) throws -> (Matrix, Batch, Bool) {
+        let budget = try Runtime.budget(world), serving = decodeSteps != 0 || prefillChunk != nil
+        let file = try inputFile.map { try InputFile(path: $0, hiddenSize: config.hiddenSize) }
+        let lengths = input.lengths()
+        let sequences = file?.sequences ?? lengths.count
+        let size: SizeBudget.Size
+        if let file {
+            size = .init("hidden_states rows of \(file.path)", file.tokens, remedy: "pass fewer tokens in the input file, or run the ranks on more hosts")
+        } else {
+            guard let total = try? Checked.sum(of: lengths, what: "") else {
+                throw CapacityError.overflow(size: .init("--seqs", lengths.max() ?? 0, shown: input.seqs?.description), what: "tokens (the sum of the sequence lengths)", largest: nil)
+            }
+            size = .init(input.seqs != nil ? "--seqs (\(lengths.count) sequences, tokens in all)" : "--tokens", total)
         }
-        let batch = try Batch(sequenceLengths: input.lengths())
-        try TokenBudget.check(tokens: batch.tokenCount, config: config, tp: tp)
-        return (try seededInput(tokens: batch.tokenCount, hidden: config.hiddenSize, seed: model.seed), batch)
+        func need(_ withCheck: Bool) -> (Int) throws(CountOverflow) -> SizeBudget.Need {
+            { t throws(CountOverflow) in
+                try SizeBudget.forward(tokens: t, sequences: sequences, config: config, tp: tp, gate: model.gate, serving: serving,
+                                       check: withCheck, output: output != nil)
+            }
+        }
+        var checkOn = check ?? TPCheck.fits(config: config)
+        if check == nil, checkOn, (try? budget.require(size, need(true))) == nil { checkOn = false }
+        try budget.requireWeights(config: config, tp: tp, gate: model.gate, check: checkOn, model: name)
+        try budget.require(size, need(checkOn))
+        if let file {
+            let (x, batch) = try file.load()
+            return (x, batch, checkOn)
+        }
+        let batch = try Batch(sequenceLengths: lengths)
+        return (try seededInput(tokens: batch.tokenCount, hidden: config.hiddenSize, seed: model.seed), batch, checkOn)
     }
 }

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import MLA
+import TensorCore
+import Measure
 import Report
 import SwiftMPI
 import TensorParallel
@@ -22,34 +24,34 @@ struct Sweep: ParsableCommand {
 
     @OptionGroup var model: ModelOptions
 
-    @Option(help: "Comma-separated tensor-parallel sizes.", transform: IntList<Positive>.init(parsing:))
+    @Option(parsing: .unconditional, help: "Comma-separated tensor-parallel sizes.", transform: IntList<Positive>.init(parsing:))
     var tp = IntList<Positive>([1, 2, 4, 8])
 
-    @Option(help: "Prefill tokens of the timed forward (one sequence).")
+    @Option(parsing: .unconditional, help: "Prefill tokens of the timed forward (one sequence).")
     var tokens: Int = 128
 
-    @Option(help: "Timed forwards per tp (after one warm-up).")
+    @Option(parsing: .unconditional, help: "Timed forwards per tp (after one warm-up).")
     var repeats: Int = 5
 
-    @Option(help: "Also time decode steps (one token) after this many cached tokens, and project them.")
+    @Option(parsing: .unconditional, help: "Also time decode steps (one token) after this many cached tokens, and project them.")
     var decodeContext: Int?
 
     @Option(help: "Decode path of --decode-context: naive or absorbed.")
     var decode: DecodePath = .absorbed
 
-    @Option(help: "Tokens of the check run against the unsharded forward (0: skip the check).")
+    @Option(parsing: .unconditional, help: "Tokens of the check run against the unsharded forward (0: skip the check).")
     var checkTokens: Int = 16
 
     @Option(help: "Directory for sweep.json and the SVG figures.")
     var out: String = "sweep"
 
-    @Option(help: "Seconds each mpirun job may take.")
+    @Option(parsing: .unconditional, help: "Seconds each mpirun job may take.")
     var timeout: Int = 600
 
-    @Option(help: "On a shared machine: before each timed job, wait (up to --max-wait seconds) until the 1-minute load average is below this.")
+    @Option(parsing: .unconditional, help: "On a shared machine: before each timed job, wait (up to --max-wait seconds) until the 1-minute load average is below this.")
     var waitForIdle: Double?
 
-    @Option(help: "Longest wait for --wait-for-idle, seconds.")
+    @Option(parsing: .unconditional, help: "Longest wait for --wait-for-idle, seconds.")
     var maxWait: Int = 600
 
     @Option(help: "Compare layouts of --ranks ranks instead of tp sizes (tpT, dpD, dpDxtpT, with -dcpC).")
@@ -65,10 +67,37 @@ struct Sweep: ParsableCommand {
     var replot = false
 
     func validate() throws {
-        guard tokens >= 1, repeats >= 1 else { throw ValidationError("--tokens and --repeats must be ≥ 1") }
-        guard checkTokens >= 0, (decodeContext ?? 0) >= 0 else { throw ValidationError("--check-tokens and --decode-context must be ≥ 0") }
-        guard timeout >= 1, maxWait >= 0 else { throw ValidationError("--timeout must be ≥ 1 and --max-wait ≥ 0 seconds") }
-        guard ranks >= 1, batch >= 1 else { throw ValidationError("--ranks and --batch must be at least 1") }
+        try requireAtLeast(1, "--tokens", tokens, "the prefill tokens of each timed forward")
+        try requireAtLeast(1, "--repeats", repeats, "the timed forwards per tp")
+        try requireAtLeast(0, "--check-tokens", checkTokens, "the tokens of the check run (0 skips it)")
+        try requireAtLeast(0, "--decode-context", decodeContext ?? 0, "the tokens cached before the timed decode steps")
+        try requireAtLeast(1, "--timeout", timeout, "the seconds each mpirun job may take")
+        try requireAtLeast(0, "--max-wait", maxWait, "the longest wait for --wait-for-idle, in seconds")
+        try requireAtLeast(1, "--ranks", ranks, "the ranks of every layout")
+        try requireAtLeast(1, "--batch", batch, "the sequences of the layouts' batch")
+    }
+
+    /// The jobs of one tp (all its ranks on this host) through the budget before any is started:
+    /// the weights, the timed step with its rate probe (--repeats, --tokens), the decode step
+    /// (--decode-context) and the check run (--check-tokens).
+    func requireBudget(_ config: MLAConfig, model name: String, tp k: Int) throws {
+        let budget = SizeBudget(ranksOnHost: k), hidden = config.hiddenSize
+        func step(tokens: Int, context: Int?, repeats: Int) throws(CountOverflow) -> SizeBudget.Need {
+            let shape = RateProbe.Shape.forward(tokens: tokens, hidden: hidden)
+            return try SizeBudget.step(tokens: tokens, context: context, repeats: repeats, config: config, tp: k, gate: model.gate,
+                                       probe: (shape.m, shape.n, shape.k, Checked.product(4, tokens, hidden, what: "allreduce bytes")))
+        }
+        try budget.requireWeights(config: config, tp: k, gate: model.gate, check: checkTokens > 0, model: name)
+        try budget.require(.init("--repeats", repeats)) { v throws(CountOverflow) in try step(tokens: 1, context: nil, repeats: v) }
+        try budget.require(.init("--tokens", tokens)) { v throws(CountOverflow) in try step(tokens: v, context: nil, repeats: repeats) }
+        if let decodeContext {
+            try budget.require(.init("--decode-context", decodeContext)) { v throws(CountOverflow) in try step(tokens: 1, context: v, repeats: repeats) }
+        }
+        if checkTokens > 0 {
+            try budget.require(.init("--check-tokens", checkTokens)) { v throws(CountOverflow) in
+                try SizeBudget.forward(tokens: v, sequences: 1, config: config, tp: k, gate: model.gate, serving: false, check: true, output: false)
+            }
+        }
     }
 
     func run() throws {
@@ -80,7 +109,7 @@ struct Sweep: ParsableCommand {
                                                              progress: SweepProgress(rewrite: isatty(2) != 0) { RankOutput.write($0, fd: 2) })
             return RankOutputShim.out(report.text() + "\nWrote \(out)/layouts.json")
         }
-        if !replot { for k in tp.values { try config.validate(tp: k) } }
+        if !replot { for k in tp.values { try config.validate(tp: k); try requireBudget(config, model: name, tp: k) } }
         let runner = runner(config, name)
         let tty = isatty(2) != 0
         let (report, figures) = replot ? try runner.replot()

@@ -5,6 +5,7 @@ import MLA
 import Report
 import SafeTensors
 import SwiftMPI
+import TensorCore
 import TensorParallel
 
 /// `mpirun -n K mla-tp sweep-step`: one step of `sweep` (also used by `plan --hardware
@@ -19,16 +20,16 @@ struct SweepStep: ParsableCommand {
     @OptionGroup var model: ModelOptions
     @OptionGroup var reduce: CollectiveOptions
 
-    @Option(help: "Prefill tokens (one sequence).")
+    @Option(parsing: .unconditional, help: "Prefill tokens (one sequence).")
     var tokens: Int = 128
 
-    @Option(help: "Time decode steps after prefilling this many tokens into the latent cache (instead of a prefill).")
+    @Option(parsing: .unconditional, help: "Time decode steps after prefilling this many tokens into the latent cache (instead of a prefill).")
     var context: Int?
 
     @Option(help: "Decode path with --context: naive or absorbed.")
     var decode: DecodePath = .absorbed
 
-    @Option(help: "Timed forwards (after one warm-up).")
+    @Option(parsing: .unconditional, help: "Timed forwards (after one warm-up).")
     var repeats: Int = 5
 
     @Flag(help: "Measure sgemm, copy and allreduce rates instead of timing a forward.")
@@ -37,32 +38,54 @@ struct SweepStep: ParsableCommand {
     @Flag(help: "Measure the rates first, in the same job, then time the forward (the result holds both).")
     var probeFirst = false
 
-    @Option(help: "Shape M,N,K of the probe's sgemm (x [M, K] · W with W [K, N]); sweep and plan pass the forward's tokens and hidden size.",
+    @Option(parsing: .unconditional, help: "Shape M,N,K of the probe's sgemm (x [M, K] · W with W [K, N]); sweep and plan pass the forward's tokens and hidden size.",
             transform: ProbeShape.init(parsing:))
     var probeShape = ProbeShape(RateProbe.Shape(m: 1024, n: 1024, k: 1024))
 
-    @Option(help: "Bytes of the probe's large allreduce (sweep and plan pass the forward's [T, hidden] f32 payload).")
+    @Option(parsing: .unconditional, help: "Bytes of the probe's large allreduce (sweep and plan pass the forward's [T, hidden] f32 payload).")
     var probeAllreduceBytes: Int = 4 << 20
 
     @Option(help: "Write the JSON result here (rank 0), else print it.")
     var out: String?
 
     func validate() throws {
-        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
-        guard tokens >= 0, (context ?? 0) >= 0 else { throw ValidationError("--tokens and --context must be ≥ 0") }
-        guard probeAllreduceBytes >= 0 else { throw ValidationError("--probe-allreduce-bytes must be ≥ 0") }
+        try requireAtLeast(1, "--repeats", repeats, "the timed forwards")
+        try requireAtLeast(0, "--tokens", tokens, "the prefill tokens")
+        try requireAtLeast(0, "--context", context ?? 0, "the tokens cached before the timed decode steps")
+        try requireAtLeast(0, "--probe-allreduce-bytes", probeAllreduceBytes, "the bytes of the probe's large allreduce")
     }
 
     func run() throws {
+        if let out { try OutputTarget.check(out, against: model.inputFiles) }
         let world = try Runtime.start()
-        let rates = probe || probeFirst ? try RateProbe.measure(world, shape: probeShape.shape, allReduceBytes: probeAllreduceBytes) : nil
+        let budget = try Runtime.budget(world)
+        let shape = probeShape.shape
+        if probe || probeFirst {
+            try budget.require(.init("--probe-shape", shape.m, shown: "\(probeShape)", remedy: "use a smaller --probe-shape"), searchable: false) { _ throws(CountOverflow) in
+                .init(perRank: try SizeBudget.probeOnly(m: shape.m, n: shape.n, k: shape.k, allReduceBytes: 0))
+            }
+            try budget.require(.init("--probe-allreduce-bytes", probeAllreduceBytes)) { v throws(CountOverflow) in
+                .init(perRank: try SizeBudget.probeOnly(m: shape.m, n: shape.n, k: shape.k, allReduceBytes: v))
+            }
+        }
+        let rates = probe || probeFirst ? try RateProbe.measure(world, shape: shape, allReduceBytes: probeAllreduceBytes) : nil
         let text: String
         if probe, let rates {
             text = try Report.Format.json(rates)
         } else {
             let (config, name) = try model.loadConfig()
             try config.validate(tp: world.size)
-            try TokenBudget.check(tokens: max(tokens, context ?? 0), config: config, tp: world.size)
+            let probed = probeFirst ? (shape.m, shape.n, shape.k, probeAllreduceBytes) : nil
+            func need(tokens: Int, context: Int?, repeats: Int) throws(CountOverflow) -> SizeBudget.Need {
+                try SizeBudget.step(tokens: tokens, context: context, repeats: repeats, config: config, tp: world.size, gate: model.gate, probe: probed)
+            }
+            try budget.requireWeights(config: config, tp: world.size, gate: model.gate, check: false, model: name)
+            try budget.require(.init("--repeats", repeats)) { v throws(CountOverflow) in try need(tokens: 1, context: nil, repeats: v) }
+            if let context {
+                try budget.require(.init("--context", context)) { v throws(CountOverflow) in try need(tokens: 0, context: v, repeats: repeats) }
+            } else {
+                try budget.require(.init("--tokens", tokens)) { v throws(CountOverflow) in try need(tokens: v, context: nil, repeats: repeats) }
+            }
             let layer = try MLAAttention(config: config, shard: Shard(rank: world.rank, size: world.size), gateLayout: model.gate,
                                          source: try model.weightSource(for: config))
             let collectives = reduce.collectives(world)

@@ -9,7 +9,7 @@ import TestSupport
 
     func input(_ config: MLAConfig, tokens: Int) throws -> Matrix {
         try Matrix(rows: tokens, cols: config.hiddenSize,
-                   values: SeededInit.fill(name: "x", seed: 5, rows: 0..<tokens, cols: 0..<config.hiddenSize, globalCols: config.hiddenSize, std: 1))
+                   values: try SeededInit.fill(name: "x", seed: 5, rows: 0..<tokens, cols: 0..<config.hiddenSize, globalCols: config.hiddenSize, std: 1))
     }
 
     @Test func allThreeGateLayoutsAgreeAtTpOne() throws {

@@ -36,7 +36,7 @@ enum Golden {
         let dir = Golden.dir(name)
         let config = try MLAConfig.load(path: dir + "/config.json")
         let weights = try CheckpointWeights(path: dir, config: config)
-        let input = try InputFile(path: dir + "/input.safetensors", hiddenSize: config.hiddenSize)
+        let input = try InputFile(path: dir + "/input.safetensors", hiddenSize: config.hiddenSize).load()
         let layer = try MLAAttention(config: config, layer: Golden.layer(name), shard: .whole, source: weights)
         let out = try layer.forward(input.hiddenStates, batch: input.batch, collectives: .local)
         let cmp = try Comparison(out, reference: try Golden.expected(name))
@@ -51,7 +51,7 @@ enum Golden {
             let dir = Golden.dir(name)
             let config = try MLAConfig.load(path: dir + "/config.json")
             guard config.numAttentionHeads % tp == 0 else { continue }
-            let input = try InputFile(path: dir + "/input.safetensors", hiddenSize: config.hiddenSize)
+            let input = try InputFile(path: dir + "/input.safetensors", hiddenSize: config.hiddenSize).load()
             var sum = Matrix(rows: input.hiddenStates.rows, cols: config.hiddenSize)
             var bias: [Float]? = nil
             for r in 0..<tp {

@@ -10,7 +10,7 @@ import Testing
 
     func input(_ config: MLAConfig, tokens: Int) throws -> Matrix {
         try Matrix(rows: tokens, cols: config.hiddenSize,
-                   values: SeededInit.fill(name: "x", seed: 11, rows: 0..<tokens, cols: 0..<config.hiddenSize,
+                   values: try SeededInit.fill(name: "x", seed: 11, rows: 0..<tokens, cols: 0..<config.hiddenSize,
                                            globalCols: config.hiddenSize, std: 1))
     }
 
@@ -40,7 +40,7 @@ import Testing
                 for lengths in Self.batches {
                     let batch = try Batch(sequenceLengths: lengths)
                     _ = try layer.forward(try input(c, tokens: batch.tokenCount), batch: batch, collectives: .local)
-                    let plan = FlopModel.prefill(config: c, tp: tp, gate: gate, sequenceLengths: lengths)
+                    let plan = try FlopModel.prefill(config: c, tp: tp, gate: gate, sequenceLengths: lengths)
                     #expect(layer.counters.projectionFlops == plan.projectionFlops,
                             "\(name) tp=\(tp) \(gate) \(lengths): projections \(layer.counters.projectionFlops) vs plan \(plan.projectionFlops)")
                     #expect(layer.counters.attentionFlops == plan.attentionFlops,
@@ -65,7 +65,7 @@ import Testing
                 var lengths = contexts
                 for _ in 0..<2 {                       // two steps: the context grows by one each
                     _ = try layer.decode(try input(c, tokens: contexts.count), cache: cache, path: path, collectives: .local)
-                    let plan = FlopModel.decode(config: c, tp: tp, gate: gate, contexts: lengths, path: path)
+                    let plan = try FlopModel.decode(config: c, tp: tp, gate: gate, contexts: lengths, path: path)
                     #expect(layer.counters.projectionFlops == plan.projectionFlops,
                             "\(name) tp=\(tp) \(gate) \(path) \(lengths): projections \(layer.counters.projectionFlops) vs plan \(plan.projectionFlops)")
                     #expect(layer.counters.attentionFlops == plan.attentionFlops,
@@ -83,7 +83,7 @@ import Testing
         let layer = try MLAAttention(config: c, shard: Shard(rank: 1, size: 4), source: source)
         let batch = try Batch(sequenceLengths: [70, 3])
         _ = try layer.prefill(try input(c, tokens: batch.tokenCount), batch: batch, cache: KVCache(config: c, sequences: 2), collectives: .local)
-        let plan = FlopModel.prefill(config: c, tp: 4, gate: .column, sequenceLengths: [70, 3])
+        let plan = try FlopModel.prefill(config: c, tp: 4, gate: .column, sequenceLengths: [70, 3])
         #expect(layer.counters.projectionFlops == plan.projectionFlops && layer.counters.attentionFlops == plan.attentionFlops)
     }
 
@@ -98,32 +98,32 @@ import Testing
                 let batch = try Batch(sequenceLengths: lengths)
                 let schedule = try ServingSchedule(batch: batch, decodeSteps: decodeSteps, prefillChunk: chunk)
                 _ = try layer.serve(try input(c, tokens: batch.tokenCount), batch: batch, schedule: schedule, decode: path, collectives: .local)
-                let plan = FlopModel.serving(config: c, tp: tp, gate: .column, schedule: schedule, path: path, sequences: lengths.count)
+                let plan = try FlopModel.serving(config: c, tp: tp, gate: .column, schedule: schedule, path: path, sequences: lengths.count)
                 #expect(layer.counters.projectionFlops == plan.projectionFlops && layer.counters.attentionFlops == plan.attentionFlops,
                         "\(name) tp=\(tp) \(path) \(lengths) D=\(decodeSteps) C=\(String(describing: chunk)): counted \(layer.counters.projectionFlops) + \(layer.counters.attentionFlops), plan \(plan.projectionFlops) + \(plan.attentionFlops)")
             }
         }
     }
 
-    @Test func replicatedGateCostsTpTimesTheColumnGate() {
+    @Test func replicatedGateCostsTpTimesTheColumnGate() throws {
         let c = Presets.deepseekV3
         for tp in [2, 4, 8] {
-            let col = FlopModel.prefill(config: c, tp: tp, gate: .column, sequenceLengths: [256]).stage("gate")!.flops
-            let rep = FlopModel.prefill(config: c, tp: tp, gate: .replicatedSliced, sequenceLengths: [256]).stage("gate")!.flops
+            let col = try FlopModel.prefill(config: c, tp: tp, gate: .column, sequenceLengths: [256]).stage("gate")!.flops
+            let rep = try FlopModel.prefill(config: c, tp: tp, gate: .replicatedSliced, sequenceLengths: [256]).stage("gate")!.flops
             #expect(rep == tp * col)
             #expect(col == 2 * 256 * (16384 / tp) * 7168)
         }
     }
 
-    @Test func attentionFlopsFollowTheQueryBlocking() {
+    @Test func attentionFlopsFollowTheQueryBlocking() throws {
         let c = Presets.tiny
         // One block of 64 rows sees 64 keys; the second block (1 row) sees 65.
         let dq = c.qkHeadDim, v = c.vHeadDim, h = c.numAttentionHeads
-        #expect(FlopModel.attentionFlops(config: c, heads: h, nq: 64, nk: 64) == h * (2 * 64 * 64 * dq + 2 * 64 * v * 64))
-        #expect(FlopModel.attentionFlops(config: c, heads: h, nq: 65, nk: 65)
+        #expect(try FlopModel.attentionFlops(config: c, heads: h, nq: 64, nk: 64) == h * (2 * 64 * 64 * dq + 2 * 64 * v * 64))
+        #expect(try FlopModel.attentionFlops(config: c, heads: h, nq: 65, nk: 65)
                 == h * (2 * 64 * 64 * dq + 2 * 64 * v * 64 + 2 * 1 * 65 * dq + 2 * 1 * v * 65))
         // Decode: one query over context + 1 keys.
-        #expect(FlopModel.attentionFlops(config: c, heads: h, nq: 1, nk: 101) == h * (2 * 101 * dq + 2 * v * 101))
+        #expect(try FlopModel.attentionFlops(config: c, heads: h, nq: 1, nk: 101) == h * (2 * 101 * dq + 2 * v * 101))
     }
 
     @Test func kvCacheBytesPerTokenIsTheLatentPlusRope() {

@@ -8,7 +8,7 @@ import Testing
 
     func input(_ c: MLAConfig, _ tokens: Int) throws -> Matrix {
         try Matrix(rows: tokens, cols: c.hiddenSize,
-                   values: SeededInit.fill(name: "x", seed: 11, rows: 0..<tokens, cols: 0..<c.hiddenSize, globalCols: c.hiddenSize, std: 1))
+                   values: try SeededInit.fill(name: "x", seed: 11, rows: 0..<tokens, cols: 0..<c.hiddenSize, globalCols: c.hiddenSize, std: 1))
     }
 
     static let configs: [MLAConfig] = {
@@ -81,7 +81,7 @@ import Testing
         let s = try ServingSchedule(batch: try Batch(sequenceLengths: [1, 10]), decodeSteps: 2, prefillChunk: 4)
         #expect(s.steps.map(\.step.newTokens) == [[1, 4], [4], [1], [1]])
         #expect(s.steps[0].rows == [0..<1, 1..<5] && s.steps.last!.rows == [10..<11])
-        #expect(throws: BatchError.self) { try ServingSchedule(batch: try Batch(sequenceLengths: [3]), decodeSteps: -1) }
+        #expect(throws: ServingScheduleError.self) { try ServingSchedule(batch: try Batch(sequenceLengths: [3]), decodeSteps: -1) }
     }
 
     @Test func emptyServingStepReturnsZeroRows() throws {

@@ -15,27 +15,27 @@ import TestSupport
         #expect(text.contains("10") && text.contains("tp=4") && text.contains("1, 2, 5, 10"))
     }
 
-    @Test func seededValuesDoNotDependOnTp() {
-        let full = SeededInit.fill(name: "t", seed: 3, rows: 0..<6, cols: 0..<4, globalCols: 4, std: 1)
+    @Test func seededValuesDoNotDependOnTp() throws {
+        let full = try SeededInit.fill(name: "t", seed: 3, rows: 0..<6, cols: 0..<4, globalCols: 4, std: 1)
         for tp in [2, 3, 6] {
             var joined: [Float] = []
             for r in 0..<tp {
                 let rows = r * 6 / tp ..< (r + 1) * 6 / tp
-                joined += SeededInit.fill(name: "t", seed: 3, rows: rows, cols: 0..<4, globalCols: 4, std: 1)
+                joined += try SeededInit.fill(name: "t", seed: 3, rows: rows, cols: 0..<4, globalCols: 4, std: 1)
             }
             #expect(joined == full)
         }
         // A column block equals the same columns of the full tensor.
-        let block = SeededInit.fill(name: "t", seed: 3, rows: 0..<6, cols: 1..<3, globalCols: 4, std: 1)
+        let block = try SeededInit.fill(name: "t", seed: 3, rows: 0..<6, cols: 1..<3, globalCols: 4, std: 1)
         var expected: [Float] = []
         for r in 0..<6 { expected.append(full[r * 4 + 1]); expected.append(full[r * 4 + 2]) }
         #expect(block == expected)
     }
 
-    @Test func seededValuesDependOnSeedAndNameAndHaveTheRequestedSpread() {
-        let a = SeededInit.fill(name: "a", seed: 1, rows: 0..<1, cols: 0..<20_000, globalCols: 20_000, std: 1)
-        let b = SeededInit.fill(name: "b", seed: 1, rows: 0..<1, cols: 0..<4, globalCols: 20_000, std: 1)
-        let c = SeededInit.fill(name: "a", seed: 2, rows: 0..<1, cols: 0..<4, globalCols: 20_000, std: 1)
+    @Test func seededValuesDependOnSeedAndNameAndHaveTheRequestedSpread() throws {
+        let a = try SeededInit.fill(name: "a", seed: 1, rows: 0..<1, cols: 0..<20_000, globalCols: 20_000, std: 1)
+        let b = try SeededInit.fill(name: "b", seed: 1, rows: 0..<1, cols: 0..<4, globalCols: 20_000, std: 1)
+        let c = try SeededInit.fill(name: "a", seed: 2, rows: 0..<1, cols: 0..<4, globalCols: 20_000, std: 1)
         #expect(Array(a.prefix(4)) != b && Array(a.prefix(4)) != c)
         let mean = a.reduce(0, +) / Float(a.count)
         let variance = a.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Float(a.count)
@@ -46,7 +46,7 @@ import TestSupport
     /// the bias counts once (each rank's partial has no bias; it is added after the sum).
     @Test func columnThenRowPartialsSumToTheUnshardedResult() throws {
         let source = SeededWeights(seed: 9)
-        let x = try Matrix(rows: 3, cols: 8, values: SeededInit.fill(name: "x", seed: 9, rows: 0..<3, cols: 0..<8, globalCols: 8, std: 1))
+        let x = try Matrix(rows: 3, cols: 8, values: try SeededInit.fill(name: "x", seed: 9, rows: 0..<3, cols: 0..<8, globalCols: 8, std: 1))
         func layers(_ s: Shard) throws -> (ColumnParallelLinear, RowParallelLinear) {
             (try ColumnParallelLinear(name: "w1", inFeatures: 8, outFeatures: 12, bias: true, shard: s, source: source, initializer: .random(std: 0.3)),
              try RowParallelLinear(name: "w2", inFeatures: 12, outFeatures: 5, bias: true, shard: s, source: source,

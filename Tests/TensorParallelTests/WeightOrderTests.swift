@@ -9,7 +9,7 @@ import TestSupport
     static var source: SeededWeights { SeededWeights(seed: 11) }
 
     static func input(_ rows: Int, _ cols: Int) throws -> Matrix {
-        try Matrix(rows: rows, cols: cols, values: SeededInit.fill(name: "x", seed: 5, rows: 0..<rows, cols: 0..<cols, globalCols: cols, std: 1))
+        try Matrix(rows: rows, cols: cols, values: try SeededInit.fill(name: "x", seed: 5, rows: 0..<rows, cols: 0..<cols, globalCols: cols, std: 1))
     }
 
     @Test func transposeSwapsRowsAndColumns() throws {

@@ -54,9 +54,9 @@ public enum MPIJob {
     }
 
     /// `mla-tp args…` as a plain process (MPI singleton).
-    public static func single(_ args: [String], timeout: Double = 60) -> Result {
+    public static func single(_ args: [String], timeout: Double = 60, environment: [String: String] = [:]) -> Result {
         guard binary.problem == nil, let launcher else { return noBinary }
-        return launcher.single(args, timeout: Int(timeout.rounded(.up)))
+        return launcher.single(args, timeout: Int(timeout.rounded(.up)), environment: environment)
     }
 
     /// A launch script (e.g. `launch/two-hosts`) with its arguments. Past `timeout` it gets
