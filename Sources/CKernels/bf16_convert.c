@@ -29,6 +29,14 @@ static void round_f32_scalar(const float *src, float *dst, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] = bits_float((uint32_t)round_one(src[i]) << 16);
 }
 
+static void chain_sum_scalar(const uint16_t *const *parts, size_t count, float *out, size_t from, size_t n) {
+    for (size_t i = from; i < n; i++) {
+        float s = bits_float((uint32_t)parts[0][i] << 16);
+        for (size_t r = 1; r < count; r++) s = bits_float((uint32_t)round_one(s + bits_float((uint32_t)parts[r][i] << 16)) << 16);
+        out[i] = s;
+    }
+}
+
 // ---- AVX2: eight lanes
 
 __attribute__((target("avx2,fma")))
@@ -69,6 +77,23 @@ static void round_f32_avx2(const float *src, float *dst, size_t n) {
     for (; i + 8 <= n; i += 8)
         _mm256_storeu_ps(dst + i, _mm256_castsi256_ps(_mm256_slli_epi32(round8(_mm256_loadu_ps(src + i)), 16)));
     round_f32_scalar(src + i, dst + i, n - i);
+}
+
+__attribute__((target("avx2,fma")))
+static inline __m256 load_bf16x8(const uint16_t *p) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
+}
+
+__attribute__((target("avx2,fma")))
+static void chain_sum_avx2(const uint16_t *const *parts, size_t count, float *out, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 s = load_bf16x8(parts[0] + i);
+        for (size_t r = 1; r < count; r++)
+            s = _mm256_castsi256_ps(_mm256_slli_epi32(round8(_mm256_add_ps(s, load_bf16x8(parts[r] + i))), 16));
+        _mm256_storeu_ps(out + i, s);
+    }
+    chain_sum_scalar(parts, count, out, i, n);
 }
 
 // ---- AVX-512: sixteen lanes, masked tails
@@ -120,6 +145,21 @@ AVX512 static void round_f32_avx512(const float *src, float *dst, size_t n) {
     }
 }
 
+AVX512 static inline __m512 load_bf16x16(const uint16_t *p) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
+}
+
+AVX512 static void chain_sum_avx512(const uint16_t *const *parts, size_t count, float *out, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 s = load_bf16x16(parts[0] + i);
+        for (size_t r = 1; r < count; r++)
+            s = _mm512_castsi512_ps(_mm512_slli_epi32(round16(_mm512_add_ps(s, load_bf16x16(parts[r] + i))), 16));
+        _mm512_storeu_ps(out + i, s);
+    }
+    chain_sum_scalar(parts, count, out, i, n);
+}
+
 // ---- dispatch
 
 void mlatp_bf16_round(const float *src, uint16_t *dst, size_t n, int isa) {
@@ -127,6 +167,15 @@ void mlatp_bf16_round(const float *src, uint16_t *dst, size_t n, int isa) {
     case MLATP_ISA_AVX512: round_avx512(src, dst, n); break;
     case MLATP_ISA_AVX2: round_avx2(src, dst, n); break;
     default: round_scalar(src, dst, n);
+    }
+}
+
+void mlatp_bf16_chain_sum(const uint16_t *const *parts, size_t count, float *out, size_t n, int isa) {
+    if (count == 0) return;
+    switch (mlatp_isa_resolve(isa)) {
+    case MLATP_ISA_AVX512: chain_sum_avx512(parts, count, out, n); break;
+    case MLATP_ISA_AVX2: chain_sum_avx2(parts, count, out, n); break;
+    default: chain_sum_scalar(parts, count, out, 0, n);
     }
 }
 

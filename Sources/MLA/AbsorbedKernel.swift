@@ -22,10 +22,16 @@ struct AbsorbedKernel {
     let scale: Float
     /// Columns of `q` per head: nope + rope, plus a packed gate's columns after them.
     var qStride: Int
+    /// What the absorbed queries, the probabilities and `softmax · latent` are stored in. In bf16,
+    /// as a bf16 engine's MLA decode kernel (FlashMLA): q̃ is a bf16 GEMM output, scores, scale and
+    /// softmax stay f32, the probabilities are rounded for the product with the latent, whose
+    /// f32 result is rounded once (after the log-sum-exp merge, under DCP).
+    let precision: Precision
 
-    init(heads: Int, nope: Int, rope: Int, vDim: Int, lora: Int, scale: Float, qStride: Int? = nil) {
+    init(heads: Int, nope: Int, rope: Int, vDim: Int, lora: Int, scale: Float, qStride: Int? = nil, precision: Precision = .f32) {
         (self.heads, self.nope, self.rope, self.vDim, self.lora, self.scale) = (heads, nope, rope, vDim, lora, scale)
         self.qStride = qStride ?? nope + rope
+        self.precision = precision
     }
 
     /// Rows (heads × queries) stacked into one score GEMM. A decode step (nq = 1) stacks up to
@@ -54,41 +60,49 @@ struct AbsorbedKernel {
     }
 
     /// Query i of `nq` sits at key index `nk − nq + i`. `cache` holds `[nk, lora + rope]` rows;
-    /// `kvB` is the rank's `[H/tp·(nope+v), lora]` slice of kv_b_proj.
+    /// `kvB` is the rank's `[H/tp·(nope+v), lora]` slice of kv_b_proj, in its precision. Returns the
+    /// kernel that ran W_UK and W_UV.
     ///
     /// Heads are taken in groups of `g = groupHeads(nq:)`: each head's `[q̃_h | q_rope_h]` is
     /// written into row block h of one `[g·nq, kv_lora+rope]` matrix, so that the latent and rope
     /// scores of the whole group are one GEMM against the cache rows as they are stored, and
     /// `P·latent` another; only W_UK and W_UV, which differ per head, stay per head.
-    func run(q: UnsafePointer<Float>, ldq: Int, cache: UnsafePointer<Float>, kvB: UnsafePointer<Float>,
-             out: UnsafeMutablePointer<Float>, ldo: Int, nq: Int, nk: Int, work: UnsafeMutablePointer<Float>) {
-        guard nq > 0 else { return }
+    @discardableResult
+    func run(q: UnsafePointer<Float>, ldq: Int, cache: UnsafePointer<Float>, kvB: GemmSource,
+             out: UnsafeMutablePointer<Float>, ldo: Int, nq: Int, nk: Int, work: UnsafeMutablePointer<Float>) -> GemmKernel {
+        guard nq > 0 else { return .empty }
         let g = groupHeads(nq: nq)
+        var kernel = GemmKernel.empty
         for h0 in stride(from: 0, to: heads, by: g) {
             let gh = min(g, heads - h0), rows = gh * nq
             let qs = work, s = qs + rows * width, ol = s + rows * nk                  // [rows, width], [rows, nk], [rows, lora]
             absorb(q: q, ldq: ldq, kvB: kvB, heads: h0 ..< h0 + gh, nq: nq, into: qs)
             attend(qs, rows: rows, cache: cache, nk: nk, visible: { nk - nq + $0 % nq + 1 }, scores: s, into: ol, lse: nil)
-            expand(ol, kvB: kvB, heads: h0 ..< h0 + gh, nq: nq, out: out, ldo: ldo)
+            Kernels.round(ol, rows: rows, cols: lora, ld: lora, to: precision)
+            kernel = expand(ol, kvB: kvB, heads: h0 ..< h0 + gh, nq: nq, out: out, ldo: ldo)
         }
+        return kernel
     }
 
     /// `[q̃_h | q_rope_h]` for each head of `heads` (the rank's local indices) and `nq` queries, as
-    /// row blocks of `dst` `[heads.count · nq, width]` (head-major).
-    func absorb(q: UnsafePointer<Float>, ldq: Int, kvB: UnsafePointer<Float>, heads: Range<Int>, nq: Int,
+    /// row blocks of `dst` `[heads.count · nq, width]` (head-major), q̃ stored in `precision`.
+    func absorb(q: UnsafePointer<Float>, ldq: Int, kvB: GemmSource, heads: Range<Int>, nq: Int,
                 into dst: UnsafeMutablePointer<Float>) {
         let headRows = nope + vDim
         for (j, h) in heads.enumerated() {
-            let qh = q + h * qStride, wuk = kvB + h * headRows * lora, qj = dst + j * nq * width
-            Gemm.run(m: nq, n: lora, k: nope, a: qh, lda: ldq, b: wuk, ldb: lora, c: qj, ldc: width)   // q̃_h [nq, lora]
+            let qh = q + h * qStride, wuk = kvB.advanced(by: h * headRows * lora), qj = dst + j * nq * width
+            Gemm.run(m: nq, n: lora, k: nope, a: .f32(qh), lda: ldq, b: wuk, ldb: lora, c: .f32(qj), ldc: width,
+                     route: .openBLASForF32)                                                         // q̃_h [nq, lora]
+            Kernels.round(qj, rows: nq, cols: lora, ld: width, to: precision)
             for i in 0..<nq { (qj + i * width + lora).update(from: qh + i * ldq + nope, count: rope) }  // q_rope_h [nq, rope]
         }
     }
 
     /// Softmax attention of `rows` stacked query rows over `nk` cache rows: row r sees the first
     /// `visible(r)` keys (0 allowed: its output is 0 and its log-sum-exp −∞). Writes
-    /// `softmax · latent` `[rows, lora]` into `ol` and, when asked, each row's log-sum-exp of its
-    /// scaled scores into `lse`. `scores` holds `rows · nk` floats.
+    /// `softmax · latent` `[rows, lora]` (as accumulated, f32) into `ol` and, when asked, each row's
+    /// log-sum-exp of its scaled scores into `lse`. The probabilities are stored in `precision`
+    /// before the product. `scores` holds `rows · nk` floats.
     func attend(_ qs: UnsafePointer<Float>, rows: Int, cache: UnsafePointer<Float>, nk: Int, visible: (Int) -> Int,
                 scores s: UnsafeMutablePointer<Float>, into ol: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>?) {
         guard rows > 0 else { return }
@@ -100,7 +114,7 @@ struct AbsorbedKernel {
         Gemm.run(transB: true, m: rows, n: nk, k: width, alpha: scale, a: qs, lda: width, b: cache, ldb: width, c: s, ldc: nk)
         for r in 0..<rows {
             let row = s + r * nk, seen = min(visible(r), nk)
-            let l = Kernels.softmax(row, count: seen)
+            let l = Kernels.softmax(row, count: seen, storing: precision)
             for j in seen..<nk { row[j] = 0 }
             lse?[r] = l
         }
@@ -108,14 +122,17 @@ struct AbsorbedKernel {
     }
 
     /// `O_h = ol_h · W_UV_hᵀ` `[nq, v]` into head h's columns of `out`, for each head of `heads`
-    /// (row blocks of `ol`, head-major as `absorb` wrote them).
-    func expand(_ ol: UnsafePointer<Float>, kvB: UnsafePointer<Float>, heads: Range<Int>, nq: Int,
-                out: UnsafeMutablePointer<Float>, ldo: Int) {
+    /// (row blocks of `ol`, head-major as `absorb` wrote them). Returns the kernel that ran.
+    @discardableResult
+    func expand(_ ol: UnsafePointer<Float>, kvB: GemmSource, heads: Range<Int>, nq: Int,
+                out: UnsafeMutablePointer<Float>, ldo: Int) -> GemmKernel {
         let headRows = nope + vDim
+        var kernel = GemmKernel.empty
         for (j, h) in heads.enumerated() {
-            let wuv = kvB + h * headRows * lora + nope * lora
-            Gemm.run(transB: true, m: nq, n: vDim, k: lora, a: ol + j * nq * lora, lda: lora, b: wuv, ldb: lora,
-                     c: out + h * vDim, ldc: ldo)
+            let wuv = kvB.advanced(by: h * headRows * lora + nope * lora)
+            kernel = Gemm.run(transB: true, m: nq, n: vDim, k: lora, a: .f32(ol + j * nq * lora), lda: lora, b: wuv, ldb: lora,
+                              c: .f32(out + h * vDim), ldc: ldo, route: .openBLASForF32)
         }
+        return kernel
     }
 }

@@ -15,7 +15,9 @@ struct AttentionKernel {
     let nope: Int
     let rope: Int
     let vDim: Int
-    let scale: Float
+    /// The softmax scale and how scores and probabilities are stored (f32, or bf16 as HF's bf16
+    /// eager attention: scores rounded, scaled, rounded; probabilities rounded).
+    let scaling: SoftmaxScaling
     /// Columns of `q` per head: nope + rope, plus a packed gate's columns after them.
     let qStride: Int
     static let blockRows = 64
@@ -63,12 +65,12 @@ struct AttentionKernel {
     }
     let scratch = Scratch()
 
-    init(heads: Int, nope: Int, rope: Int, vDim: Int, scale: Float, qStride: Int? = nil) {
+    init(heads: Int, nope: Int, rope: Int, vDim: Int, scaling: SoftmaxScaling, qStride: Int? = nil) {
         self.heads = heads
         self.nope = nope
         self.rope = rope
         self.vDim = vDim
-        self.scale = scale
+        self.scaling = scaling
         self.qStride = qStride ?? nope + rope
     }
 
@@ -76,7 +78,7 @@ struct AttentionKernel {
     func run(_ o: Operands, scores: UnsafeMutablePointer<Float>) {
         guard o.nq > 0 else { return }
         let dq = nope + rope
-        let gather = o.nq >= AttentionKernel.gatherKeysFromQueries
+        let gather = o.nq >= AttentionKernel.gatherKeysFromQueries, alpha = scaling.gemmAlpha
         let keys = gather ? scratch.keys(count: o.nk * dq) : scores
         for h in 0..<heads {
             if gather {
@@ -95,20 +97,20 @@ struct AttentionKernel {
                 let qRow = o.q + i0 * o.ldq + h * qStride
                 if gather {
                     // S = scale · [q_nope | q_rope] · [k_nope | k_rope]ᵀ   [rows, keys], one GEMM of depth dq
-                    Gemm.run(transB: true, m: rows, n: keyCount, k: dq, alpha: scale, a: qRow, lda: o.ldq,
+                    Gemm.run(transB: true, m: rows, n: keyCount, k: dq, alpha: alpha, a: qRow, lda: o.ldq,
                              b: keys, ldb: dq, beta: 0, c: scores, ldc: keyCount)
                 } else {
                     // S = scale · q_nope · k_nopeᵀ, then += scale · q_rope · k_ropeᵀ   [rows, keys]
-                    Gemm.run(transB: true, m: rows, n: keyCount, k: nope, alpha: scale, a: qRow, lda: o.ldq,
+                    Gemm.run(transB: true, m: rows, n: keyCount, k: nope, alpha: alpha, a: qRow, lda: o.ldq,
                              b: o.kNope + h * o.headStrideK, ldb: o.ldk, beta: 0, c: scores, ldc: keyCount)
-                    Gemm.run(transB: true, m: rows, n: keyCount, k: rope, alpha: scale, a: qRow + nope, lda: o.ldq,
+                    Gemm.run(transB: true, m: rows, n: keyCount, k: rope, alpha: alpha, a: qRow + nope, lda: o.ldq,
                              b: o.kRope, ldb: o.ldkr, beta: 1, c: scores, ldc: keyCount)
                 }
                 // Causal mask inside the block, then softmax over the visible keys.
                 for r in 0..<rows {
                     let row = scores + r * keyCount
                     let visible = first + r + 1
-                    Kernels.softmax(row, count: visible)
+                    scaling.softmax(row, count: visible)
                     if visible < keyCount { (row + visible).update(repeating: 0, count: keyCount - visible) }
                 }
                 // O = P · v   [rows, vDim] into this head's columns of out.

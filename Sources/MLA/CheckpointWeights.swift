@@ -10,7 +10,9 @@ import TensorParallel
 /// shrinks meanwhile is an input error naming it, not a SIGBUS.
 ///
 /// F32, F16 and BF16 convert to f32; F8_E4M3 with a `…weight_scale_inv` companion is
-/// dequantized block by block (DeepSeek-V3's released format), only for the rank's block.
+/// dequantized block by block (DeepSeek-V3's released format), only for the rank's block. For a
+/// model held in bf16 (`bf16Block`) a BF16 tensor's block is copied as stored, never widened; any
+/// other dtype is read as f32 (FP8 dequantized) and rounded to bf16 a bounded block of rows at a time.
 public final class CheckpointWeights: WeightSource {
     public let index: CheckpointIndex
     /// FP8 block size from `quantization_config.weight_block_size` (128 when absent).
@@ -29,12 +31,31 @@ public final class CheckpointWeights: WeightSource {
         guard info.shape == shape.dims else {
             throw CheckpointError.wrongShape(tensor: name, file: file.path, expected: shape.dims, found: info.shape)
         }
-        return try Matrix(rows: rows.count, cols: cols.count) { out in
-            if info.dtype == .F8_E4M3 {
-                try index.readDequantizedFP8(name, rows: rows, columns: cols, blockSize: fp8BlockSize, into: out)
-            } else {
-                try file.readFloats(name, rows: rows, columns: cols, into: out)
+        return try Matrix(rows: rows.count, cols: cols.count) { try readFloats(name, file, info, rows: rows, cols: cols, into: $0) }
+    }
+
+    /// A block as f32: converted, or dequantized from FP8 with its block scales.
+    private func readFloats(_ name: String, _ file: SafeTensorsFile, _ info: TensorInfo, rows: Range<Int>, cols: Range<Int>,
+                            into out: UnsafeMutableBufferPointer<Float>) throws {
+        if info.dtype == .F8_E4M3 {
+            try index.readDequantizedFP8(name, rows: rows, columns: cols, blockSize: fp8BlockSize, into: out)
+        } else {
+            try file.readFloats(name, rows: rows, columns: cols, into: out)
+        }
+    }
+
+    public func bf16Block(_ name: String, shape: Shape, rows: Range<Int>, cols: Range<Int>, initializer: Initializer) throws -> BF16Matrix {
+        let (file, info) = try index.locate(name)
+        guard info.shape == shape.dims else {
+            throw CheckpointError.wrongShape(tensor: name, file: file.path, expected: shape.dims, found: info.shape)
+        }
+        if info.dtype == .BF16 {
+            return try BF16Matrix(rows: rows.count, cols: cols.count) { out in
+                try out.withMemoryRebound(to: UInt16.self) { try file.readBF16Bits(name, rows: rows, columns: cols, into: $0) }
             }
+        }
+        return try BF16Matrix(rows: rows.count, cols: cols.count) { local, scratch in
+            try readFloats(name, file, info, rows: rows.lowerBound + local.lowerBound ..< rows.lowerBound + local.upperBound, cols: cols, into: scratch)
         }
     }
 

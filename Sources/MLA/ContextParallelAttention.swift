@@ -52,10 +52,10 @@ extension MLAAttention {
         defer { w.exchange = x }
 
         // 1–2. absorbed queries, gathered: block k holds rank k's heads, [sequence][head][query].
-        w.q.storage.withUnsafeBufferPointer { q in kvB.weight.storage.withUnsafeBufferPointer { wb in
+        w.q.storage.withUnsafeBufferPointer { q in kvB.weight.withGemmSource { wb in
             x.q.withUnsafeMutableBufferPointer { dst in
                 for (b, n) in counts.enumerated() where n > 0 {
-                    absorbed.absorb(q: q.baseAddress! + rows[b] * ldq, ldq: ldq, kvB: wb.baseAddress!, heads: 0..<hl, nq: n,
+                    absorbed.absorb(q: q.baseAddress! + rows[b] * ldq, ldq: ldq, kvB: wb, heads: 0..<hl, nq: n,
                                     into: dst.baseAddress! + hl * starts[b] * width)
                 }
             }
@@ -107,14 +107,20 @@ extension MLAAttention {
                 try dcp.reduceScatter(UnsafeBufferPointer(rebasing: o[0 ..< C * own * lora]), into: UnsafeMutableBufferPointer(rebasing: mine[0 ..< own * lora]))
             } }
         }
-        x.own.withUnsafeBufferPointer { ol in kvB.weight.storage.withUnsafeBufferPointer { wb in
+        // The merged softmax · latent stored once in the layer's precision (the partials and their
+        // log-sum-exp merge stay f32, as a split-KV decode kernel's combine step keeps them).
+        if own > 0 { x.own.withUnsafeMutableBufferPointer { Kernels.round($0.baseAddress!, rows: own, cols: lora, ld: lora, to: precision) } }
+        let kernel = x.own.withUnsafeBufferPointer { ol in kvB.weight.withGemmSource { wb in
             w.attn.storage.withUnsafeMutableBufferPointer { attn in
+                var k = GemmKernel.empty
                 for (b, n) in counts.enumerated() where n > 0 {
-                    absorbed.expand(ol.baseAddress! + hl * starts[b] * lora, kvB: wb.baseAddress!, heads: 0..<hl, nq: n,
-                                    out: attn.baseAddress! + rows[b] * ldo, ldo: ldo)
+                    k = absorbed.expand(ol.baseAddress! + hl * starts[b] * lora, kvB: wb, heads: 0..<hl, nq: n,
+                                        out: attn.baseAddress! + rows[b] * ldo, ldo: ldo)
                 }
+                return k
             }
         } }
+        counters.record(kernel, for: kvB.name)
     }
 
     /// Runs one of the exchanges and records it as the `dcp` stage.

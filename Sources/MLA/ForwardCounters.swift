@@ -39,6 +39,18 @@ public struct StageSegment: Codable, Sendable, Equatable {
     public var seconds: Double { end - start }
 }
 
+/// Which kernel ran one projection's product ("which kernel ran", in run and bench reports).
+public struct ProjectionKernel: Codable, Sendable, Equatable {
+    /// The projection's HF name within the layer, e.g. `q_a_proj`.
+    public var projection: String
+    /// `GemmKernel`'s description, e.g. `oneDNN matmul brg:avx512_core_bf16` or the fallback.
+    public var kernel: String
+    public init(projection: String, kernel: String) {
+        self.projection = projection
+        self.kernel = kernel
+    }
+}
+
 /// What the last forward issued and how long each stage took, for reports and for checking
 /// the plan's arithmetic.
 public struct ForwardCounters: Equatable, Sendable {
@@ -50,7 +62,18 @@ public struct ForwardCounters: Equatable, Sendable {
     public var seconds: Double = 0
     /// Each stage as it ran, in order (a serving pass holds every step's stages).
     public var segments: [StageSegment] = []
+    /// The kernel each projection ran on, first seen first (a serving pass can list a projection
+    /// twice: its prefill and its decode products take different kernels).
+    public var kernels: [ProjectionKernel] = []
     public var totalFlops: Int { projectionFlops + attentionFlops }
+
+    /// Records that `projection` (a layer's HF name; its last component is kept) ran on `kernel`.
+    public mutating func record(_ kernel: GemmKernel, for projection: String) {
+        guard kernel != .empty else { return }
+        let entry = ProjectionKernel(projection: String(projection.split(separator: ".").last ?? Substring(projection)),
+                                     kernel: kernel.description)
+        if !kernels.contains(entry) { kernels.append(entry) }
+    }
 
     public init() {}
 
@@ -68,6 +91,7 @@ public struct ForwardCounters: Equatable, Sendable {
         attentionFlops += other.attentionFlops
         seconds += other.seconds
         segments += other.segments
+        for k in other.kernels where !kernels.contains(k) { kernels.append(k) }
     }
 }
 
@@ -104,7 +128,8 @@ extension MLAAttention {
             throw ShapeError(op: "MLA output", out.shape, Shape(T, config.hiddenSize))
         }
         let attn = workspace.attn                                          // [T, H/tp·v]
-        try timed(.oProj) { try oProj.partial(attn, into: &out) }          // [T, hidden] partial
+        let kernel = try timed(.oProj) { try oProj.partial(attn, into: &out) }   // [T, hidden] partial, f32
+        counters.record(kernel, for: oProj.name)
         try countProjection(T, oProj.weight)
         let mark = collectives.segments.count
         try oProj.reduce(&out, collectives: collectives)                  // Σ over ranks, + bias once

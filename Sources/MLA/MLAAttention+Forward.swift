@@ -47,8 +47,14 @@ extension MLAAttention {
     /// step, after a serving pass): what a per-head diagnosis compares.
     public var gatedAttention: Matrix { workspace.attn }
 
-    /// o_proj's bias (added once, after the reduce), if any.
-    public var outputBias: [Float]? { oProj.bias }
+    /// o_proj's bias (added once, after the reduce), if any, as f32 values.
+    public var outputBias: [Float]? { oProj.bias?.widened() }
+
+    /// Turns the sum of every rank's `forwardPartial` into the layer's output: o_proj's bias added
+    /// once and the result stored in the layer's precision (what `forward` does after its allreduce).
+    public func finishOutput(_ sum: inout Matrix) throws {
+        try oProj.finish(&sum)
+    }
 
     func checkInput(_ x: Matrix, batch: Batch) throws {
         guard x.cols == config.hiddenSize else {
@@ -78,12 +84,12 @@ extension MLAAttention {
             switch qPath {
             case let .lora(qA, norm, qB):
                 w.qa.reshapeDiscarding(rows: T, cols: qA.localOut)               // [T, q_lora]
-                try qA.forward(x, into: &w.qa)
-                try w.qa.rmsNormRows(weight: norm, eps: c.rmsNormEps)
-                try qB.forward(w.qa, into: &w.q)                                     // [T, H/tp·dq]
+                counters.record(try qA.forward(x, into: &w.qa), for: qA.name)
+                try w.qa.rmsNormRows(weight: norm, eps: c.rmsNormEps, storing: precision)
+                counters.record(try qB.forward(w.qa, into: &w.q), for: qB.name)     // [T, H/tp·dq]
                 try countProjection(T, qA.weight); try countProjection(T, qB.weight)
             case let .direct(qProj):
-                try qProj.forward(x, into: &w.q)                                     // [T, H/tp·dq]
+                counters.record(try qProj.forward(x, into: &w.q), for: qProj.name)  // [T, H/tp·dq]
                 try countProjection(T, qProj.weight)
             }
         }
@@ -92,7 +98,7 @@ extension MLAAttention {
         // kv path: [T, hidden] → latent [T, kv_lora] | k_rope [T, rope] → [T, H/tp·(nope+v)]
         try timed(.kv) {
             w.kva.reshapeDiscarding(rows: T, cols: kvAWidth)
-            try kvA.forward(x, into: &w.kva)
+            counters.record(try kvA.forward(x, into: &w.kva), for: kvA.name)
             try countProjection(T, kvA.weight)
             normalizeLatent(&w, tokens: T)
             if expandKV {
@@ -107,6 +113,7 @@ extension MLAAttention {
             applyRope(&w, positions: positions)
             w.attn.reshapeDiscarding(rows: T, cols: hl * c.vHeadDim)
             try attend(&w)
+            w.attn.round(to: precision)                                          // the attention output, stored
         }
         try guardStage(.attention, w.attn)
 

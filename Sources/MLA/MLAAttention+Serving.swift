@@ -60,18 +60,19 @@ extension MLAAttention {
             if n == 1 && decode == .absorbed {
                 let need = absorbed.workspaceCount(nq: n, nk: nk)
                 if w.scores.count < need { w.scores = [Float](repeating: 0, count: need) }
-                cache.withRows(slot: slot) { rows in
+                let kernel = cache.withRows(slot: slot) { rows in
                     w.q.storage.withUnsafeBufferPointer { q in
-                        kvB.weight.storage.withUnsafeBufferPointer { wb in
+                        kvB.weight.withGemmSource { wb in
                             w.attn.storage.withUnsafeMutableBufferPointer { attn in
                                 w.scores.withUnsafeMutableBufferPointer { work in
-                                    absorbed.run(q: q.baseAddress! + row * ldq, ldq: ldq, cache: rows, kvB: wb.baseAddress!,
+                                    absorbed.run(q: q.baseAddress! + row * ldq, ldq: ldq, cache: rows, kvB: wb,
                                                  out: attn.baseAddress! + row * ldo, ldo: ldo, nq: n, nk: nk, work: work.baseAddress!)
                                 }
                             }
                         }
                     }
                 }
+                counters.record(kernel, for: kvB.name)
                 counters.attentionFlops += try absorbed.flops(nq: n, nk: nk)
             } else {
                 try attendExpanded(&w, keys: cache.slots[slot], keyRows: 0..<nk, queryRow: row, queries: n)

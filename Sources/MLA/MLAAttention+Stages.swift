@@ -3,53 +3,58 @@ import TensorParallel
 
 /// The stages of the forward, each on raw views of the workspace.
 extension MLAAttention {
-    func countProjection(_ tokens: Int, _ weight: Matrix) throws {
+    func countProjection(_ tokens: Int, _ weight: AnyMatrix) throws {
         counters.projectionFlops += try Gemm.flops(m: tokens, n: weight.rows, k: weight.cols)
     }
 
     /// RMSNorm on the latent columns of each `kva` row, in place (k_rope is left alone).
     func normalizeLatent(_ w: inout Workspace, tokens T: Int) {
-        let lora = config.kvLoraRank, width = w.kva.cols, eps = config.rmsNormEps
+        let lora = config.kvLoraRank, width = w.kva.cols, eps = config.rmsNormEps, p = precision
         w.kva.storage.withUnsafeMutableBufferPointer { kva in
-            kvANorm.withUnsafeBufferPointer { norm in
-                for t in 0..<T { Kernels.rmsNorm(kva.baseAddress! + t * width, count: lora, weight: norm.baseAddress!, eps: eps) }
+            kvANorm.withFloats { norm in
+                for t in 0..<T { Kernels.rmsNorm(kva.baseAddress! + t * width, count: lora, weight: norm.baseAddress!, eps: eps, storing: p) }
             }
         }
     }
 
     /// `kv[rows] = latent[rows] · kv_b_projᵀ` → `[n, H/tp·(nope+v)]`, reading the latent columns
-    /// of `kva` (`[·, kv_lora+rope]`) as a strided view (no copy). `kv` must hold `rows.count` rows.
+    /// of `kva` (`[·, kv_lora+rope]`) as a strided view (no copy), stored in the layer's precision.
+    /// `kv` must hold `rows.count` rows. Its row count changes with every chunk and cache, so f32
+    /// stays on OpenBLAS (`.openBLASForF32`: no oneDNN primitive per shape).
     func expandLatent(_ kva: Matrix, rows: Range<Int>, into kv: inout Matrix) throws {
         let lora = config.kvLoraRank, width = kva.cols, n = rows.count, out = kvB.weight.rows
         guard n > 0 else { return }
-        kva.storage.withUnsafeBufferPointer { src in
-            kvB.weight.storage.withUnsafeBufferPointer { wb in
+        let kernel = kva.storage.withUnsafeBufferPointer { src in
+            kvB.weight.withGemmSource { wb in
                 kv.storage.withUnsafeMutableBufferPointer { dst in
-                    Gemm.run(transB: true, m: n, n: out, k: lora, a: src.baseAddress! + rows.lowerBound * width, lda: width,
-                             b: wb.baseAddress!, ldb: lora, c: dst.baseAddress!, ldc: out)
+                    Gemm.run(transB: true, m: n, n: out, k: lora, a: .f32(src.baseAddress! + rows.lowerBound * width), lda: width,
+                             b: wb, ldb: lora, c: .f32(dst.baseAddress!), ldc: out, route: .openBLASForF32)
                 }
             }
         }
+        kv.round(to: precision)
+        counters.record(kernel, for: kvB.name)
         try countProjection(n, kvB.weight)
     }
 
     func applyRope(_ w: inout Workspace, positions: [Int]) {
         guard !positions.isEmpty else { return }
-        let (cosT, sinT) = rope.tables(positions: positions)
+        let (cosT, sinT) = rope.tables(positions: positions, storing: precision)
         let half = rope.dim / 2, dq = qStride, nope = config.qkNopeHeadDim
-        let qWidth = w.q.cols, kvaWidth = w.kva.cols, lora = config.kvLoraRank
+        let qWidth = w.q.cols, kvaWidth = w.kva.cols, lora = config.kvLoraRank, p = precision
         cosT.withUnsafeBufferPointer { cp in
             sinT.withUnsafeBufferPointer { sp in
                 w.q.storage.withUnsafeMutableBufferPointer { q in
                     for t in 0..<positions.count {
                         for h in 0..<localHeads {
-                            rope.apply(q.baseAddress! + t * qWidth + h * dq + nope, cos: cp.baseAddress! + t * half, sin: sp.baseAddress! + t * half)
+                            rope.apply(q.baseAddress! + t * qWidth + h * dq + nope, cos: cp.baseAddress! + t * half, sin: sp.baseAddress! + t * half,
+                                       storing: p)
                         }
                     }
                 }
                 w.kva.storage.withUnsafeMutableBufferPointer { kva in
                     for t in 0..<positions.count {
-                        rope.apply(kva.baseAddress! + t * kvaWidth + lora, cos: cp.baseAddress! + t * half, sin: sp.baseAddress! + t * half)
+                        rope.apply(kva.baseAddress! + t * kvaWidth + lora, cos: cp.baseAddress! + t * half, sin: sp.baseAddress! + t * half, storing: p)
                     }
                 }
             }
@@ -95,11 +100,11 @@ extension MLAAttention {
         switch gate {
         case let .column(g):
             w.gate.reshapeDiscarding(rows: T, cols: g.localOut)                // [T, H/tp·w]
-            try g.forward(x, into: &w.gate)
+            counters.record(try g.forward(x, into: &w.gate), for: g.name)
             try countProjection(T, g.weight)
         case let .replicated(g):
             w.gate.reshapeDiscarding(rows: T, cols: g.localOut)                // [T, H·w]
-            try g.forward(x, into: &w.gate)
+            counters.record(try g.forward(x, into: &w.gate), for: g.name)
             try countProjection(T, g.weight)
             if gateLayout == .replicated && shard.size > 1 {
                 throw GateMismatchError(tokens: T, heads: config.numAttentionHeads, vHeadDim: config.vHeadDim,
@@ -112,32 +117,33 @@ extension MLAAttention {
         }
         let source = gate.isPacked ? w.q : w.gate
         try guardStage(.gate, source)
-        let ld = source.cols, width = w.attn.cols, activation = gateActivation, heads = localHeads, v = config.vHeadDim
+        let ld = source.cols, width = w.attn.cols, activation = gateActivation, heads = localHeads, v = config.vHeadDim, p = precision
         source.storage.withUnsafeBufferPointer { g in
             w.attn.storage.withUnsafeMutableBufferPointer { a in
                 MLAAttention.gateMultiply(attn: a.baseAddress!, ldAttn: width, gate: g.baseAddress! + offset, ldGate: ld, rows: T,
-                                          heads: heads, v: v, perHead: gw, headStride: stride, activation: activation)
+                                          heads: heads, v: v, perHead: gw, headStride: stride, activation: activation, storing: p)
             }
         }
     }
 
     /// The gate pass over strided rows: for each head h, `attn[t, h·v + j] *= act(gate[t, h·stride + j])`
-    /// (element-wise, `perHead` = v) or `*= act(gate[t, h·stride])` for all j (head-wise, `perHead` = 1).
-    static func gateMultiply(attn: UnsafeMutablePointer<Float>, ldAttn: Int, gate: UnsafePointer<Float>, ldGate: Int,
-                             rows: Int, heads: Int, v: Int, perHead: Int, headStride: Int, activation: GateActivation) {
+    /// (element-wise, `perHead` = v) or `*= act(gate[t, h·stride])` for all j (head-wise, `perHead` = 1);
+    /// the activation and each product stored in `precision`.
+    static func gateMultiply(attn: UnsafeMutablePointer<Float>, ldAttn: Int, gate: UnsafePointer<Float>, ldGate: Int, rows: Int, heads: Int,
+                             v: Int, perHead: Int, headStride: Int, activation: GateActivation, storing precision: Precision) {
         // An element-wise gate stored contiguously is one pass over the row.
         let (runs, count, step) = perHead == v && headStride == v ? (1, heads * v, 0) : (heads, v, headStride)
         for t in 0..<rows {
             for h in 0..<runs {
                 let a = attn + t * ldAttn + h * v, g = gate + t * ldGate + h * step
                 if perHead == 1 && v > 1 {
-                    Kernels.scale(a, by: activation.apply(g[0]), count: count)
+                    Kernels.scale(a, by: activation.apply(g[0], storing: precision), count: count, storing: precision)
                     continue
                 }
                 switch activation {
-                case .sigmoid: Kernels.multiplyBySigmoid(a, gate: g, count: count)
-                case .scaledSoftsign: Kernels.multiplyByScaledSoftsign(a, gate: g, count: count)
-                case .softplus: Kernels.multiplyBySoftplus(a, gate: g, count: count)
+                case .sigmoid: Kernels.multiplyBySigmoid(a, gate: g, count: count, storing: precision)
+                case .scaledSoftsign: Kernels.multiplyByScaledSoftsign(a, gate: g, count: count, storing: precision)
+                case .softplus: Kernels.multiplyBySoftplus(a, gate: g, count: count, storing: precision)
                 }
             }
         }
@@ -150,11 +156,15 @@ extension MLAAttention.Gate {
 
 extension GateActivation {
     /// The activation of one value.
-    public func apply(_ x: Float) -> Float {
+    public func apply(_ x: Float) -> Float { apply(x, storing: .f32) }
+
+    /// The activation of one value stored in `precision`: in bf16 as torch evaluates it on a bf16
+    /// tensor (scaled_softsign's `1 + |x|` rounded before the division, every result rounded).
+    public func apply(_ x: Float, storing p: Precision) -> Float {
         switch self {
-        case .sigmoid: return Activation.sigmoid(x)
-        case .scaledSoftsign: return Activation.scaledSoftsign(x)
-        case .softplus: return Activation.softplus(x)
+        case .sigmoid: return p.round(Activation.sigmoid(x))
+        case .scaledSoftsign: return p.round(2 * x / p.round(1 + abs(x)))
+        case .softplus: return p.round(Activation.softplus(x))
         }
     }
 }

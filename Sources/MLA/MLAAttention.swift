@@ -27,9 +27,12 @@ public final class MLAAttention {
     public let localHeads: Int
     /// Global index of this rank's first head.
     public var firstHead: Int { shard.rank * localHeads }
+    /// What the weights are stored in, and so what every stage stores its activations in: f32, or
+    /// bf16 as HF's bf16 forward rounds them (docs/precision.md). Kernels dispatch on it.
+    public let precision: Precision
 
     enum QPath {
-        case lora(qA: ReplicatedLinear, norm: [Float], qB: ColumnParallelLinear)
+        case lora(qA: ReplicatedLinear, norm: AnyVector, qB: ColumnParallelLinear)
         case direct(ColumnParallelLinear)
     }
     enum Gate {
@@ -41,7 +44,7 @@ public final class MLAAttention {
 
     let qPath: QPath
     let kvA: ReplicatedLinear
-    let kvANorm: [Float]
+    let kvANorm: AnyVector
     let kvB: ColumnParallelLinear
     let gate: Gate?
     let gateActivation: GateActivation
@@ -68,11 +71,15 @@ public final class MLAAttention {
     /// The cache of the last `serve` call, for reports (tokens each rank holds).
     public internal(set) var lastCache: KVCache?
 
-    /// Builds rank `shard.rank`'s part of layer `layer`, asking `source` only for its own blocks.
+    /// Builds rank `shard.rank`'s part of layer `layer`, asking `source` only for its own blocks,
+    /// with every weight stored in `precision` (bf16: a bf16 checkpoint's values as they are,
+    /// anything else rounded to nearest even once).
     public init(config: MLAConfig, layer: Int = 0, shard: Shard, gateLayout: GateLayout = .column,
-                source: WeightSource) throws {
+                source: WeightSource, precision: Precision = .f32) throws {
         try config.validate(tp: shard.size)
         self.config = config
+        self.precision = precision
+        let forwardOnly = WeightOrder.forwardOnly(precision)
         self.shard = shard
         self.gateLayout = gateLayout
         names = WeightNames(layer: layer)
@@ -93,26 +100,27 @@ public final class MLAAttention {
             : source
         if let qLora = config.qLoraRank {
             qPath = .lora(
-                qA: try ReplicatedLinear(name: names.qAProj, inFeatures: hidden, outFeatures: qLora,
-                                         bias: config.attentionBias, source: source, initializer: std(hidden), order: .inOut),
-                norm: try source.vector(names.qALayernorm, count: qLora, range: 0..<qLora, initializer: .nearOne(spread: 0.1)),
-                qB: try ColumnParallelLinear(name: names.qBProj, inFeatures: qLora, outFeatures: heads * qStride,
-                                             bias: false, shard: shard, source: qSource, initializer: std(qLora), order: .inOut))
+                qA: try ReplicatedLinear(name: names.qAProj, inFeatures: hidden, outFeatures: qLora, bias: config.attentionBias,
+                                         source: source, initializer: std(hidden), order: forwardOnly, storage: precision),
+                norm: AnyVector(try source.vector(names.qALayernorm, count: qLora, range: 0..<qLora, initializer: .nearOne(spread: 0.1)),
+                                storedAs: precision),
+                qB: try ColumnParallelLinear(name: names.qBProj, inFeatures: qLora, outFeatures: heads * qStride, bias: false, shard: shard,
+                                             source: qSource, initializer: std(qLora), order: forwardOnly, storage: precision))
         } else {
-            qPath = .direct(try ColumnParallelLinear(name: names.qProj, inFeatures: hidden, outFeatures: heads * qStride,
-                                                     bias: false, shard: shard, source: qSource, initializer: std(hidden), order: .inOut))
+            qPath = .direct(try ColumnParallelLinear(name: names.qProj, inFeatures: hidden, outFeatures: heads * qStride, bias: false,
+                                                     shard: shard, source: qSource, initializer: std(hidden), order: forwardOnly, storage: precision))
         }
         // kv_a is narrow (576 outputs): kept [out, in], a decode token's product streams it as dot
         // products, measured 1.3–1.6× faster than x·W over [in, 576]; its prefill GEMM, under 3%
         // of the layer's FLOPs, packs about 5% slower that way.
         let kvAWidth = config.kvLoraRank + config.qkRopeHeadDim
-        kvA = try ReplicatedLinear(name: names.kvAProj, inFeatures: hidden, outFeatures: kvAWidth,
-                                   bias: config.attentionBias, source: source, initializer: std(hidden), order: .outIn)
-        kvANorm = try source.vector(names.kvALayernorm, count: config.kvLoraRank, range: 0..<config.kvLoraRank,
-                                    initializer: .nearOne(spread: 0.1))
+        kvA = try ReplicatedLinear(name: names.kvAProj, inFeatures: hidden, outFeatures: kvAWidth, bias: config.attentionBias,
+                                   source: source, initializer: std(hidden), order: .outIn, storage: precision)
+        kvANorm = AnyVector(try source.vector(names.kvALayernorm, count: config.kvLoraRank, range: 0..<config.kvLoraRank,
+                                              initializer: .nearOne(spread: 0.1)), storedAs: precision)
         kvB = try ColumnParallelLinear(name: names.kvBProj, inFeatures: config.kvLoraRank,
-                                       outFeatures: heads * (config.qkNopeHeadDim + config.vHeadDim),
-                                       bias: false, shard: shard, source: source, initializer: std(config.kvLoraRank))
+                                       outFeatures: heads * (config.qkNopeHeadDim + config.vHeadDim), bias: false, shard: shard,
+                                       source: source, initializer: std(config.kvLoraRank), storage: precision)
         gateActivation = config.useGatedAttn ? try config.gateActivation() : .sigmoid
         let gateOut = heads * config.gateWidthPerHead
         if !config.useGatedAttn {
@@ -120,19 +128,20 @@ public final class MLAAttention {
         } else if packed {
             gate = .packed
         } else if gateLayout == .column {
-            gate = .column(try ColumnParallelLinear(name: names.gate, inFeatures: hidden, outFeatures: gateOut,
-                                                    bias: config.useBias, shard: shard, source: source, initializer: std(hidden), order: .inOut))
+            gate = .column(try ColumnParallelLinear(name: names.gate, inFeatures: hidden, outFeatures: gateOut, bias: config.useBias, shard: shard,
+                                                    source: source, initializer: std(hidden), order: forwardOnly, storage: precision))
         } else {
-            gate = .replicated(try ReplicatedLinear(name: names.gate, inFeatures: hidden, outFeatures: gateOut,
-                                                    bias: config.useBias, source: source, initializer: std(hidden), order: .inOut))
+            gate = .replicated(try ReplicatedLinear(name: names.gate, inFeatures: hidden, outFeatures: gateOut, bias: config.useBias,
+                                                    source: source, initializer: std(hidden), order: forwardOnly, storage: precision))
         }
-        oProj = try RowParallelLinear(name: names.oProj, inFeatures: config.attnOutWidth, outFeatures: hidden,
-                                      bias: config.oProjBias, shard: shard, source: source, initializer: std(config.attnOutWidth), order: .inOut)
+        oProj = try RowParallelLinear(name: names.oProj, inFeatures: config.attnOutWidth, outFeatures: hidden, bias: config.oProjBias, shard: shard,
+                                      source: source, initializer: std(config.attnOutWidth), order: forwardOnly, storage: precision)
         rope = Rope(config: config)
+        let scale = Rope.softmaxScale(config: config)
         kernel = AttentionKernel(heads: localHeads, nope: config.qkNopeHeadDim, rope: config.qkRopeHeadDim,
-                                 vDim: config.vHeadDim, scale: Rope.softmaxScale(config: config), qStride: qStride)
-        absorbed = AbsorbedKernel(heads: localHeads, nope: config.qkNopeHeadDim, rope: config.qkRopeHeadDim,
-                                  vDim: config.vHeadDim, lora: config.kvLoraRank, scale: Rope.softmaxScale(config: config), qStride: qStride)
+                                 vDim: config.vHeadDim, scaling: SoftmaxScaling(scale: scale, storing: precision), qStride: qStride)
+        absorbed = AbsorbedKernel(heads: localHeads, nope: config.qkNopeHeadDim, rope: config.qkRopeHeadDim, vDim: config.vHeadDim,
+                                  lora: config.kvLoraRank, scale: scale, qStride: qStride, precision: precision)
     }
 
     /// Every parallel layer this rank holds, in forward order (for the plan and memory report).
@@ -152,11 +161,11 @@ public final class MLAAttention {
         return list
     }
 
-    /// Bytes of every weight this rank holds (norm weights included).
+    /// Bytes of every weight this rank holds (norm weights included), in their precision.
     public var weightBytes: Int {
-        var norms = kvANorm.count
-        if case let .lora(_, norm, _) = qPath { norms += norm.count }
-        return layers.reduce(0) { $0 + $1.localBytes } + 4 * norms
+        var norms = kvANorm.bytes
+        if case let .lora(_, norm, _) = qPath { norms += norm.bytes }
+        return layers.reduce(0) { $0 + $1.localBytes } + norms
     }
 }
 
@@ -165,31 +174,33 @@ extension MLAAttention {
     /// in forward order. At tp = 1 this is the whole layer, as `init` writes it to a checkpoint.
     public var namedTensors: [(name: String, shape: [Int], values: [Float])] {
         var list: [(String, [Int], [Float])] = []
-        func add(_ name: String, _ weight: Matrix, _ bias: [Float]?) {
+        func add(_ name: String, _ stored: AnyMatrix, _ bias: AnyVector?) {
+            let weight = stored.widened()
             list.append((name + ".weight", [weight.rows, weight.cols], weight.storage))
-            if let bias { list.append((name + ".bias", [bias.count], bias)) }
+            if let bias { list.append((name + ".bias", [bias.count], bias.widened())) }
         }
         // A packed q projection is held per head [q_h | g_h]; it is written in the order the
         // config declares (gated_attn_packing), so that reading it back gives the same layer.
-        func stored(_ w: Matrix) -> Matrix {
-            guard gate?.isPacked == true, gateForm.packing == .concatenated else { return w }
+        func stored(_ held: AnyMatrix) -> AnyMatrix {
+            guard gate?.isPacked == true, gateForm.packing == .concatenated else { return held }
+            let w = held.widened()
             var out = Matrix(rows: w.rows, cols: w.cols)
             for r in 0..<w.rows {
                 let to = GateForm.storedRow(r, packing: .concatenated, heads: w.rows / qStride, dq: config.qkHeadDim, w: config.gateWidthPerHead)
                 out.storage.replaceSubrange(to * w.cols ..< (to + 1) * w.cols, with: w.storage[r * w.cols ..< (r + 1) * w.cols])
             }
-            return out
+            return .f32(out)
         }
         switch qPath {
         case let .lora(qA, norm, qB):
             add(qA.name, qA.weightOutIn, qA.bias)
-            list.append((names.qALayernorm, [norm.count], norm))
+            list.append((names.qALayernorm, [norm.count], norm.widened()))
             add(qB.name, stored(qB.weightOutIn), qB.bias)
         case let .direct(q):
             add(q.name, stored(q.weightOutIn), q.bias)
         }
         add(kvA.name, kvA.weightOutIn, kvA.bias)
-        list.append((names.kvALayernorm, [kvANorm.count], kvANorm))
+        list.append((names.kvALayernorm, [kvANorm.count], kvANorm.widened()))
         add(kvB.name, kvB.weight, kvB.bias)
         switch gate {
         case let .column(g): add(g.name, g.weightOutIn, g.bias)

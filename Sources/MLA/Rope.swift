@@ -1,4 +1,5 @@
 import Foundation
+import TensorCore
 
 /// Rotary position embedding for MLA's rope part, computed as HF transformers computes it:
 /// inverse frequencies in f32 (plain or YaRN), angles `position · inv_freq` in f32, and
@@ -73,6 +74,13 @@ public struct Rope: Sendable {
         return Float(scale)
     }
 
+    /// cos and sin tables for `positions`, stored in `precision` (HF computes them in f32 and casts
+    /// them to the activations' dtype: bf16 rounds every entry).
+    public func tables(positions: [Int], storing precision: Precision) -> (cos: [Float], sin: [Float]) {
+        let (c, s) = tables(positions: positions)
+        return (c.map(precision.round), s.map(precision.round))
+    }
+
     /// cos and sin tables for `positions`: `[T, dim/2]` each, row t for token t.
     public func tables(positions: [Int]) -> (cos: [Float], sin: [Float]) {
         let half = dim / 2
@@ -93,7 +101,25 @@ public struct Rope: Sendable {
     /// HF's (HF de-interleaves into halves first; q and k are permuted alike).
     @inline(__always)
     public func apply(_ x: UnsafeMutablePointer<Float>, cos: UnsafePointer<Float>, sin: UnsafePointer<Float>) {
+        apply(x, cos: cos, sin: sin, storing: .f32)
+    }
+
+    /// `apply` with every product and sum stored in `precision`: in bf16 as HF's rotary functions
+    /// on bf16 tensors, `x1·cos`, `x2·sin` and their difference each rounded (three roundings per
+    /// output; the negation in `rotate_half` is exact).
+    @inline(__always)
+    public func apply(_ x: UnsafeMutablePointer<Float>, cos: UnsafePointer<Float>, sin: UnsafePointer<Float>, storing precision: Precision) {
         let half = dim / 2
+        if precision == .bf16 {
+            let r = precision.round
+            for i in 0..<half {
+                let (ia, ib) = interleave ? (2 * i, 2 * i + 1) : (i, i + half)
+                let a = x[ia], b = x[ib], c = cos[i], s = sin[i]
+                x[ia] = r(r(a * c) - r(b * s))
+                x[ib] = r(r(b * c) + r(a * s))
+            }
+            return
+        }
         if interleave {
             for i in 0..<half {
                 let a = x[2 * i], b = x[2 * i + 1], c = cos[i], s = sin[i]

@@ -9,19 +9,23 @@ public struct ShardingPlan: Codable, Sendable {
         public var layout: Layout
         public var globalShape: [Int]
         public var localShape: [Int]
-        /// Bytes one rank holds (f32).
+        /// Bytes one rank holds (in the plan's precision).
         public var bytesPerRank: Int
     }
 
     public var tp: Int
     public var gate: GateLayout
+    /// What the weights are stored in (nil: f32, as plans made before bf16 read).
+    public var precision: Precision?
     public var weights: [Weight]
     /// Whether this layout runs at this tp (the replicated gate does not for tp > 1).
     public var runs: Bool
 
-    public init(config c: MLAConfig, tp: Int, gate: GateLayout, layer: Int = 0) {
+    public init(config c: MLAConfig, tp: Int, gate: GateLayout, layer: Int = 0, precision: Precision = .f32) {
         self.tp = tp
         self.gate = gate
+        self.precision = precision == .f32 ? nil : precision
+        let size = precision.bytesPerElement
         let n = WeightNames(layer: layer), H = c.numAttentionHeads
         func w(_ name: String, _ layout: Layout, _ out: Int, _ inF: Int) -> Weight {
             let local: [Int]
@@ -31,11 +35,11 @@ public struct ShardingPlan: Codable, Sendable {
             case .row: local = [out, inF / tp]
             }
             return Weight(name: name, layout: layout, globalShape: [out, inF], localShape: local,
-                          bytesPerRank: 4 * local[0] * local[1])
+                          bytesPerRank: size * local[0] * local[1])
         }
         func v(_ name: String, _ layout: Layout, _ count: Int) -> Weight {
             let local = layout == .replicated ? count : count / tp
-            return Weight(name: name, layout: layout, globalShape: [count], localShape: [local], bytesPerRank: 4 * local)
+            return Weight(name: name, layout: layout, globalShape: [count], localShape: [local], bytesPerRank: size * local)
         }
         var list: [Weight] = []
         if let q = c.qLoraRank {
@@ -74,8 +78,11 @@ public struct ShardingPlan: Codable, Sendable {
         return rank * l ..< (rank + 1) * l
     }
 
-    /// Payload bytes of the one allreduce per forward (o_proj's `[T, hidden]` f32 partials).
-    public static func allReduceBytes(tokens: Int, config: MLAConfig) -> Int { 4 * tokens * config.hiddenSize }
+    /// Payload bytes of the one allreduce per forward (o_proj's `[T, hidden]` partials; f32 unless
+    /// the reduction runs in bf16).
+    public static func allReduceBytes(tokens: Int, config: MLAConfig, bytesPerElement: Int = 4) -> Int {
+        bytesPerElement * tokens * config.hiddenSize
+    }
 
     /// Bytes each rank sends in a ring allreduce of `n` bytes over p ranks: 2(p−1)/p · n.
     public static func ringBytesPerRank(_ n: Int, tp: Int) -> Int { tp <= 1 ? 0 : 2 * (tp - 1) * n / tp }

@@ -78,8 +78,8 @@ public struct BenchEngine {
 
     func memory(rssBefore: Int, peakReset: Bool, activations: Int) -> BenchMemory {
         let now = ProcessMemory.current()
-        let plan = ShardingPlan(config: config, tp: tp, gate: gate)
-        let full = ShardingPlan(config: config, tp: 1, gate: .column)
+        let plan = ShardingPlan(config: config, tp: tp, gate: gate, precision: attention.precision)
+        let full = ShardingPlan(config: config, tp: 1, gate: .column, precision: attention.precision)
         let smallest = plan.weights.filter { $0.localShape.count == 2 }.map(\.bytesPerRank).min() ?? 0
         let weights = attention.weightBytes
         return BenchMemory(anonymousBytes: now.anonymousBytes, pssBytes: now.pssBytes, rssBytes: now.rssBytes,
@@ -126,8 +126,8 @@ extension BenchEngine {
         let x = try seededInput(tokens: T, hidden: config.hiddenSize, seed: seed)     // [T, hidden]
         let batch = try Batch(sequenceLengths: [T])
         let out = enabled ? try attention.forward(x, batch: batch, collectives: collectives) : Matrix(rows: 0, cols: 0)
-        return try TPCheck.verify(out, world: world, enabled: enabled) {
-            try TPCheck.unshardedForward(config: config, layer: 0, source: try source(), x: x, batch: batch)
+        return try TPCheck.verify(out, world: world, enabled: enabled, precision: attention.precision) {
+            try TPCheck.unshardedForward(config: config, layer: 0, source: try source(), x: x, batch: batch, precision: $0)
         }
     }
 }

@@ -3,12 +3,22 @@ import TensorCore
 import TensorParallel
 
 extension BenchEngine {
-    /// The layer's largest local weight whose input is the hidden state (the gate, or q_a), as the
-    /// layer keeps it: its storage is shared with the layer (no copy).
+    /// The layer's largest local weight whose input is the hidden state (the gate, or q_a).
+    var largestHiddenWideLayer: ParallelLayer? {
+        attention.layers.filter { $0.layout != .row && $0.localIn == config.hiddenSize }.max { $0.localOut < $1.localOut }
+    }
+
+    /// That weight as the layer keeps it (its storage shared with the layer: no copy), run as the
+    /// prefill's reference: f32 on the kernel the layer's own product takes; bf16 through oneDNN's
+    /// bf16 matmul (issue 14's reference), whatever the layer runs on.
     func largestHiddenWideWeight(x: Matrix) -> GemmProbe? {
-        attention.layers.filter { $0.layout != .row && $0.localIn == config.hiddenSize }
-            .max { $0.localOut < $1.localOut }
-            .map { GemmProbe(x: x, weight: $0.weight, order: $0.order) }
+        largestHiddenWideLayer.map { GemmProbe(x: x, weight: $0.weight, order: $0.order, route: $0.precision == .bf16 ? .oneDNN : .automatic) }
+    }
+
+    /// Which kernel ran each projection in the last timed forward, and the reference projection's name.
+    func recordKernels(_ result: inout BenchPhaseResult) {
+        result.kernels = attention.counters.kernels
+        result.referenceProjection = largestHiddenWideLayer.map { String($0.name.split(separator: ".").last ?? "") }
     }
 
     /// Prefill of one sequence of T tokens; after each timed forward, `cblas_sgemm` on the layer's
@@ -18,7 +28,7 @@ extension BenchEngine {
         let batch = try Batch(sequenceLengths: [T])
         var out = Matrix(rows: T, cols: config.hiddenSize)                              // [T, hidden]
         let plan = try FlopModel.prefill(config: config, tp: tp, gate: gate, sequenceLengths: [T])
-        let bytes = ShardingPlan.allReduceBytes(tokens: T, config: config)
+        let bytes = ShardingPlan.allReduceBytes(tokens: T, config: config, bytesPerElement: collectives.reducePrecision.bytesPerElement)
         let gemm = largestHiddenWideWeight(x: x)
         let probe = Probe(world: world)
         let (timed, memory) = try time(warmup: warmup, repeats: repeats, activations: {
@@ -31,7 +41,9 @@ extension BenchEngine {
             return Reference(kernel: s, rawHot: hot, rawCold: cold)
         })
         var result = result(timed, tokensPerForward: T, sequences: 1, planFlops: plan.totalFlops, allReduceBytes: bytes, memory: memory)
+        recordKernels(&result)
         if let gemm {
+            result.sgemmKernel = probe.kernel(of: gemm).description
             let s = timed.samples(\.kernel), flops = Double(try gemm.flops)
             result.sgemmShape = [T, gemm.n, gemm.k]
             result.sgemmWeightOrder = gemm.order
@@ -54,7 +66,7 @@ extension BenchEngine {
         _ = try attention.prefill(try seededInput(tokens: B * C, hidden: hidden, seed: seed), batch: prompt,
                                   cache: cache, collectives: collectives)
         let x = try seededInput(tokens: B, hidden: hidden, seed: seed &+ 1)          // [B, hidden]
-        let bytes = ShardingPlan.allReduceBytes(tokens: B, config: config)
+        let bytes = ShardingPlan.allReduceBytes(tokens: B, config: config, bytesPerElement: collectives.reducePrecision.bytesPerElement)
         let hl = config.numAttentionHeads / tp
         var firstContext = 0, lastContexts: [Int] = [], steps = 0
         let probe = Probe(world: world)
@@ -76,7 +88,8 @@ extension BenchEngine {
         })
         let plan = try FlopModel.decode(config: config, tp: tp, gate: gate, contexts: lastContexts, path: path)
         var result = result(timed, tokensPerForward: B, sequences: B, planFlops: plan.totalFlops, allReduceBytes: bytes, memory: memory)
-        let weights = attention.weightBytes
+        recordKernels(&result)
+        let weights = attention.weightBytes                     // in the weights' own precision: bf16 counts 2 bytes
         let copies = timed.samples(\.kernel)
         result.contextFirst = firstContext
         result.contextLast = lastContexts.first

@@ -1,4 +1,5 @@
 import MLA
+import TensorCore
 
 /// What `bench` reports on rank 0: every rank's results per phase, and the targets with their verdicts.
 public struct BenchReport: Codable, Sendable {
@@ -15,7 +16,20 @@ public struct BenchReport: Codable, Sendable {
         public var atLeast: Bool
         public var pass: Bool
         public var detail: String
+        /// Why the target is not judged here (then `pass` is false and the verdict reads "n/a (…)"),
+        /// e.g. a bf16 target on a CPU without native bf16: "no native bf16: <the kernel that ran>".
+        public var notApplicable: String?
+
+        /// PASS, MISS or n/a (why).
+        public var verdict: String { notApplicable.map { "n/a (\($0))" } ?? (pass ? "PASS" : "MISS") }
     }
+
+    /// bf16 runs (nil: f32): what the weights and activations are stored in, what the allreduce
+    /// sums in, how oneDNN runs bf16 on this CPU, and the PyTorch bf16 + gloo baseline held against.
+    public var dtype: Precision?
+    public var allReduceDType: Precision?
+    public var oneDNNBF16: String?
+    public var torchBaseline: TorchBaseline?
 
     public var command = "bench"
     public var model: String
@@ -39,7 +53,9 @@ public struct BenchReport: Codable, Sendable {
     public var check: CheckResult?
 
     public init(model: String, config: MLAConfig, tp: Int, gate: GateLayout, loadAverage: Double?, cpus: Int, tokens: Int,
-                repeats: Int, warmup: Int, decodePath: DecodePath?, batch: Int?, ranks: [BenchRankResult]) {
+                repeats: Int, warmup: Int, decodePath: DecodePath?, batch: Int?, ranks: [BenchRankResult],
+                precision: Precision = .f32, allReduceDType: Precision = .f32, bf16Support: OneDNN.BF16Support = OneDNN.bf16Support,
+                torchBaseline: TorchBaseline? = nil) {
         self.model = model
         self.tp = tp
         self.gate = gate
@@ -55,26 +71,53 @@ public struct BenchReport: Codable, Sendable {
         self.loadAverage = loadAverage
         blasThreads = ranks.map(\.blasThreads)
         self.ranks = ranks
-        targets = BenchReport.judge(ranks, tp: tp)
+        if precision == .bf16 {
+            dtype = precision
+            self.allReduceDType = allReduceDType
+            oneDNNBF16 = bf16Support.rawValue
+            self.torchBaseline = torchBaseline
+        }
+        targets = BenchReport.judge(ranks, tp: tp, precision: precision, bf16Support: bf16Support, torch: torchBaseline)
     }
 
-    /// The performance targets, each on the worst rank.
-    public static func judge(_ ranks: [BenchRankResult], tp: Int) -> [Target] {
+    /// The performance targets, each on the worst rank. A bf16 run holds its GEMM efficiency
+    /// against oneDNN's bf16 matmul and its prefill against PyTorch bf16 + gloo (issue 14's
+    /// targets); on a CPU without native bf16 those targets, decode bandwidth and memory are n/a.
+    public static func judge(_ ranks: [BenchRankResult], tp: Int, precision: Precision = .f32,
+                             bf16Support: OneDNN.BF16Support = .native, torch: TorchBaseline? = nil) -> [Target] {
         var list: [Target] = []
-        func add(_ name: String, _ phase: Phase, _ value: Double, _ bound: Double, atLeast: Bool, _ detail: String) {
+        func add(_ name: String, _ phase: Phase, _ value: Double, _ bound: Double, atLeast: Bool, _ detail: String, notApplicable: String? = nil) {
             list.append(Target(name: name, phase: phase, value: value, bound: bound, atLeast: atLeast,
-                               pass: atLeast ? value >= bound : value <= bound, detail: detail))
+                               pass: notApplicable == nil && (atLeast ? value >= bound : value <= bound), detail: detail, notApplicable: notApplicable))
+        }
+        let bf16 = precision == .bf16
+        /// A bf16 target on a CPU without native bf16: n/a, naming the kernel the phase's reference projection ran on.
+        func withoutNativeBF16(_ results: [BenchPhaseResult]) -> String? {
+            guard bf16 && bf16Support != .native else { return nil }
+            let r = results.first
+            let kernel = r?.kernels?.first { $0.projection == r?.referenceProjection }?.kernel ?? "oneDNN's bf16 is \(bf16Support.rawValue)"
+            return "no native bf16: \(kernel)"
         }
         for (phase, results) in [(Phase.prefill, ranks.compactMap(\.prefill)), (.decode, ranks.compactMap(\.decode))] {
             guard results.count == ranks.count, !results.isEmpty else { continue }
+            let na = withoutNativeBF16(results)
             if phase == .prefill {
                 if let worst = results.compactMap(\.gemmEfficiency).min() {
-                    add("gemm-efficiency", phase, worst, 0.9, atLeast: true,
-                        "GEMM FLOPs over the whole forward's wall time ÷ the rate of the cblas_sgemm run right after it; median over forwards, worst rank")
+                    add("gemm-efficiency", phase, worst, 0.9, atLeast: true, bf16
+                        ? "GEMM FLOPs over the whole forward's wall time ÷ the rate of a oneDNN bf16 matmul of the same weight's shape run right after it; median over forwards, worst rank"
+                        : "GEMM FLOPs over the whole forward's wall time ÷ the rate of the same product on the layer's own kernel run right after it; median over forwards, worst rank",
+                        notApplicable: na)
+                }
+                if bf16 {
+                    let slowest = results.map(\.totalSeconds.median).max() ?? 0
+                    add("prefill-vs-torch-bf16", phase, torch.map { slowest / max($0.seconds, 1e-12) } ?? 0, 0.8, atLeast: false,
+                        "the prefill (slowest rank's median) ÷ PyTorch bf16 + gloo's (scripts/bench/torch_gloo_baseline.py --dtype bfloat16, slowest rank's median)",
+                        notApplicable: na ?? (torch == nil ? "no PyTorch baseline: pass --torch-baseline FILE" : nil))
                 }
             } else if let worst = results.compactMap(\.bandwidthEfficiency).min() {
                 add("decode-bandwidth", phase, worst, 0.7, atLeast: true,
-                    "weight bytes per step ÷ step time, over the memcpy bandwidth (read + write) measured right after it; median over steps, worst rank")
+                    "weight bytes per step (in their own precision: bf16 counts 2) ÷ step time, over the memcpy bandwidth (read + write) measured right after it; median over steps, worst rank",
+                    notApplicable: na)
             }
             if tp > 1, let worst = results.compactMap(\.allReduceRatio).max() {
                 add("allreduce-overhead", phase, worst, 1.2, atLeast: false,
@@ -82,7 +125,7 @@ public struct BenchReport: Codable, Sendable {
             }
             let memory = results.map { Double($0.memory.anonymousBytes) / Double(max($0.memory.budgetBytes, 1)) }
             add("memory", phase, memory.max() ?? 0, 1, atLeast: false,
-                "anonymous RSS ÷ (1.1 × (shard + replicated) + activations) (worst rank)")
+                "anonymous RSS ÷ (1.1 × (shard + replicated) + activations) (worst rank)", notApplicable: na)
             let transient = results.map { r in
                 Double(max(0, r.memory.peakDuringTimedBytes - r.memory.rssBeforeTimedBytes)) / Double(max(r.memory.smallestWeightBytes, 1))
             }

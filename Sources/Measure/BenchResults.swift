@@ -44,14 +44,22 @@ public struct BenchPhaseResult: Codable, Sendable {
     /// Counted FLOPs over the median forward time.
     public var flopsPerSecond: Double
 
-    /// Prefill: `cblas_sgemm` of `x [m, k] · Wᵀ` on the layer's largest hidden-wide local weight
-    /// `W [n, k]`, shape `[m, n, k]`, one right after each timed forward; its rate over the median;
-    /// and the median over forwards of (forward's FLOP/s ÷ the following sgemm's FLOP/s).
+    /// Prefill: the reference product `x [m, k] · Wᵀ` on the layer's largest hidden-wide local
+    /// weight `W [n, k]`, shape `[m, n, k]`, one right after each timed forward; its rate over the
+    /// median; and the median over forwards of (forward's FLOP/s ÷ the following product's FLOP/s).
+    /// f32: the product on the kernel the layer runs it on (`sgemmKernel`: OpenBLAS's sgemm, or
+    /// oneDNN's f32 matmul where the kernel layer routes it there); bf16: oneDNN's bf16 matmul.
     public var sgemmShape: [Int]?
     public var sgemmWeightOrder: WeightOrder?
     public var sgemmSeconds: Samples?
     public var sgemmFlopsPerSecond: Double?
     public var gemmEfficiency: Double?
+    /// The kernel the reference product ran on.
+    public var sgemmKernel: String?
+    /// Which kernel ran each projection in the last timed forward, and the projection whose weight
+    /// the reference product uses (its kernel is the one a bf16 target names when it is n/a).
+    public var kernels: [ProjectionKernel]?
+    public var referenceProjection: String?
 
     /// The forward's allreduce payload; a plain MPI_Allreduce of the same bytes right after each
     /// timed forward (the median of a few); the median over forwards of their ratio.

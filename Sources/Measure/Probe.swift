@@ -36,6 +36,11 @@ public final class Probe {
         return try samples(repeats) { gemm.run(into: c.baseAddress!) }
     }
 
+    /// The kernel `gemm` runs on (one untimed product).
+    public func kernel(of gemm: GemmProbe) -> GemmKernel {
+        gemm.run(into: floats("product", count: gemm.m * gemm.n).0.baseAddress!)
+    }
+
     /// `repeats` timings of a `memcpy` of `bytes` between two buffers; its bandwidth counts the
     /// bytes read and written (STREAM's convention): `2 · bytes / seconds`.
     public func copy(bytes: Int, repeats: Int) throws -> Samples {
@@ -101,23 +106,27 @@ public final class Probe {
 }
 
 /// A GEMM of a projection's shape, as the layer runs it: `x [m, k] · Wᵀ` with `W [n, k]`
-/// (`.outIn`) or `x · W` with `W [k, n]` (`.inOut`). Matrices share storage (no copy): the bench
-/// passes the layer's own weight.
+/// (`.outIn`) or `x · W` with `W [k, n]` (`.inOut`), through the kernel layer's `route`.
+/// Matrices share storage (no copy): the bench passes the layer's own weight.
 public struct GemmProbe {
     public var x: Matrix
-    public var weight: Matrix
+    public var weight: AnyMatrix
     public var order: WeightOrder
+    /// `.automatic` runs the product on the kernel the layer's own product takes; `.oneDNN` asks
+    /// for oneDNN's matmul (bench's bf16 reference).
+    public var route: GemmRoute
 
-    public init(x: Matrix, weight: Matrix, order: WeightOrder) {
+    public init(x: Matrix, weight: AnyMatrix, order: WeightOrder, route: GemmRoute = .automatic) {
         self.x = x
         self.weight = weight
         self.order = order
+        self.route = route
     }
 
-    /// A probe of shape `[m, n, k]` over constant operands, `W` kept `[in, out]` as the layer
-    /// keeps its forward-only projections.
+    /// A probe of shape `[m, n, k]` over constant f32 operands, `W` kept `[in, out]` as the layer
+    /// keeps its forward-only f32 projections.
     public init(m: Int, n: Int, k: Int) {
-        self.init(x: Matrix(rows: m, cols: k, repeating: 0.5), weight: Matrix(rows: k, cols: n, repeating: 0.25), order: .inOut)
+        self.init(x: Matrix(rows: m, cols: k, repeating: 0.5), weight: .f32(Matrix(rows: k, cols: n, repeating: 0.25)), order: .inOut)
     }
 
     public var m: Int { x.rows }
@@ -125,12 +134,13 @@ public struct GemmProbe {
     public var n: Int { order == .outIn ? weight.rows : weight.cols }
     public var flops: Int { get throws { try Gemm.flops(m: m, n: n, k: k) } }
 
-    /// `C [m, n] = x · op(W)` into `c`.
-    public func run(into c: UnsafeMutablePointer<Float>) {
-        let (m, n, k, transposed) = (self.m, self.n, self.k, order == .outIn)
-        x.storage.withUnsafeBufferPointer { xp in weight.storage.withUnsafeBufferPointer { wp in
-            Gemm.run(transB: transposed, m: m, n: n, k: k, a: xp.baseAddress!, lda: k,
-                     b: wp.baseAddress!, ldb: transposed ? k : n, c: c, ldc: n)
+    /// `C [m, n] = x · op(W)` into `c`; returns the kernel that ran.
+    @discardableResult
+    public func run(into c: UnsafeMutablePointer<Float>) -> GemmKernel {
+        let (m, n, k, transposed, route) = (self.m, self.n, self.k, order == .outIn, self.route)
+        return x.storage.withUnsafeBufferPointer { xp in weight.withGemmSource { w in
+            Gemm.run(transB: transposed, m: m, n: n, k: k, a: .f32(xp.baseAddress!), lda: k,
+                     b: w, ldb: transposed ? k : n, c: .f32(c), ldc: n, route: route)
         } }
     }
 }

@@ -19,6 +19,18 @@ public struct CheckResult: Codable, Sendable, Equatable {
     }
 }
 
+/// What the check adds for a bf16 run: whether it equals the unsharded bf16 forward (tp = 1 in
+/// bf16) bit for bit, and how far it is from the unsharded f32 forward.
+public struct PrecisionCheck: Codable, Sendable, Equatable {
+    /// Every element equal to the unsharded forward in the run's precision, bit for bit.
+    public var bitIdentical: Bool
+    /// Elements that differ from it (of `elements`).
+    public var differingElements: Int
+    public var elements: Int
+    /// Against the unsharded forward in f32 (the same weights, unrounded).
+    public var f32: CheckResult
+}
+
 /// The one check of a sharded result against the unsharded forward, used by `run`, `linear`,
 /// `bench` and the tests: rank 0 computes the reference and compares; every rank learns the
 /// verdict (a broadcast), so every rank can end the job with the same exit code.
@@ -26,11 +38,23 @@ public enum TPCheck {
     /// Relative tolerance of the check (max |Δ| / max |reference|).
     public static let tolerance: Float = 1e-5
 
+    /// The tolerance of a bf16 run's two comparisons (against the unsharded forward in bf16 and
+    /// in f32): 2^-5, four bf16 steps at the output's largest magnitude (a bf16 value carries 8
+    /// significant bits). The bf16 forward's own error and what the reduction order changes stay
+    /// well below it (docs/precision.md has the measured values); a wrong split moves the output
+    /// by tens of percent (docs/gate-bug.md).
+    public static let bf16Tolerance: Float = 0x1p-5
+
+    /// The tolerance for a run in `precision`.
+    public static func tolerance(for precision: Precision) -> Float { precision == .f32 ? tolerance : bf16Tolerance }
+
     public struct Verdict: Sendable {
-        /// The comparison, on rank 0 only.
+        /// The comparison, on rank 0 only: against the unsharded forward in the run's precision.
         public var result: CheckResult?
         /// Whether the check passed, on every rank (true when it was skipped).
         public var pass: Bool
+        /// For a bf16 run, on rank 0: bit identity with that forward, and the comparison with f32.
+        public var precision: PrecisionCheck?
     }
 
     /// Compares `output` with `reference()`, which only rank 0 runs. With `enabled` false
@@ -46,20 +70,40 @@ public enum TPCheck {
         return Verdict(result: result, pass: pass[0] == 1)
     }
 
+    /// The check of a run in `precision`: for f32 `verify` against `reference(.f32)`; for bf16 rank 0
+    /// compares with `reference(.bf16)` (tp = 1 in bf16: bit identity and the difference) and with
+    /// `reference(.f32)`, each within `bf16Tolerance`, and passes when both do.
+    public static func verify(_ output: Matrix, world: Communicator, enabled: Bool = true, precision: Precision,
+                              reference: (Precision) throws -> Matrix) throws -> Verdict {
+        guard precision == .bf16 else { return try verify(output, world: world, enabled: enabled) { try reference(.f32) } }
+        var result: CheckResult?, checks: PrecisionCheck?
+        if enabled && world.rank == 0 {
+            let same = try reference(.bf16)
+            result = CheckResult(try Comparison(output, reference: same), tolerance: bf16Tolerance)
+            let differing = zip(output.storage, same.storage).filter { $0.bitPattern != $1.bitPattern }.count
+            checks = PrecisionCheck(bitIdentical: differing == 0, differingElements: differing, elements: same.count,
+                                    f32: CheckResult(try Comparison(output, reference: try reference(.f32)), tolerance: bf16Tolerance))
+        }
+        var pass: [Int64] = [(result?.pass ?? true) && (checks?.f32.pass ?? true) ? 1 : 0]
+        try world.broadcast(&pass, root: 0)
+        return Verdict(result: result, pass: pass[0] == 1, precision: checks)
+    }
+
     /// The unsharded layer's forward over the whole batch (rank 0's reference): every weight on one
-    /// rank, the column gate (the config's own packing), no collective; with `checkEveryStage` as
-    /// the sharded forward had it, so that a non-finite value found here says the same about the
-    /// stages checked.
+    /// rank, the column gate (the config's own packing), no collective, weights in `precision`; with
+    /// `checkEveryStage` as the sharded forward had it, so that a non-finite value found here says
+    /// the same about the stages checked.
     public static func unshardedForward(config: MLAConfig, layer: Int, source: WeightSource, x: Matrix, batch: Batch,
-                                        checkEveryStage: Bool = false) throws -> Matrix {
-        let whole = try unshardedLayer(config: config, layer: layer, source: source, x: x, batch: batch)
+                                        precision: Precision = .f32, checkEveryStage: Bool = false) throws -> Matrix {
+        let whole = try unshardedLayer(config: config, layer: layer, source: source, x: x, batch: batch, precision: precision)
         whole.checkEveryStage = checkEveryStage
         return try whole.forward(x, batch: batch, collectives: .local)
     }
 
     /// The unsharded layer itself, for a caller that also wants its o_proj input.
-    public static func unshardedLayer(config: MLAConfig, layer: Int, source: WeightSource, x: Matrix, batch: Batch) throws -> MLAAttention {
-        try MLAAttention(config: config, layer: layer, shard: .whole, gateLayout: .column, source: source)
+    public static func unshardedLayer(config: MLAConfig, layer: Int, source: WeightSource, x: Matrix, batch: Batch,
+                                      precision: Precision = .f32) throws -> MLAAttention {
+        try MLAAttention(config: config, layer: layer, shard: .whole, gateLayout: .column, source: source, precision: precision)
     }
 
     /// Which heads' o_proj inputs differ from the unsharded layer's, when a check failed: every

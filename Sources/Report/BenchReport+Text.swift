@@ -16,6 +16,11 @@ extension BenchReport {
         var s = "mla-tp bench: model \(model), tp=\(tp), gate \(gate.rawValue), \(localHeads) of \(heads) heads per rank, "
         s += "\(blasThreads.first ?? 1) BLAS thread\(blasThreads.first == 1 ? "" : "s") per rank, \(cpus) CPUs, "
         s += "load average \(loadAverage.map { String(format: "%.2f", $0) } ?? "unknown") at start\n"
+        if let dtype {
+            s += "\(dtype) weights and activations, allreduce in \(allReduceDType ?? dtype); oneDNN's bf16 on this CPU: \(oneDNNBF16 ?? "?")"
+            if let t = torchBaseline { s += String(format: "; PyTorch %@ bf16 + gloo baseline: %.1f ms (slowest rank's median)", t.torch, t.seconds * 1e3) }
+            s += "\n"
+        }
         s += "\(warmup) warm-up + 1 for memory + \(repeats) timed forward\(repeats == 1 ? "" : "s") per phase; times are median [min–max] in ms; "
         s += "cpu is the rank's CPU time per forward (well below the forward's wall time: the core was busy with other work)\n"
         if let p = ranks.first?.prefill { s += "\n" + prefillText(p) }
@@ -35,8 +40,7 @@ extension BenchReport {
                     "peak growth in timed", "full layer"], rows) + "\n"
         s += "\nTargets (worst rank)\n"
         s += Format.table(["target", "phase", "measured", "bound", "verdict"], targets.map {
-            [$0.name, $0.phase.rawValue, String(format: "%.3f", $0.value), ($0.atLeast ? "≥ " : "≤ ") + String(format: "%.2f", $0.bound),
-             $0.pass ? "PASS" : "MISS"]
+            [$0.name, $0.phase.rawValue, String(format: "%.3f", $0.value), ($0.atLeast ? "≥ " : "≤ ") + String(format: "%.2f", $0.bound), $0.verdict]
         }) + "\n"
         return s
     }
@@ -90,8 +94,9 @@ extension BenchReport {
             let product = first.sgemmWeightOrder == .inOut ? "x [\(shape[0]), \(shape[2])] · W, W [\(shape[2]), \(shape[1])]"
                 : "x [\(shape[0]), \(shape[2])] · Wᵀ, W [\(shape[1]), \(shape[2])]"
             s += "sgemm reference: \(product) (the layer's largest hidden-wide weight, as the layer keeps it), "
-            s += "run right after each timed forward; \"of sgemm\" is the median over forwards of the paired ratio\n"
+            s += "run right after each timed forward on \(first.sgemmKernel ?? "?"); \"of sgemm\" is the median over forwards of the paired ratio\n"
         }
+        s += kernelText(first)
         s += stagesText(ranks.compactMap { r in r.prefill.map { (r.rank, $0) } })
         s += reduceText(ranks.compactMap { r in r.prefill.map { (r.rank, $0) } })
         s += flopsText(ranks.compactMap(\.prefill))
@@ -113,10 +118,17 @@ extension BenchReport {
                     "busy, of memcpy"], rows) + "\n"
         s += "memcpy GB/s counts bytes read + written, one copy right after each timed step; a step streams every local weight once; "
         s += "\"busy\" divides by the step less the rank's wait for slower ranks (the target uses the whole step)\n"
+        s += kernelText(first)
         s += stagesText(ranks.compactMap { r in r.decode.map { (r.rank, $0) } })
         s += reduceText(ranks.compactMap { r in r.decode.map { (r.rank, $0) } })
         s += flopsText(ranks.compactMap(\.decode))
         return s
+    }
+
+    /// Which kernel ran each projection on rank 0 in this phase.
+    func kernelText(_ p: BenchPhaseResult) -> String {
+        guard let kernels = p.kernels, !kernels.isEmpty else { return "" }
+        return "Kernels (rank 0): " + kernels.map { "\($0.projection) \($0.kernel)" }.joined(separator: "; ") + "\n"
     }
 
     func reduceText(_ results: [(Int, BenchPhaseResult)]) -> String {

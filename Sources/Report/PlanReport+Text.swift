@@ -4,7 +4,7 @@ import TensorCore
 
 extension PlanReport {
     public func text() -> String {
-        let T = prefill.tokens, B = sequenceLengths.count
+        let T = prefill.tokens, B = sequenceLengths.count, type = (dtype ?? .f32).rawValue
         let batch = B == 1 ? "\(T) tokens" : "\(T) tokens in \(B) sequences \(sequenceLengths)"
         var s = "mla-tp plan: model \(model), tp=\(tp), gate \(gate.rawValue)\(gated ? "" : " (ungated)"), prefill \(batch); "
         s += "decode: one new token after \(B == 1 ? "\(T)" : "\(sequenceLengths)") cached\n"
@@ -12,7 +12,7 @@ extension PlanReport {
             s += "NOTE: the replicated gate does not run at tp=\(tp) (its [T, H·v] output cannot multiply a rank's [T, H/tp·v] heads) — "
             s += "use --gate column\n"
         }
-        s += "\nWeights (f32, per rank)\n" + plan.weightTable() + "\n"
+        s += "\nWeights (\(type), per rank)\n" + plan.weightTable() + "\n"
 
         s += "\nGate layouts at tp=\(tp) (prefill of \(T) tokens)\n"
         let maxGate = gates.map(\.gateBytesPerRank).max() ?? 1
@@ -27,7 +27,7 @@ extension PlanReport {
              Format.bytes($0.bytesPerRank), Format.gflop($0.prefillFlops)]
         }) + "\n"
 
-        s += "\nFLOPs per rank (exactly what the forward counts; bytes = f32 operands read + results written)\n"
+        s += "\nFLOPs per rank (exactly what the forward counts; bytes = \(type) operands read + results written)\n"
         let naive = decode.first { $0.path == .naive }!, absorbed = decode.first { $0.path == .absorbed }!
         var names: [String] = []
         for st in prefill.stages + naive.cost.stages + absorbed.cost.stages where !names.contains(st.name) { names.append(st.name) }
@@ -45,10 +45,10 @@ extension PlanReport {
         s += "(projections \(Format.gflop(prefill.projectionFlops)) + attention \(Format.gflop(prefill.attentionFlops)) GFLOP in the prefill; "
         s += "attention runs queries in blocks of \(FlopModel.queryBlockRows) rows)\n"
 
-        s += "\nKV cache (MLA latent: (kv_lora_rank + qk_rope_head_dim) × 4 B, replicated on every rank): "
+        s += "\nKV cache (MLA latent: (kv_lora_rank + qk_rope_head_dim) × \((dtype ?? .f32).bytesPerElement) B, replicated on every rank): "
         s += "\(Format.bytes(kvCache.bytesPerToken)) per token, \(Format.bytes(kvCache.bytesAfterPrefill)) after the prefill's \(T) tokens\n"
         if tp > 1 {
-            s += "Collective per forward: 1 allreduce of [\(T), hidden] f32 = \(Format.bytes(collective.prefillBytes)) "
+            s += "Collective per forward: 1 allreduce of [\(T), hidden] \(type) = \(Format.bytes(collective.prefillBytes)) "
             s += "(ring: 2(p−1)/p·n = \(Format.bytes(collective.prefillRingBytesPerRank)) sent per rank); "
             s += "decode step: \(Format.bytes(collective.decodeBytes)) (\(Format.bytes(collective.decodeRingBytesPerRank)) per rank)\n"
         } else {

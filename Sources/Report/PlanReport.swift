@@ -9,7 +9,7 @@ public struct PlanReport: Codable, Sendable {
         public var kind: String
         public var flops: Int
         public var flopsPerToken: Double
-        /// Bytes read and written (f32).
+        /// Bytes read and written (in the plan's precision).
         public var bytes: Int
     }
     public struct CostReport: Codable, Sendable {
@@ -19,16 +19,16 @@ public struct PlanReport: Codable, Sendable {
         public var attentionFlops: Int
         public var totalFlops: Int
         public var bytes: Int
-        public init(_ cost: FlopModel.Cost, tokens: Int) {
+        public init(_ cost: FlopModel.Cost, tokens: Int, bytesPerElement size: Int = 4) {
             self.tokens = tokens
             stages = cost.stages.map {
                 StageRow(name: $0.name, kind: $0.kind.rawValue, flops: $0.flops,
-                         flopsPerToken: tokens > 0 ? Double($0.flops) / Double(tokens) : 0, bytes: 4 * $0.elements)
+                         flopsPerToken: tokens > 0 ? Double($0.flops) / Double(tokens) : 0, bytes: size * $0.elements)
             }
             projectionFlops = cost.projectionFlops
             attentionFlops = cost.attentionFlops
             totalFlops = cost.totalFlops
-            bytes = 4 * cost.elements
+            bytes = size * cost.elements
         }
     }
     public struct Decode: Codable, Sendable {
@@ -36,7 +36,7 @@ public struct PlanReport: Codable, Sendable {
         /// Cached tokens each sequence attends to (plus the new one).
         public var contexts: [Int]
         public var cost: CostReport
-        /// Bytes read and written per decoded token (f32).
+        /// Bytes read and written per decoded token (in the plan's precision).
         public var bytesPerToken: Int
     }
     public struct KVCacheRow: Codable, Sendable {
@@ -47,10 +47,10 @@ public struct PlanReport: Codable, Sendable {
     }
     public struct Collective: Codable, Sendable {
         public var allReduceCalls: Int
-        /// `[T, hidden]` f32.
+        /// `[T, hidden]` in the plan's precision.
         public var prefillBytes: Int
         public var prefillRingBytesPerRank: Int
-        /// `[B, hidden]` f32 for a decode step of B sequences.
+        /// `[B, hidden]` for a decode step of B sequences.
         public var decodeBytes: Int
         public var decodeRingBytesPerRank: Int
     }
@@ -74,17 +74,19 @@ public struct PlanReport: Codable, Sendable {
         public var bytesPerRank: Int
         public var prefillFlops: Int
 
-        init(config base: MLAConfig, granularity: GateForm.Granularity, placement: GateForm.Placement, tp: Int, lengths: [Int]) throws(CountOverflow) {
+        init(config base: MLAConfig, granularity: GateForm.Granularity, placement: GateForm.Placement, tp: Int, lengths: [Int],
+             precision: Precision) throws(CountOverflow) {
             var c = base
             c.useGatedAttn = true
             c.gatedAttnGranularity = granularity.rawValue
             c.gatedAttnPlacement = placement.rawValue
             (self.granularity, self.placement) = (granularity, placement)
-            let plan = ShardingPlan(config: c, tp: tp, gate: .column), cost = try FlopModel.prefill(config: c, tp: tp, gate: .column, sequenceLengths: lengths)
+            let plan = ShardingPlan(config: c, tp: tp, gate: .column, precision: precision)
+            let cost = try FlopModel.prefill(config: c, tp: tp, gate: .column, sequenceLengths: lengths)
             let rows = c.numAttentionHeads / tp * c.gateWidthPerHead, qIn = c.qLoraRank ?? c.hiddenSize
             let T = try Checked.sum(of: lengths, what: "tokens of the batch")
             gateBytesPerRank = placement == .separate ? plan.weights.filter { $0.name.contains(".gate.") }.reduce(0) { $0 + $1.bytesPerRank }
-                : try Checked.product(4, rows, qIn, what: "bytes of the gate's rows in q_b_proj")
+                : try Checked.product(precision.bytesPerElement, rows, qIn, what: "bytes of the gate's rows in q_b_proj")
             gateFlops = placement == .separate ? cost.stage("gate")?.flops ?? 0 : try Checked.product(2, T, rows, qIn, what: "FLOPs of the packed gate")
             bytesPerRank = plan.bytesPerRank
             prefillFlops = cost.totalFlops
@@ -101,6 +103,8 @@ public struct PlanReport: Codable, Sendable {
     public var model: String
     public var tp: Int
     public var gate: GateLayout
+    /// What weights, operands, cache and the allreduce are counted in (nil: f32). FLOPs do not change.
+    public var dtype: Precision?
     public var gated: Bool
     public var sequenceLengths: [Int]
     public var plan: ShardingPlan
@@ -118,30 +122,34 @@ public struct PlanReport: Codable, Sendable {
 
     /// Every count is checked (`FlopModel`, `Checked`); `plan` calls `SizeBudget.planCounts` first,
     /// so a size too large is refused with its name before this runs.
-    public init(config c: MLAConfig, model: String, tp: Int, gate: GateLayout, sequenceLengths lengths: [Int], hardware: Hardware?) throws {
+    public init(config c: MLAConfig, model: String, tp: Int, gate: GateLayout, sequenceLengths lengths: [Int], hardware: Hardware?,
+                precision: Precision = .f32) throws {
         self.model = model
         self.tp = tp
         self.gate = gate
+        dtype = precision == .f32 ? nil : precision
+        let size = precision.bytesPerElement
         gated = c.useGatedAttn
         sequenceLengths = lengths
         let T = try Checked.sum(of: lengths, what: "tokens of the batch"), B = lengths.count
-        plan = ShardingPlan(config: c, tp: tp, gate: gate)
+        plan = ShardingPlan(config: c, tp: tp, gate: gate, precision: precision)
         bytesPerRank = plan.bytesPerRank
         replicatedBytes = plan.replicatedBytes
         shardedBytes = plan.shardedBytes
         let prefillCost = try FlopModel.prefill(config: c, tp: tp, gate: gate, sequenceLengths: lengths)
-        prefill = CostReport(prefillCost, tokens: T)
+        prefill = CostReport(prefillCost, tokens: T, bytesPerElement: size)
         let decodeCosts = try DecodePath.allCases.map { ($0, try FlopModel.decode(config: c, tp: tp, gate: gate, contexts: lengths, path: $0)) }
         decode = decodeCosts.map { path, cost in
-            Decode(path: path, contexts: lengths, cost: CostReport(cost, tokens: B), bytesPerToken: B > 0 ? 4 * cost.elements / B : 0)
+            Decode(path: path, contexts: lengths, cost: CostReport(cost, tokens: B, bytesPerElement: size), bytesPerToken: B > 0 ? size * cost.elements / B : 0)
         }
-        let kv = FlopModel.kvCacheBytesPerToken(config: c)
+        let kv = FlopModel.kvCacheBytesPerToken(config: c, bytesPerElement: size)
         kvCache = KVCacheRow(bytesPerToken: kv, bytesAfterPrefill: try Checked.product(kv, T, what: "KV-cache bytes"))
-        let pb = ShardingPlan.allReduceBytes(tokens: T, config: c), db = ShardingPlan.allReduceBytes(tokens: B, config: c)
+        let pb = ShardingPlan.allReduceBytes(tokens: T, config: c, bytesPerElement: size)
+        let db = ShardingPlan.allReduceBytes(tokens: B, config: c, bytesPerElement: size)
         collective = Collective(allReduceCalls: tp > 1 ? 1 : 0, prefillBytes: pb, prefillRingBytesPerRank: ShardingPlan.ringBytesPerRank(pb, tp: tp),
                                 decodeBytes: db, decodeRingBytesPerRank: ShardingPlan.ringBytesPerRank(db, tp: tp))
         gates = try GateLayout.applicable(to: c).map { layout in
-            let p = ShardingPlan(config: c, tp: tp, gate: layout)
+            let p = ShardingPlan(config: c, tp: tp, gate: layout, precision: precision)
             let cost = try FlopModel.prefill(config: c, tp: tp, gate: layout, sequenceLengths: lengths)
             return GateRow(layout: layout, gateBytesPerRank: p.weights.filter { $0.name.contains(".gate.") }.reduce(0) { $0 + $1.bytesPerRank },
                            bytesPerRank: p.bytesPerRank, gateFlops: cost.stage("gate")?.flops ?? 0, prefillFlops: cost.totalFlops, runs: p.runs)
@@ -149,7 +157,7 @@ public struct PlanReport: Codable, Sendable {
         gateForms = []
         for p in GateForm.Placement.allCases {
             for g in GateForm.Granularity.allCases {
-                gateForms.append(try GateFormRow(config: c, granularity: g, placement: p, tp: tp, lengths: lengths))
+                gateForms.append(try GateFormRow(config: c, granularity: g, placement: p, tp: tp, lengths: lengths, precision: precision))
             }
         }
         if let hardware {

@@ -25,6 +25,9 @@ public struct RunJob {
     /// Compare with the unsharded forward on rank 0 (nil: when it fits, `TPCheck.fits`).
     public var check: Bool?
     public var checkEveryStage: Bool
+    /// What the weights and activations are stored in (`--dtype`); the reduction's own precision
+    /// is the collectives' (`--allreduce-dtype`).
+    public var precision: Precision
     /// Called mid-forward on this rank (the failure tests' fault switch).
     public var faultHook: (() throws -> Void)?
 
@@ -39,7 +42,8 @@ public struct RunJob {
     }
 
     public init(config: MLAConfig, model: String, layer: Int, gate: GateLayout, x: Matrix, batch: Batch, layout: ParallelLayout,
-                serving: Serving?, decode: DecodePath, check: Bool?, checkEveryStage: Bool, faultHook: (() throws -> Void)? = nil) {
+                serving: Serving?, decode: DecodePath, check: Bool?, checkEveryStage: Bool, precision: Precision = .f32,
+                faultHook: (() throws -> Void)? = nil) {
         self.config = config
         self.model = model
         self.layer = layer
@@ -51,6 +55,7 @@ public struct RunJob {
         self.decode = decode
         self.check = check
         self.checkEveryStage = checkEveryStage
+        self.precision = precision
         self.faultHook = faultHook
     }
 
@@ -75,7 +80,8 @@ public struct RunJob {
         let (xs, mine) = try groups.slice(x, batch, sequences: assignment[groups.position.dpGroup])
         let tp = collectives(groups.tp)
         let weights = try source()
-        let attention = try MLAAttention(config: config, layer: layer, shard: layout.shard(of: world.rank), gateLayout: gate, source: weights)
+        let attention = try MLAAttention(config: config, layer: layer, shard: layout.shard(of: world.rank), gateLayout: gate, source: weights,
+                                         precision: precision)
         attention.checkEveryStage = checkEveryStage
         attention.faultHook = faultHook
         attention.contextParallel = groups.dcp.map { Collectives($0) }
@@ -92,21 +98,24 @@ public struct RunJob {
             position: groups.position, cachedTokens: attention.lastCache?.localLengths.reduce(0, +),
             communicators: [CommunicatorTraffic(tp)] + (attention.contextParallel.map { [CommunicatorTraffic($0)] } ?? [])))
         let placement = try world.placement()
-        let verdict = try TPCheck.verify(out, world: world, enabled: check ?? TPCheck.fits(config: config)) {
-            try TPCheck.unshardedForward(config: config, layer: layer, source: try source(), x: x, batch: batch, checkEveryStage: checkEveryStage)
+        let verdict = try TPCheck.verify(out, world: world, enabled: check ?? TPCheck.fits(config: config), precision: precision) {
+            try TPCheck.unshardedForward(config: config, layer: layer, source: try source(), x: x, batch: batch, precision: $0,
+                                         checkEveryStage: checkEveryStage)
         }
         var heads: [RunReport.HeadError] = []
         if !verdict.pass && schedule == nil && layout.dp == 1 {
-            heads = try TPCheck.headErrors(attention, world: world, reference: {
-                try TPCheck.unshardedLayer(config: config, layer: layer, source: try source(), x: x, batch: batch)
+            heads = try TPCheck.headErrors(attention, world: world, tolerance: TPCheck.tolerance(for: precision), reference: {
+                try TPCheck.unshardedLayer(config: config, layer: layer, source: try source(), x: x, batch: batch, precision: precision)
             }, x: x, batch: batch).map { RunReport.HeadError(head: $0.head, relative: $0.relative) }
         }
         var report: RunReport?
         if world.rank == 0 {
             var r = RunReport(config: config, model: model, layer: layer, layout: layout, gate: gate, batch: batch,
-                              counters: attention.counters, collectives: tp, facts: facts, placement: placement, check: verdict.result)
+                              counters: attention.counters, collectives: tp, facts: facts, placement: placement, check: verdict.result,
+                              precision: precision)
             r.assignment = layout.dp > 1 ? assignment : nil
             r.headErrors = heads.isEmpty ? nil : heads
+            r.precisionCheck = verdict.precision
             if let schedule {
                 let perToken = KVCache.bytesPerToken(config: config)
                 r.serving = .init(decodeSteps: schedule.decodeSteps, prefillChunk: schedule.prefillChunk, decode: decode, steps: schedule.steps.count,
@@ -130,9 +139,11 @@ public struct RunJob {
     }
 
     /// What a failed check means, in one line: which heads differ, and the likely cause.
-    public static func failure(_ outcome: Outcome, config: MLAConfig, gate: GateLayout) -> CheckFailure {
-        let heads = outcome.report?.differingHeads(tolerance: TPCheck.tolerance) ?? ""
-        var what = "the TP result differs from the unsharded forward by more than \(TPCheck.tolerance) relative"
+    public static func failure(_ outcome: Outcome, config: MLAConfig, gate: GateLayout, precision: Precision = .f32) -> CheckFailure {
+        let tolerance = TPCheck.tolerance(for: precision)
+        let heads = outcome.report?.differingHeads(tolerance: tolerance) ?? ""
+        var what = "the TP result differs from the unsharded forward by more than \(tolerance) relative"
+        if precision == .bf16 { what += " (in bf16 or against f32)" }
         if !heads.isEmpty { what += "; o_proj's input differs in heads \(heads)" }
         let packed = config.useGatedAttn && (try? config.gateForm())?.placement == .packed
         let hint = packed

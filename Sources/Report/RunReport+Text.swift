@@ -7,7 +7,9 @@ extension RunReport {
     public func text() -> String {
         var s = "mla-tp: model \(preset), layer \(layer), \(layoutName), gate \(gate.rawValue)"
         s += gated ? " (\(activation))" : " (ungated)"
-        s += ", \(tokens) tokens in \(sequences) sequence\(sequences == 1 ? "" : "s")\n\n"
+        s += ", \(tokens) tokens in \(sequences) sequence\(sequences == 1 ? "" : "s")"
+        if let dtype { s += ", \(dtype) weights and activations, allreduce in \(allReduceDType ?? dtype)" }
+        s += "\n\n"
         s += "Per-rank plan\n"
         let hosts = ranks.contains { ($0.node ?? 0) > 0 }
         let extra = (hosts ? ["host (node)"] : []) + (dp != nil ? ["DP group"] : []) + (dcp != nil ? ["DCP index"] : [])
@@ -28,7 +30,12 @@ extension RunReport {
         if let placement, ranks.contains(where: { ($0.node ?? 0) > 0 }) { s += "Ranks by host: \(placement)\n\n" }
         if dp != nil || dcp != nil || ranks.contains(where: { ($0.node ?? 0) > 0 }) { s += communicatorTable() + "\n" }
         s += plan.weightTable() + "\n\n"
-        if tp > 1 {
+        if tp > 1 && allReduceDType == .bf16 {
+            s += "Collective traffic per forward: 1 allreduce (o_proj partial sums) of [\(tokens), \(hidden)] bf16 = "
+            s += "\(Format.bytes(allReduceBytes)), reduced in bf16: every rank's rounded partial gathered and summed in rank order "
+            s += "(each rank sends (p−1)·n = \(Format.bytes((tp - 1) * allReduceBytes)); docs/precision.md)\n"
+            s += "  done by \(allReducePath?.rawValue ?? "?")\n"
+        } else if tp > 1 {
             s += "Collective traffic per forward: 1 allreduce (o_proj partial sums) of [\(tokens), \(hidden)] f32 = "
             s += "\(Format.bytes(allReduceBytes)); a ring sends 2(p−1)/p·n = \(Format.bytes(ringBytesPerRank)) per rank\n"
             if allReducePath == .sharedMemory {
@@ -53,9 +60,13 @@ extension RunReport {
             s += dp == nil && dcp == nil ? "\(Format.bytes(v.cacheBytesPerRank)) on every rank (replicated)\n"
                 : "at most \(Format.bytes(v.cacheBytesPerRank)) on a rank (each holds its group's sequences\(dcp != nil ? ", and of those only its DCP share of the tokens" : ""))\n"
         }
-        if let c = check {
-            s += "Check against the unsharded forward: max |Δ| = \(sci(c.maxAbsDiff)), relative \(sci(c.relative)) "
-            s += "(tolerance \(String(format: "%.0e", c.tolerance)))  \(c.pass ? "PASS" : "FAIL")\n"
+        s += kernelText()
+        if let c = check, let p = precisionCheck, let dtype {
+            s += "Check against the unsharded forward in \(dtype) (tp = 1 in \(dtype)): " + checkLine(c)
+            s += "; bit-identical to it: " + (p.bitIdentical ? "yes" : "no (\(p.differingElements) of \(p.elements) elements differ)") + "\n"
+            s += "Check against the unsharded forward in f32: " + checkLine(p.f32) + "\n"
+        } else if let c = check {
+            s += "Check against the unsharded forward: " + checkLine(c) + "\n"
         } else {
             s += "Check against the unsharded forward: skipped\n"
         }
@@ -64,6 +75,19 @@ extension RunReport {
     }
 
     func ms(_ s: Double) -> String { String(format: "%.3f", s * 1e3) }
+
+    func checkLine(_ c: CheckResult) -> String {
+        "max |Δ| = \(sci(c.maxAbsDiff)), relative \(sci(c.relative)) (tolerance \(String(format: "%.0e", c.tolerance)))  \(c.pass ? "PASS" : "FAIL")"
+    }
+
+    /// Which kernel ran each projection on rank 0 (a projection twice when prefill and decode differ).
+    func kernelText() -> String {
+        guard let kernels, !kernels.isEmpty else { return "" }
+        var s = "Kernels on rank 0 (oneDNN's bf16 on this CPU: \(oneDNNBF16 ?? "?")):\n"
+        let width = kernels.map(\.projection.count).max() ?? 0
+        for k in kernels { s += "  " + k.projection.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + k.kernel + "\n" }
+        return s
+    }
 
     /// `tp4`, `dp2xtp2`, `tp4-dcp2` (as `ParallelLayout` names them), or `tp=K` for plain TP.
     var layoutName: String {

@@ -101,6 +101,15 @@ public struct RunReport: Codable, Sendable {
     public var check: CheckResult?
     /// When the check failed: each head's relative error in o_proj's input (`attn ⊙ act(gate)`).
     public var headErrors: [HeadError]?
+    /// What weights and activations are stored in, and what the allreduce sums in (nil: f32).
+    public var dtype: Precision?
+    public var allReduceDType: Precision?
+    /// Which kernel ran each projection on rank 0, and how oneDNN runs bf16 on this CPU.
+    public var kernels: [ProjectionKernel]?
+    public var oneDNNBF16: String?
+    /// A bf16 run's check beyond `check` (which is against tp = 1 in bf16): bit identity with it,
+    /// and the comparison with the unsharded f32 forward.
+    public var precisionCheck: PrecisionCheck?
     public struct HeadError: Codable, Sendable, Equatable {
         public var head: Int
         public var relative: Float
@@ -120,7 +129,8 @@ public struct RunReport: Codable, Sendable {
     }
 
     public init(config: MLAConfig, model: String, layer: Int, layout: ParallelLayout, gate: GateLayout, batch: Batch,
-                counters: ForwardCounters, collectives: Collectives, facts: [RankFacts], placement: Placement, check: CheckResult?) {
+                counters: ForwardCounters, collectives: Collectives, facts: [RankFacts], placement: Placement, check: CheckResult?,
+                precision: Precision = .f32) {
         preset = model
         self.layer = layer
         let tp = layout.tp
@@ -133,7 +143,7 @@ public struct RunReport: Codable, Sendable {
         tokens = batch.tokenCount
         hidden = config.hiddenSize
         sequences = batch.sequenceCount
-        let plan = ShardingPlan(config: config, tp: tp, gate: gate, layer: layer)
+        let plan = ShardingPlan(config: config, tp: tp, gate: gate, layer: layer, precision: precision)
         self.plan = plan
         ranks = facts.map { f in
             let h = ShardingPlan.heads(rank: f.position.tpRank, tp: tp, config: config)
@@ -145,13 +155,18 @@ public struct RunReport: Codable, Sendable {
         }
         self.placement = placement.description
         allReduceCalls = tp > 1 ? 1 : 0
-        allReduceBytes = ShardingPlan.allReduceBytes(tokens: batch.tokenCount, config: config)
+        allReduceBytes = ShardingPlan.allReduceBytes(tokens: batch.tokenCount, config: config,
+                                                     bytesPerElement: collectives.reducePrecision.bytesPerElement)
         ringBytesPerRank = ShardingPlan.ringBytesPerRank(allReduceBytes, tp: tp)
         forwardSeconds = counters.seconds
         allReduceSeconds = collectives.seconds
         allReducePath = collectives.lastPath
         flops = counters.totalFlops
         self.check = check
+        dtype = precision == .f32 ? nil : precision
+        allReduceDType = precision == .f32 && collectives.reducePrecision == .f32 ? nil : collectives.reducePrecision
+        kernels = counters.kernels
+        oneDNNBF16 = OneDNN.bf16Support.rawValue
     }
 
     public func json() throws -> String { try Format.json(self) }

@@ -1,6 +1,7 @@
 import Foundation
 import MLA
 import Measure
+import TensorCore
 
 /// One tp of the sweep: measured, projected and checked.
 public struct SweepRow: Codable, Sendable {
@@ -16,6 +17,11 @@ public struct SweepRow: Codable, Sendable {
     public var projectedSameJob: Projection?
     public var checkRelative: Double?
     public var checkAnonymousBytes: [Int]?
+    /// bf16 sweeps: whether the check run's output equals tp = 1 in bf16 bit for bit (and how many
+    /// elements differ), and its error against the unsharded f32 forward.
+    public var bitIdentical: Bool?
+    public var differingElements: Int?
+    public var checkF32Relative: Double?
     /// The machine's 1-minute load average when the timed job started (other work shares the cores).
     public var loadAverage: Double?
     /// Decode steps (`--decode-context`): measured, projected, error against the fastest step.
@@ -41,6 +47,9 @@ public struct SweepRow: Codable, Sendable {
         projectedSameJob = p.sameJob
         checkRelative = check?.check.map { Double($0.relative) }
         checkAnonymousBytes = check?.ranks.map(\.anonymousMemory)
+        bitIdentical = check?.precisionCheck?.bitIdentical
+        differingElements = check?.precisionCheck?.differingElements
+        checkF32Relative = check?.precisionCheck.map { Double($0.f32.relative) }
         error = SweepRow.error(projected, step.bestSeconds)
         errorVsMedian = SweepRow.error(projected, step.seconds)
         errorSameJob = projectedSameJob.map { SweepRow.error($0, step.bestSeconds) }
@@ -77,6 +86,8 @@ public struct SweepReport: Codable, Sendable {
     public var model: String
     public var gate: GateLayout
     public var tokens: Int
+    /// What the layer ran in (nil: f32).
+    public var dtype: Precision?
     /// One probe per count of busy ranks (1 … cores).
     public var rates: [MeasuredRates]
     public var probeLoadAverage: [Double]
@@ -108,6 +119,14 @@ public struct SweepReport: Codable, Sendable {
              Format.bytes(r.weightBytesPerRank), Format.bytes(r.anonymousBytesMax),
              r.checkRelative.map { String(format: "%.2e", $0) } ?? "—", r.loadAverage.map { String(format: "%.2f", $0) } ?? "—"]
         }) + "\n"
+        if let dtype {
+            s += "\nThe check in \(dtype) (the \(dtype) output against the unsharded forward in \(dtype), i.e. tp = 1 in \(dtype), and in f32)\n"
+            s += Format.table(["tp", "rel. error vs tp=1 \(dtype)", "bit-identical to tp=1", "rel. error vs f32"], rows.map { r in
+                [String(r.tp), r.checkRelative.map { String(format: "%.2e", $0) } ?? "—",
+                 r.bitIdentical.map { $0 ? "yes" : "no (\(r.differingElements ?? 0) differ)" } ?? "—",
+                 r.checkF32Relative.map { String(format: "%.2e", $0) } ?? "—"]
+            }) + "\n"
+        }
         if let d = rows.compactMap(\.decodeStep).first {
             s += "\nDecode (\(d.decode?.rawValue ?? "?")): one new token after \(d.context ?? 0)+ cached tokens\n"
             s += Format.table(["tp", "best", "compute", "allreduce", "median", "projected", "error", "error (same-job rates)"], rows.compactMap { r in

@@ -2,6 +2,7 @@ import Foundation
 import Launch
 import MLA
 import Measure
+import TensorCore
 import SafeTensors
 
 /// The sweep: per tp, a rate probe, timed forwards (and decode steps) and a check run, each a
@@ -23,6 +24,9 @@ public struct SweepRunner {
     public var waitForIdle: Double?
     public var maxWait: Int
     public var launcher: MPILauncher
+    /// `--dtype` and `--allreduce-dtype` of every child job (nil: f32 and the default reduction).
+    public var precision: Precision = .f32
+    public var allReduceDType: Precision?
 
     public init(config: MLAConfig, model: String, gate: GateLayout, modelArguments: [String], tps: [Int], tokens: Int, repeats: Int,
                 decodeContext: Int?, decode: DecodePath, checkTokens: Int, out: String, timeout: Int, waitForIdle: Double?,
@@ -45,6 +49,9 @@ public struct SweepRunner {
     }
 
     func file(_ name: String) -> String { (out as NSString).appendingPathComponent(name) }
+
+    /// The reduction flag every child that runs the layer gets (`--dtype` is in `modelArguments`).
+    var reductionArguments: [String] { allReduceDType.map { ["--allreduce-dtype", $0.rawValue] } ?? [] }
 
     /// Runs every job, writes `sweep.json` and the figures into `out`; `progress` shows each job.
     public func run(progress: SweepProgress) throws -> (SweepReport, figures: [String]) {
@@ -75,7 +82,8 @@ public struct SweepRunner {
             var check: RunReport?
             if checkTokens > 0 {
                 let r = try job("tp=\(k): check against the unsharded forward (\(checkTokens) tokens)", ranks: k,
-                                ["run"] + modelArguments + ["--tokens", "\(checkTokens)", "--check", "--json"], timeout: timeout, progress)
+                                ["run"] + modelArguments + reductionArguments + ["--tokens", "\(checkTokens)", "--check", "--json"],
+                                timeout: timeout, progress)
                 check = try JSONDecoder().decode(RunReport.self, from: Data(r.stdout.utf8))
             }
             let probe = rates[min(k, launcher.cores)]!
@@ -92,16 +100,17 @@ public struct SweepRunner {
             rows.append(row)
         }
         progress.finish()
-        let report = SweepReport(model: model, gate: gate, tokens: tokens, rates: probeCounts.map { rates[$0]! }, probeLoadAverage: probeLoad,
+        var report = SweepReport(model: model, gate: gate, tokens: tokens, rates: probeCounts.map { rates[$0]! }, probeLoadAverage: probeLoad,
                                  rows: rows, h100: try tps.map { Projection(cost: try FlopModel.prefill(config: config, tp: $0, gate: gate, sequenceLengths: [tokens]),
                                                                         tokens: tokens, config: config, tp: $0, hardware: .h100) })
+        report.dtype = precision == .f32 ? nil : precision
         try AtomicFile.write(Data(try Format.json(report).utf8), to: file("sweep.json"))
         return (report, try SweepFigures.write(report, config: config, to: out))
     }
 
     /// `mpirun -n tp mla-tp sweep-step … --probe-first` writing its result to `file`.
     func timedStep(_ what: String, tp: Int, _ args: [String], file: String, _ progress: SweepProgress) throws -> StepResult {
-        try job(what, ranks: tp, ["sweep-step"] + modelArguments + args + ["--repeats", "\(repeats)", "--probe-first", "--out", file],
+        try job(what, ranks: tp, ["sweep-step"] + modelArguments + reductionArguments + args + ["--repeats", "\(repeats)", "--probe-first", "--out", file],
                 timeout: timeout, progress)
         return try MeasureError.decode(StepResult.self, path: file, what: "step result", remedy: "rerun the sweep")
     }

@@ -78,17 +78,29 @@ public final class SharedMemoryReducer {
     /// Sums `buffer` across the ranks, in place. Every rank must call it with the same count.
     public func sum(_ buffer: UnsafeMutableBufferPointer<Float>) {
         precondition(buffer.count <= capacity, "SharedMemoryReducer: \(buffer.count) floats exceed its capacity of \(capacity)")
+        let n = buffer.count
+        exchange(UnsafeRawBufferPointer(buffer)) { parts in
+            guard let out = buffer.baseAddress else { return }
+            out.update(from: parts[0].assumingMemoryBound(to: Float.self), count: n)
+            for q in 1..<size {
+                let src = parts[q].assumingMemoryBound(to: Float.self)
+                for i in 0..<n { out[i] += src[i] }
+            }
+        }
+    }
+
+    /// Every rank's `bytes` (the same count on each), for `body` to combine: publishes this rank's
+    /// bytes, waits for every peer's, then calls `body` with each rank's bytes in rank order (valid
+    /// only inside `body`). An all-gather through the window: what a reduction in a type MPI lacks
+    /// (bf16) is built on.
+    public func exchange(_ bytes: UnsafeRawBufferPointer, _ body: (_ parts: [UnsafeRawPointer]) -> Void) {
+        precondition(bytes.count <= 4 * capacity, "SharedMemoryReducer: \(bytes.count) bytes exceed its capacity of \(4 * capacity)")
         generation += 1
-        let g = generation, k = Int(g & 1), n = buffer.count
-        if let src = buffer.baseAddress { slots[rank][k].update(from: src, count: n) }
+        let g = generation, k = Int(g & 1)
+        if let src = bytes.baseAddress { UnsafeMutableRawPointer(slots[rank][k]).copyMemory(from: src, byteCount: bytes.count) }
         mlatp_store_release(counters[rank], g)
         for q in 0..<size where q != rank { wait(q, atLeast: g) }
-        guard let out = buffer.baseAddress else { return }
-        out.update(from: slots[0][k], count: n)
-        for q in 1..<size {
-            let src = slots[q][k]
-            for i in 0..<n { out[i] += src[i] }
-        }
+        body((0..<size).map { UnsafeRawPointer(slots[$0][k]) })
     }
 
     private func wait(_ peer: Int, atLeast g: UInt64) {

@@ -36,6 +36,15 @@ public enum BF16 {
         mlatp_bf16_widen(s.bits, d, src.count, isa.rawValue)
     }
 
+    /// `out[i]` = the bf16 sum of `parts[0][i]`, `parts[1][i]`, … in that order: each addition
+    /// computed in f32 from its two bf16 operands and rounded to nearest even (a bf16 reduction),
+    /// the result kept as f32. Each part must hold `out.count` values.
+    public static func chainSum(_ parts: [UnsafePointer<BFloat16>], into out: UnsafeMutableBufferPointer<Float>, isa: KernelISA = .best) {
+        guard let o = out.baseAddress, !parts.isEmpty else { return }
+        let bits: [UnsafePointer<UInt16>?] = parts.map { $0.bits }
+        bits.withUnsafeBufferPointer { mlatp_bf16_chain_sum($0.baseAddress!, parts.count, o, out.count, isa.rawValue) }
+    }
+
     /// Rounds f32 values to bf16 precision in place, keeping them f32 (`x = Float(BFloat16(x))`).
     public static func roundInPlace(_ values: UnsafeMutableBufferPointer<Float>, isa: KernelISA = .best) {
         guard let p = values.baseAddress else { return }

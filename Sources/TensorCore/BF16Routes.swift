@@ -23,9 +23,10 @@ extension GemmContext {
                 return .openBLAS(p.m == 1 || p.n == 1 ? "sgemv" : "sgemm")
             }
         case .bf16(let b):
-            if route == .rows || (route == .automatic && Gemm.rowKernelServes(m: p.m)) { return rows(p, b) }
+            let automatic = route == .automatic || route == .openBLASForF32
+            if route == .rows || (automatic && Gemm.rowKernelServes(m: p.m)) { return rows(p, b) }
             let support = OneDNN.bf16Support
-            guard route == .oneDNN || (route == .automatic && support == .native) else {
+            guard route == .oneDNN || (automatic && support == .native) else {
                 return widened(p, b, reason: route == .openBLAS ? "asked for" : "oneDNN's bf16 is \(support.rawValue) on this CPU")
             }
             do { return try oneDNN(p) } catch { return widened(p, b, reason: "oneDNN: \(error.message)") }

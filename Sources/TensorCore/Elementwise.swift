@@ -40,17 +40,7 @@ extension Matrix {
 
     /// RMSNorm over each row: `x / sqrt(mean(x²) + eps) * weight`, in f32 as HF computes it.
     public mutating func rmsNormRows(weight: [Float], eps: Float) throws(ShapeError) {
-        guard weight.count == cols else {
-            throw ShapeError(op: "RMSNorm", shape, Shape(weight.count), hint: "the norm weight needs one value per column")
-        }
-        let c = cols
-        storage.withUnsafeMutableBufferPointer { s in
-            weight.withUnsafeBufferPointer { w in
-                for i in 0..<rows {
-                    Kernels.rmsNorm(s.baseAddress! + i * c, count: c, weight: w.baseAddress!, eps: eps)
-                }
-            }
-        }
+        try rmsNormRows(weight: .f32(weight), eps: eps, storing: .f32)
     }
 
     /// Numerically stable softmax of each row, in place.

@@ -36,6 +36,13 @@ extension Gemm {
         return product(x, w, transB: false, into: &out, accumulate: accumulate, route: route, context: context)
     }
 
+    /// `x · Wᵀ` as a new f32 matrix, for a weight of either precision.
+    public static func linear<W: GemmOperand>(_ x: Matrix, weight w: W) throws(ShapeError) -> Matrix {
+        var out = Matrix(rows: x.rows, cols: w.rows)
+        try linear(x, weight: w, into: &out)
+        return out
+    }
+
     /// x · op(W) into `out`, shapes already checked.
     private static func product<X: GemmOperand, W: GemmOperand, Y: GemmResult>(
         _ x: X, _ w: W, transB: Bool, into out: inout Y, accumulate: Bool, route: GemmRoute, context: GemmContext

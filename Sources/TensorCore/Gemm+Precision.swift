@@ -57,7 +57,7 @@ extension Gemm {
         guard p.a.precision == .f32, p.b.precision == .f32, p.c.precision == .f32, p.k > 0 else { return false }
         switch route {
         case .oneDNN: return true
-        case .openBLAS, .rows: return false
+        case .openBLAS, .rows, .openBLASForF32: return false
         case .automatic: return p.transB && !p.transA && p.m >= 2 && OneDNN.hasAVX512Core
         }
     }

@@ -9,6 +9,11 @@ public enum GemmSource {
     var raw: UnsafeRawPointer {
         switch self { case .f32(let p): UnsafeRawPointer(p); case .bf16(let p): UnsafeRawPointer(p) }
     }
+
+    /// The operand `n` elements on (a row or a head further into the same storage).
+    public func advanced(by n: Int) -> GemmSource {
+        switch self { case .f32(let p): .f32(p + n); case .bf16(let p): .bf16(p + n) }
+    }
 }
 
 /// Where a GEMM writes its result, and in what precision (accumulation is f32 either way).
@@ -43,6 +48,10 @@ public enum GemmRoute: String, Sendable, CaseIterable {
     case openBLAS
     /// The bf16 row kernel at any row count (correct but slow past a few rows); f32 weights: OpenBLAS.
     case rows
+    /// All-f32 products through OpenBLAS whatever their shape, bf16 weights as `.automatic`: for
+    /// products whose shape changes from call to call (a cache that grows every decode step, a
+    /// chunk of any length), where `.automatic` would make a oneDNN f32 primitive per new shape.
+    case openBLASForF32
 }
 
 /// The kernel that ran a product, for reports ("which kernel ran").

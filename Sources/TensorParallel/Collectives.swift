@@ -44,7 +44,16 @@ public final class Collectives {
         case none = "none"
         case sharedMemory = "shared-memory window"
         case mpi = "MPI_Allreduce"
+        /// A bf16 reduction: the bf16 partials gathered with `MPI_Allgather`, summed in rank order on every rank.
+        case mpiAllGather = "MPI_Allgather of bf16 partials, summed in rank order"
     }
+
+    /// What `allReduceSum` reduces in (`--allreduce-dtype`): f32, the partials as accumulated; or
+    /// bf16, as a bf16 engine reduces its bf16 partials (`BF16Reduction`: each partial rounded,
+    /// each addition rounded, in rank order). Must be the same on every rank.
+    public var reducePrecision: Precision = .f32
+    /// The bf16 path's buffers: this rank's rounded partial and every rank's, reused.
+    private var bf16Send: [BFloat16] = [], bf16Parts: [BFloat16] = []
 
     private enum Small { case untried, ready(SharedMemoryReducer), unavailable }
     private var small = Small.untried
@@ -86,17 +95,46 @@ public final class Collectives {
             segments.append(Segment(kind: .wait, start: arrived, end: left))
             traffic[.wait, default: (0, 0)].calls += 1
         }
-        let payload = m.count * MemoryLayout<Float>.size
+        let payload = m.count * reducePrecision.bytesPerElement
         let reducer = payload <= sharedMemoryLimit ? try smallReducer(comm) : nil
         let start = Clock.now()
-        if let reducer {
+        switch (reducePrecision, reducer) {
+        case (.f32, let reducer?):
             m.storage.withUnsafeMutableBufferPointer { buffer in reducer.sum(buffer) }
             lastPath = .sharedMemory
-        } else {
+        case (.f32, nil):
             try m.storage.withUnsafeMutableBufferPointer { buffer in try comm.allReduce(buffer, .sum) }
             lastPath = .mpi
+        case (.bf16, _):
+            try allReduceBF16(&m, comm, reducer)
         }
         record(.reduce, start: start, bytes: payload)
+    }
+
+    /// The bf16 reduction: this rank's partial rounded to bf16, every rank's gathered (through the
+    /// shared-memory window when `reducer` is given, else `MPI_Allgather`), then summed in rank
+    /// order (`BF16Reduction`) into `m`.
+    private func allReduceBF16(_ m: inout Matrix, _ comm: Communicator, _ reducer: SharedMemoryReducer?) throws {
+        let n = m.count, p = comm.size
+        if bf16Send.count != n { bf16Send = [BFloat16](repeating: BFloat16(bitPattern: 0), count: n) }
+        m.storage.withUnsafeBufferPointer { src in bf16Send.withUnsafeMutableBufferPointer { BF16.round(src, into: $0) } }
+        if let reducer {
+            bf16Send.withUnsafeBytes { mine in
+                m.storage.withUnsafeMutableBufferPointer { out in
+                    reducer.exchange(mine) { parts in BF16Reduction.sum(parts.map { $0.assumingMemoryBound(to: BFloat16.self) }, into: out) }
+                }
+            }
+            lastPath = .sharedMemory
+            return
+        }
+        if bf16Parts.count != n * p { bf16Parts = [BFloat16](repeating: BFloat16(bitPattern: 0), count: n * p) }
+        try bf16Send.withUnsafeBytes { send in
+            try bf16Parts.withUnsafeMutableBytes { receive in
+                try comm.allGather(send.bindMemory(to: UInt8.self), into: receive.bindMemory(to: UInt8.self))
+            }
+        }
+        bf16Parts.withUnsafeBufferPointer { parts in m.storage.withUnsafeMutableBufferPointer { BF16Reduction.sum(parts, ranks: p, into: $0) } }
+        lastPath = .mpiAllGather
     }
 
     /// Gathers every rank's `send` (the same count on each) into `receive`, rank-major

@@ -1,43 +1,16 @@
 import TensorCore
 
-/// How a layer keeps its weight in memory.
-public enum WeightOrder: String, Sendable, Codable {
-    /// PyTorch's `[out, in]`, as checkpoints hold it: the forward is `x·Wᵀ`.
-    case outIn
-    /// `[in, out]`, transposed once when the layer is built: the forward is `x·W`, and OpenBLAS
-    /// packs a non-transposed operand faster (measured ≈ 5–9% off DeepSeek-V3's T=256 prefill here).
-    /// For layers used only through `forward`; code that reads `weight` as `[out, in]` must not pick it.
-    case inOut
-
-    /// Block `rows × cols` of `name` from `source`, in this order (`[in, out]` read transposed
-    /// by the source itself, so a seeded layer never holds two copies).
-    func load(_ source: WeightSource, _ name: String, shape: Shape, rows: Range<Int>, cols: Range<Int>,
-              initializer: Initializer) throws -> Matrix {
-        switch self {
-        case .outIn: return try source.block(name, shape: shape, rows: rows, cols: cols, initializer: initializer)
-        case .inOut: return try source.blockTransposed(name, shape: shape, rows: rows, cols: cols, initializer: initializer)
-        }
-    }
-}
-
-/// `y = x·Wᵀ` (+ y when `accumulate`) for a weight kept in `order`: `[out, in]` or `[in, out]`.
-@inline(__always)
-func linear(_ x: Matrix, _ w: Matrix, order: WeightOrder, into y: inout Matrix) throws {
-    switch order {
-    case .outIn: try Gemm.linear(x, weight: w, into: &y)
-    case .inOut: try Gemm.linearNN(x, weight: w, into: &y)
-    }
-}
-
 /// What every parallel layer reports for the sharding plan.
 public protocol ParallelLayer {
     var name: String { get }
     var layout: Layout { get }
     /// The weight's global shape `[out, in]`.
     var globalShape: Shape { get }
-    /// This rank's weight, in `order`.
-    var weight: Matrix { get }
+    /// This rank's weight, in `order`, stored in its precision (f32, or bf16 for half the bytes).
+    var weight: AnyMatrix { get }
     var order: WeightOrder { get }
+    /// This rank's bias, in the weight's precision.
+    var bias: AnyVector? { get }
     /// Output and input features of this rank's weight.
     var localOut: Int { get }
     var localIn: Int { get }
@@ -49,7 +22,18 @@ extension ParallelLayer {
     /// This rank's weight shape, `[out, in]` whatever the order it is kept in.
     public var localShape: Shape { Shape(localOut, localIn) }
     /// The weight as `[out, in]` (a transposed copy when the order is `.inOut`: for export, not the hot path).
-    public var weightOutIn: Matrix { order == .outIn ? weight : weight.transposed() }
+    public var weightOutIn: AnyMatrix { order == .outIn ? weight : weight.transposed() }
+    /// What the weight is stored in; the layer's output is stored in it too.
+    public var precision: Precision { weight.precision }
+    /// Bytes of weight and bias held by this rank, in their precision.
+    public var localBytes: Int { weight.bytes + (bias?.bytes ?? 0) }
+
+    /// `y = x·Wᵀ + b` on this rank's weight alone (no collective), stored in the weight's precision.
+    func forwardLocally(_ x: Matrix, into y: inout Matrix) throws -> GemmKernel {
+        let kernel = try linear(x, weight, order: order, into: &y)
+        try y.finishLinear(bias: bias, storing: precision)
+        return kernel
+    }
 }
 
 /// `Y = X·Wᵀ + b` with the full weight on every rank.
@@ -59,32 +43,31 @@ extension ParallelLayer {
 public struct ReplicatedLinear: ParallelLayer {
     public let name: String
     public let order: WeightOrder
-    public let weight: Matrix      // [out, in] (order .outIn) or [in, out] (.inOut)
-    public let bias: [Float]?      // [out]
+    public let weight: AnyMatrix   // [out, in] (order .outIn) or [in, out] (.inOut)
+    public let bias: AnyVector?    // [out]
     public var layout: Layout { .replicated }
     /// Output and input features of this rank's weight.
     public var localOut: Int { order == .outIn ? weight.rows : weight.cols }
     public var localIn: Int { order == .outIn ? weight.cols : weight.rows }
     public var globalShape: Shape { localShape }
-    public var localBytes: Int { 4 * (weight.count + (bias?.count ?? 0)) }
 
     public init(name: String, inFeatures: Int, outFeatures: Int, bias hasBias: Bool,
                 source: WeightSource, initializer: Initializer, biasInitializer: Initializer = .random(std: 0.02),
-                order: WeightOrder = .outIn) throws {
+                order: WeightOrder = .outIn, storage: Precision = .f32) throws {
         guard inFeatures > 0 else { throw TPError.nonPositive(name: name + " in", width: inFeatures) }
         guard outFeatures > 0 else { throw TPError.nonPositive(name: name + " out", width: outFeatures) }
         self.name = name
         self.order = order
         weight = try order.load(source, name + ".weight", shape: Shape(outFeatures, inFeatures),
-                                  rows: 0..<outFeatures, cols: 0..<inFeatures, initializer: initializer)
-        bias = hasBias ? try source.vector(name + ".bias", count: outFeatures, range: 0..<outFeatures, initializer: biasInitializer) : nil
+                                  rows: 0..<outFeatures, cols: 0..<inFeatures, initializer: initializer, storage: storage)
+        bias = hasBias ? AnyVector(try source.vector(name + ".bias", count: outFeatures, range: 0..<outFeatures, initializer: biasInitializer),
+                                   storedAs: storage) : nil
     }
 
-    /// `y = x·Wᵀ + b`: x `[T, in]` → y `[T, out]` (y preallocated).
-    public func forward(_ x: Matrix, into y: inout Matrix) throws {
-        try linear(x, weight, order: order, into: &y)
-        if let bias { try y.addRowBias(bias) }
-    }
+    /// `y = x·Wᵀ + b`: x `[T, in]` → y `[T, out]` (y preallocated), stored in the weight's precision.
+    /// Returns the kernel that ran the product.
+    @discardableResult
+    public func forward(_ x: Matrix, into y: inout Matrix) throws -> GemmKernel { try forwardLocally(x, into: &y) }
 }
 
 /// `Y = X·Wᵀ + b` with `W [out, in]` split along its output rows (Megatron's column parallel).
@@ -104,17 +87,16 @@ public struct ColumnParallelLinear: ParallelLayer {
     /// The global output rows this rank holds.
     public let outRange: Range<Int>
     public let order: WeightOrder
-    public let weight: Matrix      // [out/tp, in] (order .outIn) or [in, out/tp] (.inOut)
-    public let bias: [Float]?      // [out/tp]
+    public let weight: AnyMatrix   // [out/tp, in] (order .outIn) or [in, out/tp] (.inOut)
+    public let bias: AnyVector?    // [out/tp]
     public var layout: Layout { .column }
     public var localOut: Int { outRange.count }
     public var localIn: Int { inFeatures }
     public var globalShape: Shape { Shape(outFeatures, inFeatures) }
-    public var localBytes: Int { 4 * (weight.count + (bias?.count ?? 0)) }
 
     public init(name: String, inFeatures: Int, outFeatures: Int, bias hasBias: Bool, shard: Shard,
                 source: WeightSource, initializer: Initializer, biasInitializer: Initializer = .random(std: 0.02),
-                order: WeightOrder = .outIn) throws {
+                order: WeightOrder = .outIn, storage: Precision = .f32) throws {
         guard inFeatures > 0 else { throw TPError.nonPositive(name: name + " in", width: inFeatures) }
         self.name = name
         self.shard = shard
@@ -123,15 +105,15 @@ public struct ColumnParallelLinear: ParallelLayer {
         self.order = order
         outRange = try shard.range(of: outFeatures, for: name + " output")
         weight = try order.load(source, name + ".weight", shape: Shape(outFeatures, inFeatures),
-                                  rows: outRange, cols: 0..<inFeatures, initializer: initializer)
-        bias = hasBias ? try source.vector(name + ".bias", count: outFeatures, range: outRange, initializer: biasInitializer) : nil
+                                  rows: outRange, cols: 0..<inFeatures, initializer: initializer, storage: storage)
+        bias = hasBias ? AnyVector(try source.vector(name + ".bias", count: outFeatures, range: outRange, initializer: biasInitializer),
+                                   storedAs: storage) : nil
     }
 
-    /// `y_r = x·W_rᵀ + b_r`: x `[T, in]` → y `[T, out/tp]` (y preallocated).
-    public func forward(_ x: Matrix, into y: inout Matrix) throws {
-        try linear(x, weight, order: order, into: &y)
-        if let bias { try y.addRowBias(bias) }
-    }
+    /// `y_r = x·W_rᵀ + b_r`: x `[T, in]` → y `[T, out/tp]` (y preallocated), stored in the weight's
+    /// precision. Returns the kernel that ran the product.
+    @discardableResult
+    public func forward(_ x: Matrix, into y: inout Matrix) throws -> GemmKernel { try forwardLocally(x, into: &y) }
 }
 
 /// `Y = X·Wᵀ + b` with `W [out, in]` split along its input columns (Megatron's row parallel).
@@ -151,17 +133,16 @@ public struct RowParallelLinear: ParallelLayer {
     /// The global input columns this rank holds.
     public let inRange: Range<Int>
     public let order: WeightOrder
-    public let weight: Matrix      // [out, in/tp] (order .outIn) or [in/tp, out] (.inOut)
-    public let bias: [Float]?      // [out], replicated
+    public let weight: AnyMatrix   // [out, in/tp] (order .outIn) or [in/tp, out] (.inOut)
+    public let bias: AnyVector?    // [out], replicated
     public var layout: Layout { .row }
     public var localOut: Int { outFeatures }
     public var localIn: Int { inRange.count }
     public var globalShape: Shape { Shape(outFeatures, inFeatures) }
-    public var localBytes: Int { 4 * (weight.count + (bias?.count ?? 0)) }
 
     public init(name: String, inFeatures: Int, outFeatures: Int, bias hasBias: Bool, shard: Shard,
                 source: WeightSource, initializer: Initializer, biasInitializer: Initializer = .random(std: 0.02),
-                order: WeightOrder = .outIn) throws {
+                order: WeightOrder = .outIn, storage: Precision = .f32) throws {
         guard outFeatures > 0 else { throw TPError.nonPositive(name: name + " out", width: outFeatures) }
         self.name = name
         self.shard = shard
@@ -170,19 +151,29 @@ public struct RowParallelLinear: ParallelLayer {
         self.order = order
         inRange = try shard.range(of: inFeatures, for: name + " input")
         weight = try order.load(source, name + ".weight", shape: Shape(outFeatures, inFeatures),
-                                  rows: 0..<outFeatures, cols: inRange, initializer: initializer)
-        bias = hasBias ? try source.vector(name + ".bias", count: outFeatures, range: 0..<outFeatures, initializer: biasInitializer) : nil
+                                  rows: 0..<outFeatures, cols: inRange, initializer: initializer, storage: storage)
+        bias = hasBias ? AnyVector(try source.vector(name + ".bias", count: outFeatures, range: 0..<outFeatures, initializer: biasInitializer),
+                                   storedAs: storage) : nil
     }
 
-    /// This rank's partial product `x_r·W_rᵀ` `[T, out]`, before the allreduce and without the bias.
-    public func partial(_ x: Matrix, into y: inout Matrix) throws {
+    /// This rank's partial product `x_r·W_rᵀ` `[T, out]` as accumulated (f32, whatever the weight's
+    /// precision), before the allreduce and without the bias. Returns the kernel that ran it.
+    @discardableResult
+    public func partial(_ x: Matrix, into y: inout Matrix) throws -> GemmKernel {
         try linear(x, weight, order: order, into: &y)
     }
 
-    /// Sums the ranks' partial products in place and adds the bias once: `y = Σ_r y_r + b`.
+    /// Sums the ranks' partial products in place (in the collectives' reduction precision: a bf16
+    /// reduction rounds each partial and each addition), then `finish`: `y = Σ_r y_r + b`.
     public func reduce(_ y: inout Matrix, collectives: Collectives) throws {
         try collectives.allReduceSum(&y)               // Σ over ranks
-        if let bias { try y.addRowBias(bias) }         // once, after the reduce
+        try finish(&y)
+    }
+
+    /// The bias added once, after the reduce, and the output stored in the weight's precision (at
+    /// tp = 1 this is HF's one rounding of `acc + b`).
+    public func finish(_ y: inout Matrix) throws {
+        try y.finishLinear(bias: bias, storing: precision)
     }
 
     /// `y = allreduce(x_r·W_rᵀ) + b`: x `[T, in/tp]` → y `[T, out]` (y preallocated).

@@ -30,20 +30,32 @@ public struct RowMappedSource: WeightSource {
         return list
     }
 
+    /// The elements of `rows × cols` (row-major), each run of consecutive stored rows read by `read`.
+    private func gathered<E>(_ rows: Range<Int>, cols: Int, _ read: (Range<Int>) throws -> [E]) rethrows -> [E] {
+        var out: [E] = []
+        out.reserveCapacity(rows.count * cols)
+        for (_, stored) in runs(rows) { out += try read(stored) }          // runs come in row order
+        return out
+    }
+
     public func block(_ tensor: String, shape: Shape, rows: Range<Int>, cols: Range<Int>, initializer: Initializer) throws -> Matrix {
         guard tensor == name else { return try base.block(tensor, shape: shape, rows: rows, cols: cols, initializer: initializer) }
-        var out = Matrix(rows: rows.count, cols: cols.count)                       // [rows, cols]
-        for (first, stored) in runs(rows) {
-            let part = try base.block(tensor, shape: shape, rows: stored, cols: cols, initializer: initializer)
-            let at = (first - rows.lowerBound) * cols.count
-            out.storage.replaceSubrange(at ..< at + part.count, with: part.storage)
-        }
-        return out
+        return try Matrix(rows: rows.count, cols: cols.count, values: try gathered(rows, cols: cols.count) {     // [rows, cols]
+            try base.block(tensor, shape: shape, rows: $0, cols: cols, initializer: initializer).storage
+        })
     }
 
     public func blockTransposed(_ tensor: String, shape: Shape, rows: Range<Int>, cols: Range<Int>, initializer: Initializer) throws -> Matrix {
         guard tensor == name else { return try base.blockTransposed(tensor, shape: shape, rows: rows, cols: cols, initializer: initializer) }
         return try block(tensor, shape: shape, rows: rows, cols: cols, initializer: initializer).transposed()
+    }
+
+    /// Each run of stored rows read from `base` in bf16 (a bf16 checkpoint's rows copied as they are).
+    public func bf16Block(_ tensor: String, shape: Shape, rows: Range<Int>, cols: Range<Int>, initializer: Initializer) throws -> BF16Matrix {
+        guard tensor == name else { return try base.bf16Block(tensor, shape: shape, rows: rows, cols: cols, initializer: initializer) }
+        return try BF16Matrix(rows: rows.count, cols: cols.count, values: try gathered(rows, cols: cols.count) {   // [rows, cols]
+            try base.bf16Block(tensor, shape: shape, rows: $0, cols: cols, initializer: initializer).storage
+        })
     }
 
     public func vector(_ tensor: String, count: Int, range: Range<Int>, initializer: Initializer) throws -> [Float] {

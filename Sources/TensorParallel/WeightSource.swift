@@ -21,6 +21,10 @@ public protocol WeightSource {
     /// The default transposes `block`'s result (two copies for a moment); a source that can
     /// write the transposed order directly should.
     func blockTransposed(_ name: String, shape: Shape, rows: Range<Int>, cols: Range<Int>, initializer: Initializer) throws -> Matrix
+    /// The same block stored in bf16: a bf16 tensor's values as they are, anything else rounded to
+    /// nearest even once. The default rounds `block`'s values a bounded block of rows at a time,
+    /// so no f32 copy of the whole weight is ever held; a checkpoint copies bf16 data as is.
+    func bf16Block(_ name: String, shape: Shape, rows: Range<Int>, cols: Range<Int>, initializer: Initializer) throws -> BF16Matrix
     /// The stored shape of `name`, where the source has one (a checkpoint); nil for seeded
     /// weights, which take whatever shape they are asked for.
     func shape(of name: String) -> [Int]?
@@ -31,6 +35,14 @@ extension WeightSource {
 
     public func blockTransposed(_ name: String, shape: Shape, rows: Range<Int>, cols: Range<Int>, initializer: Initializer) throws -> Matrix {
         try block(name, shape: shape, rows: rows, cols: cols, initializer: initializer).transposed()
+    }
+
+    public func bf16Block(_ name: String, shape: Shape, rows: Range<Int>, cols: Range<Int>, initializer: Initializer) throws -> BF16Matrix {
+        try BF16Matrix(rows: rows.count, cols: cols.count) { local, scratch in
+            let part = try block(name, shape: shape, rows: rows.lowerBound + local.lowerBound ..< rows.lowerBound + local.upperBound,
+                                 cols: cols, initializer: initializer)
+            _ = scratch.update(fromContentsOf: part.storage)
+        }
     }
 }
 
@@ -56,6 +68,16 @@ public struct SeededWeights: WeightSource {
         return Matrix(rows: r, cols: c) { out in
             SeededInit.write(name: name, seed: seed, rows: rows, cols: cols, globalCols: shape.dims.last ?? 1,
                              mean: mean, std: std, transposed: transposed, into: out)
+        }
+    }
+
+    /// The seeded f32 values rounded to bf16 a block of rows at a time: the same bf16 weights at
+    /// every tp, since each element is rounded on its own.
+    public func bf16Block(_ name: String, shape: Shape, rows: Range<Int>, cols: Range<Int>, initializer: Initializer) throws -> BF16Matrix {
+        let (mean, std) = initializer.meanStd
+        return BF16Matrix(rows: rows.count, cols: cols.count) { local, scratch in
+            SeededInit.write(name: name, seed: seed, rows: rows.lowerBound + local.lowerBound ..< rows.lowerBound + local.upperBound,
+                             cols: cols, globalCols: shape.dims.last ?? 1, mean: mean, std: std, into: scratch)
         }
     }
 

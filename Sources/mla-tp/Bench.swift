@@ -64,6 +64,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Render a report saved with --json (as text, or --markdown) instead of running; needs no mpirun.")
     var fromJson: String?
 
+    @Option(help: "With --dtype bf16: the PyTorch bf16 + gloo baseline (scripts/bench/torch_gloo_baseline.py --dtype bfloat16 --json), measured in the same session, for the prefill target.")
+    var torchBaseline: String?
+
     func validate() throws {
         try requireAtLeast(1, "--tokens", tokens, "the prefill tokens (for decode, the tokens cached per sequence)")
         try requireAtLeast(1, "--repeat", repeats, "the timed forwards per phase")
@@ -71,6 +74,10 @@ struct Bench: ParsableCommand {
         try requireAtLeast(1, "--batch", batch, "the sequences decoding together")
         try requireAtLeast(1, "--copy-mib", copyMib, "the MiB the memcpy probe copies")
         guard !(json && markdown) else { throw ValidationError("--json and --markdown cannot be combined — pick one") }
+        try reduce.validate(dtype: model.dtype)
+        if torchBaseline != nil && model.dtype != .bf16 {
+            throw ValidationError("--torch-baseline is the bf16 prefill target's reference — add --dtype bf16, or drop it")
+        }
     }
 
     /// Every size through the budget, each with the others at their smallest so that the one
@@ -113,12 +120,13 @@ struct Bench: ParsableCommand {
         try config.validate(tp: world.size)
         let phases = phase.phases
         try requireBudget(try Runtime.budget(world), config: config, model: name, tp: world.size, phases: phases)
+        let torch = try torchBaseline.map { try TorchBaseline.load($0, preset: name, tp: world.size, tokens: tokens) }
         let attention = try MLAAttention(config: config, shard: Shard(rank: world.rank, size: world.size), gateLayout: model.gate,
-                                         source: try model.weightSource(for: config))
+                                         source: try model.weightSource(for: config), precision: model.dtype)
         var mine = BenchRankResult(rank: world.rank, blasThreads: BLAS.threads, weightBytes: attention.weightBytes,
                                    runtimeAnonymousBytes: runtimeMemory.anonymousBytes,
                                    loadedAnonymousBytes: ProcessMemory.current().anonymousBytes)
-        let collectives = reduce.collectives(world)
+        let collectives = reduce.collectives(world, dtype: model.dtype)
         collectives.separateWait = true
         let engine = BenchEngine(world: world, config: config, attention: attention, collectives: collectives, gate: model.gate, seed: model.seed)
         for p in phases {
@@ -133,12 +141,13 @@ struct Bench: ParsableCommand {
         if world.rank == 0 {
             var report = BenchReport(model: name, config: config, tp: world.size, gate: model.gate, loadAverage: load,
                                      cpus: ProcessInfo.processInfo.activeProcessorCount, tokens: tokens, repeats: repeats, warmup: warmup,
-                                     decodePath: phases.contains(.decode) ? decode : nil, batch: phases.contains(.decode) ? batch : nil, ranks: ranks)
+                                     decodePath: phases.contains(.decode) ? decode : nil, batch: phases.contains(.decode) ? batch : nil, ranks: ranks,
+                                     precision: model.dtype, allReduceDType: collectives.reducePrecision, torchBaseline: torch)
             report.check = verdict.result
             RankOutput(rank: 0).printRoot(try render(report))
         }
         guard verdict.pass else {
-            throw CLIError(code: .numeric, message: "the TP result differs from the unsharded forward by more than \(TPCheck.tolerance) relative — this is a sharding bug; report it")
+            throw CLIError(code: .numeric, message: "the TP result differs from the unsharded forward by more than \(TPCheck.tolerance(for: model.dtype)) relative — this is a sharding bug; report it")
         }
         try Environment.finalize()
     }

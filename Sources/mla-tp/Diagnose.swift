@@ -1,11 +1,12 @@
 import ArgumentParser
 import CMPI
 import SwiftMPI
+import TensorParallel
 
 /// `mla-tp diagnose`: checks the MPI layer's error mapping on this machine.
 struct Diagnose: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Check that MPI failures become typed errors with MPI's own message (invalid root, negative count), and the shared-memory allreduce.")
+        abstract: "Check that MPI failures become typed errors with MPI's own message (invalid root, negative count), the shared-memory allreduce, and the bf16 allreduce's bits.")
 
     func run() throws {
         let world = try Runtime.start()
@@ -27,8 +28,14 @@ struct Diagnose: ParsableCommand {
         } else {
             out.printRoot("shared-memory allreduce: not used here (one rank, ranks on several hosts, or more ranks than CPUs); MPI_Allreduce instead  SKIP")
         }
+        for c in world.size > 1 ? try Collectives.bf16ReductionSelfTest(world) : [] {
+            let pass = c.wrongElements == 0 && c.ranksDisagreeing == 0
+            ok = ok && pass
+            out.printRoot("bf16 allreduce (\(c.path.rawValue)): 60 sums of 0–4096 values, a different rank last each time: "
+                          + "\(c.wrongElements) elements off the rank-order sum, \(c.ranksDisagreeing) ranks with other bits  \(pass ? "PASS" : "FAIL")")
+        }
         try world.barrier()
-        if !ok { throw CLIError(code: .internal, message: "the MPI layer did not map an MPI failure to its error class, or the shared-memory allreduce summed wrongly — report this with `mpirun --version`; --allreduce mpi avoids the latter", everyRank: true) }
+        if !ok { throw CLIError(code: .internal, message: "the MPI layer did not map an MPI failure to its error class, or an allreduce summed wrongly — report this with `mpirun --version`; --allreduce mpi avoids the latter", everyRank: true) }
         try Environment.finalize()
     }
 }

@@ -27,6 +27,11 @@ struct ModelOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Seed of the TP-independent random weights and input.")
     var seed: UInt64 = 1234
 
+    @Option(help: ArgumentHelp(
+        "Element type of weights and activations: f32 or bf16.",
+        discussion: "bf16 runs as a bf16 engine does: weights held in bf16 (a bf16 checkpoint as stored, others rounded once), activations rounded where transformers' bf16 forward rounds, GEMMs on bf16 operands accumulating in f32 (docs/precision.md)."))
+    var dtype: Precision = .f32
+
     @Option(help: "Override the config's gate activation.")
     var act: GateActivation?
 
@@ -89,6 +94,7 @@ struct ModelOptions: ParsableArguments {
         if let weights { a += ["--weights", weights] }
         if let act { a += ["--act", act.rawValue] }
         for o in overrides { a += ["--set", o.description] }
+        if dtype != .f32 { a += ["--dtype", dtype.rawValue] }
         return a + ["--gate", gate.rawValue, "--seed", "\(seed)"]
     }
 }
@@ -109,19 +115,35 @@ struct InputOptions: ParsableArguments {
     func lengths(defaultTokens: Int = 16) -> [Int] { seqs?.values ?? [tokens ?? defaultTokens] }
 }
 
-/// How o_proj's partial sums are reduced (`--allreduce`).
+/// How o_proj's partial sums are reduced (`--allreduce`, `--allreduce-dtype`).
 struct CollectiveOptions: ParsableArguments {
     enum Choice: String, ExpressibleByArgument, CaseIterable { case auto, mpi }
 
     @Option(help: ArgumentHelp(
         "How o_proj's partial sums are reduced: auto or mpi.",
-        discussion: "auto: payloads up to 1 MiB (a decode step's) through a shared-memory window when every rank is on one host and no core hosts two ranks, MPI_Allreduce otherwise; mpi: always MPI_Allreduce."))
+        discussion: "auto: payloads up to 1 MiB (a decode step's) through a shared-memory window when every rank is on one host and no core hosts two ranks, MPI_Allreduce otherwise; mpi: always MPI_Allreduce (MPI_Allgather for a bf16 reduction)."))
     var allreduce: Choice = .auto
 
-    /// Collectives over `world` as chosen.
-    func collectives(_ world: Communicator) -> Collectives {
+    @Option(name: .customLong("allreduce-dtype"), help: ArgumentHelp(
+        "What o_proj's partial sums are reduced in: bf16 (the default under --dtype bf16) or f32.",
+        discussion: "bf16 reduces as a bf16 engine does: each rank's partial rounded to bf16, the partials added in rank order with a rounding per addition, the same bits on every rank; f32 sums the partials as accumulated and rounds once."))
+    var allreduceDType: Precision?
+
+    /// A bf16 reduction of f32 partials is not a mode anyone runs.
+    func validate(dtype: Precision) throws {
+        if allreduceDType == .bf16 && dtype == .f32 {
+            throw ValidationError("--allreduce-dtype bf16 reduces bf16 partials — add --dtype bf16, or drop --allreduce-dtype")
+        }
+    }
+
+    /// What the reduction runs in for a model held in `dtype`.
+    func reduction(dtype: Precision) -> Precision { allreduceDType ?? dtype }
+
+    /// Collectives over `world` as chosen, for a model held in `dtype`.
+    func collectives(_ world: Communicator, dtype: Precision) -> Collectives {
         let c = Collectives(world)
         if allreduce == .mpi { c.sharedMemoryLimit = 0 }
+        c.reducePrecision = reduction(dtype: dtype)
         return c
     }
 }

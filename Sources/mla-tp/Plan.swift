@@ -19,6 +19,7 @@ struct Plan: ParsableCommand {
             mla-tp plan --preset deepseek-v2-lite --tp 2 --hardware cpu-measured [--rates FILE]
             mla-tp plan --preset deepseek-v3 --ranks 8 --layouts tp8,dp2xtp4,dp8,tp8-dcp8 --context 32768 --batch 64 \
               [--layers 61] [--hardware h200] [--memory-per-rank 141GB] [--dtype bf16] [--figure FILE.svg]
+            mla-tp plan --preset deepseek-v3 --tp 8 --dtype bf16     (bytes at 2 per element; FLOPs unchanged)
             --hardware takes \(HardwareSpec.forms).
             cpu-measured measures this machine's sgemm (at the prefill's [T, hidden] shape), copy and MPI \
             allreduce rates with a short `mpirun -n min(tp, cores) mla-tp sweep-step --probe` (or reads them \
@@ -48,9 +49,6 @@ struct Plan: ParsableCommand {
     @Option(help: "With --layouts: memory of one rank (e.g. 141GB, 80GiB), for the largest context × batch that fits.",
             transform: ByteSize.init(parsing:))
     var memoryPerRank: ByteSize?
-
-    @Option(help: "With --layouts: element type of weights, activations and cache: f32 or bf16.")
-    var dtype: Precision = .f32
 
     @Option(help: "With --layouts: write the bytes-per-rank-by-layout figure (SVG) here.")
     var figure: String?
@@ -121,7 +119,8 @@ struct Plan: ParsableCommand {
                                         allReduceBytes: ShardingPlan.allReduceBytes(tokens: max(total, 1), config: config))
             }
         }
-        let report = try PlanReport(config: config, model: name, tp: tp, gate: model.gate, sequenceLengths: lengths, hardware: hw)
+        let report = try PlanReport(config: config, model: name, tp: tp, gate: model.gate, sequenceLengths: lengths, hardware: hw,
+                                    precision: model.dtype)
         RankOutputShim.out(json ? try report.json() : report.text())
     }
 
@@ -135,7 +134,7 @@ struct Plan: ParsableCommand {
                                     allReduceBytes: ShardingPlan.allReduceBytes(tokens: batch, config: config))
         }
         let report = try LayoutPlanReport(config: config, model: name, ranks: ranks, layouts: list, context: context, batch: batch,
-                                      layers: layers, dtype: dtype.rawValue, bytesPerElement: dtype.bytesPerElement,
+                                      layers: layers, dtype: model.dtype.rawValue, bytesPerElement: model.dtype.bytesPerElement,
                                       memoryPerRank: memoryPerRank?.bytes, hardware: hw)
         if let figure { try AtomicFile.write(Data(report.figure().utf8), to: figure) }
         RankOutputShim.out(json ? try report.json() : report.text())

@@ -64,6 +64,7 @@ struct Run: ParsableCommand {
         if dcp > 1 && decode == .naive {
             throw ValidationError("--decode naive expands the whole cache on every rank, which --dcp \(dcp) splits — use --decode absorbed (the default) with --dcp")
         }
+        try reduce.validate(dtype: model.dtype)
         if inputFile != nil, input.tokens != nil || input.seqs != nil {
             throw ValidationError("--input gives the tokens and their sequences — drop --tokens/--seqs, or drop --input")
         }
@@ -82,8 +83,9 @@ struct Run: ParsableCommand {
         let serving = decodeSteps != 0 || prefillChunk != nil
         let job = RunJob(config: config, model: name, layer: layer, gate: model.gate, x: x, batch: batch, layout: layout,
                          serving: serving ? RunJob.Serving(decodeSteps: decodeSteps, prefillChunk: prefillChunk) : nil,
-                         decode: decode, check: checkOn, checkEveryStage: checkStages, faultHook: FaultInjection.hook(rank: world.rank))
-        let outcome = try job.execute(world: world, collectives: reduce.collectives) {
+                         decode: decode, check: checkOn, checkEveryStage: checkStages, precision: model.dtype,
+                         faultHook: FaultInjection.hook(rank: world.rank))
+        let outcome = try job.execute(world: world, collectives: { reduce.collectives($0, dtype: model.dtype) }) {
             let source = try model.weightSource(for: config)
             if case let .checkpoint(_, weights) = model.origin { FaultInjection.holdLoad(CheckpointIndex.files(at: weights).last ?? weights, rank: world.rank) }
             return source
@@ -95,7 +97,7 @@ struct Run: ParsableCommand {
             }
             RankOutput(rank: world.rank).printRoot(json ? try report.json() : report.text())
         }
-        guard outcome.verdict.pass else { throw RunJob.failure(outcome, config: config, gate: model.gate) }
+        guard outcome.verdict.pass else { throw RunJob.failure(outcome, config: config, gate: model.gate, precision: model.dtype) }
         try Environment.finalize()
     }
 

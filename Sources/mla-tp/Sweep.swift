@@ -5,6 +5,7 @@ import TensorCore
 import Measure
 import Report
 import SwiftMPI
+import TensorCore
 import TensorParallel
 
 /// `mla-tp sweep`: runs the layer at each tp under mpirun (a plain process that drives the
@@ -66,6 +67,9 @@ struct Sweep: ParsableCommand {
     @Flag(help: "Run nothing: re-read --out's sweep.json, print its table and rewrite its figures.")
     var replot = false
 
+    @Option(name: .customLong("allreduce-dtype"), help: "What every job's allreduce sums in: bf16 (the default under --dtype bf16) or f32.")
+    var allreduceDType: Precision?
+
     func validate() throws {
         try requireAtLeast(1, "--tokens", tokens, "the prefill tokens of each timed forward")
         try requireAtLeast(1, "--repeats", repeats, "the timed forwards per tp")
@@ -75,6 +79,9 @@ struct Sweep: ParsableCommand {
         try requireAtLeast(0, "--max-wait", maxWait, "the longest wait for --wait-for-idle, in seconds")
         try requireAtLeast(1, "--ranks", ranks, "the ranks of every layout")
         try requireAtLeast(1, "--batch", batch, "the sequences of the layouts' batch")
+        if allreduceDType == .bf16 && model.dtype == .f32 {
+            throw ValidationError("--allreduce-dtype bf16 reduces bf16 partials — add --dtype bf16, or drop --allreduce-dtype")
+        }
     }
 
     /// The jobs of one tp (all its ranks on this host) through the budget before any is started:
@@ -118,8 +125,11 @@ struct Sweep: ParsableCommand {
     }
 
     func runner(_ config: MLAConfig, _ name: String) -> SweepRunner {
-        SweepRunner(config: config, model: name, gate: model.gate, modelArguments: model.arguments, tps: tp.values,
-                    tokens: tokens, repeats: repeats, decodeContext: decodeContext, decode: decode, checkTokens: checkTokens,
-                    out: out, timeout: timeout, waitForIdle: waitForIdle, maxWait: maxWait, launcher: Runtime.launcher)
+        var r = SweepRunner(config: config, model: name, gate: model.gate, modelArguments: model.arguments, tps: tp.values,
+                            tokens: tokens, repeats: repeats, decodeContext: decodeContext, decode: decode, checkTokens: checkTokens,
+                            out: out, timeout: timeout, waitForIdle: waitForIdle, maxWait: maxWait, launcher: Runtime.launcher)
+        r.precision = model.dtype
+        r.allReduceDType = allreduceDType
+        return r
     }
 }

@@ -53,6 +53,7 @@ struct SweepStep: ParsableCommand {
         try requireAtLeast(0, "--tokens", tokens, "the prefill tokens")
         try requireAtLeast(0, "--context", context ?? 0, "the tokens cached before the timed decode steps")
         try requireAtLeast(0, "--probe-allreduce-bytes", probeAllreduceBytes, "the bytes of the probe's large allreduce")
+        try reduce.validate(dtype: model.dtype)
     }
 
     func run() throws {
@@ -87,8 +88,8 @@ struct SweepStep: ParsableCommand {
                 try budget.require(.init("--tokens", tokens)) { v throws(CountOverflow) in try need(tokens: v, context: nil, repeats: repeats) }
             }
             let layer = try MLAAttention(config: config, shard: Shard(rank: world.rank, size: world.size), gateLayout: model.gate,
-                                         source: try model.weightSource(for: config))
-            let collectives = reduce.collectives(world)
+                                         source: try model.weightSource(for: config), precision: model.dtype)
+            let collectives = reduce.collectives(world, dtype: model.dtype)
             collectives.separateWait = true             // the barrier before the reduce: waiting for slower ranks, drawn apart
             var result = try StepTimer.time(context.map { .decode(context: $0, path: decode) } ?? .prefill(tokens: tokens),
                                             layer: layer, collectives: collectives, world: world, seed: model.seed, model: name, repeats: repeats)

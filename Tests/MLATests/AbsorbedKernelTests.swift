@@ -60,7 +60,7 @@ import Testing
                 kvB.withUnsafeBufferPointer { wp in
                     out.withUnsafeMutableBufferPointer { op in
                         work.withUnsafeMutableBufferPointer { wk in
-                            kernel.run(q: qp.baseAddress!, ldq: heads * (nope + rope), cache: cp.baseAddress!, kvB: wp.baseAddress!,
+                            kernel.run(q: qp.baseAddress!, ldq: heads * (nope + rope), cache: cp.baseAddress!, kvB: .f32(wp.baseAddress!),
                                        out: op.baseAddress!, ldo: heads * vDim, nq: nq, nk: nk, work: wk.baseAddress!)
                         }
                     }
@@ -88,7 +88,7 @@ import Testing
         let kvB = base.values(heads * (nope + vDim) * lora, salt: 3).map { $0 * 0.5 }
         var qs = [Float](repeating: 0, count: rows * width)
         q.withUnsafeBufferPointer { qp in kvB.withUnsafeBufferPointer { wp in qs.withUnsafeMutableBufferPointer { d in
-            kernel.absorb(q: qp.baseAddress!, ldq: ldq, kvB: wp.baseAddress!, heads: 0..<heads, nq: nq, into: d.baseAddress!)
+            kernel.absorb(q: qp.baseAddress!, ldq: ldq, kvB: .f32(wp.baseAddress!), heads: 0..<heads, nq: nq, into: d.baseAddress!)
         } } }
         // Each part: its rows of the cache, attended with each query's visible prefix.
         var merged = [Float](repeating: 0, count: rows * lora)
@@ -118,7 +118,7 @@ import Testing
         }
         var out = [Float](repeating: .nan, count: nq * heads * vDim)
         merged.withUnsafeBufferPointer { mp in kvB.withUnsafeBufferPointer { wp in out.withUnsafeMutableBufferPointer { o in
-            kernel.expand(mp.baseAddress!, kvB: wp.baseAddress!, heads: 0..<heads, nq: nq, out: o.baseAddress!, ldo: heads * vDim)
+            kernel.expand(mp.baseAddress!, kvB: .f32(wp.baseAddress!), heads: 0..<heads, nq: nq, out: o.baseAddress!, ldo: heads * vDim)
         } } }
         let want = base.expanded(q: q, cache: cache, kvB: kvB, nq: nq, nk: nk)
         let worst = zip(out, want).map { abs($0 - $1) }.max()!

@@ -123,6 +123,10 @@ import TestSupport
         #expect(Self.f32(m: 12, n: 40, k: 33, transB: false, beta: -0.5, pad: 2) == .openBLAS("sgemm"))
         #expect(Self.f32(m: 12, n: 40, k: 33, transB: true, route: .openBLAS) == .openBLAS("sgemm"))
         #expect(Self.f32(m: 12, n: 40, k: 33, transB: true, route: .rows) == .openBLAS("sgemm"))
+        // Products whose shape changes every step (a growing cache, chunks) keep f32 on OpenBLAS: no primitive per shape.
+        let context = GemmContext()
+        for m in [2, 12, 37] { #expect(Self.f32(m: m, n: 40, k: 33, transB: true, route: .openBLASForF32, context: context) == .openBLAS("sgemm")) }
+        #expect(context.primitivesCreated == 0)
         guard case .oneDNN = Self.f32(m: 12, n: 40, k: 33, transB: false, alpha: 2, beta: 0.25, pad: 1, route: .oneDNN) else {
             Issue.record("oneDNN's f32 matmul did not serve a product it was asked for")
             return

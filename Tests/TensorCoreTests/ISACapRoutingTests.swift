@@ -1,4 +1,5 @@
 import Foundation
+import TensorCore
 import Testing
 
 /// oneDNN fixes its instruction set once per process, so the routes under other CPUs' caps are
@@ -41,7 +42,9 @@ import Testing
         var rows = output.split(separator: "\n").map { $0.split(separator: " ", maxSplits: 3).map(String.init) }
         let support = rows.removeFirst().last ?? ""
         let lines = rows.map { Line(route: $0[0], m: Int($0[1]) ?? -1, error: Double($0[2]) ?? .infinity, kernel: $0[3]) }
-        #expect(lines.count == 8 && lines.allSatisfy { $0.error < 1e-6 }, "\(output)")
+        #expect(lines.count == 2 * GemmRoute.allCases.count && lines.allSatisfy { $0.error < 1e-6 }, "\(output)")
+        // bf16 weights take the automatic route's kernel under the route that keeps f32 on OpenBLAS.
+        for m in [40, 1] { #expect(kernel(lines, "openBLASForF32", m: m) == kernel(lines, "automatic", m: m), "\(output)") }
         return (support, lines)
     }
 

@@ -8,7 +8,9 @@ its own shard, exactly as mla-tp does:
     q_b_proj, kv_b_proj, gate                        column-parallel (rank r's heads)
     o_proj                                           row-parallel, then one all_reduce (sum)
 
-and runs `o_proj(attn(x) * sigmoid(gate(x)))` in f32 on one causal sequence of T tokens,
+and runs `o_proj(attn(x) * sigmoid(gate(x)))` in f32 (or, with `--dtype bfloat16`, in bf16 as a bf16
+engine does: weights and activations bf16, RMSNorm and softmax in f32 inside, the all_reduce on
+the bf16 partial sums) on one causal sequence of T tokens,
 with interleaved RoPE on q_rope and the shared k_rope, and causal softmax attention through
 `torch.nn.functional.scaled_dot_product_attention`. Weights are random (the timing does not
 depend on their values). One intra-op thread per rank by default, as mla-tp uses one BLAS
@@ -19,6 +21,8 @@ for how to make one; a CPU-only wheel is enough):
 
     .venv-golden/bin/torchrun --nproc_per_node 2 scripts/bench/torch_gloo_baseline.py --tokens 256
     .venv-golden/bin/python scripts/bench/torch_gloo_baseline.py --nproc 2 --tokens 256     # mp.spawn
+    .venv-golden/bin/python scripts/bench/torch_gloo_baseline.py --nproc 2 --dtype bfloat16 --json > torch-bf16.json
+    mpirun -n 2 mla-tp bench --preset deepseek-v3 --dtype bf16 --torch-baseline torch-bf16.json
 
 It prints, per rank, the median/min/max forward time over --repeat timed forwards (after
 --warmup), the all_reduce time inside the forward (timed after a barrier, as mla-tp bench does),
@@ -77,26 +81,27 @@ def mla_tp_flops(c: dict, tokens: int, tp: int, block: int = 64) -> int:
 class ShardedMLA:
     """Rank `rank`'s part of the layer: replicated latents, column-parallel heads, row-parallel o_proj."""
 
-    def __init__(self, c: dict, rank: int, tp: int, seed: int = 1234):
+    def __init__(self, c: dict, rank: int, tp: int, seed: int = 1234, dtype: torch.dtype = torch.float32):
         g = torch.Generator().manual_seed(seed + rank)
+        self.dtype = dtype
         hl = c["heads"] // tp
         self.c, self.hl = c, hl
         dq = c["nope"] + c["rope"]
 
         def w(out_f: int, in_f: int) -> torch.Tensor:
-            return torch.randn(out_f, in_f, generator=g) / math.sqrt(in_f)
+            return (torch.randn(out_f, in_f, generator=g) / math.sqrt(in_f)).to(dtype)
 
         if c["q_lora"]:
             self.q_a = w(c["q_lora"], c["hidden"])
-            self.q_a_norm = torch.ones(c["q_lora"])
+            self.q_a_norm = torch.ones(c["q_lora"], dtype=dtype)
             self.q_b = w(hl * dq, c["q_lora"])
         else:
             self.q_proj = w(hl * dq, c["hidden"])
         self.kv_a = w(c["kv_lora"] + c["rope"], c["hidden"])
-        self.kv_a_norm = torch.ones(c["kv_lora"])
+        self.kv_a_norm = torch.ones(c["kv_lora"], dtype=dtype)
         self.kv_b = w(hl * (c["nope"] + c["v"]), c["kv_lora"])
         self.gate = w(hl * c["v"], c["hidden"])
-        self.gate_bias = torch.zeros(hl * c["v"])
+        self.gate_bias = torch.zeros(hl * c["v"], dtype=dtype)
         self.o_proj = w(c["hidden"], hl * c["v"])                  # [hidden, H/tp·v]: rank r's columns
         self.scale = dq ** -0.5
         inv = 1.0 / (10000.0 ** (torch.arange(0, c["rope"], 2, dtype=torch.float32) / c["rope"]))
@@ -104,7 +109,9 @@ class ShardedMLA:
 
     @staticmethod
     def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * weight
+        # As transformers' DeepseekV3RMSNorm: the statistics in f32, the result in the input's dtype.
+        h = x.float()
+        return weight * (h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype)
 
     def rope(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         # Interleaved pairs (x[2i], x[2i+1]), as DeepSeek-V3's rope_interleave.
@@ -126,7 +133,7 @@ class ShardedMLA:
 
         pos = torch.arange(T, dtype=torch.float32)
         freqs = torch.outer(pos, self.inv_freq)
-        cos, sin = freqs.cos(), freqs.sin()
+        cos, sin = freqs.cos().to(self.dtype), freqs.sin().to(self.dtype)
         q_rope = self.rope(q[..., nope:], cos[:, None, :], sin[:, None, :])
         k_rope = self.rope(k_rope, cos, sin)[:, None, :].expand(T, hl, rope)
 
@@ -157,8 +164,9 @@ def run(rank: int, tp: int, args: argparse.Namespace) -> None:
         dist.init_process_group("gloo", rank=rank, world_size=tp)
     torch.set_num_threads(args.threads)
     c = PRESETS[args.preset]
-    layer = ShardedMLA(c, rank, tp)
-    x = torch.randn(args.tokens, c["hidden"], generator=torch.Generator().manual_seed(7))
+    dtype = getattr(torch, args.dtype)
+    layer = ShardedMLA(c, rank, tp, dtype=dtype)
+    x = torch.randn(args.tokens, c["hidden"], generator=torch.Generator().manual_seed(7)).to(dtype)
     totals, reduces, waits = [], [], []
     with torch.inference_mode():
         for i in range(args.warmup + args.repeat):
@@ -179,12 +187,12 @@ def run(rank: int, tp: int, args: argparse.Namespace) -> None:
     dist.all_gather_object(gathered, mine)
     if rank == 0:
         doc = {"baseline": "torch+gloo", "torch": torch.__version__, "preset": args.preset, "tp": tp,
-               "tokens": args.tokens, "threads_per_rank": args.threads, "warmup": args.warmup,
+               "tokens": args.tokens, "dtype": args.dtype, "threads_per_rank": args.threads, "warmup": args.warmup,
                "repeat": args.repeat, "ranks": gathered}
         if args.json:
             print(json.dumps(doc, indent=2))
         else:
-            print(f"torch {torch.__version__} + gloo: {args.preset}, tp={tp}, T={args.tokens} prefill, f32, "
+            print(f"torch {torch.__version__} + gloo: {args.preset}, tp={tp}, T={args.tokens} prefill, {args.dtype}, "
                   f"{args.threads} thread(s) per rank, {args.warmup} warm-up + {args.repeat} timed forwards")
             print("rank  forward ms median [min-max]   allreduce ms  wait ms  GFLOP   GFLOP/s")
             for r in gathered:
@@ -211,6 +219,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="intra-op threads per rank")
     p.add_argument("--nproc", type=int, default=2, help="ranks to spawn when not under torchrun")
     p.add_argument("--port", type=int, default=29533)
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
+                   help="element type of weights and activations (bfloat16: the all_reduce sums bf16 partials)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     if "RANK" in os.environ and "WORLD_SIZE" in os.environ:          # under torchrun

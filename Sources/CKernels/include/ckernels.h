@@ -26,6 +26,11 @@ int mlatp_isa_resolve(int isa);
 /// top payload bits kept); values past the largest bf16 round to ±Inf.
 void mlatp_bf16_round(const float *src, uint16_t *dst, size_t n, int isa);
 
+/// out[i] = the bf16 sum of parts[0][i], …, parts[count-1][i] in that order, each addition computed
+/// in f32 from its two bf16 operands and rounded to nearest even (a bf16 reduction), kept as f32.
+/// One pass: each part read once, out written once.
+void mlatp_bf16_chain_sum(const uint16_t *const *parts, size_t count, float *out, size_t n, int isa);
+
 /// dst[i] = float(src[i]) for n values (exact).
 void mlatp_bf16_widen(const uint16_t *src, float *dst, size_t n, int isa);
 

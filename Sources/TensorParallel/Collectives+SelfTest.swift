@@ -1,0 +1,48 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import SwiftMPI
+import TensorCore
+
+extension Collectives {
+    /// What `bf16ReductionSelfTest` found: elements (over every rank) that differ from the
+    /// rank-order sum every rank can compute on its own, and ranks whose result bits differ from rank 0's.
+    public struct BF16ReductionCheck: Sendable, Equatable {
+        public var path: AllReducePath
+        public var wrongElements: Int
+        public var ranksDisagreeing: Int
+    }
+
+    /// `calls` bf16 sum-allreduces of varying lengths (0 … 4096 values) over `comm`, through the
+    /// shared-memory window where it applies and through `MPI_Allgather` (`sharedMemoryLimit` 0),
+    /// with a different rank arriving last on each call. Every rank knows every rank's partial, so
+    /// it checks its result against `BF16Reduction`'s rank-order sum bit for bit; then the ranks
+    /// compare their results. Collective over `comm`.
+    public static func bf16ReductionSelfTest(_ comm: Communicator, calls: Int = 60) throws -> [BF16ReductionCheck] {
+        let p = comm.size, lengths = [0, 1, 7, 4096, 1000, 4095]
+        var checks: [BF16ReductionCheck] = []
+        for limit in [1 << 20, 0] {
+            let c = Collectives(comm)
+            c.reducePrecision = .bf16
+            c.sharedMemoryLimit = limit
+            var wrong = 0, digest: UInt64 = 0
+            for call in 0..<calls {
+                let n = lengths[call % lengths.count]
+                // Partial of rank r: values that bf16 does not hold exactly, of mixed sign and size,
+                // so that the order of the additions shows in the bits.
+                let partial = { (r: Int) in (0..<n).map { j in Float((j * 37 + r * 101 + call * 7) % 1999 - 999) * (r % 2 == 0 ? 1.0037 : 0.013) } }
+                var m = try Matrix(rows: 1, cols: n, values: partial(comm.rank))
+                if call % p == comm.rank { usleep(300) }                       // another rank arrives last each call
+                try c.allReduceSum(&m)
+                let expected = BF16Reduction.sum((0..<p).map { try! Matrix(rows: 1, cols: n, values: partial($0)) })
+                wrong += zip(m.storage, expected.storage).filter { $0.bitPattern != $1.bitPattern }.count
+                for v in m.storage { digest = (digest &* 0x100_0000_01b3) ^ UInt64(v.bitPattern) }
+            }
+            let facts = try comm.allGather([Int64(bitPattern: digest), Int64(wrong)])      // [digest, wrong] per rank
+            let digests = stride(from: 0, to: facts.count, by: 2).map { facts[$0] }
+            checks.append(BF16ReductionCheck(path: c.lastPath, wrongElements: stride(from: 1, to: facts.count, by: 2).reduce(0) { $0 + Int(facts[$1]) },
+                                             ranksDisagreeing: digests.filter { $0 != digests[0] }.count))
+        }
+        return checks
+    }
+}
