@@ -15,6 +15,23 @@ import TensorCore
         a.count == b.count && zip(a, b).allSatisfy { $0.bitPattern == $1.bitPattern || ($0.isNaN && $1.isNaN) }
     }
 
+    /// The eight-lane rounding every bf16 element-wise kernel uses gives `BFloat16.init`'s bits for
+    /// every upper half (all signs, exponents, NaN payloads and ±Inf) with the lower halves that
+    /// decide a rounding: zero, just below, at and just above the tie, and all ones.
+    @Test func eightLaneRoundingMatchesTheScalarOnEveryUpperHalf() {
+        let lows: [UInt32] = [0, 0x7fff, 0x8000, 0x8001, 0xffff, 0x1234]
+        var mismatches = 0
+        for high in UInt32(0)...0xffff {
+            for low in lows {
+                let x = Float(bitPattern: high << 16 | low)
+                let lanes = SIMD8<Float>(repeating: x)
+                let vector = Kernels.roundedToBF16(lanes)[3], scalar = BFloat16(x).float
+                if vector.bitPattern != scalar.bitPattern { mismatches += 1 }
+            }
+        }
+        #expect(mismatches == 0)
+    }
+
     @Test(arguments: [1, 7, 8, 9, 24, 220])
     func gateProductsRoundTheActivationThenTheProduct(count: Int) {
         let g = Array(Self.values.prefix(count)), a = (0..<count).map { Float($0 % 11) * 0.137 - 0.71 }
