@@ -40,8 +40,12 @@ struct Plan: ParsableCommand {
     @Option(parsing: .unconditional, help: "With --layouts: tokens of context per sequence.")
     var context: Int = 4096
 
-    @Option(parsing: .unconditional, help: "With --layouts: sequences in the batch.")
-    var batch: Int = 1
+    @Option(parsing: .unconditional, help: "With --layouts: sequences in the batch (default: one per rank, the smallest batch that gives every DP group of every layout a sequence).")
+    var batch: Int?
+
+    /// The batch the layouts are compared on: `--batch`, else one sequence per rank (a batch of
+    /// one would leave all but one DP group idle and show DP attention saving nothing).
+    var batchSize: Int { batch ?? ranks ?? 1 }
 
     @Option(parsing: .unconditional, help: "With --layouts: attention layers to count (weights, cache, FLOPs, bytes and time are per layer × this).")
     var layers: Int = 1
@@ -78,11 +82,11 @@ struct Plan: ParsableCommand {
             guard tp == nil else { throw ValidationError("--layouts compares layouts of --ranks; drop --tp") }
             try requireAtLeast(1, "--ranks", ranks, "the job's ranks")
             try requireAtLeast(1, "--context", context, "tokens of context per sequence")
-            try requireAtLeast(1, "--batch", batch, "sequences in the batch")
+            try requireAtLeast(1, "--batch", batchSize, "sequences in the batch")
             try requireAtLeast(1, "--layers", layers, "attention layers to count")
             // The plan counts each of the busiest group's sequences: bound the batch and context.
-            guard batch <= 1 << 20, context <= MLAConfig.maxPositions else {
-                throw ValidationError("--batch \(batch) and --context \(context) must be at most \(1 << 20) sequences and \(MLAConfig.maxPositions) tokens — plan a smaller batch and scale")
+            guard batchSize <= 1 << 20, context <= MLAConfig.maxPositions else {
+                throw ValidationError("--batch \(batchSize) and --context \(context) must be at most \(1 << 20) sequences and \(MLAConfig.maxPositions) tokens — plan a smaller batch and scale")
             }
         } else {
             guard let tp else { throw ValidationError("give --tp K (one tensor-parallel plan), or --ranks N --layouts … to compare layouts") }
@@ -130,10 +134,10 @@ struct Plan: ParsableCommand {
         for l in list { try config.validate(tp: l.tp) }
         let hw = try hardware?.hardware(ratesFile: rates) {
             try MeasuredRates.probe(Runtime.launcher, ranks: min(ranks, ProcessInfo.processInfo.activeProcessorCount),
-                                    shape: .forward(tokens: batch, hidden: config.hiddenSize),
-                                    allReduceBytes: ShardingPlan.allReduceBytes(tokens: batch, config: config))
+                                    shape: .forward(tokens: batchSize, hidden: config.hiddenSize),
+                                    allReduceBytes: ShardingPlan.allReduceBytes(tokens: batchSize, config: config))
         }
-        let report = try LayoutPlanReport(config: config, model: name, ranks: ranks, layouts: list, context: context, batch: batch,
+        let report = try LayoutPlanReport(config: config, model: name, ranks: ranks, layouts: list, context: context, batch: batchSize,
                                       layers: layers, dtype: model.dtype.rawValue, bytesPerElement: model.dtype.bytesPerElement,
                                       memoryPerRank: memoryPerRank?.bytes, hardware: hw)
         if let figure { try AtomicFile.write(Data(report.figure().utf8), to: figure) }

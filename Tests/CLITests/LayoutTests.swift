@@ -142,6 +142,17 @@ import TestSupport
         #expect(text.stdout.contains("tp8-dcp8 0.125×, dp8 0.125×"), "\(text)")
     }
 
+    /// Without --batch the layouts are compared on one sequence per rank: a batch of one would
+    /// leave dp8's other seven groups idle and its busiest rank holding tp8's cache.
+    @Test func theDefaultBatchGivesEveryDPGroupASequence() throws {
+        let r = MPIJob.single(["plan", "--preset", "deepseek-v3", "--ranks", "8", "--layouts", "tp8,tp8-dcp8,dp8"], timeout: 30)
+        #expect(r.status == 0, "\(r)")
+        #expect(r.stdout.contains("batch 8 × context 4096"), "\(r)")
+        #expect(r.stdout.contains("tp8-dcp8 0.125×, dp8 0.125×"), "\(r)")
+        let one = MPIJob.single(["plan", "--preset", "deepseek-v3", "--ranks", "8", "--layouts", "tp8,dp8", "--batch", "1"], timeout: 30)
+        #expect(one.stdout.contains("dp8 1×"), "an explicit batch of one is planned as given: \(one)")
+    }
+
     @Test func badLayoutsAreConfigOrUsageErrors() {
         for (args, code, needle) in [(["--ranks", "8", "--layouts", "tp4"], Int32(3), "4 ranks, not the 8"),
                                      (["--ranks", "8", "--layouts", "tp8-dcp3"], 3, "--dcp 3"),
