@@ -174,6 +174,14 @@ struct TwoHostTests {
     }
 
     /// A launcher killed outright (SIGKILL) cannot clean up; the next run removes what it left.
+    /// README's `launch/two-hosts -n 4 -- mla-tp --preset tiny` before `launch/mla-tp` has put
+    /// mla-tp on PATH: the checkout's own build runs.
+    @Test func mlaTpByNameRunsThisCheckoutsBuildWhenItIsNotOnPath() {
+        let r = MPIJob.script(TwoHosts.launcher, ["-n", "2", "--", "mla-tp", "--preset", "tiny"], timeout: 120,
+                              environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"])
+        #expect(r.status == 0 && r.stdout.contains("PASS"), "\(r)")
+    }
+
     @Test func aRunKilledOutrightIsCleanedUpByTheNextOne() {
         let killed = MPIJob.script(TwoHosts.launcher, ["-n", "2", "--timeout", "8", "--", "/bin/sleep", "120"],
                                    timeout: 3, grace: 0, stopSignal: SIGKILL)
