@@ -41,6 +41,7 @@ case "decode":
         (1, 8192, 7168, false), (1, 1536, 7168, false), (1, 576, 7168, true), (1, 12288, 1536, false), (1, 7168, 8192, false),
         (2, 24576, 7168, true), (4, 24576, 7168, true), (8, 24576, 7168, true),
         (2, 24576, 7168, false), (4, 24576, 7168, false), (8, 24576, 7168, false),
+        (1, 512, 128, false), (1, 128, 512, true),     // the absorbed decode's per-head W_UK and W_UV products
     ]
     for (index, (m, n, k, transB)) in cases.enumerated() where only?.contains(index) ?? true {
         DecodeBench(m: m, n: n, k: k, transB: transB, rounds: rounds, streamBytes: 256 << 20).run(memcpyBytes: 64 << 20)
