@@ -12,9 +12,9 @@ extension Bench {
                                  copyBytes: Checked.product(copyMib, 1 << 20, what: "bytes of --copy-mib"), forwards: forwards,
                                  config: config, tp: tp, gate: model.gate, check: check)
         }
+        func forwards() throws(CountOverflow) -> Int { try Checked.sum(repeats, warmup, what: "forwards (--repeat + --warmup)") }
         try budget.requireWeights(config: config, tp: tp, gate: model.gate, check: check, model: name)
         if decode { try budget.require(.init("--copy-mib", copyMib)) { v throws(CountOverflow) in try need(tokens: 1, batch: 1, copyMib: v, forwards: 1) } }
-        let forwards = Int(clamping: Int64(repeats) + Int64(warmup))
         try budget.require(.init("--repeat", repeats)) { v throws(CountOverflow) in
             try need(tokens: 1, batch: 1, copyMib: decode ? copyMib : 0, forwards: Checked.sum(v, min(warmup, 1), what: "forwards"))
         }
@@ -22,10 +22,10 @@ extension Bench {
             try need(tokens: 1, batch: 1, copyMib: decode ? copyMib : 0, forwards: Checked.sum(v, repeats, what: "forwards"))
         }
         if decode {
-            try budget.require(.init("--batch", batch)) { v throws(CountOverflow) in try need(tokens: 1, batch: v, copyMib: copyMib, forwards: forwards) }
+            try budget.require(.init("--batch", batch)) { v throws(CountOverflow) in try need(tokens: 1, batch: v, copyMib: copyMib, forwards: forwards()) }
         }
         try budget.require(.init("--tokens", tokens)) { v throws(CountOverflow) in
-            try need(tokens: v, batch: decode ? batch : 1, copyMib: decode ? copyMib : 0, forwards: forwards)
+            try need(tokens: v, batch: decode ? batch : 1, copyMib: decode ? copyMib : 0, forwards: forwards())
         }
     }
 }

@@ -40,6 +40,7 @@ import TestSupport
         (["bench", "--phase", "decode", "--copy-mib", "10000000000000"], 2, ["--copy-mib 10000000000000", "use at most"]),
         (["bench", "--repeat", "1000000000000000"], 2, ["--repeat 1000000000000000", "use at most"]),
         (["bench", "--warmup", "1000000000000000"], 2, ["--warmup 1000000000000000", "use at most"]),
+        (["bench", "--repeat", huge, "--warmup", huge], 2, ["--repeat \(huge)", "overflows"]),
         // sweep-step: the timed forward and the rate probe
         (["sweep-step", "--tokens", "1000000000000"], 2, ["--tokens 1000000000000", "use at most"]),
         (["sweep-step", "--context", "1000000000000"], 2, ["--context 1000000000000", "use at most"]),
