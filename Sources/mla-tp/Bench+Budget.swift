@@ -12,14 +12,16 @@ extension Bench {
                                  copyBytes: Checked.product(copyMib, 1 << 20, what: "bytes of --copy-mib"), forwards: forwards,
                                  config: config, tp: tp, gate: model.gate, check: check)
         }
-        func forwards() throws(CountOverflow) -> Int { try Checked.sum(repeats, warmup, what: "forwards (--repeat + --warmup)") }
+        func forwards(repeats: Int = repeats, warmup: Int = warmup) throws(CountOverflow) -> Int {
+            try Checked.sum(repeats, warmup, what: "forwards (--repeat + --warmup)")
+        }
         try budget.requireWeights(config: config, tp: tp, gate: model.gate, check: check, model: name)
         if decode { try budget.require(.init("--copy-mib", copyMib)) { v throws(CountOverflow) in try need(tokens: 1, batch: 1, copyMib: v, forwards: 1) } }
         try budget.require(.init("--repeat", repeats)) { v throws(CountOverflow) in
-            try need(tokens: 1, batch: 1, copyMib: decode ? copyMib : 0, forwards: Checked.sum(v, min(warmup, 1), what: "forwards"))
+            try need(tokens: 1, batch: 1, copyMib: decode ? copyMib : 0, forwards: forwards(repeats: v, warmup: min(warmup, 1)))
         }
         try budget.require(.init("--warmup", warmup)) { v throws(CountOverflow) in
-            try need(tokens: 1, batch: 1, copyMib: decode ? copyMib : 0, forwards: Checked.sum(v, repeats, what: "forwards"))
+            try need(tokens: 1, batch: 1, copyMib: decode ? copyMib : 0, forwards: forwards(warmup: v))
         }
         if decode {
             try budget.require(.init("--batch", batch)) { v throws(CountOverflow) in try need(tokens: 1, batch: v, copyMib: copyMib, forwards: forwards()) }

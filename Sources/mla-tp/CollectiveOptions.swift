@@ -1,7 +1,4 @@
 import ArgumentParser
-import Launch
-import MLA
-import SafeTensors
 import SwiftMPI
 import TensorCore
 import TensorParallel
