@@ -45,4 +45,41 @@ extension Collectives {
         }
         return checks
     }
+
+    /// What `logSumExpMergeSelfTest` found over every rank of the group.
+    public struct LogSumExpMergeCheck: Sendable, Equatable {
+        public var ranks: Int
+        public var rows: Int
+        /// Ranks that held no key of any row.
+        public var emptyRanks: Int
+        /// The largest error of a merged value against the float64 softmax over every rank's
+        /// keys, relative to the largest magnitude (`LogSumExpMerge.Problem.error`).
+        public var worstError: Double
+        /// Within `LogSumExpMerge.Problem.tolerance`.
+        public var pass: Bool { worstError <= LogSumExpMerge.Problem.tolerance }
+    }
+
+    /// `mergeByLogSumExp` over `comm` on a seeded `LogSumExpMerge.Problem` of `rowsPerRank`
+    /// queries per rank: some ranks hold no key of some queries, and with more than two ranks
+    /// the last holds none at all. Each rank merges its partials and measures its block against
+    /// the float64 reference, which every rank computes on its own. Collective over `comm`.
+    public static func logSumExpMergeSelfTest(_ comm: Communicator, rowsPerRank: Int = 6, width: Int = 16) throws -> LogSumExpMergeCheck {
+        let c = comm.size, own = rowsPerRank * width
+        let problem = LogSumExpMerge.Problem(ranks: c, rows: c * rowsPerRank, width: width, emptyRanks: c > 2 ? [c - 1] : [])
+        var (partials, lse) = problem.partial(rank: comm.rank)                            // [C·n, width], [C·n]
+        var gathered = [Float](repeating: .nan, count: c * lse.count)                   // [C, C·n]
+        var merged = [Float](repeating: .nan, count: own)                               // [n, width]
+        try partials.withUnsafeMutableBufferPointer { p in
+            try lse.withUnsafeBufferPointer { l in
+                try gathered.withUnsafeMutableBufferPointer { g in
+                    try merged.withUnsafeMutableBufferPointer { m in
+                        try Collectives(comm).mergeByLogSumExp(p, width: width, logSumExps: l, gathered: g, into: m)
+                    }
+                }
+            }
+        }
+        let errors = try comm.allGather(value: problem.error(of: merged, firstRow: comm.rank * rowsPerRank))
+        return LogSumExpMergeCheck(ranks: c, rows: problem.rows, emptyRanks: problem.emptyRanks.count,
+                                   worstError: errors.max() ?? 0)
+    }
 }

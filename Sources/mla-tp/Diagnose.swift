@@ -6,7 +6,7 @@ import TensorParallel
 /// `mla-tp diagnose`: checks the MPI layer's error mapping on this machine.
 struct Diagnose: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Check that MPI failures become typed errors with MPI's own message (invalid root, negative count), the shared-memory allreduce, and the bf16 allreduce's bits.")
+        abstract: "Check that MPI failures become typed errors with MPI's own message (invalid root, negative count), the shared-memory allreduce, the bf16 allreduce's bits, and the DCP log-sum-exp merge.")
 
     func run() throws {
         let world = try Runtime.start()
@@ -34,8 +34,14 @@ struct Diagnose: ParsableCommand {
             out.printRoot("bf16 allreduce (\(c.path.rawValue)): 60 sums of 0–4096 values, a different rank last each time: "
                           + "\(c.wrongElements) elements off the rank-order sum, \(c.ranksDisagreeing) ranks with other bits  \(pass ? "PASS" : "FAIL")")
         }
+        if world.size > 1 {
+            let m = try Collectives.logSumExpMergeSelfTest(world)
+            ok = ok && m.pass
+            out.printRoot("dcp log-sum-exp merge (all-gather, correct, reduce-scatter) over \(m.ranks) ranks, \(m.rows) queries, \(m.emptyRanks) rank\(m.emptyRanks == 1 ? "" : "s") with no key: "
+                          + "largest error \(m.worstError) against the float64 merge  \(m.pass ? "PASS" : "FAIL")")
+        }
         try world.barrier()
-        if !ok { throw CLIError(code: .internal, message: "the MPI layer did not map an MPI failure to its error class, or an allreduce summed wrongly — report this with `mpirun --version`; --allreduce mpi avoids the latter", everyRank: true) }
+        if !ok { throw CLIError(code: .internal, message: "the MPI layer did not map an MPI failure to its error class, or an allreduce or the DCP merge summed wrongly — report this with `mpirun --version`; --allreduce mpi avoids a wrong allreduce", everyRank: true) }
         try Environment.finalize()
     }
 }
