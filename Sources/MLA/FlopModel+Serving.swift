@@ -1,4 +1,5 @@
 import TensorCore
+import TensorParallel
 
 extension FlopModel {
     /// A whole serving pass (`MLAAttention.serve`) on one rank: every step of `schedule`, the
@@ -8,7 +9,7 @@ extension FlopModel {
     /// sequence that has tokens cached already; expanded otherwise. Equal to what the serving
     /// forward counts; every count checked.
     public static func serving(config c: MLAConfig, tp: Int, gate: GateLayout, schedule: ServingSchedule, path: DecodePath,
-                               sequences: Int, dcp: (index: Int, count: Int) = (0, 1)) throws(CountOverflow) -> Cost {
+                               sequences: Int, dcp: TokenShare = .whole) throws(CountOverflow) -> Cost {
         var lengths = [Int](repeating: 0, count: sequences)
         var total: [Stage] = []
         for step in schedule.steps {
@@ -29,7 +30,7 @@ extension FlopModel {
 
     /// One serving step: sequence b brings `newTokens[b]` tokens after `cached[b]` cached ones.
     public static func servingStep(config c: MLAConfig, tp: Int, gate: GateLayout, newTokens: [Int], cached: [Int],
-                                   path: DecodePath, dcp: (index: Int, count: Int) = (0, 1)) throws(CountOverflow) -> Cost {
+                                   path: DecodePath, dcp: TokenShare = .whole) throws(CountOverflow) -> Cost {
         let hl = c.numAttentionHeads / tp, lora = c.kvLoraRank, cacheRow = lora + c.qkRopeHeadDim
         let what = "attention FLOPs of a serving step"
         var stages = try projections(config: c, tp: tp, gate: gate, tokens: Checked.sum(of: newTokens, what: "tokens of a step"), expandKV: false)
@@ -41,7 +42,7 @@ extension FlopModel {
             let nk = try Checked.sum(before, n, what: "tokens of a sequence")
             // Under DCP a sequence that starts in this step attends over its own new tokens, as without DCP.
             if (dcp.count > 1 && before > 0) || (dcp.count == 1 && n == 1 && path == .absorbed) {
-                let local = dcp.count > 1 ? localCount(nk, share: dcp) : nk, attended = dcp.count * hl
+                let local = dcp.localCount(nk), attended = dcp.count * hl
                 let own = try Checked.product(hl, 2, n, lora, c.qkNopeHeadDim + c.vHeadDim, what: what)
                 let per = try Checked.product(attended, 2, n, local, 2 * lora + c.qkRopeHeadDim, what: what)
                 absorbed.flops = try Checked.sum(absorbed.flops, own, per, what: what)
@@ -58,10 +59,5 @@ extension FlopModel {
         }
         stages.insert(contentsOf: [expand, expanded, absorbed].filter { $0.flops > 0 }, at: at)
         return try Cost(stages: stages)
-    }
-
-    /// Tokens a DCP rank keeps of the first `tokens` of a sequence (`KVCache.localCount`).
-    public static func localCount(_ tokens: Int, share: (index: Int, count: Int)) -> Int {
-        tokens <= share.index ? 0 : (tokens - share.index + share.count - 1) / share.count
     }
 }

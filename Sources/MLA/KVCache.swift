@@ -1,4 +1,5 @@
 import TensorCore
+import TensorParallel
 
 /// MLA's compressed KV cache: per sequence, the normalized latent `[len, kv_lora]` and the
 /// roped, head-shared `k_rope [len, rope]`, stored together as rows `[len, kv_lora + rope]`
@@ -9,13 +10,13 @@ import TensorCore
 /// expands or absorbs it with its own heads' slice of kv_b_proj, so no rank needs another's data
 /// and the cache costs no communication. The price is tp copies of it. Two layouts avoid that:
 /// data-parallel attention gives each group only its own sequences (the cache is built per
-/// group), and decode context parallelism (`share`) keeps on DCP index k of C only the tokens
-/// with cache index i mod C = k, row j holding token k + j·C.
+/// group), and decode context parallelism (`share`, a `TokenShare`) keeps on DCP index k of C
+/// only the tokens with cache index i mod C = k, row j holding token k + j·C.
 public final class KVCache {
     /// Floats per cached token: kv_lora + rope.
     public let width: Int
     /// Which tokens this rank keeps: cache index i with i mod `share.count` = `share.index`.
-    public let share: (index: Int, count: Int)
+    public let share: TokenShare
     /// Cached rows per slot, `[capacity, width]` each, of which the first `localLengths[s]` are filled.
     var slots: [Matrix]
     /// Tokens of each slot's sequence so far (on every rank, whichever keeps them).
@@ -25,19 +26,13 @@ public final class KVCache {
 
     /// An empty cache of `sequences` slots for `config`; with `share` (DCP) this rank keeps only
     /// its share of each sequence's tokens.
-    public init(config: MLAConfig, sequences: Int, share: (index: Int, count: Int) = (0, 1)) {
-        precondition(share.count >= 1 && (0..<share.count).contains(share.index), "cache share \(share) is not valid")
+    public init(config: MLAConfig, sequences: Int, share: TokenShare = .whole) {
         width = config.kvLoraRank + config.qkRopeHeadDim
         self.share = share
         slots = Array(repeating: Matrix(rows: 0, cols: width), count: sequences)
         lengths = Array(repeating: 0, count: sequences)
         localLengths = lengths
     }
-
-    /// Rows this rank keeps of the first `tokens` tokens of a sequence: the cache indices
-    /// `i < tokens` with i mod C = index (for a query at cache index p, the keys it may see
-    /// here are the first `localCount(p + 1)` rows).
-    public func localCount(_ tokens: Int) -> Int { FlopModel.localCount(tokens, share: share) }
 
     /// Bytes per cached token (f32): `(kv_lora + rope) · 4`, on every rank.
     public static func bytesPerToken(config: MLAConfig) -> Int { 4 * (config.kvLoraRank + config.qkRopeHeadDim) }
@@ -51,7 +46,7 @@ public final class KVCache {
     /// growing its storage geometrically.
     func append(slot s: Int, from source: Matrix, rows: Range<Int>) {
         let first = lengths[s]                                      // cache index of rows.lowerBound
-        let kept = rows.filter { (first + $0 - rows.lowerBound) % share.count == share.index }
+        let kept = rows.filter { share.holds(first + $0 - rows.lowerBound) }
         let needed = localLengths[s] + kept.count
         if slots[s].rows < needed {
             var grown = Matrix(rows: max(needed, 2 * slots[s].rows, 16), cols: width)

@@ -48,8 +48,8 @@ public struct LayoutPlan: Codable, Sendable {
         weightBytesPerRank = ShardingPlan(config: c, tp: l.tp, gate: gate).bytesPerRank / 4 * e
         let perToken = FlopModel.kvCacheBytesPerToken(config: c, bytesPerElement: e)
         kvBytesPerToken = Double(perToken) / Double(l.dcp)
-        let share = (index: 0, count: l.dcp)
-        kvBytesPerRank = try Checked.product(sequences, FlopModel.localCount(context, share: share), perToken, what: "KV cache bytes per rank")
+        let share = TokenShare(index: 0, count: l.dcp)
+        kvBytesPerRank = try Checked.product(sequences, share.localCount(context), perToken, what: "KV cache bytes per rank")
         if let memoryPerRank {
             let tokens = max(0, memoryPerRank - weightBytesPerRank) / perToken
             maxCachedTokensPerRank = tokens

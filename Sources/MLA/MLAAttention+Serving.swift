@@ -6,10 +6,13 @@ extension MLAAttention {
     /// `decode`), the others prefill after whatever the cache holds (chunked prefill), all in one
     /// forward, as FastDeploy splits need_do_prefill / need_do_decode. New tokens' latents and
     /// k_rope are appended to `cache` first. `positions` defaults to each slot's cached length
-    /// onwards. Returns `[T, hidden]`; with T = 0 every rank still enters the allreduce.
+    /// onwards. `collectives` is the TP group's (o_proj's allreduce); `dcp`, when given, the DCP
+    /// group's, and `cache` must keep its token share. Returns `[T, hidden]`; with T = 0 every
+    /// rank still enters the allreduce.
     public func forward(_ x: Matrix, step: ServingStep, cache: KVCache, decode: DecodePath = .absorbed,
-                        positions: [Int]? = nil, collectives: Collectives) throws -> Matrix {
+                        positions: [Int]? = nil, collectives: Collectives, dcp: ContextParallelGroup? = nil) throws -> Matrix {
         let start = Clock.now()
+        precondition(cache.share == (dcp?.share ?? .whole), "the cache keeps token share \(cache.share) but this rank's is \(dcp?.share ?? .whole)")
         guard x.cols == config.hiddenSize, x.rows == step.tokenCount else {
             throw ShapeError(op: "MLA serving input", x.shape, Shape(step.tokenCount, config.hiddenSize),
                              hint: "one row of hidden_states per new token of the step")
@@ -25,7 +28,7 @@ extension MLAAttention {
             throw ShapeError(op: "MLA serving positions", Shape(pos.count), Shape(x.rows), hint: "one position per new token")
         }
         try gatedAttention(x, positions: pos, expandKV: false) { w in
-            try self.attendCached(&w, step: step, cache: cache, decode: decode)
+            try self.attendCached(&w, step: step, cache: cache, decode: decode, dcp: dcp)
         }
         try faultHook?()
         var out = Matrix(rows: x.rows, cols: config.hiddenSize)                     // [T, hidden]
@@ -35,21 +38,24 @@ extension MLAAttention {
     }
 
     /// Prefills each sequence of `batch` into slots `0 ..< B` of an empty `cache`.
-    public func prefill(_ x: Matrix, batch: Batch, cache: KVCache, collectives: Collectives) throws -> Matrix {
+    public func prefill(_ x: Matrix, batch: Batch, cache: KVCache, collectives: Collectives, dcp: ContextParallelGroup? = nil) throws -> Matrix {
         let step = try ServingStep(slots: Array(0..<batch.sequenceCount), newTokens: (0..<batch.sequenceCount).map { batch.tokens(of: $0).count })
-        return try forward(x, step: step, cache: cache, positions: batch.positions, collectives: collectives)
+        return try forward(x, step: step, cache: cache, positions: batch.positions, collectives: collectives, dcp: dcp)
     }
 
     /// Decodes one new token for every slot of `cache`: x is `[B, hidden]`, row b for slot b.
-    public func decode(_ x: Matrix, cache: KVCache, path: DecodePath = .absorbed, collectives: Collectives) throws -> Matrix {
+    public func decode(_ x: Matrix, cache: KVCache, path: DecodePath = .absorbed, collectives: Collectives,
+                       dcp: ContextParallelGroup? = nil) throws -> Matrix {
         let step = try ServingStep(slots: Array(0..<cache.sequenceCount), newTokens: Array(repeating: 1, count: cache.sequenceCount))
-        return try forward(x, step: step, cache: cache, decode: path, collectives: collectives)
+        return try forward(x, step: step, cache: cache, decode: path, collectives: collectives, dcp: dcp)
     }
 
     /// Appends the step's latents to the cache, then attends per sequence: absorbed for decode
     /// tokens on the absorbed path, otherwise by expanding the cached latents through kv_b_proj.
-    func attendCached(_ w: inout Workspace, step: ServingStep, cache: KVCache, decode: DecodePath) throws {
-        if let dcp = contextParallel, dcp.size > 1 { return try attendCachedContextParallel(&w, step: step, cache: cache, dcp: dcp) }
+    /// Under decode context parallelism (`dcp` over more than one rank) every step over the cache
+    /// attends through `attendContextParallel` (absorbed).
+    func attendCached(_ w: inout Workspace, step: ServingStep, cache: KVCache, decode: DecodePath, dcp: ContextParallelGroup?) throws {
+        if let dcp, dcp.share.count > 1 { return try attendCachedContextParallel(&w, step: step, cache: cache, dcp: dcp) }
         let ldq = w.q.cols, ldo = w.attn.cols
         var row = 0
         for (b, slot) in step.slots.enumerated() {
@@ -85,7 +91,7 @@ extension MLAAttention {
     /// before it) attend over their own new tokens, which every rank has, as without DCP (the
     /// prefill of an engine); the rest attend over the split cache (`attendContextParallel`).
     /// Every rank keeps only its share of the new tokens.
-    func attendCachedContextParallel(_ w: inout Workspace, step: ServingStep, cache: KVCache, dcp: Collectives) throws {
+    func attendCachedContextParallel(_ w: inout Workspace, step: ServingStep, cache: KVCache, dcp: ContextParallelGroup) throws {
         var row = 0, cached = step.newTokens
         for (b, slot) in step.slots.enumerated() {
             let n = step.newTokens[b]

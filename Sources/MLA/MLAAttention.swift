@@ -64,10 +64,6 @@ public final class MLAAttention {
     /// Called mid-forward, after the local attention and before o_proj's collective. Only the
     /// fault-injection switch of the failure tests sets it.
     public var faultHook: (() throws -> Void)?
-    /// Decode context parallelism: the collectives of this rank's DCP group. With more than one
-    /// rank, every step over the cache attends through `attendContextParallel` (absorbed), and
-    /// the cache given to the serving calls must keep this rank's share of the tokens.
-    public var contextParallel: Collectives?
     /// The cache of the last `serve` call, for reports (tokens each rank holds).
     public internal(set) var lastCache: KVCache?
 

@@ -73,16 +73,17 @@ public enum ServingScheduleError: Error, Equatable, CustomStringConvertible {
 extension MLAAttention {
     /// Serves the whole batch through a fresh latent cache following `schedule`, and returns
     /// the outputs in the batch's token order, `[T, hidden]` — equal to the full causal forward.
-    /// An empty batch still runs one (empty) step, so every rank enters the same collective.
+    /// `collectives` is the TP group's; under decode context parallelism `dcp` is the DCP group's,
+    /// and the cache keeps its token share. An empty batch still runs one (empty) step, so every
+    /// rank enters the same collective.
     public func serve(_ x: Matrix, batch: Batch, schedule: ServingSchedule, decode: DecodePath,
-                      collectives: Collectives) throws -> Matrix {
-        let cache = KVCache(config: config, sequences: batch.sequenceCount,
-                            share: contextParallel.map { ($0.communicator?.rank ?? 0, $0.size) } ?? (0, 1))
+                      collectives: Collectives, dcp: ContextParallelGroup? = nil) throws -> Matrix {
+        let cache = KVCache(config: config, sequences: batch.sequenceCount, share: dcp?.share ?? .whole)
         lastCache = cache
         var out = Matrix(rows: x.rows, cols: config.hiddenSize)
         guard !schedule.steps.isEmpty else {
             return try forward(x, step: try ServingStep(slots: [], newTokens: []), cache: cache, decode: decode,
-                               positions: [], collectives: collectives)
+                               positions: [], collectives: collectives, dcp: dcp)
         }
         var total = ForwardCounters()
         for s in schedule.steps {
@@ -92,7 +93,7 @@ extension MLAAttention {
                 xs.storage.replaceSubrange(i * x.cols ..< (i + 1) * x.cols, with: x.storage[r * x.cols ..< (r + 1) * x.cols])
             }
             let y = try forward(xs, step: s.step, cache: cache, decode: decode,
-                                positions: picked.map { batch.positions[$0] }, collectives: collectives)
+                                positions: picked.map { batch.positions[$0] }, collectives: collectives, dcp: dcp)
             for (i, r) in picked.enumerated() {
                 out.storage.replaceSubrange(r * out.cols ..< (r + 1) * out.cols, with: y.storage[i * out.cols ..< (i + 1) * out.cols])
             }

@@ -84,11 +84,11 @@ public struct RunJob {
                                          precision: precision)
         attention.checkEveryStage = checkEveryStage
         attention.faultHook = faultHook
-        attention.contextParallel = groups.dcp.map { Collectives($0) }
+        let dcp = groups.dcp.map { ContextParallelGroup(Collectives($0), share: layout.tokenShare(of: world.rank)) }
         let schedule = try (serving ?? (layout.dcp > 1 ? Serving(decodeSteps: 0, prefillChunk: nil) : nil)).map {
             try ServingSchedule(batch: mine, decodeSteps: $0.decodeSteps, prefillChunk: $0.prefillChunk)
         }
-        let groupOut = try schedule.map { try attention.serve(xs, batch: mine, schedule: $0, decode: decode, collectives: tp) }
+        let groupOut = try schedule.map { try attention.serve(xs, batch: mine, schedule: $0, decode: decode, collectives: tp, dcp: dcp) }
             ?? attention.forward(xs, batch: mine, collectives: tp)
         let out = try groups.gather(groupOut, assignment: assignment, batch: batch)
 
@@ -96,7 +96,7 @@ public struct RunJob {
             rank: world.rank, bytesReadFromFiles: (weights as? CheckpointWeights)?.bytesRead ?? 0,
             anonymousMemory: ProcessMemory.current().anonymousBytes, weightBytes: attention.weightBytes,
             position: groups.position, cachedTokens: attention.lastCache?.localLengths.reduce(0, +),
-            communicators: [CommunicatorTraffic(tp)] + (attention.contextParallel.map { [CommunicatorTraffic($0)] } ?? [])))
+            communicators: [CommunicatorTraffic(tp)] + (dcp.map { [CommunicatorTraffic($0.collectives)] } ?? [])))
         let placement = try world.placement()
         let verdict = try TPCheck.verify(out, world: world, enabled: check ?? TPCheck.fits(config: config), precision: precision) {
             try TPCheck.unshardedForward(config: config, layer: layer, source: try source(), x: x, batch: batch, precision: $0,

@@ -1,6 +1,7 @@
 import Foundation
 @testable import MLA
 import TensorCore
+import TensorParallel
 import Testing
 
 /// The absorbed kernel stacks heads into groups (all of them for a decode token, fewer as the
@@ -74,8 +75,9 @@ import Testing
 }
 
 /// Decode context parallelism's algebra without MPI: attending over C interleaved parts of the
-/// cache (token i in part i mod C) and merging the parts with their log-sum-exps gives the
-/// attention over the whole cache, for every query position (some parts see no key at all).
+/// cache (token i in part i mod C) and merging the parts with `LogSumExpMerge.correct` (then
+/// summing them, the reduce-scatter's part) gives the attention over the whole cache, for every
+/// query position (some parts see no key at all).
 @Suite struct ContextSplitTests {
     let base = AbsorbedKernelTests()
 
@@ -91,30 +93,30 @@ import Testing
             kernel.absorb(q: qp.baseAddress!, ldq: ldq, kvB: .f32(wp.baseAddress!), heads: 0..<heads, nq: nq, into: d.baseAddress!)
         } } }
         // Each part: its rows of the cache, attended with each query's visible prefix.
-        var merged = [Float](repeating: 0, count: rows * lora)
         var partOut: [[Float]] = [], partLSE: [[Float]] = []
         for k in 0..<parts {
-            let local = (0..<nk).filter { $0 % parts == k }
+            let share = TokenShare(index: k, count: parts)
+            let local = (0..<nk).filter(share.holds)
             let sub = local.flatMap { cache[$0 * width ..< ($0 + 1) * width] }
-            let view = KVCache(config: MLAConfig(hiddenSize: 8, numAttentionHeads: 1, qLoraRank: nil, kvLoraRank: lora,
-                                                 qkNopeHeadDim: nope, qkRopeHeadDim: rope, vHeadDim: vDim), sequences: 1, share: (k, parts))
             var ol = [Float](repeating: .nan, count: rows * lora), lse = [Float](repeating: .nan, count: rows)
             var s = [Float](repeating: 0, count: max(rows * local.count, 1))
             qs.withUnsafeBufferPointer { qp in sub.withUnsafeBufferPointer { cp in ol.withUnsafeMutableBufferPointer { o in
                 lse.withUnsafeMutableBufferPointer { l in s.withUnsafeMutableBufferPointer { sp in
                     kernel.attend(qp.baseAddress!, rows: rows, cache: cp.baseAddress ?? qp.baseAddress!, nk: local.count,
-                                  visible: { view.localCount(nk - nq + $0 % nq + 1) }, scores: sp.baseAddress!,
+                                  visible: { share.localCount(nk - nq + $0 % nq + 1) }, scores: sp.baseAddress!,
                                   into: o.baseAddress!, lse: l.baseAddress!)
                 } }
             } } }
             partOut.append(ol)
             partLSE.append(lse)
         }
-        for r in 0..<rows {
-            let m = partLSE.map { $0[r] }.max()!, z = partLSE.map { exp($0[r] - m) }.reduce(0, +)
-            for k in 0..<parts where partLSE[k][r] > -.infinity {
-                for j in 0..<lora { merged[r * lora + j] += exp(partLSE[k][r] - m) / z * partOut[k][r * lora + j] }
-            }
+        let gathered = partLSE.flatMap { $0 }                                       // [parts, rows]
+        var merged = [Float](repeating: 0, count: rows * lora)
+        for k in 0..<parts {
+            partOut[k].withUnsafeMutableBufferPointer { o in partLSE[k].withUnsafeBufferPointer { l in gathered.withUnsafeBufferPointer { g in
+                LogSumExpMerge.correct(o, width: lora, logSumExps: l, gathered: g)
+            } } }
+            for i in merged.indices { merged[i] += partOut[k][i] }
         }
         var out = [Float](repeating: .nan, count: nq * heads * vDim)
         merged.withUnsafeBufferPointer { mp in kvB.withUnsafeBufferPointer { wp in out.withUnsafeMutableBufferPointer { o in
@@ -128,14 +130,14 @@ import Testing
     @Test func aShareKeepsTokensIModCAndCountsVisibleKeys() throws {
         let config = MLAConfig(hiddenSize: 8, numAttentionHeads: 1, qLoraRank: nil, kvLoraRank: 2, qkNopeHeadDim: 2,
                                qkRopeHeadDim: 2, vHeadDim: 2)
-        let cache = KVCache(config: config, sequences: 1, share: (1, 3))
+        let cache = KVCache(config: config, sequences: 1, share: TokenShare(index: 1, count: 3))
         let rows = try Matrix(rows: 7, cols: 4, values: (0..<28).map(Float.init))     // token t holds 4t … 4t+3
         cache.append(slot: 0, from: rows, rows: 0..<4)
         cache.append(slot: 0, from: rows, rows: 4..<7)
         #expect(cache.lengths == [7] && cache.localLengths == [2])                      // tokens 1 and 4
         let kept = cache.withRows(slot: 0) { p in (0..<8).map { p[$0] } }
         #expect(kept == [4, 5, 6, 7, 16, 17, 18, 19])
-        #expect((0...8).map { cache.localCount($0) } == [0, 0, 1, 1, 1, 2, 2, 2, 3])
+        #expect((0...8).map { cache.share.localCount($0) } == [0, 0, 1, 1, 1, 2, 2, 2, 3])
         #expect(cache.bytes == 2 * 4 * 4)
     }
 }
