@@ -32,24 +32,27 @@ let package = Package(
         // bf16 conversions and the bf16 decode kernels, in C for per-function instruction sets.
         .target(name: "CKernels"),
 
+        // The failure classes (exit codes) and the protocol each error adopts to state its class.
+        // No dependencies, so that every module can depend on it.
+        .target(name: "ExitClass"),
         // Typed MPI wrapper in the manner of swift-system.
-        .target(name: "SwiftMPI", dependencies: ["CMPI"]),
+        .target(name: "SwiftMPI", dependencies: ["CMPI", "ExitClass"]),
         // Row-major f32 and bf16 matrices, the GEMM entry point (OpenBLAS, oneDNN, bf16 kernels),
         // elementwise kernels, the clock. No MPI.
-        .target(name: "TensorCore", dependencies: ["CBLAS", "CDNNL", "CKernels"]),
+        .target(name: "TensorCore", dependencies: ["CBLAS", "CDNNL", "CKernels", "ExitClass"]),
         // safetensors reader/writer, the HF checkpoint layout, the atomic file writer. Foundation only.
-        .target(name: "SafeTensors"),
+        .target(name: "SafeTensors", dependencies: ["ExitClass"]),
         // Replicated / column / row parallel linear layers, shard math, seeded init, collectives.
-        .target(name: "TensorParallel", dependencies: ["SwiftMPI", "TensorCore"]),
+        .target(name: "TensorParallel", dependencies: ["SwiftMPI", "TensorCore", "ExitClass"]),
         // MLA attention with the gate: config, RoPE/YaRN, forward, weight loading, plan counts.
-        .target(name: "MLA", dependencies: ["TensorParallel", "TensorCore", "SafeTensors"]),
+        .target(name: "MLA", dependencies: ["TensorParallel", "TensorCore", "SafeTensors", "ExitClass"]),
         // How mpirun jobs and child processes are started: one policy. Foundation only.
         .target(name: "Launch"),
         // Measuring: samples, probes, the bench engine, the sweep's step timer, rates, the TP check.
-        .target(name: "Measure", dependencies: ["MLA", "TensorParallel", "TensorCore", "SwiftMPI", "Launch"]),
+        .target(name: "Measure", dependencies: ["MLA", "TensorParallel", "TensorCore", "SwiftMPI", "Launch", "ExitClass"]),
         // Reports: run, plan, bench and sweep documents with their text and figures; the sweep driver.
         .target(name: "Report", dependencies: ["Measure", "MLA", "TensorParallel", "TensorCore", "SwiftMPI", "SafeTensors",
-                                               "Launch", "Plot"]),
+                                               "Launch", "Plot", "ExitClass"]),
         // A small SVG writer for figures. No dependencies.
         .target(name: "Plot"),
         // The tree id of the sources a binary was built from (`mla-tp --version`).
@@ -60,6 +63,7 @@ let package = Package(
             name: "mla-tp",
             dependencies: [
                 "Report", "Measure", "MLA", "TensorParallel", "TensorCore", "SwiftMPI", "SafeTensors", "Launch", "BuildInfo",
+                "ExitClass",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -71,13 +75,15 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["Launch"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "TestSupport"]),
         .testTarget(name: "SwiftMPITests", dependencies: ["SwiftMPI", "CMPI", "TestSupport"]),
-        .testTarget(name: "TensorParallelTests", dependencies: ["TensorParallel", "TestSupport"]),
+        .testTarget(name: "TensorParallelTests", dependencies: ["TensorParallel", "TestSupport", "ExitClass"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
         .testTarget(name: "MLATests", dependencies: ["MLA", "SafeTensors", "TestSupport"]),
         .testTarget(name: "MeasureTests", dependencies: ["Measure", "Report", "MLA", "TestSupport"]),
         .testTarget(name: "PlotTests", dependencies: ["Plot"]),
         .testTarget(name: "LaunchTests", dependencies: ["Launch"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "SafeTensors", "Report", "Measure", "MLA"]),
+        .testTarget(name: "ExitClassTests", dependencies: ["ExitClass", "TensorCore", "SwiftMPI", "SafeTensors", "TensorParallel",
+                                                           "MLA", "Measure", "Report", "Launch"]),
     ],
     swiftLanguageModes: [.v6]
 )

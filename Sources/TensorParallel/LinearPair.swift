@@ -15,13 +15,20 @@ public struct LinearPair: Sendable {
         x = try seededInput(tokens: tokens, hidden: input, seed: seed)
     }
 
-    /// Rank `shard`'s result `[T, out]` (the whole product, after the allreduce).
-    public func forward(_ shard: Shard, _ collectives: Collectives) throws -> Matrix {
+    /// Rank `shard`'s two layers: W1 `[hidden/tp, in]` (its rows `outRange`) and W2
+    /// `[out, hidden/tp]` (the same columns, `inRange`) with b `[out]`.
+    public func layers(_ shard: Shard) throws -> (w1: ColumnParallelLinear, w2: RowParallelLinear) {
         let source = SeededWeights(seed: seed)
         let w1 = try ColumnParallelLinear(name: "w1", inFeatures: input, outFeatures: hidden, bias: false, shard: shard,
                                           source: source, initializer: .random(std: 0.1))
         let w2 = try RowParallelLinear(name: "w2", inFeatures: hidden, outFeatures: output, bias: true, shard: shard,
                                        source: source, initializer: .random(std: 0.1), biasInitializer: .random(std: 1))
+        return (w1, w2)
+    }
+
+    /// Rank `shard`'s result `[T, out]` (the whole product, after the allreduce).
+    public func forward(_ shard: Shard, _ collectives: Collectives) throws -> Matrix {
+        let (w1, w2) = try layers(shard)
         var h = Matrix(rows: tokens, cols: w1.localOut)       // [T, hidden/tp]
         try w1.forward(x, into: &h)
         var y = Matrix(rows: tokens, cols: output)            // [T, out]

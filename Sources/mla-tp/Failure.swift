@@ -1,11 +1,7 @@
+import ExitClass
 import Foundation
-import Measure
-import Report
-import MLA
 import SafeTensors
 import SwiftMPI
-import TensorCore
-import TensorParallel
 
 /// The one failure policy. Every error ends the whole job promptly with one line,
 /// `mla-tp: rank R: <what happened> — <what to do>`, and an exit code for its class:
@@ -21,7 +17,7 @@ import TensorParallel
 /// Errors every rank detects identically (validation, usage) are printed once, by rank 0.
 /// A rank that fails alone prints its line and calls `MPI_Abort`, which ends every rank.
 enum Failure {
-    enum Code: Int32 { case usage = 2, config = 3, input = 4, numeric = 5, `internal` = 70 }
+    typealias Code = FailureClass
 
     /// The world communicator once MPI is up (set by `Runtime.start`).
     nonisolated(unsafe) static var world: Communicator?
@@ -52,41 +48,13 @@ enum Failure {
     }
 
     /// Classifies `error`: its exit code, its message, and whether every rank sees it identically.
+    /// Each error states its own class (`ExitClassified`, beside its definition); any other
+    /// error is a bug.
     static func classify(_ error: Error) -> (Code, String, everyRank: Bool) {
-        switch error {
-        case let e as CLIError: return (e.code, e.message, e.everyRank)
-        case let e as ConfigError:
-            switch e {
-            case .unreadable, .notJSON, .duplicateKey: return (.input, e.description, true)   // a file problem, not a value
-            default: return (.config, e.description, true)
-            }
-        case let e as TPError: return (.config, e.description, true)
-        case let e as LayoutError: return (.config, e.description, true)
-        case let e as GateMismatchError: return (.config, e.description, true)
-        case let e as GateShapeError: return (.input, e.description, true)
-        case let e as GateLayoutError: return (.usage, e.description, true)
-        case let e as BatchError: return (.input, e.description, true)
-        case let e as ServingScheduleError: return (.usage, e.description, true)
-        case let e as OutputConflict: return (.usage, e.description, true)
-        case let e as InitTargetError: return (.usage, e.description, true)
-        case let e as CountOverflow: return (.config, e.description, true)
-        case let e as ShapeError: return (.input, e.description, true)
-        // A non-finite output after o_proj's allreduce is the same on every rank, and a stage
-        // computed from replicated weights is too: treat it as shared, so that it is printed
-        // once; when it was one rank's alone, the barrier's deadline turns it into an abort.
-        case let e as NumericError: return (.numeric, e.description, true)
-        case let e as MPIError: return (.internal, e.description, false)
-        case let e as CheckpointError: return (.input, e.description, true)
-        case let e as CapacityError: return (.config, e.description, true)
-        case let e as CheckpointIndexError: return (.input, e.description, true)
-        case let e as SafeTensorsHeaderError: return (.input, e.description, true)
-        case let e as SafeTensorsReadError: return (.input, e.description, true)
-        case let e as SafeTensorsWriteError: return (.input, e.description, false)
-        case let e as CheckFailure: return (.numeric, e.description, true)
-        case let e as MeasureError: return (e.isInputError ? .input : .internal, e.description, true)
-        default:
+        guard let e = error as? any ExitClassified else {
             return (.internal, "\(error) — this is a bug in mla-tp; please report it with the command you ran", false)
         }
+        return (e.failureClass, e.description, e.seenByEveryRank)
     }
 
     /// Prints the error's one line (once for errors every rank sees) and ends the job.
@@ -122,11 +90,13 @@ enum Failure {
 }
 
 /// An error raised by the command line itself, with its class.
-struct CLIError: Error, CustomStringConvertible {
+struct CLIError: ExitClassified {
     var code: Failure.Code
     var message: String
     var everyRank: Bool = true
     var description: String { message }
+    var failureClass: FailureClass { code }
+    var seenByEveryRank: Bool { everyRank }
 
     static func usage(_ m: String) -> CLIError { CLIError(code: .usage, message: m) }
     static func input(_ m: String, everyRank: Bool = true) -> CLIError { CLIError(code: .input, message: m, everyRank: everyRank) }

@@ -7,7 +7,7 @@ import TestSupport
 
 /// bench, plan and sweep with `--dtype bf16`: which kernel ran, the bf16 targets (n/a without
 /// native bf16, never PASS), bytes at 2 per element with the same FLOPs, and the sweep's check columns.
-@Suite(.serialized) struct BF16ReportTests {
+@Suite(.serialized, .tags(.mpirun), .skippedInFastLane) struct BF16ReportTests {
     /// Whether this CPU runs bf16 natively (then oneDNN's bf16 matmul is the fast path).
     static let nativeBF16: Bool = {
         let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""

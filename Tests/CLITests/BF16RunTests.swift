@@ -8,7 +8,7 @@ import TestSupport
 /// `--dtype bf16` under real mpirun: the two checks, the golden bound at every tp with either
 /// allreduce, bf16 checkpoints held as stored, the seeded preset equal to its bf16 checkpoint, the
 /// layouts, the diagnose self-test of the bf16 allreduce, and the usage errors.
-@Suite(.serialized) struct BF16RunTests {
+@Suite(.serialized, .tags(.mpirun), .skippedInFastLane) struct BF16RunTests {
     static let cases = ["gated_sigmoid_bias", "gated_softsign_noqlora_neox", "yarn_legacy_layer1", "yarn_v5_ungated",
                         "hf_save_pretrained", "hf_sharded_index", "fp8_block"]
 

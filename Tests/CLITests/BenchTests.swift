@@ -6,7 +6,7 @@ import TestSupport
 
 /// `mla-tp bench` under a real `mpirun`: every field is present and consistent. Fields only:
 /// speed depends on the machine and is never asserted here.
-@Suite(.serialized) struct BenchTests {
+@Suite(.serialized, .tags(.mpirun), .skippedInFastLane) struct BenchTests {
     /// `count` samples (any number ≥ 1 when nil), min ≤ median ≤ max, all ≥ 0.
     @discardableResult
     static func checkStats(_ s: Samples?, _ name: String, count: Int?) -> [Double] {

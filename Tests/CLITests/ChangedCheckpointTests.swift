@@ -7,7 +7,7 @@ import TestSupport
 /// buffers. The window is made reliable with `MLATP_FAULT=hold-load`: once a rank has opened
 /// the checkpoint it waits for the file's size to change before it reads a tensor; the test
 /// shrinks the file as soon as it sees it open.
-@Suite(.serialized) struct ChangedCheckpointTests {
+@Suite(.serialized, .tags(.mpirun), .skippedInFastLane) struct ChangedCheckpointTests {
     /// `rank`: which ranks hold (all of them see the change alike; one alone fails while the
     /// others already wait in the forward's collective).
     @Test(arguments: ["all", "1"])

@@ -6,7 +6,7 @@ import Testing
 import TestSupport
 
 /// `mla-tp run --model …` on committed checkpoints written by HF tools, under real mpirun.
-@Suite(.serialized) struct CheckpointRunTests {
+@Suite(.serialized, .tags(.mpirun), .skippedInFastLane) struct CheckpointRunTests {
     static let cases: [(name: String, tp: Int, layer: Int)] = [
         ("gated_sigmoid_bias", 1, 0), ("gated_sigmoid_bias", 2, 0), ("gated_sigmoid_bias", 4, 0),
         ("yarn_legacy_layer1", 4, 1),             // a layer other than 0, the legacy rope_scaling form

@@ -7,7 +7,7 @@ import TestSupport
 /// Every gate form under real mpirun: the presets, HF's outputs for each form at tp 1, 2, 4 and
 /// after decoding through the cache on both paths, and the wrong layouts — a shape mismatch
 /// for the replicated head-wise gate, a silent error for the wrong packing order.
-@Suite(.serialized) struct GateFormCLITests {
+@Suite(.serialized, .tags(.mpirun), .skippedInFastLane) struct GateFormCLITests {
     @Test(arguments: ["tiny-headwise", "tiny-packed", "tiny-headwise-packed"])
     func presetsOfEveryFormPassTheirCheck(preset: String) throws {
         for (tp, extra) in [(4, [String]()), (8, ["--act", "softplus"]), (2, ["--set", "use_bias=false", "--seqs", "7,1,12", "--decode-steps", "3"])] {

@@ -7,7 +7,7 @@ import TestSupport
 /// reliable with `MLATP_FAULT=hold-output`: the writing rank, its file written but not linked
 /// in, waits there until a termination notice arrives; the test signals once it sees that
 /// unnamed file open in the rank (`/proc/PID/fd` → `DIR/#inode (deleted)`).
-@Suite(.serialized) struct InterruptedWriteTests {
+@Suite(.serialized, .tags(.mpirun), .skippedInFastLane) struct InterruptedWriteTests {
     /// The first of `pids` that holds a file being written in `dir` open, within 20 s: an
     /// unnamed one (`O_TMPFILE`: `DIR/#inode (deleted)`), or a temporary name beside the outputs.
     static func writer(among pids: () -> [Int32], dir: URL) -> Int32? {

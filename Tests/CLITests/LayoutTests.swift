@@ -6,7 +6,7 @@ import TestSupport
 
 /// Data-parallel attention and decode context parallelism under real mpirun: every layout
 /// gives the unsharded forward, prefill and decode, on both decode paths where allowed.
-@Suite(.serialized) struct LayoutTests {
+@Suite(.serialized, .tags(.mpirun), .skippedInFastLane) struct LayoutTests {
     static let cases: [(ranks: Int, args: [String])] = [
         (4, ["--dp", "2", "--seqs", "7,1,12,5"]),                                            // dp 2 × tp 2, prefill
         (4, ["--dp", "2", "--seqs", "7,1,12,5", "--decode-steps", "3"]),
@@ -100,7 +100,7 @@ import TestSupport
 
 /// `plan --layouts` counts what a run of the same layout counts on its busiest rank (rank 0):
 /// FLOPs, and the bytes it contributes to each collective, for a prefill and one decode step.
-@Suite(.serialized) struct LayoutPlanTests {
+@Suite(.serialized, .tags(.mpirun), .skippedInFastLane) struct LayoutPlanTests {
     @Test(arguments: ["tp4", "dp2xtp2", "dp4", "tp4-dcp2", "tp4-dcp4", "dp2xtp2-dcp2"])
     func planEqualsWhatTheRunCounts(layout: String) throws {
         let (context, batch) = (11, 3)

@@ -6,7 +6,7 @@ import TestSupport
 /// Messages and exit classes: one line per failure whatever the number of ranks, usage errors
 /// about the flag that is wrong (negative-looking values included), every line with its own
 /// "— what to do", and files parsed as the reference implementations parse them.
-@Suite(.serialized) struct MessageTests {
+@Suite(.serialized, .tags(.mpirun), .skippedInFastLane) struct MessageTests {
     /// Every numeric flag of every subcommand given a negative-looking value: the message names
     /// the flag and the rule (the parser would otherwise take "-1" for a flag: "Missing value").
     static let negatives: [[String]] = [

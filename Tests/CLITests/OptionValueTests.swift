@@ -4,7 +4,7 @@ import TestSupport
 
 /// Every option with a fixed set of forms rejects a value outside them as a usage error
 /// (exit 2): one line that names the option and lists what it accepts.
-@Suite(.serialized) struct OptionValueTests {
+@Suite(.serialized, .tags(.mpirun), .skippedInFastLane) struct OptionValueTests {
     static let cases: [(args: [String], mentions: [String])] = [
         (["sweep", "--tp", "1,x"], ["--tp", "comma-separated integers ≥ 1"]),
         (["sweep", "--tp", "1,0,2"], ["--tp", "comma-separated integers ≥ 1"]),

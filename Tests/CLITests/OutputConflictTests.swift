@@ -4,7 +4,7 @@ import TestSupport
 
 /// An output that is the same file as an input (however it is named), or an existing file that
 /// is not a regular one, is refused before any work: exit 2, every input byte for byte as it was.
-@Suite(.serialized) struct OutputConflictTests {
+@Suite(.serialized, .tags(.mpirun), .skippedInFastLane) struct OutputConflictTests {
     /// `path` spelled relative to this process's working directory (the one mpirun inherits).
     static func relative(_ path: String) -> String {
         let depth = FileManager.default.currentDirectoryPath.split(separator: "/").count

@@ -9,7 +9,7 @@ import TestSupport
 
 /// `mla-tp plan` as a plain process (no mpirun): weights, FLOPs, cache, collectives, the gate
 /// layouts and the projection.
-@Suite(.serialized) struct PlanCLITests {
+@Suite(.serialized, .tags(.mpirun), .skippedInFastLane) struct PlanCLITests {
     @Test func deepseekV3AtTp8ShowsTheReplicatedGateAgainstTheColumnShard() {
         let r = MPIJob.single(["plan", "--preset", "deepseek-v3", "--tp", "8"], timeout: 30)
         #expect(r.status == 0, "\(r)")
@@ -89,7 +89,7 @@ import TestSupport
 }
 
 /// `mla-tp sweep` drives mpirun per tp, prints progress and one table, and writes its figures.
-@Suite(.serialized) struct SweepCLITests {
+@Suite(.serialized, .tags(.mpirun), .skippedInFastLane) struct SweepCLITests {
     @Test func tinySweepWritesTheTableJsonAndWellFormedFigures() throws {
         let dir = try Fixtures.scratch("sweep")
         defer { try? FileManager.default.removeItem(at: dir) }

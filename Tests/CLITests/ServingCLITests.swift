@@ -6,7 +6,7 @@ import TestSupport
 
 /// Serving shapes under real mpirun: decode steps through the latent cache, chunked prefill,
 /// mixed batches and both decode paths equal the full causal forward at every tp.
-@Suite(.serialized) struct ServingCLITests {
+@Suite(.serialized, .tags(.mpirun), .skippedInFastLane) struct ServingCLITests {
     static let cases: [(tp: Int, args: [String])] = [
         (1, ["--decode-steps", "4"]), (2, ["--decode-steps", "4"]), (4, ["--decode-steps", "4"]), (8, ["--decode-steps", "4"]),
         (2, ["--decode-steps", "3", "--decode", "naive"]),

@@ -6,7 +6,7 @@ import TestSupport
 /// `--allreduce auto` reduces small payloads (a decode step's) through a shared-memory window
 /// when every rank is on one host and no core hosts two ranks; it must give what
 /// `MPI_Allreduce` gives, and fall back to it where it does not apply.
-@Suite(.serialized) struct SharedMemoryAllReduceTests {
+@Suite(.serialized, .tags(.mpirun), .skippedInFastLane) struct SharedMemoryAllReduceTests {
     static let cpus = ProcessInfo.processInfo.activeProcessorCount
 
     @Test func diagnoseSumsExactlyThroughTheWindowOrSaysWhyItIsNotUsed() {

@@ -7,7 +7,7 @@ import TestSupport
 /// exit 3 naming the size and the limit, before anything proportional to it is allocated (so
 /// the job ends in a second instead of trapping, aborting on a failed allocation or growing
 /// until mpirun's timeout), and nothing is written.
-@Suite(.serialized) struct SizeBudgetCLITests {
+@Suite(.serialized, .tags(.mpirun), .skippedInFastLane) struct SizeBudgetCLITests {
     static let huge = "9223372036854775807"      // Int.max: every product with it overflows
 
     /// (arguments, ranks (nil: a plain process), what the message must name)

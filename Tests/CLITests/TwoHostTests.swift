@@ -8,7 +8,7 @@ import TestSupport
 /// the hosts crosses the veth over TCP. Each job must pass its own check against the unsharded
 /// forward and give what the same job gives on one host; nothing the launcher made may remain.
 /// Skipped, with the reason, where the hosts cannot be built (not root, no `ip`).
-@Suite(.serialized, .enabled(if: TwoHosts.unavailable == nil, Comment(rawValue: TwoHosts.unavailable ?? "")))
+@Suite(.serialized, .tags(.twoHost), .skippedInFastLane, .enabled(if: TwoHosts.unavailable == nil, Comment(rawValue: TwoHosts.unavailable ?? "")))
 struct TwoHostTests {
     /// Runs `args` on two hosts and on one, with `--output`; checks both against the unsharded
     /// forward and each other, that bytes crossed the veth, and that nothing was left behind.
@@ -199,7 +199,7 @@ struct TwoHostTests {
 
 /// What `launch/two-hosts` refuses, before it makes anything: bad usage (2), and a machine
 /// that cannot build the hosts (3). Runs everywhere; the not-root case runs as `nobody`.
-@Suite(.serialized) struct TwoHostLauncherRefusalTests {
+@Suite(.serialized, .tags(.twoHost), .skippedInFastLane) struct TwoHostLauncherRefusalTests {
     @Test(arguments: [
         (["-n", "4"], "no program to run"),
         (["-n", "1", "--", "/bin/true"], "at least 2 ranks"),

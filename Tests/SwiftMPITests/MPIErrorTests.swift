@@ -23,7 +23,7 @@ import TestSupport
 }
 
 /// The typed error mapping inside a real MPI job.
-@Suite(.serialized) struct MPIErrorMappingTests {
+@Suite(.serialized, .tags(.mpirun), .skippedInFastLane) struct MPIErrorMappingTests {
     @Test(arguments: [1, 2])
     func mpiFailuresBecomeTypedErrorsWithTheLibrarysMessage(ranks: Int) {
         let r = MPIJob.run(ranks: ranks, ["diagnose"], timeout: 30)

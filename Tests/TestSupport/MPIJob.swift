@@ -1,5 +1,6 @@
 import Foundation
 import Launch
+import Testing
 
 /// Runs the built `mla-tp` under a real `mpirun -n K` with the launch policy every script and
 /// command uses (`MPILauncher`), for tests that prove behaviour across processes.
@@ -41,21 +42,26 @@ public enum MPIJob {
 
     static var launcher: MPILauncher? { binary.path.map { MPILauncher(executable: $0) } }
 
-    /// A result that fails every test that looks at it, saying why no job ran.
-    static var noBinary: Result {
-        Result(status: -1, stdout: "", stderr: binary.problem ?? "no binary", seconds: 0, timedOut: false)
+    /// No job could run: records a test failure that says why, so that no test passes without
+    /// running anything (not even one that expects a failure), and returns a result no check
+    /// of a real job accepts (no exit code, no output).
+    static func noBinary(sourceLocation: SourceLocation) -> Result {
+        let problem = binary.problem ?? "no mla-tp binary"
+        Issue.record("no mla-tp job ran: \(problem)", sourceLocation: sourceLocation)
+        return Result(status: -1, stdout: "", stderr: problem, seconds: 0, timedOut: false)
     }
 
     /// `mpirun -n ranks mla-tp args…` under the launch policy; `timeout` bounds the whole job.
     public static func run(ranks: Int, _ args: [String], timeout: Double = 60, environment: [String: String] = [:],
-                           mpirunFlags: [String] = []) -> Result {
-        guard binary.problem == nil, let launcher else { return noBinary }
+                           mpirunFlags: [String] = [], sourceLocation: SourceLocation = #_sourceLocation) -> Result {
+        guard binary.problem == nil, let launcher else { return noBinary(sourceLocation: sourceLocation) }
         return launcher.run(ranks: ranks, args, timeout: Int(timeout.rounded(.up)), mpirunFlags: mpirunFlags, environment: environment)
     }
 
     /// `mla-tp args…` as a plain process (MPI singleton).
-    public static func single(_ args: [String], timeout: Double = 60, environment: [String: String] = [:]) -> Result {
-        guard binary.problem == nil, let launcher else { return noBinary }
+    public static func single(_ args: [String], timeout: Double = 60, environment: [String: String] = [:],
+                              sourceLocation: SourceLocation = #_sourceLocation) -> Result {
+        guard binary.problem == nil, let launcher else { return noBinary(sourceLocation: sourceLocation) }
         return launcher.single(args, timeout: Int(timeout.rounded(.up)), environment: environment)
     }
 
@@ -87,4 +93,15 @@ extension ChildProcess.Result {
         decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         return try decoder.decode(T.self, from: Data(stdout.utf8))
     }
+}
+
+/// The exit statuses mpirun itself gives when a job ends without mla-tp's own line (Open MPI
+/// 4.1.4 under the launch policy's `-q`, measured): the only class such a job can be held to.
+public enum MPIRunExit {
+    /// A rank was ended by `signal`: mpirun exits 128 + the signal.
+    public static func signaled(_ signal: Int32) -> Int32 { 128 + signal }
+    /// mpirun's `--timeout` ended a job that hung.
+    public static let timedOut: Int32 = 110
+    /// `MPI_Init` failed on a rank (no transport between the ranks): Open MPI's fatal handler.
+    public static let initFailed: Int32 = 1
 }
