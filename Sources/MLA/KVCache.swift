@@ -37,7 +37,9 @@ public final class KVCache {
     /// Rows this rank keeps of the first `tokens` tokens of a sequence: the cache indices
     /// `i < tokens` with i mod C = index (for a query at cache index p, the keys it may see
     /// here are the first `localCount(p + 1)` rows).
-    public func localCount(_ tokens: Int) -> Int { FlopModel.localCount(tokens, share: share) }
+    public func localCount(_ tokens: Int) -> Int {
+        tokens <= share.index ? 0 : (tokens - share.index + share.count - 1) / share.count
+    }
 
     /// Bytes per cached token (f32): `(kv_lora + rope) · 4`, on every rank.
     public static func bytesPerToken(config: MLAConfig) -> Int { 4 * (config.kvLoraRank + config.qkRopeHeadDim) }
