@@ -15,6 +15,7 @@ let package = Package(
         // For tools built outside this package (the fuzzers under Fuzz/).
         .library(name: "SafeTensors", targets: ["SafeTensors"]),
         .library(name: "MLA", targets: ["MLA"]),
+        .library(name: "Planner", targets: ["Planner"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -43,12 +44,14 @@ let package = Package(
         .target(name: "TensorParallel", dependencies: ["SwiftMPI", "TensorCore"]),
         // MLA attention with the gate: config, RoPE/YaRN, forward, weight loading, plan counts.
         .target(name: "MLA", dependencies: ["TensorParallel", "TensorCore", "SafeTensors"]),
+        // The layer's cost model: sharding plan, FLOP model, layout plans, projection, size budget.
+        .target(name: "Planner", dependencies: ["MLA", "TensorParallel", "TensorCore"]),
         // How mpirun jobs and child processes are started: one policy. Foundation only.
         .target(name: "Launch"),
         // Measuring: samples, probes, the bench engine, the sweep's step timer, rates, the TP check.
-        .target(name: "Measure", dependencies: ["MLA", "TensorParallel", "TensorCore", "SwiftMPI", "Launch"]),
+        .target(name: "Measure", dependencies: ["MLA", "Planner", "TensorParallel", "TensorCore", "SwiftMPI", "Launch"]),
         // Reports: run, plan, bench and sweep documents with their text and figures; the sweep driver.
-        .target(name: "Report", dependencies: ["Measure", "MLA", "TensorParallel", "TensorCore", "SwiftMPI", "SafeTensors",
+        .target(name: "Report", dependencies: ["Measure", "MLA", "Planner", "TensorParallel", "TensorCore", "SwiftMPI", "SafeTensors",
                                                "Launch", "Plot"]),
         // A small SVG writer for figures. No dependencies.
         .target(name: "Plot"),
@@ -59,7 +62,7 @@ let package = Package(
         .executableTarget(
             name: "mla-tp",
             dependencies: [
-                "Report", "Measure", "MLA", "TensorParallel", "TensorCore", "SwiftMPI", "SafeTensors", "Launch", "BuildInfo",
+                "Report", "Measure", "MLA", "Planner", "TensorParallel", "TensorCore", "SwiftMPI", "SafeTensors", "Launch", "BuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -73,7 +76,8 @@ let package = Package(
         .testTarget(name: "SwiftMPITests", dependencies: ["SwiftMPI", "CMPI", "TestSupport"]),
         .testTarget(name: "TensorParallelTests", dependencies: ["TensorParallel", "TestSupport"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
-        .testTarget(name: "MLATests", dependencies: ["MLA", "SafeTensors", "TestSupport"]),
+        .testTarget(name: "MLATests", dependencies: ["MLA", "Planner", "SafeTensors", "TestSupport"]),
+        .testTarget(name: "PlannerTests", dependencies: ["Planner", "MLA", "SafeTensors"]),
         .testTarget(name: "MeasureTests", dependencies: ["Measure", "Report", "MLA", "TestSupport"]),
         .testTarget(name: "PlotTests", dependencies: ["Plot"]),
         .testTarget(name: "LaunchTests", dependencies: ["Launch"]),

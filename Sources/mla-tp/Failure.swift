@@ -2,6 +2,7 @@ import Foundation
 import Measure
 import Report
 import MLA
+import Planner
 import SafeTensors
 import SwiftMPI
 import TensorCore

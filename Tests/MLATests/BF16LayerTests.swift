@@ -1,5 +1,6 @@
 import Foundation
 @testable import MLA
+import Planner
 import TensorCore
 import TensorParallel
 import Testing

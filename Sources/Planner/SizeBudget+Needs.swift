@@ -1,3 +1,4 @@
+import MLA
 import TensorCore
 
 /// What each kind of job needs, in bytes per rank and on rank 0, from its sizes alone: checked

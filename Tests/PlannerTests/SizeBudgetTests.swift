@@ -1,6 +1,7 @@
 import Foundation
 import Testing
-@testable import MLA
+import MLA
+@testable import Planner
 import SafeTensors
 import TensorCore
 import TensorParallel

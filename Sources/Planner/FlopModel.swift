@@ -1,3 +1,4 @@
+import MLA
 import TensorCore
 
 /// FLOPs and memory traffic of one rank's forward, computed from the config alone (no weights,
