@@ -6,6 +6,10 @@
 //   documents, figures, the sweep driver) → mla-tp (CLI: commands and printing only)
 //   SafeTensors (file format, Foundation only) → MLA; Plot (SVG) → Report; Launch (mpirun policy,
 //   child processes; Foundation only) → Measure, Report, tests; BuildInfo (the tree id) → mla-tp
+// Planner (the layer's cost model: sharding plan, FLOP model, layout plans, projection, size
+//   budget) sits on MLA: MLA → Planner → Measure, Report, mla-tp. MLA's runtime (forward, serving,
+//   cache) never imports Planner; what both need stays in MLA (the kernels' closed-form counts,
+//   `AttentionCounts`; the cache's DCP share), and commands ask the size budget before allocating.
 import PackageDescription
 
 let package = Package(
@@ -42,9 +46,10 @@ let package = Package(
         .target(name: "SafeTensors"),
         // Replicated / column / row parallel linear layers, shard math, seeded init, collectives.
         .target(name: "TensorParallel", dependencies: ["SwiftMPI", "TensorCore"]),
-        // MLA attention with the gate: config, RoPE/YaRN, forward, weight loading, plan counts.
+        // MLA attention with the gate: config, RoPE/YaRN, forward, weight loading, the kernels' counts.
         .target(name: "MLA", dependencies: ["TensorParallel", "TensorCore", "SafeTensors"]),
         // The layer's cost model: sharding plan, FLOP model, layout plans, projection, size budget.
+        // Reads MLA; MLA's runtime never reads it (Sources/Planner/Planner.docc).
         .target(name: "Planner", dependencies: ["MLA", "TensorParallel", "TensorCore"]),
         // How mpirun jobs and child processes are started: one policy. Foundation only.
         .target(name: "Launch"),
@@ -76,7 +81,7 @@ let package = Package(
         .testTarget(name: "SwiftMPITests", dependencies: ["SwiftMPI", "CMPI", "TestSupport"]),
         .testTarget(name: "TensorParallelTests", dependencies: ["TensorParallel", "TestSupport"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
-        .testTarget(name: "MLATests", dependencies: ["MLA", "Planner", "SafeTensors", "TestSupport"]),
+        .testTarget(name: "MLATests", dependencies: ["MLA", "SafeTensors", "TestSupport"]),
         .testTarget(name: "PlannerTests", dependencies: ["Planner", "MLA", "SafeTensors"]),
         .testTarget(name: "MeasureTests", dependencies: ["Measure", "Report", "MLA", "TestSupport"]),
         .testTarget(name: "PlotTests", dependencies: ["Plot"]),
