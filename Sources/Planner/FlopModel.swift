@@ -3,7 +3,7 @@ import TensorCore
 
 /// FLOPs and memory traffic of one rank's forward, computed from the config alone (no weights,
 /// no MPI). This is the single source `plan` and the projection use, and it must equal what the
-/// forward counts while executing (`MLAAttention.counters`): `MLATests/PlanTests` runs the real
+/// forward counts while executing (`MLAAttention.counters`): `PlannerTests/PlanTests` runs the real
 /// forward and compares the two exactly.
 ///
 /// Counting rules (the forward's own):
