@@ -6,6 +6,10 @@
 //   documents, figures, the sweep driver) → mla-tp (CLI: commands and printing only)
 //   SafeTensors (file format, Foundation only) → MLA; Plot (SVG) → Report; Launch (mpirun policy,
 //   child processes; Foundation only) → Measure, Report, tests; BuildInfo (the tree id) → mla-tp
+// Planner (the layer's cost model: sharding plan, FLOP model, layout plans, projection, size
+//   budget) sits on MLA: MLA → Planner → Measure, Report, mla-tp. MLA's runtime (forward, serving,
+//   cache) never imports Planner; what both need stays in MLA (the kernels' closed-form counts,
+//   `AttentionCounts`; the cache's DCP share), and commands ask the size budget before allocating.
 import PackageDescription
 
 let package = Package(
@@ -15,6 +19,7 @@ let package = Package(
         // For tools built outside this package (the fuzzers under Fuzz/).
         .library(name: "SafeTensors", targets: ["SafeTensors"]),
         .library(name: "MLA", targets: ["MLA"]),
+        .library(name: "Planner", targets: ["Planner"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -44,14 +49,17 @@ let package = Package(
         .target(name: "SafeTensors", dependencies: ["ExitClass"]),
         // Replicated / column / row parallel linear layers, shard math, seeded init, collectives.
         .target(name: "TensorParallel", dependencies: ["SwiftMPI", "TensorCore", "ExitClass"]),
-        // MLA attention with the gate: config, RoPE/YaRN, forward, weight loading, plan counts.
+        // MLA attention with the gate: config, RoPE/YaRN, forward, weight loading, the kernels' counts.
         .target(name: "MLA", dependencies: ["TensorParallel", "TensorCore", "SafeTensors", "ExitClass"]),
+        // The layer's cost model: sharding plan, FLOP model, layout plans, projection, size budget.
+        // Reads MLA; MLA's runtime never reads it (Sources/Planner/Planner.docc).
+        .target(name: "Planner", dependencies: ["MLA", "TensorParallel", "TensorCore", "ExitClass"]),
         // How mpirun jobs and child processes are started: one policy. Foundation only.
         .target(name: "Launch"),
         // Measuring: samples, probes, the bench engine, the sweep's step timer, rates, the TP check.
-        .target(name: "Measure", dependencies: ["MLA", "TensorParallel", "TensorCore", "SwiftMPI", "Launch", "ExitClass"]),
+        .target(name: "Measure", dependencies: ["MLA", "Planner", "TensorParallel", "TensorCore", "SwiftMPI", "Launch", "ExitClass"]),
         // Reports: run, plan, bench and sweep documents with their text and figures; the sweep driver.
-        .target(name: "Report", dependencies: ["Measure", "MLA", "TensorParallel", "TensorCore", "SwiftMPI", "SafeTensors",
+        .target(name: "Report", dependencies: ["Measure", "MLA", "Planner", "TensorParallel", "TensorCore", "SwiftMPI", "SafeTensors",
                                                "Launch", "Plot", "ExitClass"]),
         // A small SVG writer for figures. No dependencies.
         .target(name: "Plot"),
@@ -62,7 +70,7 @@ let package = Package(
         .executableTarget(
             name: "mla-tp",
             dependencies: [
-                "Report", "Measure", "MLA", "TensorParallel", "TensorCore", "SwiftMPI", "SafeTensors", "Launch", "BuildInfo",
+                "Report", "Measure", "MLA", "Planner", "TensorParallel", "TensorCore", "SwiftMPI", "SafeTensors", "Launch", "BuildInfo",
                 "ExitClass",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
@@ -78,12 +86,13 @@ let package = Package(
         .testTarget(name: "TensorParallelTests", dependencies: ["TensorParallel", "TestSupport", "ExitClass"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
         .testTarget(name: "MLATests", dependencies: ["MLA", "SafeTensors", "TestSupport"]),
+        .testTarget(name: "PlannerTests", dependencies: ["Planner", "MLA", "SafeTensors"]),
         .testTarget(name: "MeasureTests", dependencies: ["Measure", "Report", "MLA", "TestSupport"]),
         .testTarget(name: "PlotTests", dependencies: ["Plot"]),
         .testTarget(name: "LaunchTests", dependencies: ["Launch"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "SafeTensors", "Report", "Measure", "MLA"]),
         .testTarget(name: "ExitClassTests", dependencies: ["ExitClass", "TensorCore", "SwiftMPI", "SafeTensors", "TensorParallel",
-                                                           "MLA", "Measure", "Report", "Launch"]),
+                                                           "MLA", "Planner", "Measure", "Report", "Launch"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -22,7 +22,7 @@ let package = Package(
             swiftSettings: harnessFlags),
         .executableTarget(
             name: "fuzz-config",
-            dependencies: ["CLibFuzzer", .product(name: "MLA", package: "mla-tp")],
+            dependencies: ["CLibFuzzer", .product(name: "MLA", package: "mla-tp"), .product(name: "Planner", package: "mla-tp")],
             swiftSettings: harnessFlags),
     ],
     swiftLanguageModes: [.v6]

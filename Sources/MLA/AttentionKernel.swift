@@ -40,7 +40,7 @@ struct AttentionKernel {
 
     /// GEMM FLOPs of `run` for nq queries over nk keys (same blocking), for plan and counters.
     func flops(nq: Int, nk: Int) throws(CountOverflow) -> Int {
-        try FlopModel.attentionFlops(heads: heads, dq: nope + rope, v: vDim, nq: nq, nk: nk)
+        try AttentionCounts.expandedFlops(heads: heads, dq: nope + rope, v: vDim, nq: nq, nk: nk)
     }
 
     /// Query counts from which `run` gathers each head's keys `[k_nope_h | k_rope]` into one

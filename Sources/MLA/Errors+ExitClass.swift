@@ -1,7 +1,7 @@
 import ExitClass
 
 // The failure class of each MLA error (see ExitClass). The size budget's error has its own file
-// (SizeBudget+ExitClass.swift), beside the budget.
+// (Sources/Planner/SizeBudget+ExitClass.swift), beside the budget.
 
 /// A config file that cannot be read or parsed is an input problem; a value it holds that
 /// cannot run is a config problem.

@@ -1,4 +1,5 @@
 import MLA
+import Planner
 import TensorCore
 import TensorParallel
 

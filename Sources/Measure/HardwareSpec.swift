@@ -1,6 +1,7 @@
 import Foundation
 import Launch
 import MLA
+import Planner
 
 /// The hardware a projection runs on, as `--hardware` names it.
 public enum HardwareSpec: Sendable, Equatable, CustomStringConvertible {

@@ -1,6 +1,7 @@
 import Foundation
 import Launch
 import MLA
+import Planner
 
 /// This machine's rates, measured by the rate probe (`mla-tp sweep-step --probe` under
 /// `mpirun -n N`) with every rank busy at once, or taken from a bench report: the inputs of

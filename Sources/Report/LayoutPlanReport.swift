@@ -1,5 +1,6 @@
 import Foundation
 import MLA
+import Planner
 import Plot
 import TensorCore
 import TensorParallel

@@ -2,6 +2,7 @@ import Foundation
 import Launch
 import MLA
 import Measure
+import Planner
 import SafeTensors
 import TensorParallel
 

@@ -1,5 +1,6 @@
 import Foundation
 import MLA
+import Planner
 import TensorCore
 
 /// Everything `plan` prints, as one Codable document.

@@ -1,5 +1,6 @@
 import MLA
 import Measure
+import Planner
 import TensorCore
 import TensorParallel
 

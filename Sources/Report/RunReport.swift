@@ -1,6 +1,7 @@
 import Foundation
 import MLA
 import Measure
+import Planner
 import SwiftMPI
 import TensorCore
 import TensorParallel

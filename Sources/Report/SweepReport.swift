@@ -1,6 +1,7 @@
 import Foundation
 import MLA
 import Measure
+import Planner
 import TensorCore
 
 /// One tp of the sweep: measured, projected and checked.

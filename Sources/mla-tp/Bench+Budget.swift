@@ -1,5 +1,6 @@
 import Measure
 import MLA
+import Planner
 import TensorCore
 
 extension Bench {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MLA
+import Planner
 import SwiftMPI
 import TensorCore
 

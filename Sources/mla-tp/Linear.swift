@@ -1,6 +1,7 @@
 import ArgumentParser
 import Measure
 import MLA
+import Planner
 import Report
 import SwiftMPI
 import TensorCore

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MLA
 import Measure
+import Planner
 import Report
 import SafeTensors
 import SwiftMPI

@@ -1,5 +1,6 @@
 import Launch
 import MLA
+import Planner
 import SafeTensors
 import SwiftMPI
 import TensorCore

@@ -3,6 +3,7 @@ import Foundation
 import MLA
 import TensorCore
 import Measure
+import Planner
 import Report
 import SwiftMPI
 import TensorCore

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Measure
 import MLA
+import Planner
 import Report
 import SafeTensors
 import SwiftMPI

@@ -81,21 +81,4 @@ import TestSupport
             #expect(e.stage == .q && e.token == 2 && e.rank == 0)
         }
     }
-
-    @Test func planBytesMatchWhatTheLayerHolds() throws {
-        for tp in [1, 2, 4, 8] {
-            for gate in GateLayout.separate where !(gate == .replicated && tp > 1) {
-                let layer = try MLAAttention(config: Presets.tiny, shard: Shard(rank: tp - 1, size: tp), gateLayout: gate, source: source)
-                #expect(ShardingPlan(config: Presets.tiny, tp: tp, gate: gate).bytesPerRank == layer.weightBytes)
-            }
-        }
-    }
-
-    @Test func deepseekV3PlanShowsTheReplicatedGateCostAtTp8() {
-        let col = ShardingPlan(config: Presets.deepseekV3, tp: 8, gate: .column)
-        let rep = ShardingPlan(config: Presets.deepseekV3, tp: 8, gate: .replicated)
-        let g = { (p: ShardingPlan) in p.weights.first { $0.name.hasSuffix("gate.weight") }!.bytesPerRank }
-        #expect(g(rep) == 7168 * 16384 * 4 && g(col) == g(rep) / 8)   // 470 MB vs 59 MB
-        #expect(!rep.runs && col.runs)
-    }
 }

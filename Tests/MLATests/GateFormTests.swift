@@ -48,38 +48,6 @@ import Testing
         }
     }
 
-    /// The head-wise gate is one value per head: v times fewer weights and FLOPs than the element-wise one.
-    @Test func headWiseGateIsVTimesSmaller() throws {
-        let element = Self.config(("element", "separate"), act: .sigmoid, bias: true), head = Self.config(("head", "separate"), act: .sigmoid, bias: true)
-        let gateBytes = { (c: MLAConfig) in ShardingPlan(config: c, tp: 2, gate: .column).weights.filter { $0.name.contains(".gate.") }.reduce(0) { $0 + $1.bytesPerRank } }
-        #expect(gateBytes(element) == 32 * gateBytes(head))
-        let gateFlops = { (c: MLAConfig) throws in try FlopModel.prefill(config: c, tp: 2, gate: .column, sequenceLengths: [16]).stage("gate")!.flops }
-        #expect(try gateFlops(element) == 32 * gateFlops(head))
-        let packed = Self.config(("element", "packed"), act: .sigmoid, bias: true)
-        #expect(try FlopModel.prefill(config: packed, tp: 2, gate: .column, sequenceLengths: [16]).stage("gate") == nil, "a packed gate is part of q_b_proj")
-        #expect(ShardingPlan(config: packed, tp: 2, gate: .column).weights.first { $0.name.hasSuffix("q_b_proj.weight") }?.globalShape == [8 * (48 + 32), 96])
-    }
-
-    /// Counted FLOPs equal the plan's for every form (prefill, and a serving pass on both paths).
-    @Test(arguments: forms.indices)
-    func countersEqualThePlanForEveryForm(form: Int) throws {
-        let c = Self.config(Self.forms[form], act: .sigmoid, bias: true)
-        for tp in [1, 2, 8] {
-            let layer = try MLAAttention(config: c, shard: Shard(rank: tp - 1, size: tp), source: SeededWeights(seed: 5))
-            let batch = try Batch(sequenceLengths: [9, 70])
-            let x = try seededInput(tokens: batch.tokenCount, hidden: c.hiddenSize, seed: 3)
-            _ = try layer.forward(x, batch: batch, collectives: .local)
-            let plan = try FlopModel.prefill(config: c, tp: tp, gate: .column, sequenceLengths: [9, 70])
-            #expect(layer.counters.totalFlops == plan.totalFlops, "\(Self.forms[form]) tp=\(tp) prefill")
-            for path in DecodePath.allCases {
-                let schedule = try ServingSchedule(batch: batch, decodeSteps: 2)
-                _ = try layer.serve(x, batch: batch, schedule: schedule, decode: path, collectives: .local)
-                let served = try FlopModel.serving(config: c, tp: tp, gate: .column, schedule: schedule, path: path, sequences: 2)
-                #expect(layer.counters.totalFlops == served.totalFlops, "\(Self.forms[form]) tp=\(tp) \(path)")
-            }
-        }
-    }
-
     /// A packed q projection is read through the packing: stored concatenated and declared so, the
     /// layer equals the interleaved one; split the other way, it is silently different.
     @Test func packingOrderDecidesWhichRowsARankGets() throws {

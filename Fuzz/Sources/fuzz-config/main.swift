@@ -7,6 +7,7 @@
 import CLibFuzzer
 import Foundation
 import MLA
+import Planner
 
 /// `FUZZ_VERBOSE=1 fuzz-config FILE…` prints what decode and validate made of each file (triage).
 let verbose = getenv("FUZZ_VERBOSE") != nil

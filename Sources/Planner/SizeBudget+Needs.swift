@@ -1,3 +1,4 @@
+import MLA
 import TensorCore
 
 /// What each kind of job needs, in bytes per rank and on rank 0, from its sizes alone: checked
@@ -15,7 +16,7 @@ extension SizeBudget {
     public static func activationBytes(tokens T: Int, config c: MLAConfig, tp: Int) throws(CountOverflow) -> Int {
         let hl = c.numAttentionHeads / max(tp, 1)
         let floatsPerToken = 2 * c.hiddenSize + (c.qLoraRank ?? 0) + hl * c.qkHeadDim + c.kvLoraRank + c.qkRopeHeadDim
-            + hl * (c.qkNopeHeadDim + c.vHeadDim) + hl * c.vHeadDim + c.attnOutWidth + AttentionKernel.blockRows + c.qkRopeHeadDim
+            + hl * (c.qkNopeHeadDim + c.vHeadDim) + hl * c.vHeadDim + c.attnOutWidth + AttentionCounts.queryBlockRows + c.qkRopeHeadDim
         return try Checked.product(T, 4 * floatsPerToken + 8, what: "activation bytes of \(T) tokens")
     }
 
@@ -23,7 +24,7 @@ extension SizeBudget {
     /// path's expanded keys and values, the absorbed path's stacked queries, the schedule.
     static func servingBytesPerToken(config c: MLAConfig, tp: Int) -> Int {
         let hl = c.numAttentionHeads / max(tp, 1)
-        return 4 * (c.kvLoraRank + c.qkRopeHeadDim + hl * (c.qkNopeHeadDim + c.vHeadDim) + AbsorbedKernel.groupRows) + 48
+        return 4 * (c.kvLoraRank + c.qkRopeHeadDim + hl * (c.qkNopeHeadDim + c.vHeadDim) + AttentionCounts.absorbedGroupRows) + 48
     }
 
     /// Rank 0's unsharded check of `tokens` tokens: every weight twice (the layer and its load),

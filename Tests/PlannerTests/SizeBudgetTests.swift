@@ -1,6 +1,7 @@
 import Foundation
 import Testing
-@testable import MLA
+import MLA
+@testable import Planner
 import SafeTensors
 import TensorCore
 import TensorParallel
@@ -11,7 +12,7 @@ import TensorParallel
 @Suite struct SizeBudgetTests {
     /// The closed form of the attention FLOPs equals the kernel's block-by-block walk.
     @Test func closedFormAttentionFlopsEqualTheBlockWalk() throws {
-        let b = AttentionKernel.blockRows
+        let b = AttentionCounts.queryBlockRows
         for (nq, nk) in [(0, 0), (1, 1), (1, 101), (63, 63), (64, 64), (65, 65), (129, 200), (1000, 1000), (7, 4096)] {
             var walk = 0, i0 = 0
             while i0 < nq {
@@ -19,7 +20,7 @@ import TensorParallel
                 walk += 2 * rows * (nk - nq + i0 + rows) * (24 + 16)
                 i0 += rows
             }
-            #expect(try FlopModel.attentionFlops(heads: 3, dq: 24, v: 16, nq: nq, nk: nk) == 3 * walk, "nq \(nq), nk \(nk)")
+            #expect(try AttentionCounts.expandedFlops(heads: 3, dq: 24, v: 16, nq: nq, nk: nk) == 3 * walk, "nq \(nq), nk \(nk)")
         }
     }
 
@@ -27,7 +28,7 @@ import TensorParallel
     @Test func countsThatOverflowThrowInsteadOfTrapping() {
         let big = Int.max / 2
         #expect(throws: CountOverflow.self) { _ = try Gemm.flops(m: big, n: 3, k: 2) }
-        #expect(throws: CountOverflow.self) { _ = try FlopModel.attentionFlops(heads: 128, dq: 192, v: 128, nq: 100_000_000, nk: 100_000_000) }
+        #expect(throws: CountOverflow.self) { _ = try AttentionCounts.expandedFlops(heads: 128, dq: 192, v: 128, nq: 100_000_000, nk: 100_000_000) }
         #expect(throws: CountOverflow.self) {
             _ = try FlopModel.prefill(config: Presets.deepseekV3, tp: 8, gate: .column, sequenceLengths: [Int.max])
         }

@@ -1,4 +1,5 @@
 import Foundation
+import MLA
 import TensorCore
 
 /// The one check every size goes through before anything proportional to it is allocated.

@@ -1,5 +1,6 @@
 import Foundation
 import MLA
+import Planner
 import Testing
 
 /// Inputs the config fuzzer found (Fuzz/crashes): each passed validation before and then

@@ -1,4 +1,5 @@
 import Foundation
+import MLA
 
 /// The rates a projection needs for one rank: arithmetic, memory and link.
 ///

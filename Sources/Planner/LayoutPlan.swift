@@ -1,3 +1,4 @@
+import MLA
 import TensorCore
 import TensorParallel
 

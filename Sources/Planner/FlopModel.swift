@@ -1,8 +1,9 @@
+import MLA
 import TensorCore
 
 /// FLOPs and memory traffic of one rank's forward, computed from the config alone (no weights,
 /// no MPI). This is the single source `plan` and the projection use, and it must equal what the
-/// forward counts while executing (`MLAAttention.counters`): `MLATests/PlanTests` runs the real
+/// forward counts while executing (`MLAAttention.counters`): `PlannerTests/PlanTests` runs the real
 /// forward and compares the two exactly.
 ///
 /// Counting rules (the forward's own):
@@ -24,7 +25,7 @@ public enum FlopModel {
     public enum Kind: String, Codable, Sendable { case projection, attention }
 
     /// Query rows per block of the attention kernel (a block scores up to its last query's keys).
-    public static var queryBlockRows: Int { AttentionKernel.blockRows }
+    public static var queryBlockRows: Int { AttentionCounts.queryBlockRows }
 
     /// One GEMM-shaped stage of the forward.
     public struct Stage: Codable, Sendable, Equatable {
@@ -64,26 +65,10 @@ public enum FlopModel {
     }
 
     /// FLOPs of `AttentionKernel.run` for `heads` local heads, nq queries over nk keys
-    /// (the new queries are the last nq of the nk keys).
+    /// (the new queries are the last nq of the nk keys): the kernel's own closed form
+    /// (`AttentionCounts.expandedFlops`).
     public static func attentionFlops(config c: MLAConfig, heads: Int, nq: Int, nk: Int) throws(CountOverflow) -> Int {
-        try attentionFlops(heads: heads, dq: c.qkHeadDim, v: c.vHeadDim, nq: nq, nk: nk)
-    }
-
-    /// The same from the head dims: queries in blocks of `queryBlockRows`, block i's `rows`
-    /// queries scoring the `nk − nq + i0 + rows` keys its last query sees, `2·rows·keys·(dq + v)`
-    /// per head. In closed form, so that any nq costs the same few checked operations.
-    static func attentionFlops(heads: Int, dq: Int, v: Int, nq: Int, nk: Int) throws(CountOverflow) -> Int {
-        guard nq > 0 else { return 0 }
-        let what = "attention FLOPs for \(nq) queries over \(nk) keys"
-        let b = queryBlockRows, offset = nk - nq, full = nq / b, rest = nq % b
-        // Σ over full blocks i of b·(offset + (i+1)·b) = b·(full·offset + b·full·(full+1)/2).
-        let triangle = full % 2 == 0 ? try Checked.product(full / 2, full + 1, what: what)
-                                     : try Checked.product(full, (full + 1) / 2, what: what)
-        let fullBlocks = try Checked.product(b, Checked.sum(Checked.product(full, offset, what: what),
-                                                            Checked.product(b, triangle, what: what), what: what), what: what)
-        let lastBlock = try Checked.product(rest, offset + nq, what: what)
-        let rowKeys = try Checked.sum(fullBlocks, lastBlock, what: what)
-        return try Checked.product(heads, 2, rowKeys, dq + v, what: what)
+        try AttentionCounts.expandedFlops(heads: heads, dq: c.qkHeadDim, v: c.vHeadDim, nq: nq, nk: nk)
     }
 
     /// FLOPs of the absorbed kernel for nq queries over nk cached latents: per local head,

@@ -1,5 +1,6 @@
 import Foundation
 import MLA
+import Planner
 import TensorCore
 import TensorParallel
 import Testing
