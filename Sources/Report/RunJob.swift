@@ -152,9 +152,3 @@ public struct RunJob {
         return CheckFailure(message: "\(what) — \(hint)")
     }
 }
-
-/// A sharded result that differs from the unsharded forward (a numeric failure, exit 5).
-public struct CheckFailure: Error, CustomStringConvertible {
-    public var message: String
-    public var description: String { message }
-}
