@@ -3,9 +3,10 @@
 // Layers, bottom to top (dependencies point one way):
 //   CMPI, CBLAS, CDNNL (C system modules), CKernels (C) → SwiftMPI, TensorCore → TensorParallel → MLA
 //   → Measure (timing, probes, bench engine, the TP check) → Report (run/plan/bench/sweep
-//   documents, figures, the sweep driver) → mla-tp (CLI: commands and printing only)
+//   documents, their text and figures; no MPI) → Jobs (running: run's work on every rank, the
+//   sweep's child jobs) → mla-tp (CLI: commands and printing only)
 //   SafeTensors (file format, Foundation only) → MLA; Plot (SVG) → Report; Launch (mpirun policy,
-//   child processes; Foundation only) → Measure, Report, tests; BuildInfo (the tree id) → mla-tp
+//   child processes; Foundation only) → Measure, Jobs, tests; BuildInfo (the tree id) → mla-tp
 import PackageDescription
 
 let package = Package(
@@ -47,9 +48,11 @@ let package = Package(
         .target(name: "Launch"),
         // Measuring: samples, probes, the bench engine, the sweep's step timer, rates, the TP check.
         .target(name: "Measure", dependencies: ["MLA", "TensorParallel", "TensorCore", "SwiftMPI", "Launch"]),
-        // Reports: run, plan, bench and sweep documents with their text and figures; the sweep driver.
-        .target(name: "Report", dependencies: ["Measure", "MLA", "TensorParallel", "TensorCore", "SwiftMPI", "SafeTensors",
-                                               "Launch", "Plot"]),
+        // Reports: run, plan, bench and sweep documents with their text and figures. No MPI.
+        .target(name: "Report", dependencies: ["Measure", "MLA", "TensorParallel", "TensorCore", "SafeTensors", "Plot"]),
+        // Running: run's work on every rank, its output file, the sweep's child jobs.
+        .target(name: "Jobs", dependencies: ["Report", "Measure", "MLA", "TensorParallel", "TensorCore", "SwiftMPI", "SafeTensors",
+                                             "Launch"]),
         // A small SVG writer for figures. No dependencies.
         .target(name: "Plot"),
         // The tree id of the sources a binary was built from (`mla-tp --version`).
@@ -59,7 +62,7 @@ let package = Package(
         .executableTarget(
             name: "mla-tp",
             dependencies: [
-                "Report", "Measure", "MLA", "TensorParallel", "TensorCore", "SwiftMPI", "SafeTensors", "Launch", "BuildInfo",
+                "Jobs", "Report", "Measure", "MLA", "TensorParallel", "TensorCore", "SwiftMPI", "SafeTensors", "Launch", "BuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 

@@ -14,12 +14,21 @@ public struct LayoutSweepReport: Codable, Sendable {
         public var cachedTokensMax: Int
         public var anonymousBytesMax: Int
         public var bytesSentRank0: Int
+
+        public init(layout: String, run: RunReport, plan: LayoutPlan, cachedTokensMax: Int, anonymousBytesMax: Int, bytesSentRank0: Int) {
+            (self.layout, self.run, self.plan) = (layout, run, plan)
+            (self.cachedTokensMax, self.anonymousBytesMax, self.bytesSentRank0) = (cachedTokensMax, anonymousBytesMax, bytesSentRank0)
+        }
     }
     public var model: String
     public var ranks: Int
     public var batch: Int
     public var context: Int
     public var rows: [Row]
+
+    public init(model: String, ranks: Int, batch: Int, context: Int, rows: [Row]) {
+        (self.model, self.ranks, self.batch, self.context, self.rows) = (model, ranks, batch, context, rows)
+    }
 
     public func text() -> String {
         var s = "\nmla-tp sweep: model \(model), \(ranks) ranks, \(batch) sequences × \(context) cached tokens, then one decode step; "

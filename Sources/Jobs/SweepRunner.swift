@@ -2,6 +2,7 @@ import Foundation
 import Launch
 import MLA
 import Measure
+import Report
 import TensorCore
 import SafeTensors
 

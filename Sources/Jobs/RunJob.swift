@@ -1,6 +1,7 @@
 import Foundation
 import MLA
 import Measure
+import Report
 import SafeTensors
 import SwiftMPI
 import TensorCore
@@ -111,7 +112,8 @@ public struct RunJob {
         var report: RunReport?
         if world.rank == 0 {
             var r = RunReport(config: config, model: model, layer: layer, layout: layout, gate: gate, batch: batch,
-                              counters: attention.counters, collectives: tp, facts: facts, placement: placement, check: verdict.result,
+                              counters: attention.counters, collectives: tp, facts: facts, hosts: placement.hosts, nodes: placement.nodes,
+                              placement: placement.description, check: verdict.result,
                               precision: precision)
             r.assignment = layout.dp > 1 ? assignment : nil
             r.headErrors = heads.isEmpty ? nil : heads
