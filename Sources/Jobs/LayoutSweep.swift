@@ -11,15 +11,16 @@ extension SweepRunner {
     /// decoded), with the check; writes `layouts.json` into `out`.
     public func runLayouts(_ layouts: [ParallelLayout], ranks: Int, batch: Int, context: Int,
                            progress: SweepProgress) throws -> LayoutSweepReport {
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: file("jobs"), withIntermediateDirectories: true)
         progress.total = layouts.count
-        let seqs = Array(repeating: "\(context + 1)", count: batch).joined(separator: ",")
         var rows: [LayoutSweepReport.Row] = []
         for l in layouts {
             progress.waitForIdle(waitForIdle, maxWait: maxWait)
-            let r = try job("\(l): \(batch) sequences of \(context) tokens, then a decode step", ranks: ranks,
-                            ["run"] + modelArguments + ["--dp", "\(l.dp)", "--dcp", "\(l.dcp)", "--seqs", seqs, "--decode-steps", "1",
-                                                        "--check", "--json"], timeout: timeout, progress)
+            var run = RunSpec()
+            (run.dp, run.dcp, run.seqs, run.decodeSteps) = (l.dp, l.dcp, Array(repeating: context + 1, count: batch), 1)
+            (run.check, run.json) = (true, true)
+            let r = try job("\(l): \(batch) sequences of \(context) tokens, then a decode step", name: "layout-\(l)", ranks: ranks,
+                            .run(run), timeout: timeout, progress)
             let report = try JSONDecoder().decode(RunReport.self, from: Data(r.stdout.utf8))
             rows.append(.init(layout: l.description, run: report,
                               plan: try LayoutPlan(config: config, layout: l, gate: gate, context: context, batch: batch),

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Jobs
 import Measure
 import MLA
 import TensorCore
@@ -20,6 +21,7 @@ extension DecodePath: ExpressibleByArgument {}
 extension GateActivation: ExpressibleByArgument {}
 extension BenchPhase: ExpressibleByArgument {}
 extension Precision: ExpressibleByArgument {}
+extension ReductionChoice.Route: ExpressibleByArgument {}
 
 /// A usage error unless `value` ≥ `minimum`: names the flag, its value and the rule, and says
 /// what the flag means (`--tokens -1 must be ≥ 0 — the tokens of the seeded input`).

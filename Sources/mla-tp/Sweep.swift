@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
 import Jobs
+import Jobs
 import MLA
-import TensorCore
 import Measure
 import Report
 import SwiftMPI
@@ -16,15 +16,17 @@ struct Sweep: ParsableCommand {
         abstract: "Run the layer at several tp under mpirun: time per stage, compute/allreduce split, memory, error vs unsharded, projection, SVG figures.",
         discussion: """
             mla-tp sweep --preset deepseek-v3 --tp 1,2,4,8 --out sweep-v3
-            Per tp: `mpirun -n K mla-tp sweep-step --probe-first` (rates, then repeated timed forwards with \
-            per-rank, per-stage segments) and `mpirun -n K mla-tp run --json --check` (error vs the unsharded forward, memory). \
+            Per tp: a `sweep-step --probe-first` job (rates, then repeated timed forwards with per-rank, per-stage \
+            segments) and a `run --json --check` job (error vs the unsharded forward, memory), each given every model and \
+            reduction flag in a job file (`mpirun -n K mla-tp job OUT/jobs/NAME.json` reruns one). \
             Writes sweep.json, timeline-tpK.svg, bytes-per-rank.svg and time-vs-projection.svg into --out.
             mla-tp sweep --layouts tp4,dp2xtp2,dp4,tp4-dcp2 --ranks 4 --batch 8 --decode-context 64
             With --layouts: each layout runs the same batch (--batch sequences of --decode-context tokens, then one \
-            decode step) as `mpirun -n RANKS mla-tp run --dp D --dcp C … --check --json`, beside its plan; writes layouts.json.
+            decode step) as a `run --dp D --dcp C … --check --json` job of RANKS ranks, beside its plan; writes layouts.json.
             """)
 
     @OptionGroup var model: ModelOptions
+    @OptionGroup var reduce: CollectiveOptions
 
     @Option(parsing: .unconditional, help: "Comma-separated tensor-parallel sizes.", transform: IntList<Positive>.init(parsing:))
     var tp = IntList<Positive>([1, 2, 4, 8])
@@ -68,9 +70,6 @@ struct Sweep: ParsableCommand {
     @Flag(help: "Run nothing: re-read --out's sweep.json, print its table and rewrite its figures.")
     var replot = false
 
-    @Option(name: .customLong("allreduce-dtype"), help: "What every job's allreduce sums in: bf16 (the default under --dtype bf16) or f32.")
-    var allreduceDType: Precision?
-
     func validate() throws {
         try requireAtLeast(1, "--tokens", tokens, "the prefill tokens of each timed forward")
         try requireAtLeast(1, "--repeats", repeats, "the timed forwards per tp")
@@ -80,9 +79,7 @@ struct Sweep: ParsableCommand {
         try requireAtLeast(0, "--max-wait", maxWait, "the longest wait for --wait-for-idle, in seconds")
         try requireAtLeast(1, "--ranks", ranks, "the ranks of every layout")
         try requireAtLeast(1, "--batch", batch, "the sequences of the layouts' batch")
-        if allreduceDType == .bf16 && model.dtype == .f32 {
-            throw ValidationError("--allreduce-dtype bf16 reduces bf16 partials — add --dtype bf16, or drop --allreduce-dtype")
-        }
+        try reduce.validate(dtype: model.dtype)
     }
 
     /// The jobs of one tp (all its ranks on this host) through the budget before any is started:
@@ -126,11 +123,8 @@ struct Sweep: ParsableCommand {
     }
 
     func runner(_ config: MLAConfig, _ name: String) -> SweepRunner {
-        var r = SweepRunner(config: config, model: name, gate: model.gate, modelArguments: model.arguments, tps: tp.values,
-                            tokens: tokens, repeats: repeats, decodeContext: decodeContext, decode: decode, checkTokens: checkTokens,
-                            out: out, timeout: timeout, waitForIdle: waitForIdle, maxWait: maxWait, launcher: Runtime.launcher)
-        r.precision = model.dtype
-        r.allReduceDType = allreduceDType
-        return r
+        SweepRunner(config: config, model: name, choice: model.choice, reduction: reduce.choice, tps: tp.values,
+                    tokens: tokens, repeats: repeats, decodeContext: decodeContext, decode: decode, checkTokens: checkTokens,
+                    out: out, timeout: timeout, waitForIdle: waitForIdle, maxWait: maxWait, launcher: Runtime.launcher)
     }
 }

@@ -10,8 +10,9 @@ import TestSupport
 /// default, so a child that ran with a default instead reports another dtype, gate, activation or
 /// error against the unsharded forward.
 @Suite(.serialized) struct SweepOptionsCLITests {
-    /// Model and reduction flags, none at its default (tiny's activation is sigmoid, its rope_theta 10000).
-    static let modelFlags = ["--dtype", "bf16", "--allreduce-dtype", "f32", "--gate", "replicated-sliced", "--act", "softplus",
+    /// Model and reduction flags, none at its default (tiny's activation is sigmoid, its rope_theta 10000;
+    /// --allreduce mpi shows as the report's allreduce path, where auto takes the shared-memory window).
+    static let modelFlags = ["--dtype", "bf16", "--allreduce-dtype", "f32", "--allreduce", "mpi", "--gate", "replicated-sliced", "--act", "softplus",
                              "--set", "rope_theta=5000", "--seed", "77"]
 
     /// A direct run of `args` on `ranks` ranks, as its JSON report.
@@ -26,6 +27,7 @@ import TestSupport
         #expect(child.dtype == direct.dtype && child.allReduceDType == direct.allReduceDType,
                 "\(what): dtype \(String(describing: child.dtype))/\(String(describing: direct.dtype)), allreduce dtype \(String(describing: child.allReduceDType))/\(String(describing: direct.allReduceDType))")
         #expect(child.gate == direct.gate && child.activation == direct.activation, "\(what): gate, activation")
+        #expect(child.allReducePath == direct.allReducePath, "\(what): allreduce path")
         #expect(child.tp == direct.tp && child.dp == direct.dp && child.dcp == direct.dcp, "\(what): layout")
         #expect(child.tokens == direct.tokens && child.sequences == direct.sequences && child.layer == direct.layer, "\(what): batch")
         #expect(child.serving?.decodeSteps == direct.serving?.decodeSteps, "\(what): decode steps")
