@@ -34,8 +34,7 @@ struct Sweep: ParsableCommand {
     @Option(parsing: .unconditional, help: "Prefill tokens of the timed forward (one sequence).")
     var tokens: Int = 128
 
-    @Option(parsing: .unconditional, help: "Timed forwards per tp (after one warm-up).")
-    var repeats: Int = 5
+    @OptionGroup var repeats: RepeatOptions
 
     @Option(parsing: .unconditional, help: "Also time decode steps (one token) after this many cached tokens, and project them.")
     var decodeContext: Int?
@@ -72,7 +71,7 @@ struct Sweep: ParsableCommand {
 
     func validate() throws {
         try requireAtLeast(1, "--tokens", tokens, "the prefill tokens of each timed forward")
-        try requireAtLeast(1, "--repeats", repeats, "the timed forwards per tp")
+        try requireAtLeast(1, repeats.flag, repeats.count, "the timed forwards per tp")
         try requireAtLeast(0, "--check-tokens", checkTokens, "the tokens of the check run (0 skips it)")
         try requireAtLeast(0, "--decode-context", decodeContext ?? 0, "the tokens cached before the timed decode steps")
         try requireAtLeast(1, "--timeout", timeout, "the seconds each mpirun job may take")
@@ -83,7 +82,7 @@ struct Sweep: ParsableCommand {
     }
 
     /// The jobs of one tp (all its ranks on this host) through the budget before any is started:
-    /// the weights, the timed step with its rate probe (--repeats, --tokens), the decode step
+    /// the weights, the timed step with its rate probe (--repeat, --tokens), the decode step
     /// (--decode-context) and the check run (--check-tokens).
     func requireBudget(_ config: MLAConfig, model name: String, tp k: Int) throws {
         let budget = SizeBudget(ranksOnHost: k), hidden = config.hiddenSize
@@ -93,7 +92,8 @@ struct Sweep: ParsableCommand {
                                        probe: (shape.m, shape.n, shape.k, Checked.product(4, tokens, hidden, what: "allreduce bytes")))
         }
         try budget.requireWeights(config: config, tp: k, gate: model.gate, check: checkTokens > 0, model: name)
-        try budget.require(.init("--repeats", repeats)) { v throws(CountOverflow) in try step(tokens: 1, context: nil, repeats: v) }
+        let repeats = self.repeats.count
+        try budget.require(.init(self.repeats.flag, repeats)) { v throws(CountOverflow) in try step(tokens: 1, context: nil, repeats: v) }
         try budget.require(.init("--tokens", tokens)) { v throws(CountOverflow) in try step(tokens: v, context: nil, repeats: repeats) }
         if let decodeContext {
             try budget.require(.init("--decode-context", decodeContext)) { v throws(CountOverflow) in try step(tokens: 1, context: v, repeats: repeats) }
@@ -124,7 +124,7 @@ struct Sweep: ParsableCommand {
 
     func runner(_ config: MLAConfig, _ name: String) -> SweepRunner {
         SweepRunner(config: config, model: name, choice: model.choice, reduction: reduce.choice, tps: tp.values,
-                    tokens: tokens, repeats: repeats, decodeContext: decodeContext, decode: decode, checkTokens: checkTokens,
+                    tokens: tokens, repeats: repeats.count, decodeContext: decodeContext, decode: decode, checkTokens: checkTokens,
                     out: out, timeout: timeout, waitForIdle: waitForIdle, maxWait: maxWait, launcher: Runtime.launcher)
     }
 }

@@ -30,8 +30,7 @@ struct SweepStep: ParsableCommand {
     @Option(help: "Decode path with --context: naive or absorbed.")
     var decode: DecodePath = .absorbed
 
-    @Option(parsing: .unconditional, help: "Timed forwards (after one warm-up).")
-    var repeats: Int = 5
+    @OptionGroup var repeats: RepeatOptions
 
     @Flag(help: "Measure sgemm, copy and allreduce rates instead of timing a forward.")
     var probe = false
@@ -50,7 +49,7 @@ struct SweepStep: ParsableCommand {
     var out: String?
 
     func validate() throws {
-        try requireAtLeast(1, "--repeats", repeats, "the timed forwards")
+        try requireAtLeast(1, repeats.flag, repeats.count, "the timed forwards")
         try requireAtLeast(0, "--tokens", tokens, "the prefill tokens")
         try requireAtLeast(0, "--context", context ?? 0, "the tokens cached before the timed decode steps")
         try requireAtLeast(0, "--probe-allreduce-bytes", probeAllreduceBytes, "the bytes of the probe's large allreduce")
@@ -60,15 +59,16 @@ struct SweepStep: ParsableCommand {
     /// `sweep-step`'s own flags as a value (the model's and the reduction's are `model.choice`, `reduce.choice`).
     var spec: StepSpec {
         var s = StepSpec()
-        (s.tokens, s.context, s.decode, s.repeats) = (tokens, context, decode, repeats)
+        (s.tokens, s.context, s.decode, s.repeats) = (tokens, context, decode, repeats.count)
         (s.probe, s.probeFirst, s.probeShape, s.probeAllReduceBytes, s.out) = (probe, probeFirst, probeShape.shape, probeAllreduceBytes, out)
         return s
     }
 
-    func run() throws { try SweepStep.perform(model.choice, reduce.choice, spec) }
+    func run() throws { try SweepStep.perform(model.choice, reduce.choice, spec, repeatFlag: repeats.flag) }
 
     /// The step from its description: the flags of this command, or a job file from `sweep`.
-    static func perform(_ model: ModelChoice, _ reduction: ReductionChoice, _ s: StepSpec) throws {
+    /// `repeatFlag` names the repeat count in messages as it was spelled.
+    static func perform(_ model: ModelChoice, _ reduction: ReductionChoice, _ s: StepSpec, repeatFlag: String = "--repeat") throws {
         if let out = s.out { try OutputTarget.check(out, against: model.inputFiles) }
         let world = try Runtime.start()
         let budget = try Runtime.budget(world)
@@ -93,7 +93,7 @@ struct SweepStep: ParsableCommand {
                 try SizeBudget.step(tokens: tokens, context: context, repeats: repeats, config: config, tp: world.size, gate: model.gate, probe: probed)
             }
             try budget.requireWeights(config: config, tp: world.size, gate: model.gate, check: false, model: name)
-            try budget.require(.init("--repeats", s.repeats)) { v throws(CountOverflow) in try need(tokens: 1, context: nil, repeats: v) }
+            try budget.require(.init(repeatFlag, s.repeats)) { v throws(CountOverflow) in try need(tokens: 1, context: nil, repeats: v) }
             if let context = s.context {
                 try budget.require(.init("--context", context)) { v throws(CountOverflow) in try need(tokens: 0, context: v, repeats: s.repeats) }
             } else {

@@ -41,7 +41,7 @@ import TestSupport
     @Test func everySweepOptionReachesItsStepAndCheckJobs() throws {
         let dir = try Fixtures.scratch("sweepopts")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let r = MPIJob.single(["sweep", "--preset", "tiny", "--tp", "2", "--tokens", "12", "--repeats", "2", "--decode-context", "6",
+        let r = MPIJob.single(["sweep", "--preset", "tiny", "--tp", "2", "--tokens", "12", "--repeat", "2", "--decode-context", "6",
                                "--decode", "naive", "--check-tokens", "10", "--out", dir.path] + Self.modelFlags, timeout: 300)
         #expect(r.status == 0, "\(r)")
         let doc = try MeasureError.decode(SweepReport.self, path: dir.appendingPathComponent("sweep.json").path, what: "sweep", remedy: "")
