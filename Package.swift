@@ -63,6 +63,7 @@ let package = Package(
             name: "mla-tp",
             dependencies: [
                 "Jobs", "Report", "Measure", "MLA", "TensorParallel", "TensorCore", "SwiftMPI", "SafeTensors", "Launch", "BuildInfo",
+                "CMPI",     // diagnose compares MPI error classes (MPI_ERR_ROOT, MPI_ERR_COUNT)
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
