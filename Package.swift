@@ -79,6 +79,7 @@ let package = Package(
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
         .testTarget(name: "MLATests", dependencies: ["MLA", "SafeTensors", "TestSupport"]),
         .testTarget(name: "MeasureTests", dependencies: ["Measure", "Report", "MLA", "TestSupport"]),
+        .testTarget(name: "ReportTests", dependencies: ["Report", "MLA"]),
         .testTarget(name: "JobsTests", dependencies: ["Jobs", "Measure", "MLA", "TensorCore"]),
         .testTarget(name: "PlotTests", dependencies: ["Plot"]),
         .testTarget(name: "LaunchTests", dependencies: ["Launch"]),
