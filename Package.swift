@@ -3,13 +3,15 @@
 // Layers, bottom to top (dependencies point one way):
 //   CMPI, CBLAS, CDNNL (C system modules), CKernels (C) → SwiftMPI, TensorCore → TensorParallel → MLA
 //   → Measure (timing, probes, bench engine, the TP check) → Report (run/plan/bench/sweep
-//   documents, figures, the sweep driver) → mla-tp (CLI: commands and printing only)
+//   documents, their text and figures; no MPI) → Jobs (running: run's work on every rank, the
+//   sweep's child jobs) → mla-tp (CLI: commands and printing only)
 //   SafeTensors (file format, Foundation only) → MLA; Plot (SVG) → Report; Launch (mpirun policy,
-//   child processes; Foundation only) → Measure, Report, tests; BuildInfo (the tree id) → mla-tp
+//   child processes; Foundation only) → Measure, Jobs, tests; BuildInfo (the tree id) → mla-tp
 // Planner (the layer's cost model: sharding plan, FLOP model, layout plans, projection, size
-//   budget) sits on MLA: MLA → Planner → Measure, Report, mla-tp. MLA's runtime (forward, serving,
-//   cache) never imports Planner; what both need stays in MLA (the kernels' closed-form counts,
-//   `AttentionCounts`; the cache's DCP share), and commands ask the size budget before allocating.
+//   budget) sits on MLA: MLA → Planner → Measure, Report, Jobs, mla-tp. MLA's runtime (forward,
+//   serving, cache) never imports Planner; what both need stays below it (the kernels' closed-form
+//   counts, `AttentionCounts`; the cache's DCP share, `TokenShare`), and commands ask the size
+//   budget before allocating. ExitClass (no dependencies): each error's exit class, below all.
 import PackageDescription
 
 let package = Package(
@@ -58,9 +60,11 @@ let package = Package(
         .target(name: "Launch"),
         // Measuring: samples, probes, the bench engine, the sweep's step timer, rates, the TP check.
         .target(name: "Measure", dependencies: ["MLA", "Planner", "TensorParallel", "TensorCore", "SwiftMPI", "Launch", "ExitClass"]),
-        // Reports: run, plan, bench and sweep documents with their text and figures; the sweep driver.
-        .target(name: "Report", dependencies: ["Measure", "MLA", "Planner", "TensorParallel", "TensorCore", "SwiftMPI", "SafeTensors",
-                                               "Launch", "Plot", "ExitClass"]),
+        // Reports: run, plan, bench and sweep documents with their text and figures. No MPI.
+        .target(name: "Report", dependencies: ["Measure", "MLA", "Planner", "TensorParallel", "TensorCore", "SafeTensors", "Plot"]),
+        // Running: run's work on every rank, its output file, the sweep's child jobs.
+        .target(name: "Jobs", dependencies: ["Report", "Measure", "MLA", "Planner", "TensorParallel", "TensorCore", "SwiftMPI",
+                                             "SafeTensors", "Launch", "ExitClass"]),
         // A small SVG writer for figures. No dependencies.
         .target(name: "Plot"),
         // The tree id of the sources a binary was built from (`mla-tp --version`).
@@ -70,8 +74,9 @@ let package = Package(
         .executableTarget(
             name: "mla-tp",
             dependencies: [
-                "Report", "Measure", "MLA", "Planner", "TensorParallel", "TensorCore", "SwiftMPI", "SafeTensors", "Launch", "BuildInfo",
-                "ExitClass",
+                "Jobs", "Report", "Measure", "MLA", "Planner", "TensorParallel", "TensorCore", "SwiftMPI", "SafeTensors", "Launch",
+                "BuildInfo", "ExitClass",
+                "CMPI",     // diagnose compares MPI error classes (MPI_ERR_ROOT, MPI_ERR_COUNT)
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -88,6 +93,8 @@ let package = Package(
         .testTarget(name: "MLATests", dependencies: ["MLA", "SafeTensors", "TestSupport"]),
         .testTarget(name: "PlannerTests", dependencies: ["Planner", "MLA", "SafeTensors"]),
         .testTarget(name: "MeasureTests", dependencies: ["Measure", "Report", "MLA", "TestSupport"]),
+        .testTarget(name: "ReportTests", dependencies: ["Report", "Planner", "MLA"]),
+        .testTarget(name: "JobsTests", dependencies: ["Jobs", "Measure", "MLA", "Planner", "TensorCore"]),
         .testTarget(name: "PlotTests", dependencies: ["Plot"]),
         .testTarget(name: "LaunchTests", dependencies: ["Launch"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "SafeTensors", "Report", "Measure", "MLA"]),

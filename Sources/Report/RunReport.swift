@@ -2,7 +2,6 @@ import Foundation
 import MLA
 import Measure
 import Planner
-import SwiftMPI
 import TensorCore
 import TensorParallel
 
@@ -38,6 +37,17 @@ public struct RankFacts: Codable, Sendable {
     /// Tokens its latent cache holds at the end (nil without the cache).
     public var cachedTokens: Int?
     public var communicators: [CommunicatorTraffic]
+
+    public init(rank: Int, bytesReadFromFiles: Int, anonymousMemory: Int, weightBytes: Int, position: ParallelLayout.Position,
+                cachedTokens: Int?, communicators: [CommunicatorTraffic]) {
+        self.rank = rank
+        self.bytesReadFromFiles = bytesReadFromFiles
+        self.anonymousMemory = anonymousMemory
+        self.weightBytes = weightBytes
+        self.position = position
+        self.cachedTokens = cachedTokens
+        self.communicators = communicators
+    }
 }
 
 /// What `run` prints on rank 0: the per-rank plan, the collective traffic, the timing and the check.
@@ -69,6 +79,13 @@ public struct RunReport: Codable, Sendable {
         public var shorterThanDecodeSteps: [Int]
         public var cacheBytesPerToken: Int
         public var cacheBytesPerRank: Int
+
+        public init(decodeSteps: Int, prefillChunk: Int?, decode: DecodePath, steps: Int, prefillTokens: Int, decodeTokens: Int,
+                    shorterThanDecodeSteps: [Int], cacheBytesPerToken: Int, cacheBytesPerRank: Int) {
+            (self.decodeSteps, self.prefillChunk, self.decode, self.steps) = (decodeSteps, prefillChunk, decode, steps)
+            (self.prefillTokens, self.decodeTokens, self.shorterThanDecodeSteps) = (prefillTokens, decodeTokens, shorterThanDecodeSteps)
+            (self.cacheBytesPerToken, self.cacheBytesPerRank) = (cacheBytesPerToken, cacheBytesPerRank)
+        }
     }
 
     public var preset: String
@@ -114,6 +131,11 @@ public struct RunReport: Codable, Sendable {
     public struct HeadError: Codable, Sendable, Equatable {
         public var head: Int
         public var relative: Float
+
+        public init(head: Int, relative: Float) {
+            self.head = head
+            self.relative = relative
+        }
     }
 
     /// The heads whose o_proj input differs by more than the check's tolerance, as ranges ("0–3, 6").
@@ -130,7 +152,8 @@ public struct RunReport: Codable, Sendable {
     }
 
     public init(config: MLAConfig, model: String, layer: Int, layout: ParallelLayout, gate: GateLayout, batch: Batch,
-                counters: ForwardCounters, collectives: Collectives, facts: [RankFacts], placement: Placement, check: CheckResult?,
+                counters: ForwardCounters, collectives: Collectives, facts: [RankFacts], hosts: [String], nodes: [Int], placement: String,
+                check: CheckResult?,
                 precision: Precision = .f32) {
         preset = model
         self.layer = layer
@@ -152,9 +175,9 @@ public struct RunReport: Codable, Sendable {
                            bytesReadFromFiles: f.bytesReadFromFiles, anonymousMemory: f.anonymousMemory,
                            dpGroup: layout.dp > 1 ? f.position.dpGroup : nil, dcpIndex: layout.dcp > 1 ? f.position.dcpIndex : nil,
                            cachedTokens: f.cachedTokens, communicators: f.communicators,
-                           host: placement.hosts[f.rank], node: placement.nodes[f.rank])
+                           host: hosts[f.rank], node: nodes[f.rank])
         }
-        self.placement = placement.description
+        self.placement = placement
         allReduceCalls = tp > 1 ? 1 : 0
         allReduceBytes = ShardingPlan.allReduceBytes(tokens: batch.tokenCount, config: config,
                                                      bytesPerElement: collectives.reducePrecision.bytesPerElement)

@@ -1,16 +1,15 @@
 import ArgumentParser
+import Jobs
 import SwiftMPI
 import TensorCore
 import TensorParallel
 
 /// How o_proj's partial sums are reduced (`--allreduce`, `--allreduce-dtype`).
 struct CollectiveOptions: ParsableArguments {
-    enum Choice: String, ExpressibleByArgument, CaseIterable { case auto, mpi }
-
     @Option(help: ArgumentHelp(
         "How o_proj's partial sums are reduced: auto or mpi.",
         discussion: "auto: payloads up to 1 MiB (a decode step's) through a shared-memory window when every rank is on one host and no core hosts two ranks, MPI_Allreduce otherwise; mpi: always MPI_Allreduce (MPI_Allgather for a bf16 reduction)."))
-    var allreduce: Choice = .auto
+    var allreduce: ReductionChoice.Route = .auto
 
     @Option(name: .customLong("allreduce-dtype"), help: ArgumentHelp(
         "What o_proj's partial sums are reduced in: bf16 (the default under --dtype bf16) or f32.",
@@ -24,14 +23,9 @@ struct CollectiveOptions: ParsableArguments {
         }
     }
 
-    /// What the reduction runs in for a model held in `dtype`.
-    func reduction(dtype: Precision) -> Precision { allreduceDType ?? dtype }
+    /// These flags as one value: what a job, here or in a child process, is given.
+    var choice: ReductionChoice { ReductionChoice(route: allreduce, dtype: allreduceDType) }
 
     /// Collectives over `world` as chosen, for a model held in `dtype`.
-    func collectives(_ world: Communicator, dtype: Precision) -> Collectives {
-        let c = Collectives(world)
-        if allreduce == .mpi { c.sharedMemoryLimit = 0 }
-        c.reducePrecision = reduction(dtype: dtype)
-        return c
-    }
+    func collectives(_ world: Communicator, dtype: Precision) -> Collectives { choice.collectives(world, dtype: dtype) }
 }

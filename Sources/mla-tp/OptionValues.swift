@@ -1,4 +1,5 @@
 import ArgumentParser
+import Jobs
 import Measure
 import MLA
 import TensorCore
@@ -20,6 +21,21 @@ extension DecodePath: ExpressibleByArgument {}
 extension GateActivation: ExpressibleByArgument {}
 extension BenchPhase: ExpressibleByArgument {}
 extension Precision: ExpressibleByArgument {}
+extension ReductionChoice.Route: ExpressibleByArgument {}
+
+/// `--repeat N`: the timed forwards of `sweep` and `sweep-step`, spelled as `bench` spells it.
+/// `--repeats`, their old spelling, is still accepted (hidden) so that scripts keep working.
+struct RepeatOptions: ParsableArguments {
+    @Option(name: .customLong("repeat"), parsing: .unconditional, help: "Timed forwards (decode: steps), after one warm-up.")
+    var value = 5
+
+    @Option(name: .customLong("repeats"), parsing: .unconditional, help: .hidden)
+    var alias: Int?
+
+    var count: Int { alias ?? value }
+    /// The flag as it was spelled, for messages.
+    var flag: String { alias != nil ? "--repeats" : "--repeat" }
+}
 
 /// A usage error unless `value` ≥ `minimum`: names the flag, its value and the rule, and says
 /// what the flag means (`--tokens -1 must be ≥ 0 — the tokens of the seeded input`).

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Jobs
 import MLA
 import SafeTensors
 import TensorCore
@@ -46,55 +47,25 @@ struct ModelOptions: ParsableArguments {
         }
     }
 
-    /// Where the model comes from, as chosen by the flags.
-    enum Origin { case preset(String), checkpoint(config: String, weights: String) }
-
-    var origin: Origin {
-        if let model { return .checkpoint(config: (model as NSString).appendingPathComponent("config.json"), weights: model) }
-        if let config, let weights { return .checkpoint(config: config, weights: weights) }
-        return .preset(preset?.name ?? "tiny")
+    /// These flags as one value: what a job, here or in a child process, is given.
+    var choice: ModelChoice {
+        let origin: ModelChoice.Origin
+        if let model {
+            origin = .checkpoint(config: (model as NSString).appendingPathComponent("config.json"), weights: model)
+        } else if let config, let weights {
+            origin = .checkpoint(config: config, weights: weights)
+        } else {
+            origin = .preset(preset?.name ?? "tiny")
+        }
+        return ModelChoice(origin: origin, gate: gate, seed: seed, dtype: dtype, activation: act,
+                           overrides: overrides.map { .init(key: $0.key, value: $0.value) })
     }
 
     /// The config (`--act` and every `--set` applied) and a short name for reports.
-    func loadConfig() throws -> (MLAConfig, String) {
-        var (config, name): (MLAConfig, String)
-        switch origin {
-        case let .preset(p): (config, name) = (try Presets.config(p), p)
-        case let .checkpoint(path, weights): (config, name) = (try MLAConfig.load(path: path), weights)
-        }
-        if let act { config.gatedAttnAct = act.rawValue }
-        return (try config.applying(overrides: overrides.map { ($0.key, $0.value) }), name)
-    }
-
-    /// Every file the model is read from: config.json, and the checkpoint's index and shards
-    /// (none for a preset). An output must be none of them.
-    var inputFiles: [String] {
-        switch origin {
-        case .preset: return []
-        case let .checkpoint(config, weights): return [config] + CheckpointIndex.files(at: weights)
-        }
-    }
+    func loadConfig() throws -> (MLAConfig, String) { try choice.loadConfig() }
 
     /// A fresh weight source for `config`: seeded for presets, the checkpoint otherwise.
-    func weightSource(for config: MLAConfig) throws -> WeightSource {
-        switch origin {
-        case .preset: return SeededWeights(seed: seed)
-        case let .checkpoint(_, weights): return try CheckpointWeights(path: weights, config: config)
-        }
-    }
-
-    /// These flags again, for child jobs that must load the same model.
-    var arguments: [String] {
-        var a: [String] = []
-        if let preset { a += ["--preset", preset.name] }
-        if let model { a += ["--model", model] }
-        if let config { a += ["--config", config] }
-        if let weights { a += ["--weights", weights] }
-        if let act { a += ["--act", act.rawValue] }
-        for o in overrides { a += ["--set", o.description] }
-        if dtype != .f32 { a += ["--dtype", dtype.rawValue] }
-        return a + ["--gate", gate.rawValue, "--seed", "\(seed)"]
-    }
+    func weightSource(for config: MLAConfig) throws -> WeightSource { try choice.weightSource(for: config) }
 }
 
 /// Which tokens to run: seeded random hidden states in one or more sequences.

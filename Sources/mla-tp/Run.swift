@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Jobs
 import MLA
 import Measure
 import Planner
@@ -71,32 +72,43 @@ struct Run: ParsableCommand {
         }
     }
 
-    func run() throws {
-        if let output { try OutputTarget.check(output, against: model.inputFiles + (inputFile.map { [$0] } ?? [])) }
+    /// `run`'s own flags as a value (the model's and the reduction's are `model.choice`, `reduce.choice`).
+    var spec: RunSpec {
+        var s = RunSpec()
+        (s.layer, s.input, s.output, s.tokens, s.seqs) = (layer, inputFile, output, input.tokens, input.seqs?.values)
+        (s.decodeSteps, s.prefillChunk, s.decode, s.dp, s.dcp) = (decodeSteps, prefillChunk, decode, dp, dcp)
+        (s.check, s.checkStages, s.json) = (check, checkStages, json)
+        return s
+    }
+
+    func run() throws { try Run.perform(model.choice, reduce.choice, spec) }
+
+    /// `run`'s work from its description: the flags of this command, or a job file from a parent.
+    static func perform(_ model: ModelChoice, _ reduction: ReductionChoice, _ s: RunSpec) throws {
+        if let output = s.output { try OutputTarget.check(output, against: model.inputFiles + (s.input.map { [$0] } ?? [])) }
         let world = try Runtime.start()
         let (config, name) = try model.loadConfig()
-        let layout = try ParallelLayout(ranks: world.size, dp: dp, dcp: dcp)
+        let layout = try ParallelLayout(ranks: world.size, dp: s.dp, dcp: s.dcp)
         try config.validate(tp: layout.tp)
-        if layer >= (config.numHiddenLayers ?? Int.max) {
-            throw CLIError.usage(CheckpointError.layerOutOfRange(layer: layer, layers: config.numHiddenLayers ?? 0).description)
+        if s.layer >= (config.numHiddenLayers ?? Int.max) {
+            throw CLIError.usage(CheckpointError.layerOutOfRange(layer: s.layer, layers: config.numHiddenLayers ?? 0).description)
         }
-        let (x, batch, checkOn) = try loadInput(config, name: name, world: world, tp: layout.tp)
-        let serving = decodeSteps != 0 || prefillChunk != nil
-        let job = RunJob(config: config, model: name, layer: layer, gate: model.gate, x: x, batch: batch, layout: layout,
-                         serving: serving ? RunJob.Serving(decodeSteps: decodeSteps, prefillChunk: prefillChunk) : nil,
-                         decode: decode, check: checkOn, checkEveryStage: checkStages, precision: model.dtype,
+        let (x, batch, checkOn) = try loadInput(config, name: name, model: model, s, world: world, tp: layout.tp)
+        let job = RunJob(config: config, model: name, layer: s.layer, gate: model.gate, x: x, batch: batch, layout: layout,
+                         serving: s.serving ? RunJob.Serving(decodeSteps: s.decodeSteps, prefillChunk: s.prefillChunk) : nil,
+                         decode: s.decode, check: checkOn, checkEveryStage: s.checkStages, precision: model.dtype,
                          faultHook: FaultInjection.hook(rank: world.rank))
-        let outcome = try job.execute(world: world, collectives: { reduce.collectives($0, dtype: model.dtype) }) {
+        let outcome = try job.execute(world: world, collectives: { reduction.collectives($0, dtype: model.dtype) }) {
             let source = try model.weightSource(for: config)
             if case let .checkpoint(_, weights) = model.origin { FaultInjection.holdLoad(CheckpointIndex.files(at: weights).last ?? weights, rank: world.rank) }
             return source
         }
         if var report = outcome.report {
-            if let output {
-                try RunJob.writeOutput(outcome.output, to: output, config: config, layout: layout, gate: model.gate, layer: layer)
+            if let output = s.output {
+                try RunJob.writeOutput(outcome.output, to: output, config: config, layout: layout, gate: model.gate, layer: s.layer)
                 report.output = output
             }
-            RankOutput(rank: world.rank).printRoot(json ? try report.json() : report.text())
+            RankOutput(rank: world.rank).printRoot(s.json ? try report.json() : report.text())
         }
         guard outcome.verdict.pass else { throw RunJob.failure(outcome, config: config, gate: model.gate, precision: model.dtype) }
         try Environment.finalize()
@@ -105,28 +117,30 @@ struct Run: ParsableCommand {
     /// The input file, or seeded random hidden states of `--tokens`/`--seqs`, each size through
     /// the budget first (the model's weights, then the tokens), and whether rank 0 checks
     /// against the unsharded forward (by default: when that fits beside everything else).
-    func loadInput(_ config: MLAConfig, name: String, world: Communicator, tp: Int) throws -> (Matrix, Batch, Bool) {
-        let budget = try Runtime.budget(world), serving = decodeSteps != 0 || prefillChunk != nil
-        let file = try inputFile.map { try InputFile(path: $0, hiddenSize: config.hiddenSize) }
-        let lengths = input.lengths()
+    static func loadInput(_ config: MLAConfig, name: String, model: ModelChoice, _ s: RunSpec, world: Communicator,
+                          tp: Int) throws -> (Matrix, Batch, Bool) {
+        let budget = try Runtime.budget(world)
+        let file = try s.input.map { try InputFile(path: $0, hiddenSize: config.hiddenSize) }
+        let lengths = s.lengths
         let sequences = file?.sequences ?? lengths.count
         let size: SizeBudget.Size
         if let file {
             size = .init("hidden_states rows of \(file.path)", file.tokens, remedy: "pass fewer tokens in the input file, or run the ranks on more hosts")
         } else {
             guard let total = try? Checked.sum(of: lengths, what: "") else {
-                throw CapacityError.overflow(size: .init("--seqs", lengths.max() ?? 0, shown: input.seqs?.description), what: "tokens (the sum of the sequence lengths)", largest: nil)
+                throw CapacityError.overflow(size: .init("--seqs", lengths.max() ?? 0, shown: s.seqs.map(IntList<Lengths>.init)?.description),
+                                             what: "tokens (the sum of the sequence lengths)", largest: nil)
             }
-            size = .init(input.seqs != nil ? "--seqs (\(lengths.count) sequences, tokens in all)" : "--tokens", total)
+            size = .init(s.seqs != nil ? "--seqs (\(lengths.count) sequences, tokens in all)" : "--tokens", total)
         }
         func need(_ withCheck: Bool) -> (Int) throws(CountOverflow) -> SizeBudget.Need {
             { t throws(CountOverflow) in
-                try SizeBudget.forward(tokens: t, sequences: sequences, config: config, tp: tp, gate: model.gate, serving: serving,
-                                       check: withCheck, output: output != nil)
+                try SizeBudget.forward(tokens: t, sequences: sequences, config: config, tp: tp, gate: model.gate, serving: s.serving,
+                                       check: withCheck, output: s.output != nil)
             }
         }
-        var checkOn = check ?? TPCheck.fits(config: config)
-        if check == nil, checkOn, (try? budget.require(size, need(true))) == nil { checkOn = false }
+        var checkOn = s.check ?? TPCheck.fits(config: config)
+        if s.check == nil, checkOn, (try? budget.require(size, need(true))) == nil { checkOn = false }
         try budget.requireWeights(config: config, tp: tp, gate: model.gate, check: checkOn, model: name)
         try budget.require(size, need(checkOn))
         if let file {

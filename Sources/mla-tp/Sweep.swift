@@ -1,7 +1,8 @@
 import ArgumentParser
 import Foundation
+import Jobs
+import Jobs
 import MLA
-import TensorCore
 import Measure
 import Planner
 import Report
@@ -16,15 +17,17 @@ struct Sweep: ParsableCommand {
         abstract: "Run the layer at several tp under mpirun: time per stage, compute/allreduce split, memory, error vs unsharded, projection, SVG figures.",
         discussion: """
             mla-tp sweep --preset deepseek-v3 --tp 1,2,4,8 --out sweep-v3
-            Per tp: `mpirun -n K mla-tp sweep-step --probe-first` (rates, then repeated timed forwards with \
-            per-rank, per-stage segments) and `mpirun -n K mla-tp run --json --check` (error vs the unsharded forward, memory). \
+            Per tp: a `sweep-step --probe-first` job (rates, then repeated timed forwards with per-rank, per-stage \
+            segments) and a `run --json --check` job (error vs the unsharded forward, memory), each given every model and \
+            reduction flag in a job file (`mpirun -n K mla-tp job OUT/jobs/NAME.json` reruns one). \
             Writes sweep.json, timeline-tpK.svg, bytes-per-rank.svg and time-vs-projection.svg into --out.
             mla-tp sweep --layouts tp4,dp2xtp2,dp4,tp4-dcp2 --ranks 4 --batch 8 --decode-context 64
             With --layouts: each layout runs the same batch (--batch sequences of --decode-context tokens, then one \
-            decode step) as `mpirun -n RANKS mla-tp run --dp D --dcp C … --check --json`, beside its plan; writes layouts.json.
+            decode step) as a `run --dp D --dcp C … --check --json` job of RANKS ranks, beside its plan; writes layouts.json.
             """)
 
     @OptionGroup var model: ModelOptions
+    @OptionGroup var reduce: CollectiveOptions
 
     @Option(parsing: .unconditional, help: "Comma-separated tensor-parallel sizes.", transform: IntList<Positive>.init(parsing:))
     var tp = IntList<Positive>([1, 2, 4, 8])
@@ -32,8 +35,7 @@ struct Sweep: ParsableCommand {
     @Option(parsing: .unconditional, help: "Prefill tokens of the timed forward (one sequence).")
     var tokens: Int = 128
 
-    @Option(parsing: .unconditional, help: "Timed forwards per tp (after one warm-up).")
-    var repeats: Int = 5
+    @OptionGroup var repeats: RepeatOptions
 
     @Option(parsing: .unconditional, help: "Also time decode steps (one token) after this many cached tokens, and project them.")
     var decodeContext: Int?
@@ -68,25 +70,20 @@ struct Sweep: ParsableCommand {
     @Flag(help: "Run nothing: re-read --out's sweep.json, print its table and rewrite its figures.")
     var replot = false
 
-    @Option(name: .customLong("allreduce-dtype"), help: "What every job's allreduce sums in: bf16 (the default under --dtype bf16) or f32.")
-    var allreduceDType: Precision?
-
     func validate() throws {
         try requireAtLeast(1, "--tokens", tokens, "the prefill tokens of each timed forward")
-        try requireAtLeast(1, "--repeats", repeats, "the timed forwards per tp")
+        try requireAtLeast(1, repeats.flag, repeats.count, "the timed forwards per tp")
         try requireAtLeast(0, "--check-tokens", checkTokens, "the tokens of the check run (0 skips it)")
         try requireAtLeast(0, "--decode-context", decodeContext ?? 0, "the tokens cached before the timed decode steps")
         try requireAtLeast(1, "--timeout", timeout, "the seconds each mpirun job may take")
         try requireAtLeast(0, "--max-wait", maxWait, "the longest wait for --wait-for-idle, in seconds")
         try requireAtLeast(1, "--ranks", ranks, "the ranks of every layout")
         try requireAtLeast(1, "--batch", batch, "the sequences of the layouts' batch")
-        if allreduceDType == .bf16 && model.dtype == .f32 {
-            throw ValidationError("--allreduce-dtype bf16 reduces bf16 partials — add --dtype bf16, or drop --allreduce-dtype")
-        }
+        try reduce.validate(dtype: model.dtype)
     }
 
     /// The jobs of one tp (all its ranks on this host) through the budget before any is started:
-    /// the weights, the timed step with its rate probe (--repeats, --tokens), the decode step
+    /// the weights, the timed step with its rate probe (--repeat, --tokens), the decode step
     /// (--decode-context) and the check run (--check-tokens).
     func requireBudget(_ config: MLAConfig, model name: String, tp k: Int) throws {
         let budget = SizeBudget(ranksOnHost: k), hidden = config.hiddenSize
@@ -96,7 +93,8 @@ struct Sweep: ParsableCommand {
                                        probe: (shape.m, shape.n, shape.k, Checked.product(4, tokens, hidden, what: "allreduce bytes")))
         }
         try budget.requireWeights(config: config, tp: k, gate: model.gate, check: checkTokens > 0, model: name)
-        try budget.require(.init("--repeats", repeats)) { v throws(CountOverflow) in try step(tokens: 1, context: nil, repeats: v) }
+        let repeats = self.repeats.count
+        try budget.require(.init(self.repeats.flag, repeats)) { v throws(CountOverflow) in try step(tokens: 1, context: nil, repeats: v) }
         try budget.require(.init("--tokens", tokens)) { v throws(CountOverflow) in try step(tokens: v, context: nil, repeats: repeats) }
         if let decodeContext {
             try budget.require(.init("--decode-context", decodeContext)) { v throws(CountOverflow) in try step(tokens: 1, context: v, repeats: repeats) }
@@ -126,11 +124,8 @@ struct Sweep: ParsableCommand {
     }
 
     func runner(_ config: MLAConfig, _ name: String) -> SweepRunner {
-        var r = SweepRunner(config: config, model: name, gate: model.gate, modelArguments: model.arguments, tps: tp.values,
-                            tokens: tokens, repeats: repeats, decodeContext: decodeContext, decode: decode, checkTokens: checkTokens,
-                            out: out, timeout: timeout, waitForIdle: waitForIdle, maxWait: maxWait, launcher: Runtime.launcher)
-        r.precision = model.dtype
-        r.allReduceDType = allreduceDType
-        return r
+        SweepRunner(config: config, model: name, choice: model.choice, reduction: reduce.choice, tps: tp.values,
+                    tokens: tokens, repeats: repeats.count, decodeContext: decodeContext, decode: decode, checkTokens: checkTokens,
+                    out: out, timeout: timeout, waitForIdle: waitForIdle, maxWait: maxWait, launcher: Runtime.launcher)
     }
 }

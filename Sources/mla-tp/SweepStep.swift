@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Jobs
 import Measure
 import MLA
 import Planner
@@ -30,8 +31,7 @@ struct SweepStep: ParsableCommand {
     @Option(help: "Decode path with --context: naive or absorbed.")
     var decode: DecodePath = .absorbed
 
-    @Option(parsing: .unconditional, help: "Timed forwards (after one warm-up).")
-    var repeats: Int = 5
+    @OptionGroup var repeats: RepeatOptions
 
     @Flag(help: "Measure sgemm, copy and allreduce rates instead of timing a forward.")
     var probe = false
@@ -50,55 +50,67 @@ struct SweepStep: ParsableCommand {
     var out: String?
 
     func validate() throws {
-        try requireAtLeast(1, "--repeats", repeats, "the timed forwards")
+        try requireAtLeast(1, repeats.flag, repeats.count, "the timed forwards")
         try requireAtLeast(0, "--tokens", tokens, "the prefill tokens")
         try requireAtLeast(0, "--context", context ?? 0, "the tokens cached before the timed decode steps")
         try requireAtLeast(0, "--probe-allreduce-bytes", probeAllreduceBytes, "the bytes of the probe's large allreduce")
         try reduce.validate(dtype: model.dtype)
     }
 
-    func run() throws {
-        if let out { try OutputTarget.check(out, against: model.inputFiles) }
+    /// `sweep-step`'s own flags as a value (the model's and the reduction's are `model.choice`, `reduce.choice`).
+    var spec: StepSpec {
+        var s = StepSpec()
+        (s.tokens, s.context, s.decode, s.repeats) = (tokens, context, decode, repeats.count)
+        (s.probe, s.probeFirst, s.probeShape, s.probeAllReduceBytes, s.out) = (probe, probeFirst, probeShape.shape, probeAllreduceBytes, out)
+        return s
+    }
+
+    func run() throws { try SweepStep.perform(model.choice, reduce.choice, spec, repeatFlag: repeats.flag) }
+
+    /// The step from its description: the flags of this command, or a job file from `sweep`.
+    /// `repeatFlag` names the repeat count in messages as it was spelled.
+    static func perform(_ model: ModelChoice, _ reduction: ReductionChoice, _ s: StepSpec, repeatFlag: String = "--repeat") throws {
+        if let out = s.out { try OutputTarget.check(out, against: model.inputFiles) }
         let world = try Runtime.start()
         let budget = try Runtime.budget(world)
-        let shape = probeShape.shape
-        if probe || probeFirst {
-            try budget.require(.init("--probe-shape", shape.m, shown: "\(probeShape)", remedy: "use a smaller --probe-shape"), searchable: false) { _ throws(CountOverflow) in
+        let shape = s.probeShape
+        if s.probe || s.probeFirst {
+            try budget.require(.init("--probe-shape", shape.m, shown: "\(ProbeShape(shape))", remedy: "use a smaller --probe-shape"), searchable: false) { _ throws(CountOverflow) in
                 .init(perRank: try SizeBudget.probeOnly(m: shape.m, n: shape.n, k: shape.k, allReduceBytes: 0))
             }
-            try budget.require(.init("--probe-allreduce-bytes", probeAllreduceBytes)) { v throws(CountOverflow) in
+            try budget.require(.init("--probe-allreduce-bytes", s.probeAllReduceBytes)) { v throws(CountOverflow) in
                 .init(perRank: try SizeBudget.probeOnly(m: shape.m, n: shape.n, k: shape.k, allReduceBytes: v))
             }
         }
-        let rates = probe || probeFirst ? try RateProbe.measure(world, shape: shape, allReduceBytes: probeAllreduceBytes) : nil
+        let rates = s.probe || s.probeFirst ? try RateProbe.measure(world, shape: shape, allReduceBytes: s.probeAllReduceBytes) : nil
         let text: String
-        if probe, let rates {
+        if s.probe, let rates {
             text = try Report.Format.json(rates)
         } else {
             let (config, name) = try model.loadConfig()
             try config.validate(tp: world.size)
-            let probed = probeFirst ? (shape.m, shape.n, shape.k, probeAllreduceBytes) : nil
+            let probed = s.probeFirst ? (shape.m, shape.n, shape.k, s.probeAllReduceBytes) : nil
             func need(tokens: Int, context: Int?, repeats: Int) throws(CountOverflow) -> SizeBudget.Need {
                 try SizeBudget.step(tokens: tokens, context: context, repeats: repeats, config: config, tp: world.size, gate: model.gate, probe: probed)
             }
             try budget.requireWeights(config: config, tp: world.size, gate: model.gate, check: false, model: name)
-            try budget.require(.init("--repeats", repeats)) { v throws(CountOverflow) in try need(tokens: 1, context: nil, repeats: v) }
-            if let context {
-                try budget.require(.init("--context", context)) { v throws(CountOverflow) in try need(tokens: 0, context: v, repeats: repeats) }
+            try budget.require(.init(repeatFlag, s.repeats)) { v throws(CountOverflow) in try need(tokens: 1, context: nil, repeats: v) }
+            if let context = s.context {
+                try budget.require(.init("--context", context)) { v throws(CountOverflow) in try need(tokens: 0, context: v, repeats: s.repeats) }
             } else {
-                try budget.require(.init("--tokens", tokens)) { v throws(CountOverflow) in try need(tokens: v, context: nil, repeats: repeats) }
+                try budget.require(.init("--tokens", s.tokens)) { v throws(CountOverflow) in try need(tokens: v, context: nil, repeats: s.repeats) }
             }
             let layer = try MLAAttention(config: config, shard: Shard(rank: world.rank, size: world.size), gateLayout: model.gate,
                                          source: try model.weightSource(for: config), precision: model.dtype)
-            let collectives = reduce.collectives(world, dtype: model.dtype)
+            let collectives = reduction.collectives(world, dtype: model.dtype)
             collectives.separateWait = true             // the barrier before the reduce: waiting for slower ranks, drawn apart
-            var result = try StepTimer.time(context.map { .decode(context: $0, path: decode) } ?? .prefill(tokens: tokens),
-                                            layer: layer, collectives: collectives, world: world, seed: model.seed, model: name, repeats: repeats)
+            var result = try StepTimer.time(s.context.map { .decode(context: $0, path: s.decode) } ?? .prefill(tokens: s.tokens),
+                                            layer: layer, collectives: collectives, world: world, seed: model.seed, model: name, repeats: s.repeats)
             result.rates = rates
             text = try Report.Format.json(result)
         }
         if world.rank == 0 {
-            if let out { try AtomicFile.write(Data(text.utf8), to: out) } else { RankOutput(rank: 0).printRoot(text) }
+            if let out = s.out { try AtomicFile.write(Data(text.utf8), to: out) } else { RankOutput(rank: 0).printRoot(text) }
         }
         try Environment.finalize()
     }

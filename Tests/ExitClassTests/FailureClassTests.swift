@@ -2,6 +2,7 @@ import ExitClass
 import Launch
 @testable import Measure
 @testable import MLA
+import Planner
 @testable import Report
 import SafeTensors
 import SwiftMPI

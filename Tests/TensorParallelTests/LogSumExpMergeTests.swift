@@ -74,7 +74,7 @@ import TestSupport
 /// The collective step under real `mpirun -n C`: `mla-tp diagnose` merges a seeded problem's
 /// partials (the last rank holding no key when C > 2) and measures every rank's block against
 /// the same float64 reference.
-@Suite(.serialized) struct LogSumExpMergeMPITests {
+@Suite(.serialized, .tags(.mpirun), .skippedInFastLane) struct LogSumExpMergeMPITests {
     @Test(arguments: [2, 4, 8])
     func realRanksMergeToTheFloat64Softmax(ranks: Int) throws {
         let r = MPIJob.run(ranks: ranks, ["diagnose"], timeout: 90)

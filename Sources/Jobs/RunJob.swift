@@ -1,6 +1,7 @@
 import Foundation
 import MLA
 import Measure
+import Report
 import SafeTensors
 import SwiftMPI
 import TensorCore
@@ -111,7 +112,8 @@ public struct RunJob {
         var report: RunReport?
         if world.rank == 0 {
             var r = RunReport(config: config, model: model, layer: layer, layout: layout, gate: gate, batch: batch,
-                              counters: attention.counters, collectives: tp, facts: facts, placement: placement, check: verdict.result,
+                              counters: attention.counters, collectives: tp, facts: facts, hosts: placement.hosts, nodes: placement.nodes,
+                              placement: placement.description, check: verdict.result,
                               precision: precision)
             r.assignment = layout.dp > 1 ? assignment : nil
             r.headErrors = heads.isEmpty ? nil : heads
@@ -151,10 +153,4 @@ public struct RunJob {
             : "this is a sharding bug; rerun with --check-stages and report it"
         return CheckFailure(message: "\(what) — \(hint)")
     }
-}
-
-/// A sharded result that differs from the unsharded forward (a numeric failure, exit 5).
-public struct CheckFailure: Error, CustomStringConvertible {
-    public var message: String
-    public var description: String { message }
 }

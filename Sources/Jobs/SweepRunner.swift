@@ -3,6 +3,7 @@ import Launch
 import MLA
 import Measure
 import Planner
+import Report
 import TensorCore
 import SafeTensors
 
@@ -11,9 +12,9 @@ import SafeTensors
 public struct SweepRunner {
     public var config: MLAConfig
     public var model: String
-    public var gate: GateLayout
-    /// The flags that pick the model, passed through to every child job.
-    public var modelArguments: [String]
+    /// The model and the reduction of every child job, passed whole in its job file.
+    public var choice: ModelChoice
+    public var reduction: ReductionChoice
     public var tps: [Int]
     public var tokens: Int
     public var repeats: Int
@@ -25,17 +26,15 @@ public struct SweepRunner {
     public var waitForIdle: Double?
     public var maxWait: Int
     public var launcher: MPILauncher
-    /// `--dtype` and `--allreduce-dtype` of every child job (nil: f32 and the default reduction).
-    public var precision: Precision = .f32
-    public var allReduceDType: Precision?
+    var gate: GateLayout { choice.gate }
 
-    public init(config: MLAConfig, model: String, gate: GateLayout, modelArguments: [String], tps: [Int], tokens: Int, repeats: Int,
+    public init(config: MLAConfig, model: String, choice: ModelChoice, reduction: ReductionChoice, tps: [Int], tokens: Int, repeats: Int,
                 decodeContext: Int?, decode: DecodePath, checkTokens: Int, out: String, timeout: Int, waitForIdle: Double?,
                 maxWait: Int, launcher: MPILauncher) {
         self.config = config
         self.model = model
-        self.gate = gate
-        self.modelArguments = modelArguments
+        self.choice = choice
+        self.reduction = reduction
         self.tps = tps
         self.tokens = tokens
         self.repeats = repeats
@@ -51,40 +50,38 @@ public struct SweepRunner {
 
     func file(_ name: String) -> String { (out as NSString).appendingPathComponent(name) }
 
-    /// The reduction flag every child that runs the layer gets (`--dtype` is in `modelArguments`).
-    var reductionArguments: [String] { allReduceDType.map { ["--allreduce-dtype", $0.rawValue] } ?? [] }
-
     /// Runs every job, writes `sweep.json` and the figures into `out`; `progress` shows each job.
     public func run(progress: SweepProgress) throws -> (SweepReport, figures: [String]) {
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: file("jobs"), withIntermediateDirectories: true)
         // The machine's rates, as `plan --hardware cpu-measured` measures them: with as many ranks
         // busy as will run at once (min(tp, cores)), so one probe per distinct count.
         let probeCounts = Array(Set(tps.map { min($0, launcher.cores) })).sorted()
         progress.total = probeCounts.count + tps.count * (1 + (checkTokens > 0 ? 1 : 0) + (decodeContext != nil ? 1 : 0))
         let shape = RateProbe.Shape.forward(tokens: tokens, hidden: config.hiddenSize)
-        let probeArgs = ["--probe-shape", shape.dims.map(String.init).joined(separator: ",")]
         var rates: [Int: MeasuredRates] = [:], probeLoad: [Double] = []
         for n in probeCounts {
             let path = file("rates-\(n)rank\(n == 1 ? "" : "s").json")
             progress.waitForIdle(waitForIdle, maxWait: maxWait)
             probeLoad.append(loadAverage() ?? 0)
-            try job("rate probe (\(n) rank\(n == 1 ? "" : "s"))", ranks: n, ["sweep-step", "--probe"] + probeArgs
-                    + ["--probe-allreduce-bytes", "\(ShardingPlan.allReduceBytes(tokens: tokens, config: config))", "--out", path],
-                    timeout: 120, progress)
+            var probe = StepSpec()
+            (probe.probe, probe.probeShape, probe.out) = (true, shape, path)
+            probe.probeAllReduceBytes = ShardingPlan.allReduceBytes(tokens: tokens, config: config)
+            try job("rate probe (\(n) rank\(n == 1 ? "" : "s"))", name: "probe-\(n)", ranks: n, .step(probe), timeout: 120, progress)
             rates[n] = try MeasuredRates.load(path)
         }
         var rows: [SweepRow] = []
         for k in tps {
             progress.waitForIdle(waitForIdle, maxWait: maxWait)
             let load = loadAverage()
-            let step = try timedStep("tp=\(k): \(repeats) timed forwards of \(tokens) tokens", tp: k,
-                                     ["--tokens", "\(tokens)"] + probeArgs + ["--probe-allreduce-bytes", "\(ShardingPlan.allReduceBytes(tokens: tokens, config: config))"],
-                                     file: file("step-tp\(k).json"), progress)
+            var prefill = timed(shape, allReduceBytes: ShardingPlan.allReduceBytes(tokens: tokens, config: config), file: file("step-tp\(k).json"))
+            prefill.tokens = tokens
+            let step = try timedStep("tp=\(k): \(repeats) timed forwards of \(tokens) tokens", name: "step-tp\(k)", tp: k, prefill, progress)
             var check: RunReport?
             if checkTokens > 0 {
-                let r = try job("tp=\(k): check against the unsharded forward (\(checkTokens) tokens)", ranks: k,
-                                ["run"] + modelArguments + reductionArguments + ["--tokens", "\(checkTokens)", "--check", "--json"],
-                                timeout: timeout, progress)
+                var run = RunSpec()
+                (run.tokens, run.check, run.json) = (checkTokens, true, true)
+                let r = try job("tp=\(k): check against the unsharded forward (\(checkTokens) tokens)", name: "check-tp\(k)", ranks: k,
+                                .run(run), timeout: timeout, progress)
                 check = try JSONDecoder().decode(RunReport.self, from: Data(r.stdout.utf8))
             }
             let probe = rates[min(k, launcher.cores)]!
@@ -92,10 +89,10 @@ public struct SweepRunner {
             row.loadAverage = load
             if let decodeContext {
                 progress.waitForIdle(waitForIdle, maxWait: maxWait)
-                let d = try timedStep("tp=\(k): \(repeats) decode steps (\(decode.rawValue)) after \(decodeContext) cached tokens", tp: k,
-                                      ["--context", "\(decodeContext)", "--decode", decode.rawValue] + probeArgs
-                                      + ["--probe-allreduce-bytes", "\(ShardingPlan.allReduceBytes(tokens: 1, config: config))"],
-                                      file: file("decode-tp\(k).json"), progress)
+                var steps = timed(shape, allReduceBytes: ShardingPlan.allReduceBytes(tokens: 1, config: config), file: file("decode-tp\(k).json"))
+                (steps.context, steps.decode) = (decodeContext, decode)
+                let d = try timedStep("tp=\(k): \(repeats) decode steps (\(decode.rawValue)) after \(decodeContext) cached tokens",
+                                      name: "decode-tp\(k)", tp: k, steps, progress)
                 try row.addDecode(config: config, gate: gate, context: decodeContext, path: decode, step: d, rates: probe)
             }
             rows.append(row)
@@ -104,22 +101,35 @@ public struct SweepRunner {
         var report = SweepReport(model: model, gate: gate, tokens: tokens, rates: probeCounts.map { rates[$0]! }, probeLoadAverage: probeLoad,
                                  rows: rows, h100: try tps.map { Projection(cost: try FlopModel.prefill(config: config, tp: $0, gate: gate, sequenceLengths: [tokens]),
                                                                         tokens: tokens, config: config, tp: $0, hardware: .h100) })
-        report.dtype = precision == .f32 ? nil : precision
+        report.dtype = choice.dtype == .f32 ? nil : choice.dtype
         try AtomicFile.write(Data(try Format.json(report).utf8), to: file("sweep.json"))
         return (report, try SweepFigures.write(report, config: config, to: out))
     }
 
-    /// `mpirun -n tp mla-tp sweep-step … --probe-first` writing its result to `file`.
-    func timedStep(_ what: String, tp: Int, _ args: [String], file: String, _ progress: SweepProgress) throws -> StepResult {
-        try job(what, ranks: tp, ["sweep-step"] + modelArguments + reductionArguments + args + ["--repeats", "\(repeats)", "--probe-first", "--out", file],
-                timeout: timeout, progress)
-        return try MeasureError.decode(StepResult.self, path: file, what: "step result", remedy: "rerun the sweep")
+    /// A timed step (`--repeats` forwards, the rates measured first in the same job) writing its result to `file`.
+    func timed(_ shape: RateProbe.Shape, allReduceBytes: Int, file: String) -> StepSpec {
+        var s = StepSpec()
+        (s.repeats, s.probeFirst, s.probeShape, s.probeAllReduceBytes, s.out) = (repeats, true, shape, allReduceBytes, file)
+        return s
     }
 
+    /// Runs `step` on `tp` ranks and reads its result.
+    func timedStep(_ what: String, name: String, tp: Int, _ step: StepSpec, _ progress: SweepProgress) throws -> StepResult {
+        try job(what, name: name, ranks: tp, .step(step), timeout: timeout, progress)
+        return try MeasureError.decode(StepResult.self, path: step.out ?? "", what: "step result", remedy: "rerun the sweep")
+    }
+
+    /// Writes the job (`work` with this sweep's model and reduction) to `jobs/NAME.json` in `out`
+    /// and runs `mpirun -n ranks mla-tp job` on that file.
     @discardableResult
-    func job(_ what: String, ranks: Int, _ args: [String], timeout: Int, _ progress: SweepProgress) throws -> ChildProcess.Result {
-        let r = progress.run(what) { tick in launcher.run(ranks: ranks, args, timeout: timeout, onTick: tick) }
-        guard r.status == 0 else { throw MeasureError.childFailed(what: what, result: r, remedy: "rerun that job by hand") }
+    func job(_ what: String, name: String, ranks: Int, _ work: JobDescription.Work, timeout: Int,
+             _ progress: SweepProgress) throws -> ChildProcess.Result {
+        let path = file("jobs/\(name).json")
+        try JobDescription(model: choice, reduction: reduction, work: work).write(to: path)
+        let r = progress.run(what) { tick in launcher.run(ranks: ranks, ["job", path], timeout: timeout, onTick: tick) }
+        guard r.status == 0 else {
+            throw MeasureError.childFailed(what: what, result: r, remedy: "rerun that job by hand: mpirun -n \(ranks) mla-tp job \(path)")
+        }
         return r
     }
 

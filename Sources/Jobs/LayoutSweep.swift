@@ -1,0 +1,37 @@
+import Foundation
+import Launch
+import MLA
+import Measure
+import Planner
+import Report
+import SafeTensors
+import TensorParallel
+
+extension SweepRunner {
+    /// Runs every layout of `ranks` ranks on `batch` sequences of `context + 1` tokens (the last
+    /// decoded), with the check; writes `layouts.json` into `out`.
+    public func runLayouts(_ layouts: [ParallelLayout], ranks: Int, batch: Int, context: Int,
+                           progress: SweepProgress) throws -> LayoutSweepReport {
+        try FileManager.default.createDirectory(atPath: file("jobs"), withIntermediateDirectories: true)
+        progress.total = layouts.count
+        var rows: [LayoutSweepReport.Row] = []
+        for l in layouts {
+            progress.waitForIdle(waitForIdle, maxWait: maxWait)
+            var run = RunSpec()
+            (run.dp, run.dcp, run.seqs, run.decodeSteps) = (l.dp, l.dcp, Array(repeating: context + 1, count: batch), 1)
+            (run.check, run.json) = (true, true)
+            let r = try job("\(l): \(batch) sequences of \(context) tokens, then a decode step", name: "layout-\(l)", ranks: ranks,
+                            .run(run), timeout: timeout, progress)
+            let report = try JSONDecoder().decode(RunReport.self, from: Data(r.stdout.utf8))
+            rows.append(.init(layout: l.description, run: report,
+                              plan: try LayoutPlan(config: config, layout: l, gate: gate, context: context, batch: batch),
+                              cachedTokensMax: report.ranks.compactMap(\.cachedTokens).max() ?? 0,
+                              anonymousBytesMax: report.ranks.map(\.anonymousMemory).max() ?? 0,
+                              bytesSentRank0: (report.ranks.first?.communicators ?? []).flatMap(\.kinds).reduce(0) { $0 + $1.bytes }))
+        }
+        progress.finish()
+        let report = LayoutSweepReport(model: model, ranks: ranks, batch: batch, context: context, rows: rows)
+        try AtomicFile.write(Data(try Format.json(report).utf8), to: file("layouts.json"))
+        return report
+    }
+}
