@@ -29,9 +29,8 @@ struct CollectiveOptions: ParsableArguments {
 
     /// Collectives over `world` as chosen, for a model held in `dtype`.
     func collectives(_ world: Communicator, dtype: Precision) -> Collectives {
-        let c = Collectives(world)
+        let c = Collectives(world, reducePrecision: reduction(dtype: dtype))
         if allreduce == .mpi { c.sharedMemoryLimit = 0 }
-        c.reducePrecision = reduction(dtype: dtype)
         return c
     }
 }
