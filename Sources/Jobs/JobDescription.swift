@@ -57,9 +57,8 @@ public struct ReductionChoice: Codable, Sendable, Equatable {
 
     /// Collectives over `world` as chosen, for a model held in `model`.
     public func collectives(_ world: Communicator, dtype model: Precision) -> Collectives {
-        let c = Collectives(world)
+        let c = Collectives(world, reducePrecision: reduction(dtype: model))
         if route == .mpi { c.sharedMemoryLimit = 0 }
-        c.reducePrecision = reduction(dtype: model)
         return c
     }
 }

@@ -99,13 +99,13 @@ public struct RunJob {
             position: groups.position, cachedTokens: attention.lastCache?.localLengths.reduce(0, +),
             communicators: [CommunicatorTraffic(tp)] + (dcp.map { [CommunicatorTraffic($0.collectives)] } ?? [])))
         let placement = try world.placement()
-        let verdict = try TPCheck.verify(out, world: world, enabled: check ?? TPCheck.fits(config: config), precision: precision) {
+        let verdict = try TPCheck.verify(out, world: world, enabled: check ?? TPCheck.fits(config: config), precision: attention.precision) {
             try TPCheck.unshardedForward(config: config, layer: layer, source: try source(), x: x, batch: batch, precision: $0,
                                          checkEveryStage: checkEveryStage)
         }
         var heads: [RunReport.HeadError] = []
         if !verdict.pass && schedule == nil && layout.dp == 1 {
-            heads = try TPCheck.headErrors(attention, world: world, tolerance: TPCheck.tolerance(for: precision), reference: {
+            heads = try TPCheck.headErrors(attention, world: world, tolerance: TPCheck.tolerance(for: attention.precision), reference: {
                 try TPCheck.unshardedLayer(config: config, layer: layer, source: try source(), x: x, batch: batch, precision: precision)
             }, x: x, batch: batch).map { RunReport.HeadError(head: $0.head, relative: $0.relative) }
         }
@@ -114,7 +114,7 @@ public struct RunJob {
             var r = RunReport(config: config, model: model, layer: layer, layout: layout, gate: gate, batch: batch,
                               counters: attention.counters, collectives: tp, facts: facts, hosts: placement.hosts, nodes: placement.nodes,
                               placement: placement.description, check: verdict.result,
-                              precision: precision)
+                              precision: attention.precision)
             r.assignment = layout.dp > 1 ? assignment : nil
             r.headErrors = heads.isEmpty ? nil : heads
             r.precisionCheck = verdict.precision

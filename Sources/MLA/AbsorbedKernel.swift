@@ -19,20 +19,24 @@ struct AbsorbedKernel {
     let rope: Int
     let vDim: Int
     let lora: Int
-    let scale: Float
+    /// The softmax scale and the precision, shared with the expanded kernel (`AttentionKernel`).
+    /// Here the scale always rides in the score GEMM, in bf16 too (a bf16 engine's MLA decode
+    /// kernel, FlashMLA, scales in f32).
+    let scaling: SoftmaxScaling
     /// Columns of `q` per head: nope + rope, plus a packed gate's columns after them.
     var qStride: Int
-    /// What the absorbed queries, the probabilities and `softmax · latent` are stored in. In bf16,
-    /// as a bf16 engine's MLA decode kernel (FlashMLA): q̃ is a bf16 GEMM output, scores, scale and
-    /// softmax stay f32, the probabilities are rounded for the product with the latent, whose
-    /// f32 result is rounded once (after the log-sum-exp merge, under DCP).
-    let precision: Precision
 
-    init(heads: Int, nope: Int, rope: Int, vDim: Int, lora: Int, scale: Float, qStride: Int? = nil, precision: Precision = .f32) {
-        (self.heads, self.nope, self.rope, self.vDim, self.lora, self.scale) = (heads, nope, rope, vDim, lora, scale)
+    init(heads: Int, nope: Int, rope: Int, vDim: Int, lora: Int, scaling: SoftmaxScaling, qStride: Int? = nil) {
+        (self.heads, self.nope, self.rope, self.vDim, self.lora, self.scaling) = (heads, nope, rope, vDim, lora, scaling)
         self.qStride = qStride ?? nope + rope
-        self.precision = precision
     }
+
+    var scale: Float { scaling.scale }
+    /// What the absorbed queries, the probabilities and `softmax · latent` are stored in. In bf16,
+    /// as FlashMLA: q̃ is a bf16 GEMM output, scores, scale and softmax stay f32, the
+    /// probabilities are rounded for the product with the latent, whose f32 result is rounded
+    /// once (after the log-sum-exp merge, under DCP).
+    var precision: Precision { scaling.precision }
 
     /// Rows (heads × queries) stacked into one score GEMM. A decode step (nq = 1) stacks up to
     /// this many heads, so the cache is read twice per group instead of three times per head.

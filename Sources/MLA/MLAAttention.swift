@@ -27,9 +27,12 @@ public final class MLAAttention {
     public let localHeads: Int
     /// Global index of this rank's first head.
     public var firstHead: Int { shard.rank * localHeads }
-    /// What the weights are stored in, and so what every stage stores its activations in: f32, or
-    /// bf16 as HF's bf16 forward rounds them (docs/precision.md). Kernels dispatch on it.
-    public let precision: Precision
+    /// How every projection holds its weights: the one place the layer's numeric format is
+    /// chosen. The layers, the attention kernels and each stage's rounding all follow from it.
+    public let storage: any WeightStorage.Type
+    /// What every stage stores its activations in (the storage's `activations`): f32, or bf16 as
+    /// HF's bf16 forward rounds them (docs/precision.md).
+    public var precision: Precision { storage.activations }
 
     enum QPath {
         case lora(qA: ReplicatedLinear, norm: AnyVector, qB: ColumnParallelLinear)
@@ -67,15 +70,21 @@ public final class MLAAttention {
     /// The cache of the last `serve` call, for reports (tokens each rank holds).
     public internal(set) var lastCache: KVCache?
 
+    /// Builds rank `shard.rank`'s part of layer `layer` with every weight stored in `precision`
+    /// (bf16: a bf16 checkpoint's values as they are, anything else rounded to nearest even once).
+    public convenience init(config: MLAConfig, layer: Int = 0, shard: Shard, gateLayout: GateLayout = .column,
+                            source: WeightSource, precision: Precision = .f32) throws {
+        try self.init(config: config, layer: layer, shard: shard, gateLayout: gateLayout, source: source, storage: precision.storage)
+    }
+
     /// Builds rank `shard.rank`'s part of layer `layer`, asking `source` only for its own blocks,
-    /// with every weight stored in `precision` (bf16: a bf16 checkpoint's values as they are,
-    /// anything else rounded to nearest even once).
+    /// with every projection held by `storage`.
     public init(config: MLAConfig, layer: Int = 0, shard: Shard, gateLayout: GateLayout = .column,
-                source: WeightSource, precision: Precision = .f32) throws {
+                source: WeightSource, storage: any WeightStorage.Type) throws {
         try config.validate(tp: shard.size)
         self.config = config
-        self.precision = precision
-        let forwardOnly = WeightOrder.forwardOnly(precision)
+        self.storage = storage
+        let forwardOnly = storage.forwardOrder
         self.shard = shard
         self.gateLayout = gateLayout
         names = WeightNames(layer: layer)
@@ -97,26 +106,26 @@ public final class MLAAttention {
         if let qLora = config.qLoraRank {
             qPath = .lora(
                 qA: try ReplicatedLinear(name: names.qAProj, inFeatures: hidden, outFeatures: qLora, bias: config.attentionBias,
-                                         source: source, initializer: std(hidden), order: forwardOnly, storage: precision),
+                                         source: source, initializer: std(hidden), order: forwardOnly, storage: storage),
                 norm: AnyVector(try source.vector(names.qALayernorm, count: qLora, range: 0..<qLora, initializer: .nearOne(spread: 0.1)),
-                                storedAs: precision),
+                                storedAs: storage.activations),
                 qB: try ColumnParallelLinear(name: names.qBProj, inFeatures: qLora, outFeatures: heads * qStride, bias: false, shard: shard,
-                                             source: qSource, initializer: std(qLora), order: forwardOnly, storage: precision))
+                                             source: qSource, initializer: std(qLora), order: forwardOnly, storage: storage))
         } else {
             qPath = .direct(try ColumnParallelLinear(name: names.qProj, inFeatures: hidden, outFeatures: heads * qStride, bias: false,
-                                                     shard: shard, source: qSource, initializer: std(hidden), order: forwardOnly, storage: precision))
+                                                     shard: shard, source: qSource, initializer: std(hidden), order: forwardOnly, storage: storage))
         }
         // kv_a is narrow (576 outputs): kept [out, in], a decode token's product streams it as dot
         // products, measured 1.3–1.6× faster than x·W over [in, 576]; its prefill GEMM, under 3%
         // of the layer's FLOPs, packs about 5% slower that way.
         let kvAWidth = config.kvLoraRank + config.qkRopeHeadDim
         kvA = try ReplicatedLinear(name: names.kvAProj, inFeatures: hidden, outFeatures: kvAWidth, bias: config.attentionBias,
-                                   source: source, initializer: std(hidden), order: .outIn, storage: precision)
+                                   source: source, initializer: std(hidden), order: .outIn, storage: storage)
         kvANorm = AnyVector(try source.vector(names.kvALayernorm, count: config.kvLoraRank, range: 0..<config.kvLoraRank,
-                                              initializer: .nearOne(spread: 0.1)), storedAs: precision)
+                                              initializer: .nearOne(spread: 0.1)), storedAs: storage.activations)
         kvB = try ColumnParallelLinear(name: names.kvBProj, inFeatures: config.kvLoraRank,
                                        outFeatures: heads * (config.qkNopeHeadDim + config.vHeadDim), bias: false, shard: shard,
-                                       source: source, initializer: std(config.kvLoraRank), storage: precision)
+                                       source: source, initializer: std(config.kvLoraRank), storage: storage)
         gateActivation = config.useGatedAttn ? try config.gateActivation() : .sigmoid
         let gateOut = heads * config.gateWidthPerHead
         if !config.useGatedAttn {
@@ -125,19 +134,20 @@ public final class MLAAttention {
             gate = .packed
         } else if gateLayout == .column {
             gate = .column(try ColumnParallelLinear(name: names.gate, inFeatures: hidden, outFeatures: gateOut, bias: config.useBias, shard: shard,
-                                                    source: source, initializer: std(hidden), order: forwardOnly, storage: precision))
+                                                    source: source, initializer: std(hidden), order: forwardOnly, storage: storage))
         } else {
             gate = .replicated(try ReplicatedLinear(name: names.gate, inFeatures: hidden, outFeatures: gateOut, bias: config.useBias,
-                                                    source: source, initializer: std(hidden), order: forwardOnly, storage: precision))
+                                                    source: source, initializer: std(hidden), order: forwardOnly, storage: storage))
         }
         oProj = try RowParallelLinear(name: names.oProj, inFeatures: config.attnOutWidth, outFeatures: hidden, bias: config.oProjBias, shard: shard,
-                                      source: source, initializer: std(config.attnOutWidth), order: forwardOnly, storage: precision)
+                                      source: source, initializer: std(config.attnOutWidth), order: forwardOnly, storage: storage)
         rope = Rope(config: config)
-        let scale = Rope.softmaxScale(config: config)
+        // One scaling for both kernels: the softmax scale, and the storage's precision for scores and probabilities.
+        let scaling = SoftmaxScaling(scale: Rope.softmaxScale(config: config), storing: storage.activations)
         kernel = AttentionKernel(heads: localHeads, nope: config.qkNopeHeadDim, rope: config.qkRopeHeadDim,
-                                 vDim: config.vHeadDim, scaling: SoftmaxScaling(scale: scale, storing: precision), qStride: qStride)
+                                 vDim: config.vHeadDim, scaling: scaling, qStride: qStride)
         absorbed = AbsorbedKernel(heads: localHeads, nope: config.qkNopeHeadDim, rope: config.qkRopeHeadDim, vDim: config.vHeadDim,
-                                  lora: config.kvLoraRank, scale: scale, qStride: qStride, precision: precision)
+                                  lora: config.kvLoraRank, scaling: scaling, qStride: qStride)
     }
 
     /// Every parallel layer this rank holds, in forward order (for the plan and memory report).

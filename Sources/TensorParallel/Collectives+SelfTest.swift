@@ -22,8 +22,7 @@ extension Collectives {
         let p = comm.size, lengths = [0, 1, 7, 4096, 1000, 4095]
         var checks: [BF16ReductionCheck] = []
         for limit in [1 << 20, 0] {
-            let c = Collectives(comm)
-            c.reducePrecision = .bf16
+            let c = Collectives(comm, reducePrecision: .bf16)
             c.sharedMemoryLimit = limit
             var wrong = 0, digest: UInt64 = 0
             for call in 0..<calls {

@@ -48,17 +48,23 @@ public final class Collectives {
         case mpiAllGather = "MPI_Allgather of bf16 partials, summed in rank order"
     }
 
-    /// What `allReduceSum` reduces in (`--allreduce-dtype`): f32, the partials as accumulated; or
-    /// bf16, as a bf16 engine reduces its bf16 partials (`BF16Reduction`: each partial rounded,
-    /// each addition rounded, in rank order). Must be the same on every rank.
-    public var reducePrecision: Precision = .f32
+    /// What `allReduceSum` reduces in (`--allreduce-dtype`), fixed when the collectives are built:
+    /// f32, the partials as accumulated; or bf16, as a bf16 engine reduces its bf16 partials
+    /// (`BF16Reduction`: each partial rounded, each addition rounded, in rank order). Must be the
+    /// same on every rank.
+    public let reducePrecision: Precision
     /// The bf16 path's buffers: this rank's rounded partial and every rank's, reused.
     private var bf16Send: [BFloat16] = [], bf16Parts: [BFloat16] = []
 
     private enum Small { case untried, ready(SharedMemoryReducer), unavailable }
     private var small = Small.untried
 
-    public init(_ communicator: Communicator?) { self.communicator = communicator }
+    /// Collectives over `communicator` whose sum-allreduce (a row-parallel layer's reduction)
+    /// runs in `reducePrecision`.
+    public init(_ communicator: Communicator?, reducePrecision: Precision = .f32) {
+        self.communicator = communicator
+        self.reducePrecision = reducePrecision
+    }
 
     /// The communicator the collectives run on, as reports name it.
     public var name: String { communicator?.name ?? "none (unsharded)" }

@@ -48,7 +48,7 @@ import Testing
 
     @Test(arguments: [(1, 40), (3, 40), (40, 60), (50, 60), (130, 130)])
     func everyGroupingOfHeadsEqualsExpandingTheLatent(nq: Int, nk: Int) {
-        let kernel = AbsorbedKernel(heads: heads, nope: nope, rope: rope, vDim: vDim, lora: lora, scale: scale)
+        let kernel = AbsorbedKernel(heads: heads, nope: nope, rope: rope, vDim: vDim, lora: lora, scaling: SoftmaxScaling(scale: scale, storing: .f32))
         let g = kernel.groupHeads(nq: nq)
         #expect(g == max(1, min(heads, AbsorbedKernel.groupRows / nq)))
         let q = values(nq * heads * (nope + rope), salt: 1)
@@ -84,7 +84,7 @@ import Testing
     @Test(arguments: [(1, 9, 2), (4, 9, 3), (5, 5, 4), (2, 3, 4), (1, 1, 3)])
     func mergingInterleavedPartsWithTheirLogSumExpsEqualsTheWholeCache(nq: Int, nk: Int, parts: Int) {
         let (heads, nope, rope, vDim, lora) = (base.heads, base.nope, base.rope, base.vDim, base.lora)
-        let kernel = AbsorbedKernel(heads: heads, nope: nope, rope: rope, vDim: vDim, lora: lora, scale: base.scale)
+        let kernel = AbsorbedKernel(heads: heads, nope: nope, rope: rope, vDim: vDim, lora: lora, scaling: SoftmaxScaling(scale: base.scale, storing: .f32))
         let width = lora + rope, ldq = heads * (nope + rope), rows = heads * nq
         let q = base.values(nq * ldq, salt: 1), cache = base.values(nk * width, salt: 2)
         let kvB = base.values(heads * (nope + vDim) * lora, salt: 3).map { $0 * 0.5 }

@@ -17,15 +17,15 @@ import TestSupport
             let f32 = try ColumnParallelLinear(name: "c", inFeatures: 48, outFeatures: 32, bias: true, shard: shard, source: Self.source,
                                                initializer: .random(std: 0.1))
             let bf16 = try ColumnParallelLinear(name: "c", inFeatures: 48, outFeatures: 32, bias: true, shard: shard, source: Self.source,
-                                                initializer: .random(std: 0.1), storage: .bf16)
+                                                initializer: .random(std: 0.1), storage: BF16Storage.self)
             #expect(bf16.weight.precision == .bf16 && bf16.bias?.precision == .bf16)
             #expect(bf16.weight.widened().storage == f32.weight.widened().storage.map(Self.r))
             #expect(bf16.localBytes * 2 == f32.localBytes)
             // Row-parallel: each rank's column block, rounded element by element.
             let row = try RowParallelLinear(name: "o", inFeatures: 64, outFeatures: 24, bias: false, shard: shard, source: Self.source,
-                                            initializer: .random(std: 0.1), storage: .bf16)
+                                            initializer: .random(std: 0.1), storage: BF16Storage.self)
             let whole = try RowParallelLinear(name: "o", inFeatures: 64, outFeatures: 24, bias: false, shard: .whole, source: Self.source,
-                                              initializer: .random(std: 0.1), storage: .bf16).weight.widened()
+                                              initializer: .random(std: 0.1), storage: BF16Storage.self).weight.widened()
             #expect(row.weight.widened() == whole.columns(row.inRange))
         }
     }
@@ -34,7 +34,7 @@ import TestSupport
         let x = try Matrix(rows: 5, cols: 48, values: SeededInit.fill(name: "x", seed: 5, rows: 0..<5, cols: 0..<48, globalCols: 48, std: 1))
         for order in [WeightOrder.outIn, .inOut] {
             let layer = try ReplicatedLinear(name: "r", inFeatures: 48, outFeatures: 20, bias: true, source: Self.source,
-                                             initializer: .random(std: 0.1), biasInitializer: .random(std: 3), order: order, storage: .bf16)
+                                             initializer: .random(std: 0.1), biasInitializer: .random(std: 3), order: order, storage: BF16Storage.self)
             var y = Matrix(rows: 5, cols: 20)
             try layer.forward(x, into: &y)
             let w = layer.weightOutIn.widened(), b = layer.bias!.widened(), xr = x.storage.map(Self.r)
@@ -75,7 +75,7 @@ import TestSupport
     @Test func theRowLayerRoundsOnceAfterTheBiasAtTpOne() throws {
         let h = try Matrix(rows: 3, cols: 64, values: SeededInit.fill(name: "h", seed: 2, rows: 0..<3, cols: 0..<64, globalCols: 64, std: 1))
         let layer = try RowParallelLinear(name: "o", inFeatures: 64, outFeatures: 24, bias: true, shard: .whole, source: Self.source,
-                                          initializer: .random(std: 0.1), biasInitializer: .random(std: 2), storage: .bf16)
+                                          initializer: .random(std: 0.1), biasInitializer: .random(std: 2), storage: BF16Storage.self)
         var partial = Matrix(rows: 3, cols: 24), y = Matrix(rows: 3, cols: 24)
         try layer.partial(h, into: &partial)
         try layer.forward(h, into: &y, collectives: .local)
