@@ -69,6 +69,3 @@ public struct ModelChoice: Codable, Sendable, Equatable {
         }
     }
 }
-
-/// `--act` travels in a job description by its config.json name.
-extension GateActivation: Codable {}

@@ -53,7 +53,7 @@ public enum ConfigError: Error, Equatable, CustomStringConvertible {
 }
 
 /// The gate's activation (FastDeploy's `gated_attn_act`).
-public enum GateActivation: String, CaseIterable, Sendable {
+public enum GateActivation: String, CaseIterable, Sendable, Codable {   // Codable by its config.json name
     case sigmoid
     /// `softsign(x) · 2` = `2x / (1 + |x|)`.
     case scaledSoftsign = "scaled_softsign"
