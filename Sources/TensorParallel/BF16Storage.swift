@@ -29,9 +29,4 @@ public struct BF16Storage: WeightStorage {
 
     public var bytes: Int { values.bytes }
     public var operand: AnyMatrix { .bf16(values) }
-
-    @discardableResult
-    public func apply(_ x: Matrix, into y: inout Matrix) throws -> GemmKernel {
-        try linear(x, operand, order: order, into: &y)
-    }
 }

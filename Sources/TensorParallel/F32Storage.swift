@@ -28,9 +28,4 @@ public struct F32Storage: WeightStorage {
 
     public var bytes: Int { values.count * MemoryLayout<Float>.size }
     public var operand: AnyMatrix { .f32(values) }
-
-    @discardableResult
-    public func apply(_ x: Matrix, into y: inout Matrix) throws -> GemmKernel {
-        try linear(x, operand, order: order, into: &y)
-    }
 }

@@ -51,6 +51,13 @@ public protocol WeightStorage: Sendable {
 extension WeightStorage {
     /// What this block's layer stores its outputs in.
     public var activations: Precision { Self.activations }
+
+    /// A format `Gemm` reads directly (f32, bf16) multiplies through its operand: `Gemm` picks
+    /// the kernel from the precisions. A format with its own kernel implements `apply` itself.
+    @discardableResult
+    public func apply(_ x: Matrix, into y: inout Matrix) throws -> GemmKernel {
+        try linear(x, operand, order: order, into: &y)
+    }
 }
 
 extension Precision {
