@@ -106,7 +106,7 @@ public struct SweepRunner {
         return (report, try SweepFigures.write(report, config: config, to: out))
     }
 
-    /// A timed step (`--repeats` forwards, the rates measured first in the same job) writing its result to `file`.
+    /// A timed step (`--repeat` forwards, the rates measured first in the same job) writing its result to `file`.
     func timed(_ shape: RateProbe.Shape, allReduceBytes: Int, file: String) -> StepSpec {
         var s = StepSpec()
         (s.repeats, s.probeFirst, s.probeShape, s.probeAllReduceBytes, s.out) = (repeats, true, shape, allReduceBytes, file)
