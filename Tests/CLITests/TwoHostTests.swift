@@ -188,12 +188,14 @@ struct TwoHostTests {
         let names = TwoHosts.names(killed)
         #expect(names.count == 4, "\(killed.stderr)")
         #expect(!TwoHosts.leftovers(names).filter { $0.hasPrefix("mlatp2h-") }.isEmpty, "SIGKILL leaves the namespaces")
+        #expect(!TwoHosts.workFolders(names).isEmpty, "SIGKILL leaves the work folder")
         let next = MPIJob.script(TwoHosts.launcher, ["-n", "2", "--", "/bin/true"], timeout: 60)
         #expect(next.status == 0, "\(next)")
         for ns in names where ns.hasPrefix("mlatp2h-") {
             #expect(next.stderr.contains("removing \(ns), left by a run that was killed"), "\(next)")
         }
         #expect(TwoHosts.leftovers(names).isEmpty, "still there: \(TwoHosts.leftovers(names))")
+        #expect(TwoHosts.workFolders(names).isEmpty, "still there: \(TwoHosts.workFolders(names))")
     }
 }
 

@@ -42,6 +42,15 @@ enum TwoHosts {
         return names.filter { listed.contains($0) }
     }
 
+    /// The work folders (hostfile, host map) of the runs that made the namespaces among `names`
+    /// that are still in the temporary directory.
+    static func workFolders(_ names: [String]) -> [String] {
+        let tmp = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
+        let ids = Set(names.filter { $0.hasPrefix("mlatp2h-") }.map { String($0.dropLast(2)) })   // mlatp2h-PID-XXXX
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: tmp)) ?? []
+        return entries.filter { e in ids.contains { e.hasPrefix($0 + ".") } }.map { tmp + "/" + $0 }
+    }
+
     /// Bytes the veth carried each way, from the launcher's last line.
     static func traffic(_ r: MPIJob.Result) -> (out: Int, back: Int)? {
         guard let line = r.stderr.split(separator: "\n").last(where: { $0.contains("the veth carried") }) else { return nil }
