@@ -100,7 +100,7 @@ struct Bench: ParsableCommand {
         var mine = BenchRankResult(rank: world.rank, blasThreads: BLAS.threads, weightBytes: attention.weightBytes,
                                    runtimeAnonymousBytes: runtimeMemory.anonymousBytes,
                                    loadedAnonymousBytes: ProcessMemory.current().anonymousBytes)
-        let collectives = reduce.collectives(world, dtype: model.dtype)
+        let collectives = reduce.choice.collectives(world, dtype: model.dtype)
         collectives.separateWait = true
         let engine = BenchEngine(world: world, config: config, attention: attention, collectives: collectives, gate: model.gate, seed: model.seed)
         for p in phases {

@@ -1,8 +1,6 @@
 import ArgumentParser
 import Jobs
-import SwiftMPI
 import TensorCore
-import TensorParallel
 
 /// How o_proj's partial sums are reduced (`--allreduce`, `--allreduce-dtype`).
 struct CollectiveOptions: ParsableArguments {
@@ -25,7 +23,4 @@ struct CollectiveOptions: ParsableArguments {
 
     /// These flags as one value: what a job, here or in a child process, is given.
     var choice: ReductionChoice { ReductionChoice(route: allreduce, dtype: allreduceDType) }
-
-    /// Collectives over `world` as chosen, for a model held in `dtype`.
-    func collectives(_ world: Communicator, dtype: Precision) -> Collectives { choice.collectives(world, dtype: dtype) }
 }
