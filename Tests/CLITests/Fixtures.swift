@@ -8,9 +8,23 @@ enum Fixtures {
 
     static func golden(_ name: String) -> String { golden.appendingPathComponent(name).path }
 
-    /// A fresh scratch directory.
+    /// The test process's own folder for scratch directories, `mlatp-tests-PID`: removed when
+    /// the process exits, and, when a run was killed before it could, by the next run.
+    static let scratchRoot: URL = {
+        let tmp = FileManager.default.temporaryDirectory
+        let prefix = "mlatp-tests-"
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: tmp.path)) ?? [] where entry.hasPrefix(prefix) {
+            if let pid = Int32(entry.dropFirst(prefix.count)), kill(pid, 0) != 0 { try? FileManager.default.removeItem(at: tmp.appendingPathComponent(entry)) }
+        }
+        let root = tmp.appendingPathComponent(prefix + "\(getpid())")
+        try? FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        atexit { try? FileManager.default.removeItem(at: Fixtures.scratchRoot) }
+        return root
+    }()
+
+    /// A fresh scratch directory, under `scratchRoot`.
     static func scratch(_ tag: String) throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("mlatp-\(tag)-\(UUID().uuidString.prefix(8))")
+        let url = scratchRoot.appendingPathComponent("mlatp-\(tag)-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
     }
