@@ -90,7 +90,7 @@ let package = Package(
         .testTarget(name: "SwiftMPITests", dependencies: ["SwiftMPI", "CMPI", "TestSupport"]),
         .testTarget(name: "TensorParallelTests", dependencies: ["TensorParallel", "TestSupport", "ExitClass"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
-        .testTarget(name: "MLATests", dependencies: ["MLA", "SafeTensors", "TestSupport"]),
+        .testTarget(name: "MLATests", dependencies: ["MLA", "SafeTensors", "TestSupport", "ExitClass"]),
         .testTarget(name: "PlannerTests", dependencies: ["Planner", "MLA", "SafeTensors"]),
         .testTarget(name: "MeasureTests", dependencies: ["Measure", "Report", "MLA", "TestSupport"]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "Planner", "MLA"]),

@@ -26,20 +26,27 @@ public struct ModelChoice: Codable, Sendable, Equatable {
     public var gate: GateLayout
     /// Seed of the TP-independent random weights (presets) and input.
     public var seed: UInt64
+    /// What the activations are stored in (`--dtype`; bf16 under `--quantization fp8`).
     public var dtype: Precision
+    /// `--quantization` (nil: none).
+    public var quantization: WeightQuantization?
     /// The gate activation in place of the config's (nil: the config's).
     public var activation: GateActivation?
     public var overrides: [Override]
 
     public init(origin: Origin, gate: GateLayout = .column, seed: UInt64 = 1234, dtype: Precision = .f32,
-                activation: GateActivation? = nil, overrides: [Override] = []) {
+                activation: GateActivation? = nil, overrides: [Override] = [], quantization: WeightQuantization? = nil) {
         self.origin = origin
+        self.quantization = quantization
         self.gate = gate
         self.seed = seed
         self.dtype = dtype
         self.activation = activation
         self.overrides = overrides
     }
+
+    /// How every projection holds its weights: `--quantization` over `--dtype`.
+    public var storage: any WeightStorage.Type { (quantization ?? .none).storage(activations: dtype) }
 
     /// The config (the activation and every override applied) and a short name for reports.
     public func loadConfig() throws -> (MLAConfig, String) {

@@ -26,9 +26,10 @@ public struct RunJob {
     /// Compare with the unsharded forward on rank 0 (nil: when it fits, `TPCheck.fits`).
     public var check: Bool?
     public var checkEveryStage: Bool
-    /// What the weights and activations are stored in (`--dtype`); the reduction's own precision
-    /// is the collectives' (`--allreduce-dtype`).
-    public var precision: Precision
+    /// How the weights are held (`--dtype`, `--quantization`), and so what the activations are
+    /// stored in; the reduction's own precision is the collectives' (`--allreduce-dtype`).
+    public var storage: any WeightStorage.Type
+    public var precision: Precision { storage.activations }
     /// Called mid-forward on this rank (the failure tests' fault switch).
     public var faultHook: (() throws -> Void)?
 
@@ -43,7 +44,7 @@ public struct RunJob {
     }
 
     public init(config: MLAConfig, model: String, layer: Int, gate: GateLayout, x: Matrix, batch: Batch, layout: ParallelLayout,
-                serving: Serving?, decode: DecodePath, check: Bool?, checkEveryStage: Bool, precision: Precision = .f32,
+                serving: Serving?, decode: DecodePath, check: Bool?, checkEveryStage: Bool, storage: any WeightStorage.Type = F32Storage.self,
                 faultHook: (() throws -> Void)? = nil) {
         self.config = config
         self.model = model
@@ -56,7 +57,7 @@ public struct RunJob {
         self.decode = decode
         self.check = check
         self.checkEveryStage = checkEveryStage
-        self.precision = precision
+        self.storage = storage
         self.faultHook = faultHook
     }
 
@@ -82,7 +83,7 @@ public struct RunJob {
         let tp = collectives(groups.tp)
         let weights = try source()
         let attention = try MLAAttention(config: config, layer: layer, shard: layout.shard(of: world.rank), gateLayout: gate, source: weights,
-                                         precision: precision)
+                                         storage: storage)
         attention.checkEveryStage = checkEveryStage
         attention.faultHook = faultHook
         let dcp = groups.dcp.map { ContextParallelGroup(Collectives($0), share: layout.tokenShare(of: world.rank)) }
@@ -100,13 +101,13 @@ public struct RunJob {
             communicators: [CommunicatorTraffic(tp)] + (dcp.map { [CommunicatorTraffic($0.collectives)] } ?? [])))
         let placement = try world.placement()
         let verdict = try TPCheck.verify(out, world: world, enabled: check ?? TPCheck.fits(config: config), precision: attention.precision) {
-            try TPCheck.unshardedForward(config: config, layer: layer, source: try source(), x: x, batch: batch, precision: $0,
-                                         checkEveryStage: checkEveryStage)
+            try TPCheck.reference($0, run: storage, config: config, layer: layer, source: try source(), x: x, batch: batch,
+                                  checkEveryStage: checkEveryStage)
         }
         var heads: [RunReport.HeadError] = []
         if !verdict.pass && schedule == nil && layout.dp == 1 {
             heads = try TPCheck.headErrors(attention, world: world, tolerance: TPCheck.tolerance(for: attention.precision), reference: {
-                try TPCheck.unshardedLayer(config: config, layer: layer, source: try source(), x: x, batch: batch, precision: precision)
+                try TPCheck.unshardedLayer(config: config, layer: layer, source: try source(), x: x, batch: batch, storage: storage)
             }, x: x, batch: batch).map { RunReport.HeadError(head: $0.head, relative: $0.relative) }
         }
         var report: RunReport?
@@ -114,7 +115,7 @@ public struct RunJob {
             var r = RunReport(config: config, model: model, layer: layer, layout: layout, gate: gate, batch: batch,
                               counters: attention.counters, collectives: tp, facts: facts, hosts: placement.hosts, nodes: placement.nodes,
                               placement: placement.description, check: verdict.result,
-                              precision: attention.precision)
+                              precision: attention.precision, quantization: attention.storage.quantization)
             r.assignment = layout.dp > 1 ? assignment : nil
             r.headErrors = heads.isEmpty ? nil : heads
             r.precisionCheck = verdict.precision

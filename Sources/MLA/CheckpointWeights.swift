@@ -12,25 +12,51 @@ import TensorParallel
 /// F32, F16 and BF16 convert to f32; F8_E4M3 with a `…weight_scale_inv` companion is
 /// dequantized block by block (DeepSeek-V3's released format), only for the rank's block. For a
 /// model held in bf16 (`bf16Block`) a BF16 tensor's block is copied as stored, never widened; any
-/// other dtype is read as f32 (FP8 dequantized) and rounded to bf16 a bounded block of rows at a time.
+/// other dtype is read as f32 (FP8 dequantized) and rounded to bf16 a bounded block of rows at a
+/// time. For a model held in fp8 (`fp8Block`) an F8_E4M3 block is taken as stored, with the scales
+/// of the tiles it touches.
+///
+/// A config that declares fp8 quantization (`quantization_config.quant_method: "fp8"`) must have
+/// DeepSeek-V3's projections stored as F8_E4M3 (those named in `modules_to_not_convert` excepted):
+/// a projection in another dtype is refused, naming it, whatever the model is held in.
 public final class CheckpointWeights: WeightSource {
     public let index: CheckpointIndex
     /// FP8 block size from `quantization_config.weight_block_size` (128 when absent).
     public let fp8BlockSize: Int
+    /// The config declares fp8 quantization.
+    public let declaresFP8: Bool
+    let notConverted: [String]
 
     public init(path: String, config: MLAConfig) throws {
         index = try CheckpointIndex(path: path, access: .random)
-        fp8BlockSize = config.weightBlockSize?.first ?? 128
+        fp8BlockSize = config.fp8BlockSize
+        declaresFP8 = config.quantMethod == "fp8"
+        notConverted = config.modulesToNotConvert ?? []
+    }
+
+    /// Refuses a projection the config says is fp8 but the checkpoint holds in another dtype.
+    func checkDeclaredQuantization(_ name: String, _ file: SafeTensorsFile, _ info: TensorInfo) throws {
+        guard declaresFP8, info.dtype != .F8_E4M3, WeightNames.isFP8Module(name),
+              !notConverted.contains(where: { name.hasPrefix($0) || name.contains("." + $0) }) else { return }
+        throw CheckpointError.notQuantized(tensor: name, file: file.path, dtype: info.dtype.rawValue)
+    }
+
+    /// A weight's file and header entry, its shape checked against the config's and its dtype
+    /// against the declared quantization.
+    private func locateWeight(_ name: String, shape: Shape) throws -> (SafeTensorsFile, TensorInfo) {
+        let (file, info) = try index.locate(name)
+        guard info.shape == shape.dims else {
+            throw CheckpointError.wrongShape(tensor: name, file: file.path, expected: shape.dims, found: info.shape)
+        }
+        try checkDeclaredQuantization(name, file, info)
+        return (file, info)
     }
 
     /// Bytes read from the checkpoint's files so far (only the blocks this rank asked for).
     public var bytesRead: Int { index.totalBytesRead }
 
     public func block(_ name: String, shape: Shape, rows: Range<Int>, cols: Range<Int>, initializer: Initializer) throws -> Matrix {
-        let (file, info) = try index.locate(name)
-        guard info.shape == shape.dims else {
-            throw CheckpointError.wrongShape(tensor: name, file: file.path, expected: shape.dims, found: info.shape)
-        }
+        let (file, info) = try locateWeight(name, shape: shape)
         return try Matrix(rows: rows.count, cols: cols.count) { try readFloats(name, file, info, rows: rows, cols: cols, into: $0) }
     }
 
@@ -45,10 +71,7 @@ public final class CheckpointWeights: WeightSource {
     }
 
     public func bf16Block(_ name: String, shape: Shape, rows: Range<Int>, cols: Range<Int>, initializer: Initializer) throws -> BF16Matrix {
-        let (file, info) = try index.locate(name)
-        guard info.shape == shape.dims else {
-            throw CheckpointError.wrongShape(tensor: name, file: file.path, expected: shape.dims, found: info.shape)
-        }
+        let (file, info) = try locateWeight(name, shape: shape)
         if info.dtype == .BF16 {
             return try BF16Matrix(rows: rows.count, cols: cols.count) { out in
                 try out.withMemoryRebound(to: UInt16.self) { try file.readBF16Bits(name, rows: rows, columns: cols, into: $0) }
@@ -60,6 +83,24 @@ public final class CheckpointWeights: WeightSource {
     }
 
     public func shape(of name: String) -> [Int]? { (try? index.locate(name))?.1.shape }
+
+    /// An F8_E4M3 tensor's block as stored: the block's e4m3 bytes and the scales of the tiles it
+    /// touches (each checked finite and positive); nil for any other dtype.
+    public func fp8Block(_ name: String, shape: Shape, rows: Range<Int>, cols: Range<Int>, initializer: Initializer) throws -> FP8BlockMatrix? {
+        let (_, info) = try locateWeight(name, shape: shape)
+        guard info.dtype == .F8_E4M3 else { return nil }
+        let stored = try index.readStoredFP8(name, rows: rows, columns: cols, blockSize: fp8BlockSize)
+        return FP8BlockMatrix(rows: rows.count, cols: cols.count, blockSize: fp8BlockSize, values: stored.bytes, scales: stored.scales,
+                              scaleCols: stored.scaleColumns.count, rowOffset: rows.lowerBound % fp8BlockSize,
+                              columnOffset: cols.lowerBound % fp8BlockSize)
+    }
+
+    /// Under a config that declares fp8: whether `name` is stored in fp8. Otherwise nil (an fp8
+    /// model quantizes every projection of a bf16 or f32 checkpoint itself).
+    public func storedInFP8(_ name: String) -> Bool? {
+        guard declaresFP8, let (_, info) = try? index.locate(name) else { return nil }
+        return info.dtype == .F8_E4M3
+    }
 
     public func vector(_ name: String, count: Int, range: Range<Int>, initializer: Initializer) throws -> [Float] {
         let (file, info) = try index.locate(name)
@@ -76,6 +117,7 @@ public enum CheckpointError: Error, Equatable, CustomStringConvertible {
     case missingInput(file: String, tensor: String)
     case layerOutOfRange(layer: Int, layers: Int)
     case nonFiniteInput(file: String, token: Int, column: Int, value: Float)
+    case notQuantized(tensor: String, file: String, dtype: String)
 
     public var description: String {
         switch self {
@@ -86,6 +128,10 @@ public enum CheckpointError: Error, Equatable, CustomStringConvertible {
             return "\(file) has no tensor \"\(tensor)\" — an input file needs hidden_states [T, hidden] (positions [T] and cu_seqlens [B+1] are optional)"
         case let .layerOutOfRange(layer, layers):
             return "--layer \(layer) is out of range: the model has \(layers) layers — pass --layer between 0 and \(layers - 1)"
+        case let .notQuantized(tensor, file, dtype):
+            return "\(file): tensor \(tensor) is \(dtype), but config.json's quantization_config declares fp8 and DeepSeek-V3 stores this "
+                + "projection as F8_E4M3 with a weight_scale_inv — the config does not match the checkpoint: remove quantization_config, "
+                + "or list the module in modules_to_not_convert"
         case let .nonFiniteInput(file, token, column, value):
             return "\(file): hidden_states has \(value) at token \(token), column \(column) — the input must be finite; fix the file that produced it"
         }

@@ -130,7 +130,7 @@ extension MLAAttention {
         let attn = workspace.attn                                          // [T, H/tp·v]
         let kernel = try timed(.oProj) { try oProj.partial(attn, into: &out) }   // [T, hidden] partial, f32
         counters.record(kernel, for: oProj.name)
-        try countProjection(T, oProj.weight)
+        try countProjection(T, oProj)
         let mark = collectives.segments.count
         try oProj.reduce(&out, collectives: collectives)                  // Σ over ranks, + bias once
         recordCollectives(collectives, since: mark, as: .allReduce)

@@ -87,10 +87,10 @@ extension MLAAttention {
                 counters.record(try qA.forward(x, into: &w.qa), for: qA.name)
                 try w.qa.rmsNormRows(weight: norm, eps: c.rmsNormEps, storing: precision)
                 counters.record(try qB.forward(w.qa, into: &w.q), for: qB.name)     // [T, H/tp·dq]
-                try countProjection(T, qA.weight); try countProjection(T, qB.weight)
+                try countProjection(T, qA); try countProjection(T, qB)
             case let .direct(qProj):
                 counters.record(try qProj.forward(x, into: &w.q), for: qProj.name)  // [T, H/tp·dq]
-                try countProjection(T, qProj.weight)
+                try countProjection(T, qProj)
             }
         }
         try guardStage(.q, w.q)
@@ -99,10 +99,10 @@ extension MLAAttention {
         try timed(.kv) {
             w.kva.reshapeDiscarding(rows: T, cols: kvAWidth)
             counters.record(try kvA.forward(x, into: &w.kva), for: kvA.name)
-            try countProjection(T, kvA.weight)
+            try countProjection(T, kvA)
             normalizeLatent(&w, tokens: T)
             if expandKV {
-                w.kv.reshapeDiscarding(rows: T, cols: kvB.weight.rows)
+                w.kv.reshapeDiscarding(rows: T, cols: kvB.localOut)
                 try expandLatent(w.kva, rows: 0..<T, into: &w.kv)
             }
         }

@@ -3,8 +3,8 @@ import TensorParallel
 
 /// The stages of the forward, each on raw views of the workspace.
 extension MLAAttention {
-    func countProjection(_ tokens: Int, _ weight: AnyMatrix) throws {
-        counters.projectionFlops += try Gemm.flops(m: tokens, n: weight.rows, k: weight.cols)
+    func countProjection(_ tokens: Int, _ layer: some ParallelLayer) throws {
+        counters.projectionFlops += try Gemm.flops(m: tokens, n: layer.localOut, k: layer.localIn)
     }
 
     /// RMSNorm on the latent columns of each `kva` row, in place (k_rope is left alone).
@@ -34,7 +34,7 @@ extension MLAAttention {
         }
         kv.round(to: precision)
         counters.record(kernel, for: kvB.name)
-        try countProjection(n, kvB.weight)
+        try countProjection(n, kvB)
     }
 
     func applyRope(_ w: inout Workspace, positions: [Int]) {
@@ -101,11 +101,11 @@ extension MLAAttention {
         case let .column(g):
             w.gate.reshapeDiscarding(rows: T, cols: g.localOut)                // [T, H/tp·w]
             counters.record(try g.forward(x, into: &w.gate), for: g.name)
-            try countProjection(T, g.weight)
+            try countProjection(T, g)
         case let .replicated(g):
             w.gate.reshapeDiscarding(rows: T, cols: g.localOut)                // [T, H·w]
             counters.record(try g.forward(x, into: &w.gate), for: g.name)
-            try countProjection(T, g.weight)
+            try countProjection(T, g)
             if gateLayout == .replicated && shard.size > 1 {
                 throw GateMismatchError(tokens: T, heads: config.numAttentionHeads, vHeadDim: config.vHeadDim,
                                         tp: shard.size, rank: shard.rank, perHead: gw)

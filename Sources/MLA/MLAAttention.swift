@@ -123,9 +123,11 @@ public final class MLAAttention {
                                    source: source, initializer: std(hidden), order: .outIn, storage: storage)
         kvANorm = AnyVector(try source.vector(names.kvALayernorm, count: config.kvLoraRank, range: 0..<config.kvLoraRank,
                                               initializer: .nearOne(spread: 0.1)), storedAs: storage.activations)
+        // kv_b_proj's rows are W_UK and W_UV, which the absorbed kernels read themselves: held in a
+        // format they read (fp8 dequantized to bf16 once here, as vLLM's MLA backend does).
         kvB = try ColumnParallelLinear(name: names.kvBProj, inFeatures: config.kvLoraRank,
                                        outFeatures: heads * (config.qkNopeHeadDim + config.vHeadDim), bias: false, shard: shard,
-                                       source: source, initializer: std(config.kvLoraRank), storage: storage)
+                                       source: source, initializer: std(config.kvLoraRank), storage: storage.kernelOperandStorage)
         gateActivation = config.useGatedAttn ? try config.gateActivation() : .sigmoid
         let gateOut = heads * config.gateWidthPerHead
         if !config.useGatedAttn {

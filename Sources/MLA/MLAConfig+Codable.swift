@@ -16,7 +16,13 @@ extension MLAConfig: Codable {
 
     struct Quantization: Codable {
         var weightBlockSize: [Int]?
-        enum CodingKeys: String, CodingKey { case weightBlockSize = "weight_block_size" }
+        var quantMethod: String?
+        var fmt: String?
+        var modulesToNotConvert: [String]?
+        enum CodingKeys: String, CodingKey {
+            case weightBlockSize = "weight_block_size", quantMethod = "quant_method", fmt
+            case modulesToNotConvert = "modules_to_not_convert"
+        }
     }
 
     /// The rope_theta that the transformers-5 form keeps inside `rope_parameters`.
@@ -56,7 +62,11 @@ extension MLAConfig: Codable {
         gatedAttnGranularity = try c.decodeIfPresent(String.self, forKey: .gatedAttnGranularity) ?? gatedAttnGranularity
         gatedAttnPlacement = try c.decodeIfPresent(String.self, forKey: .gatedAttnPlacement) ?? gatedAttnPlacement
         gatedAttnPacking = try c.decodeIfPresent(String.self, forKey: .gatedAttnPacking) ?? gatedAttnPacking
-        weightBlockSize = try c.decodeIfPresent(Quantization.self, forKey: .quantizationConfig)?.weightBlockSize
+        let quantization = try c.decodeIfPresent(Quantization.self, forKey: .quantizationConfig)
+        weightBlockSize = quantization?.weightBlockSize
+        quantMethod = quantization?.quantMethod
+        quantFormat = quantization?.fmt
+        modulesToNotConvert = quantization?.modulesToNotConvert
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -83,7 +93,10 @@ extension MLAConfig: Codable {
         if gatedAttnGranularity != "element" { try c.encode(gatedAttnGranularity, forKey: .gatedAttnGranularity) }
         if gatedAttnPlacement != "separate" { try c.encode(gatedAttnPlacement, forKey: .gatedAttnPlacement) }
         if gatedAttnPacking != "interleaved" { try c.encode(gatedAttnPacking, forKey: .gatedAttnPacking) }
-        if let weightBlockSize { try c.encode(Quantization(weightBlockSize: weightBlockSize), forKey: .quantizationConfig) }
+        if weightBlockSize != nil || quantMethod != nil || quantFormat != nil || modulesToNotConvert != nil {
+            try c.encode(Quantization(weightBlockSize: weightBlockSize, quantMethod: quantMethod, fmt: quantFormat,
+                                      modulesToNotConvert: modulesToNotConvert), forKey: .quantizationConfig)
+        }
     }
 
     /// Decodes `config.json` bytes; errors say which key is wrong. The JSON is first checked

@@ -28,6 +28,9 @@ public struct MLAConfig: Equatable, Sendable {
     public var gatedAttnPlacement = "separate"    // "separate": its own projection; "packed": rows of q_b_proj / q_proj
     public var gatedAttnPacking = "interleaved"   // packed rows stored per head [q_h | g_h], or "concatenated" [all q | all g]
     public var weightBlockSize: [Int]?      // FP8 checkpoints: quantization_config.weight_block_size
+    public var quantMethod: String?         // quantization_config.quant_method ("fp8" is the one read)
+    public var quantFormat: String?         // quantization_config.fmt ("e4m3")
+    public var modulesToNotConvert: [String]?   // quantization_config.modules_to_not_convert
 
     public init(hiddenSize: Int, numAttentionHeads: Int, qLoraRank: Int?, kvLoraRank: Int,
                 qkNopeHeadDim: Int, qkRopeHeadDim: Int, vHeadDim: Int) {

@@ -15,6 +15,7 @@ public enum ConfigError: Error, Equatable, CustomStringConvertible {
     case unknownPreset(String)
     case badEps(Float)
     case badRope(String)
+    case unsupportedQuantization(key: String, value: String, allowed: [String])
 
     public var description: String {
         switch self {
@@ -48,6 +49,9 @@ public enum ConfigError: Error, Equatable, CustomStringConvertible {
             return "rms_norm_eps = \(eps) must be a positive finite number — fix the config"
         case let .badRope(detail):
             return "RoPE parameters: \(detail) — fix rope_scaling / rope_parameters"
+        case let .unsupportedQuantization(key, value, allowed):
+            return "\(key) \(value) is not supported — mla-tp reads block-quantized fp8 checkpoints (\(allowed.joined(separator: ", "))); "
+                + "dequantize the checkpoint, or fix quantization_config"
         }
     }
 }
@@ -74,6 +78,24 @@ extension MLAConfig {
     public func gateActivation() throws -> GateActivation {
         guard let act = GateActivation(rawValue: gatedAttnAct) else { throw ConfigError.unknownActivation(gatedAttnAct) }
         return act
+    }
+
+    /// The fp8 block size a checkpoint's scales were made with (`weight_block_size`, 128 when absent).
+    public var fp8BlockSize: Int { weightBlockSize?.first ?? 128 }
+
+    /// quantization_config, where present, names what mla-tp reads: quant_method fp8, fmt e4m3,
+    /// square blocks of a positive size.
+    func validateQuantization() throws {
+        if let m = quantMethod, m != "fp8" {
+            throw ConfigError.unsupportedQuantization(key: "quantization_config.quant_method", value: "\"\(m)\"", allowed: ["quant_method \"fp8\""])
+        }
+        if let f = quantFormat, f != "e4m3" {
+            throw ConfigError.unsupportedQuantization(key: "quantization_config.fmt", value: "\"\(f)\"", allowed: ["fmt \"e4m3\""])
+        }
+        if let b = weightBlockSize, b.count != 2 || b[0] != b[1] || b[0] <= 0 || b[0] > MLAConfig.maxDimension {
+            throw ConfigError.unsupportedQuantization(key: "quantization_config.weight_block_size", value: "\(b)",
+                                                      allowed: ["weight_block_size [B, B] with B > 0, e.g. [128, 128]"])
+        }
     }
 
     /// Checks everything a forward relies on, before any weight is allocated.
@@ -108,6 +130,7 @@ extension MLAConfig {
                 throw ConfigError.badRope("original_max_position_embeddings = \(o) must be positive")
             }
         }
+        try validateQuantization()
         _ = try gateActivation()   // rejected even with the gate off: never silently ignored
         _ = try gateForm()
         if tp < 1 { throw ConfigError.nonPositive(key: "tp", value: tp) }

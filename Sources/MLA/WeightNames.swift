@@ -17,4 +17,13 @@ public struct WeightNames: Sendable {
     public var kvBProj: String { prefix + "kv_b_proj" }
     public var gate: String { prefix + "gate" }
     public var oProj: String { prefix + "o_proj" }
+
+    /// The modules DeepSeek-V3's fp8 checkpoint stores as F8_E4M3 with block scales; PR #7404's
+    /// gate is not one of them (its checkpoints keep it in bf16).
+    public static let fp8Modules = ["q_a_proj", "q_b_proj", "q_proj", "kv_a_proj_with_mqa", "kv_b_proj", "o_proj"]
+
+    /// Whether `tensor` (a full name ending in `.weight`) is one of `fp8Modules`.
+    public static func isFP8Module(_ tensor: String) -> Bool {
+        fp8Modules.contains { tensor.hasSuffix("." + $0 + ".weight") }
+    }
 }

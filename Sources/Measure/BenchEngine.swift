@@ -79,8 +79,8 @@ public struct BenchEngine {
 
     func memory(rssBefore: Int, peakReset: Bool, activations: Int) -> BenchMemory {
         let now = ProcessMemory.current()
-        let plan = ShardingPlan(config: config, tp: tp, gate: gate, precision: attention.precision)
-        let full = ShardingPlan(config: config, tp: 1, gate: .column, precision: attention.precision)
+        let plan = ShardingPlan(config: config, tp: tp, gate: gate, precision: attention.precision, quantization: attention.storage.quantization)
+        let full = ShardingPlan(config: config, tp: 1, gate: .column, precision: attention.precision, quantization: attention.storage.quantization)
         let smallest = plan.weights.filter { $0.localShape.count == 2 }.map(\.bytesPerRank).min() ?? 0
         let weights = attention.weightBytes
         return BenchMemory(anonymousBytes: now.anonymousBytes, pssBytes: now.pssBytes, rssBytes: now.rssBytes,
@@ -128,7 +128,7 @@ extension BenchEngine {
         let batch = try Batch(sequenceLengths: [T])
         let out = enabled ? try attention.forward(x, batch: batch, collectives: collectives) : Matrix(rows: 0, cols: 0)
         return try TPCheck.verify(out, world: world, enabled: enabled, precision: attention.precision) {
-            try TPCheck.unshardedForward(config: config, layer: 0, source: try source(), x: x, batch: batch, precision: $0)
+            try TPCheck.reference($0, run: attention.storage, config: config, layer: 0, source: try source(), x: x, batch: batch)
         }
     }
 }

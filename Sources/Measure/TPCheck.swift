@@ -91,20 +91,30 @@ public enum TPCheck {
     }
 
     /// The unsharded layer's forward over the whole batch (rank 0's reference): every weight on one
-    /// rank, the column gate (the config's own packing), no collective, weights in `precision`; with
-    /// `checkEveryStage` as the sharded forward had it, so that a non-finite value found here says
-    /// the same about the stages checked.
+    /// rank, the column gate (the config's own packing), no collective, weights held by `storage`;
+    /// with `checkEveryStage` as the sharded forward had it, so that a non-finite value found here
+    /// says the same about the stages checked.
     public static func unshardedForward(config: MLAConfig, layer: Int, source: WeightSource, x: Matrix, batch: Batch,
-                                        precision: Precision = .f32, checkEveryStage: Bool = false) throws -> Matrix {
-        let whole = try unshardedLayer(config: config, layer: layer, source: source, x: x, batch: batch, precision: precision)
+                                        storage: any WeightStorage.Type = F32Storage.self, checkEveryStage: Bool = false) throws -> Matrix {
+        let whole = try unshardedLayer(config: config, layer: layer, source: source, x: x, batch: batch, storage: storage)
         whole.checkEveryStage = checkEveryStage
         return try whole.forward(x, batch: batch, collectives: .local)
     }
 
+    /// The reference in `precision` of a run held by `run`: the unsharded forward in the run's own
+    /// format for its own precision; in f32, an f32 layer of the values the run holds (an fp8
+    /// run's dequantized weights; bf16 and f32 runs: the source's values).
+    public static func reference(_ precision: Precision, run: any WeightStorage.Type, config: MLAConfig, layer: Int,
+                                 source: WeightSource, x: Matrix, batch: Batch, checkEveryStage: Bool = false) throws -> Matrix {
+        let (storage, values) = precision == run.activations ? (run, source) : (F32Storage.self, run.referenceValues(source))
+        return try unshardedForward(config: config, layer: layer, source: values, x: x, batch: batch, storage: storage,
+                                    checkEveryStage: checkEveryStage)
+    }
+
     /// The unsharded layer itself, for a caller that also wants its o_proj input.
     public static func unshardedLayer(config: MLAConfig, layer: Int, source: WeightSource, x: Matrix, batch: Batch,
-                                      precision: Precision = .f32) throws -> MLAAttention {
-        try MLAAttention(config: config, layer: layer, shard: .whole, gateLayout: .column, source: source, precision: precision)
+                                      storage: any WeightStorage.Type = F32Storage.self) throws -> MLAAttention {
+        try MLAAttention(config: config, layer: layer, shard: .whole, gateLayout: .column, source: source, storage: storage)
     }
 
     /// Which heads' o_proj inputs differ from the unsharded layer's, when a check failed: every

@@ -40,13 +40,14 @@ public struct LayoutPlan: Codable, Sendable {
     }
 
     public init(config c: MLAConfig, layout l: ParallelLayout, gate: GateLayout = .column, context: Int, batch: Int,
-                bytesPerElement e: Int = 4, memoryPerRank: Int? = nil) throws(CountOverflow) {
+                bytesPerElement e: Int = 4, memoryPerRank: Int? = nil, quantization: WeightQuantization? = nil) throws(CountOverflow) {
         layout = l.description
         (dp, tp, dcp) = (l.dp, l.tp, l.dcp)
         bytesPerElement = e
         let sequences = (batch + l.dp - 1) / l.dp
         sequencesPerGroup = sequences
-        weightBytesPerRank = ShardingPlan(config: c, tp: l.tp, gate: gate).bytesPerRank / 4 * e
+        weightBytesPerRank = quantization == .fp8 ? ShardingPlan(config: c, tp: l.tp, gate: gate, quantization: .fp8).bytesPerRank
+                                                  : ShardingPlan(config: c, tp: l.tp, gate: gate).bytesPerRank / 4 * e
         let perToken = FlopModel.kvCacheBytesPerToken(config: c, bytesPerElement: e)
         kvBytesPerToken = Double(perToken) / Double(l.dcp)
         let share = TokenShare(index: 0, count: l.dcp)

@@ -18,14 +18,22 @@ public struct ShardingPlan: Codable, Sendable {
     public var gate: GateLayout
     /// What the weights are stored in (nil: f32, as plans made before bf16 read).
     public var precision: Precision?
+    /// `--quantization` (nil: none). Under fp8 each projection a run holds in fp8 counts one byte
+    /// per element plus four per 128×128 tile its block touches (the busiest rank's), kv_b_proj
+    /// two per element (dequantized to bf16 for the absorbed kernels), norms and biases two.
+    public var quantization: WeightQuantization?
     public var weights: [Weight]
     /// Whether this layout runs at this tp (the replicated gate does not for tp > 1).
     public var runs: Bool
 
-    public init(config c: MLAConfig, tp: Int, gate: GateLayout, layer: Int = 0, precision: Precision = .f32) {
+    public init(config c: MLAConfig, tp: Int, gate: GateLayout, layer: Int = 0, precision: Precision = .f32,
+                quantization: WeightQuantization? = nil) {
         self.tp = tp
         self.gate = gate
+        let fp8 = quantization == .fp8
+        let precision = fp8 ? .bf16 : precision
         self.precision = precision == .f32 ? nil : precision
+        self.quantization = fp8 ? .fp8 : nil
         let size = precision.bytesPerElement
         let n = WeightNames(layer: layer), H = c.numAttentionHeads
         func w(_ name: String, _ layout: Layout, _ out: Int, _ inF: Int) -> Weight {
@@ -35,8 +43,9 @@ public struct ShardingPlan: Codable, Sendable {
             case .column: local = [out / tp, inF]
             case .row: local = [out, inF / tp]
             }
-            return Weight(name: name, layout: layout, globalShape: [out, inF], localShape: local,
-                          bytesPerRank: size * local[0] * local[1])
+            let inFP8 = fp8 && !name.hasPrefix(n.kvBProj + ".") && (c.quantMethod != "fp8" || WeightNames.isFP8Module(name))
+            let bytes = inFP8 ? Self.fp8Bytes(layout, out: out, in: inF, tp: tp, block: c.fp8BlockSize) : size * local[0] * local[1]
+            return Weight(name: name, layout: layout, globalShape: [out, inF], localShape: local, bytesPerRank: bytes)
         }
         func v(_ name: String, _ layout: Layout, _ count: Int) -> Weight {
             let local = layout == .replicated ? count : count / tp
@@ -64,6 +73,20 @@ public struct ShardingPlan: Codable, Sendable {
         if c.oProjBias { list.append(v(n.oProj + ".bias", .replicated, c.hiddenSize)) }
         weights = list
         runs = !(c.useGatedAttn && gate == .replicated && tp > 1)
+    }
+
+    /// The most bytes a rank holds of an `[out, in]` weight in fp8 under `layout`: a byte per
+    /// element and an f32 scale per tile its block touches (a block whose edge falls inside a tile
+    /// keeps that tile's scale, so ranks can differ by a scale row or column).
+    static func fp8Bytes(_ layout: Layout, out: Int, in inF: Int, tp: Int, block: Int) -> Int {
+        let ranks = layout == .replicated ? 1 : tp
+        return (0..<ranks).map { r in
+            let rows = layout == .column ? r * out / tp ..< (r + 1) * out / tp : 0..<out
+            let cols = layout == .row ? r * inF / tp ..< (r + 1) * inF / tp : 0..<inF
+            let tiles = FP8BlockMatrix.tiles(first: rows.lowerBound, count: rows.count, blockSize: block).count
+                * FP8BlockMatrix.tiles(first: cols.lowerBound, count: cols.count, blockSize: block).count
+            return rows.count * cols.count + 4 * tiles
+        }.max() ?? 0
     }
 
     /// Bytes of weights one rank holds.

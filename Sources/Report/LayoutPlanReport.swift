@@ -27,7 +27,8 @@ public struct LayoutPlanReport: Codable, Sendable {
     }
 
     public init(config: MLAConfig, model: String, ranks: Int, layouts: [ParallelLayout], context: Int, batch: Int, layers: Int,
-                dtype: String, bytesPerElement: Int, memoryPerRank: Int?, hardware: Hardware?) throws(CountOverflow) {
+                dtype: String, bytesPerElement: Int, memoryPerRank: Int?, hardware: Hardware?,
+                quantization: WeightQuantization? = nil) throws(CountOverflow) {
         self.model = model
         self.ranks = ranks
         self.context = context
@@ -39,7 +40,7 @@ public struct LayoutPlanReport: Codable, Sendable {
         var rows: [Row] = []
         for l in layouts {
             let p = try LayoutPlan(config: config, layout: l, context: context, batch: batch, bytesPerElement: bytesPerElement,
-                               memoryPerRank: memoryPerRank.map { $0 / max(layers, 1) })
+                               memoryPerRank: memoryPerRank.map { $0 / max(layers, 1) }, quantization: quantization)
             let d = hardware.map { p.seconds(p.decode, p.decodeCollectives, config: config, hardware: $0) }
             let f = hardware.map { p.seconds(p.prefill, p.prefillCollectives, config: config, hardware: $0) }
             rows.append(Row(plan: p, decodeSeconds: d.map { [$0.compute, $0.communication] }, prefillSeconds: f.map { [$0.compute, $0.communication] }))

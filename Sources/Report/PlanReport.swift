@@ -2,6 +2,7 @@ import Foundation
 import MLA
 import Planner
 import TensorCore
+import TensorParallel
 
 /// Everything `plan` prints, as one Codable document.
 public struct PlanReport: Codable, Sendable {
@@ -124,7 +125,7 @@ public struct PlanReport: Codable, Sendable {
     /// Every count is checked (`FlopModel`, `Checked`); `plan` calls `SizeBudget.planCounts` first,
     /// so a size too large is refused with its name before this runs.
     public init(config c: MLAConfig, model: String, tp: Int, gate: GateLayout, sequenceLengths lengths: [Int], hardware: Hardware?,
-                precision: Precision = .f32) throws {
+                precision: Precision = .f32, quantization: WeightQuantization? = nil) throws {
         self.model = model
         self.tp = tp
         self.gate = gate
@@ -133,7 +134,7 @@ public struct PlanReport: Codable, Sendable {
         gated = c.useGatedAttn
         sequenceLengths = lengths
         let T = try Checked.sum(of: lengths, what: "tokens of the batch"), B = lengths.count
-        plan = ShardingPlan(config: c, tp: tp, gate: gate, precision: precision)
+        plan = ShardingPlan(config: c, tp: tp, gate: gate, precision: precision, quantization: quantization)
         bytesPerRank = plan.bytesPerRank
         replicatedBytes = plan.replicatedBytes
         shardedBytes = plan.shardedBytes
@@ -150,7 +151,7 @@ public struct PlanReport: Codable, Sendable {
         collective = Collective(allReduceCalls: tp > 1 ? 1 : 0, prefillBytes: pb, prefillRingBytesPerRank: ShardingPlan.ringBytesPerRank(pb, tp: tp),
                                 decodeBytes: db, decodeRingBytesPerRank: ShardingPlan.ringBytesPerRank(db, tp: tp))
         gates = try GateLayout.applicable(to: c).map { layout in
-            let p = ShardingPlan(config: c, tp: tp, gate: layout, precision: precision)
+            let p = ShardingPlan(config: c, tp: tp, gate: layout, precision: precision, quantization: quantization)
             let cost = try FlopModel.prefill(config: c, tp: tp, gate: layout, sequenceLengths: lengths)
             return GateRow(layout: layout, gateBytesPerRank: p.weights.filter { $0.name.contains(".gate.") }.reduce(0) { $0 + $1.bytesPerRank },
                            bytesPerRank: p.bytesPerRank, gateFlops: cost.stage("gate")?.flops ?? 0, prefillFlops: cost.totalFlops, runs: p.runs)

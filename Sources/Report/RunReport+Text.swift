@@ -9,7 +9,11 @@ extension RunReport {
         var s = "mla-tp: model \(preset), layer \(layer), \(layoutName), gate \(gate.rawValue)"
         s += gated ? " (\(activation))" : " (ungated)"
         s += ", \(tokens) tokens in \(sequences) sequence\(sequences == 1 ? "" : "s")"
-        if let dtype { s += ", \(dtype) weights and activations, allreduce in \(allReduceDType ?? dtype)" }
+        if plan.quantization == .fp8 {
+            s += ", fp8 weights (e4m3, 128×128 tile scales), bf16 activations, allreduce in \(allReduceDType ?? .bf16)"
+        } else if let dtype {
+            s += ", \(dtype) weights and activations, allreduce in \(allReduceDType ?? dtype)"
+        }
         s += "\n\n"
         s += "Per-rank plan\n"
         let hosts = ranks.contains { ($0.node ?? 0) > 0 }

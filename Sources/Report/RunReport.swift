@@ -154,7 +154,7 @@ public struct RunReport: Codable, Sendable {
     public init(config: MLAConfig, model: String, layer: Int, layout: ParallelLayout, gate: GateLayout, batch: Batch,
                 counters: ForwardCounters, collectives: Collectives, facts: [RankFacts], hosts: [String], nodes: [Int], placement: String,
                 check: CheckResult?,
-                precision: Precision = .f32) {
+                precision: Precision = .f32, quantization: WeightQuantization = .none) {
         preset = model
         self.layer = layer
         let tp = layout.tp
@@ -167,7 +167,7 @@ public struct RunReport: Codable, Sendable {
         tokens = batch.tokenCount
         hidden = config.hiddenSize
         sequences = batch.sequenceCount
-        let plan = ShardingPlan(config: config, tp: tp, gate: gate, layer: layer, precision: precision)
+        let plan = ShardingPlan(config: config, tp: tp, gate: gate, layer: layer, precision: precision, quantization: quantization)
         self.plan = plan
         ranks = facts.map { f in
             let h = ShardingPlan.heads(rank: f.position.tpRank, tp: tp, config: config)

@@ -160,6 +160,15 @@ public final class CheckpointIndex: @unchecked Sendable {
             rows: rows, columns: columns, blockSize: blockSize, into: destination)
     }
 
+    /// A block of an FP8 weight as stored, with its scales, whose scale tensor may live in another shard.
+    public func readStoredFP8(_ name: String, rows: Range<Int>, columns: Range<Int>, blockSize: Int = 128) throws -> FP8BlockDequantizer.StoredBlock {
+        let weight = try locate(name)
+        let scaleName = FP8BlockDequantizer.scaleName(forWeight: name)
+        let scale = try locate(scaleName)
+        return try FP8BlockDequantizer.stored(weightFile: weight.file, name: name, scaleFile: scale.file, scaleName: scaleName,
+                                              rows: rows, columns: columns, blockSize: blockSize)
+    }
+
     /// Reads and validates an index JSON file; shard names must be relative paths without `..`.
     private static func parseIndex(at path: String) throws -> (metadata: [String: String], weightMap: [String: String]) {
         func invalid(_ reason: String) -> CheckpointIndexError { .invalidIndex(path: path, reason: reason) }

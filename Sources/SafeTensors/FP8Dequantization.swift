@@ -30,33 +30,13 @@ public enum FP8BlockDequantizer {
         rows: Range<Int>? = nil, columns: Range<Int>? = nil, blockSize: Int = 128,
         into destination: UnsafeMutableBufferPointer<Float>
     ) throws {
-        guard blockSize > 0 else { throw SafeTensorsReadError.invalidBlockSize(blockSize) }
-        let weightInfo = try weightFile.info(name)
-        guard weightInfo.shape.count == 2 else {
-            throw SafeTensorsReadError.wrongRank(
-                file: weightFile.path, tensor: name, shape: weightInfo.shape, expected: "a 2-D FP8 weight")
-        }
-        guard weightInfo.dtype == .F8_E4M3 else {
-            throw SafeTensorsReadError.unsupportedDType(
-                file: weightFile.path, tensor: name, dtype: weightInfo.dtype, operation: "FP8 block dequantization (F8_E4M3)")
-        }
-        let block = try weightFile.block(name, rows: rows, columns: columns)
-        let scaleInfo = try scaleFile.info(scaleName)
-        let expected = [ceilDivide(weightInfo.shape[0], blockSize), ceilDivide(weightInfo.shape[1], blockSize)]
-        guard scaleInfo.shape == expected else {
-            throw SafeTensorsReadError.scaleShapeMismatch(
-                file: scaleFile.path, weight: name, weightShape: weightInfo.shape, scale: scaleName,
-                scaleShape: scaleInfo.shape, expectedShape: expected, blockSize: blockSize)
-        }
+        let (block, scaleRows, scaleColumns, scales) = try scaledBlock(weightFile: weightFile, name: name, scaleFile: scaleFile,
+                                                                        scaleName: scaleName, rows: rows, columns: columns, blockSize: blockSize)
         guard destination.count == block.elementCount else {
             throw SafeTensorsReadError.destinationSizeMismatch(
                 tensor: name, needed: block.elementCount, provided: destination.count)
         }
         guard block.elementCount > 0, let output = destination.baseAddress else { return }
-
-        let scaleRows = (block.rows.lowerBound / blockSize)..<((block.rows.upperBound - 1) / blockSize + 1)
-        let scaleColumns = (block.columns.lowerBound / blockSize)..<((block.columns.upperBound - 1) / blockSize + 1)
-        let scales = try scaleFile.readFloats(scaleName, rows: scaleRows, columns: scaleColumns)
 
         let columnCount = block.columns.count
         try ScalarConversion.fp8E4M3Table.withUnsafeBufferPointer { table in
@@ -82,6 +62,67 @@ public enum FP8BlockDequantizer {
             }
         }
         weightFile.recordRead(block.elementCount)
+    }
+}
+
+extension FP8BlockDequantizer {
+    /// A block of an FP8 weight as stored: its e4m3 bytes (row-major) and the scales of every tile
+    /// it touches (`[scaleRows, scaleColumns]`), nothing dequantized.
+    public struct StoredBlock: Sendable {
+        public var bytes: [UInt8]
+        public var scales: [Float]
+        public var scaleRows: Range<Int>
+        public var scaleColumns: Range<Int>
+    }
+
+    /// Reads `rows × columns` of the FP8 weight `name` as stored, with its scales (checked as
+    /// `dequantize` checks them).
+    public static func stored(weightFile: SafeTensorsFile, name: String, scaleFile: SafeTensorsFile, scaleName: String,
+                              rows: Range<Int>, columns: Range<Int>, blockSize: Int) throws -> StoredBlock {
+        let (block, scaleRows, scaleColumns, scales) = try scaledBlock(weightFile: weightFile, name: name, scaleFile: scaleFile,
+                                                                        scaleName: scaleName, rows: rows, columns: columns, blockSize: blockSize)
+        var bytes = [UInt8](repeating: 0, count: block.elementCount)
+        if block.elementCount > 0 {
+            try bytes.withUnsafeMutableBytes { try weightFile.readBlock(block, name: name, directInto: $0.baseAddress!) { _, _, _ in } }
+            weightFile.recordRead(block.elementCount)
+        }
+        return StoredBlock(bytes: bytes, scales: scales, scaleRows: scaleRows, scaleColumns: scaleColumns)
+    }
+
+    /// The checks every FP8 read makes, and the block's scales: the weight is 2-D F8_E4M3, its
+    /// scale tensor has the shape the block size implies, and each scale the block uses is finite
+    /// and positive (a zero, negative or NaN scale names the tile).
+    static func scaledBlock(weightFile: SafeTensorsFile, name: String, scaleFile: SafeTensorsFile, scaleName: String,
+                            rows: Range<Int>?, columns: Range<Int>?, blockSize: Int)
+        throws -> (block: TensorBlock, scaleRows: Range<Int>, scaleColumns: Range<Int>, scales: [Float]) {
+        guard blockSize > 0 else { throw SafeTensorsReadError.invalidBlockSize(blockSize) }
+        let weightInfo = try weightFile.info(name)
+        guard weightInfo.shape.count == 2 else {
+            throw SafeTensorsReadError.wrongRank(
+                file: weightFile.path, tensor: name, shape: weightInfo.shape, expected: "a 2-D FP8 weight")
+        }
+        guard weightInfo.dtype == .F8_E4M3 else {
+            throw SafeTensorsReadError.unsupportedDType(
+                file: weightFile.path, tensor: name, dtype: weightInfo.dtype, operation: "FP8 block dequantization (F8_E4M3)")
+        }
+        let block = try weightFile.block(name, rows: rows, columns: columns)
+        let scaleInfo = try scaleFile.info(scaleName)
+        let expected = [ceilDivide(weightInfo.shape[0], blockSize), ceilDivide(weightInfo.shape[1], blockSize)]
+        guard scaleInfo.shape == expected else {
+            throw SafeTensorsReadError.scaleShapeMismatch(
+                file: scaleFile.path, weight: name, weightShape: weightInfo.shape, scale: scaleName,
+                scaleShape: scaleInfo.shape, expectedShape: expected, blockSize: blockSize)
+        }
+        guard block.elementCount > 0 else { return (block, 0..<0, 0..<0, []) }
+        let scaleRows = (block.rows.lowerBound / blockSize)..<((block.rows.upperBound - 1) / blockSize + 1)
+        let scaleColumns = (block.columns.lowerBound / blockSize)..<((block.columns.upperBound - 1) / blockSize + 1)
+        let scales = try scaleFile.readFloats(scaleName, rows: scaleRows, columns: scaleColumns)
+        if let bad = scales.firstIndex(where: { !($0.isFinite && $0 > 0) }) {
+            throw SafeTensorsReadError.badScale(file: scaleFile.path, scale: scaleName, weight: name,
+                                                tile: [scaleRows.lowerBound + bad / scaleColumns.count, scaleColumns.lowerBound + bad % scaleColumns.count],
+                                                value: scales[bad])
+        }
+        return (block, scaleRows, scaleColumns, scales)
     }
 }
 

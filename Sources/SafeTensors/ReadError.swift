@@ -35,6 +35,8 @@ public enum SafeTensorsReadError: Error, CustomStringConvertible, Equatable, Sen
                             expectedShape: [Int], blockSize: Int)
     /// A block size of zero or less was passed to the FP8 dequantizer.
     case invalidBlockSize(Int)
+    /// An FP8 scale that is NaN, infinite, zero or negative (a scale multiplies every value of its tile).
+    case badScale(file: String, scale: String, weight: String, tile: [Int], value: Float)
     /// An I64 value does not fit in `Int` (only possible on 32-bit platforms).
     case integerOverflow(file: String, tensor: String)
 
@@ -64,6 +66,9 @@ public enum SafeTensorsReadError: Error, CustomStringConvertible, Equatable, Sen
         case let .scaleShapeMismatch(file, weight, weightShape, scale, scaleShape, expected, blockSize):
             return "\(file): scale '\(scale)' has shape \(scaleShape), but weight '\(weight)' of shape \(weightShape) "
                 + "with block size \(blockSize) needs \(expected) — pass the block size the checkpoint was quantized with"
+        case let .badScale(file, scale, weight, tile, value):
+            return "\(file): scale '\(scale)' of weight '\(weight)' is \(value) at tile \(tile), but every FP8 block scale must be "
+                + "finite and greater than 0 — the checkpoint is damaged or was not quantized block-wise; re-export it"
         case let .invalidBlockSize(size):
             return "FP8 block size \(size) is invalid — pass a positive block size (DeepSeek-V3 uses 128)"
         case let .integerOverflow(file, tensor):

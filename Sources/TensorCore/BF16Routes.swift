@@ -45,23 +45,37 @@ extension GemmContext {
     /// The fallback: the weight widened to f32 a block of output columns at a time into a bounded
     /// scratch (at most `widenBlockBytes`, and at least 16 columns), each block through OpenBLAS.
     private func widened(_ p: Product, _ b: UnsafePointer<BFloat16>, reason: String) -> GemmKernel {
+        widened(p, reason: reason) { j0, cols, w in
+            if p.transB {   // rows j0..<j0+cols of B [n, k]
+                mlatp_bf16_widen_2d(cols, p.k, b.bits + j0 * p.ldb, p.ldb, w, p.k, bestISA)
+            } else {        // columns j0..<j0+cols of B [k, n]
+                mlatp_bf16_widen_2d(p.k, cols, b.bits + j0, p.ldb, w, cols, bestISA)
+            }
+        }
+    }
+
+    /// The widening fallback for any weight format: `fill(j0, cols, w)` writes output columns
+    /// `j0 ..< j0 + cols` of the weight as f32 into `w` (`[cols, k]` when transB, else `[k, cols]`),
+    /// a block at a time; A is rounded to bf16 as the bf16 routes take it. The fp8 weights' tiled
+    /// route fills the same blocks, so its products are the bf16 ones call for call.
+    func widened(_ p: Product, reason: String, fill: (Int, Int, UnsafeMutablePointer<Float>) -> Void) -> GemmKernel {
         let (a, lda, transA) = f32A(p, roundToBF16: true)
-        var block = max(16, widenBlockBytesLocked / (4 * p.k)) / 16 * 16
-        block = min(block, p.n)
+        let block = Self.widenedBlock(n: p.n, k: p.k, bytes: widenBlockBytesLocked)
         let w = scratchB.floats(block * p.k)
         return withF32C(p) { c, ldc in
             for j0 in stride(from: 0, to: p.n, by: block) {
                 let cols = min(block, p.n - j0)
-                if p.transB {   // rows j0..<j0+cols of B [n, k]
-                    mlatp_bf16_widen_2d(cols, p.k, b.bits + j0 * p.ldb, p.ldb, w, p.k, bestISA)
-                } else {        // columns j0..<j0+cols of B [k, n]
-                    mlatp_bf16_widen_2d(p.k, cols, b.bits + j0, p.ldb, w, cols, bestISA)
-                }
+                fill(j0, cols, w)
                 Gemm.run(transA: transA, transB: p.transB, m: p.m, n: cols, k: p.k, alpha: p.alpha, a: a, lda: lda,
                          b: w, ldb: p.transB ? p.k : cols, beta: p.beta, c: c + j0, ldc: ldc)
             }
             return .widened(p.m == 1 || block == 1 ? "sgemv" : "sgemm", reason: reason)
         }
+    }
+
+    /// Output columns per widened block: what `bytes` of f32 scratch hold, a multiple of 16, at least 16.
+    static func widenedBlock(n: Int, k: Int, bytes: Int) -> Int {
+        min(max(16, bytes / (4 * max(k, 1))) / 16 * 16, n)
     }
 
     /// Through oneDNN's matmul primitive (made once per key), C in its own precision. With bf16

@@ -33,6 +33,8 @@ public final class GemmContext: @unchecked Sendable {
     private var created = 0
     private var tally: [GemmKernel: Int] = [:]
     let scratchA = Scratch(), scratchB = Scratch(), scratchC = Scratch()
+    /// The fp8 route's dequantized weight tile (the bf16 routes it calls use the other three).
+    let scratchW = Scratch()
 
     public init() {}
 

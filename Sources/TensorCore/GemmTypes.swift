@@ -66,6 +66,10 @@ public enum GemmKernel: Hashable, Sendable, CustomStringConvertible {
     case bf16Rows(KernelISA)
     /// bf16 weights widened to f32 block by block for OpenBLAS ("sgemm" or "sgemv"), and why.
     case widened(String, reason: String)
+    /// The fp8 row kernel (e4m3 bytes and block scales read directly), at this instruction set.
+    case fp8Rows(KernelISA)
+    /// fp8 weights dequantized a tile of rows at a time into bf16, each tile through this kernel.
+    case fp8Tiles(String)
 
     public var description: String {
         switch self {
@@ -74,6 +78,8 @@ public enum GemmKernel: Hashable, Sendable, CustomStringConvertible {
         case .oneDNN(let implementation): "oneDNN matmul \(implementation)"
         case .bf16Rows(let isa): "bf16 row kernel (\(isa))"
         case .widened(let routine, let reason): "fallback: bf16 widened to f32, OpenBLAS \(routine) (\(reason))"
+        case .fp8Rows(let isa): "fp8 row kernel (\(isa))"
+        case .fp8Tiles(let inner): "fp8 dequantized per tile to bf16, then \(inner)"
         }
     }
 }

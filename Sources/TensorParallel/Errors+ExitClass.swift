@@ -10,3 +10,8 @@ extension TPError: ExitClassified {
 extension LayoutError: ExitClassified {
     public var failureClass: FailureClass { .config }
 }
+
+/// A weight that cannot be held as asked is bad input (the checkpoint's values).
+extension WeightValueError: ExitClassified {
+    public var failureClass: FailureClass { .input }
+}

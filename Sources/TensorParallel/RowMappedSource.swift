@@ -58,6 +58,29 @@ public struct RowMappedSource: WeightSource {
         })
     }
 
+    /// Each run of stored rows as stored in fp8, or quantized on the stored tensor's tile grid
+    /// where `base` holds it otherwise, its scale rows appended after the previous run's, every row
+    /// pointing at its own.
+    public func fp8Block(_ tensor: String, shape: Shape, rows: Range<Int>, cols: Range<Int>, initializer: Initializer) throws -> FP8BlockMatrix? {
+        guard tensor == name else { return try base.fp8Block(tensor, shape: shape, rows: rows, cols: cols, initializer: initializer) }
+        var values: [UInt8] = [], scales: [Float] = [], rowScale: [Int32] = []
+        var first: FP8BlockMatrix?
+        for (_, stored) in runs(rows) {
+            let part = try base.fp8Block(tensor, shape: shape, rows: stored, cols: cols, initializer: initializer)
+                ?? FP8BlockStorage.quantize(tensor, from: base, shape: shape, rows: stored, cols: cols, initializer: initializer)
+            let offset = Int32(first == nil ? 0 : scales.count / max(1, part.scaleCols))
+            first = first ?? part
+            values += part.values
+            scales += part.scales
+            rowScale += (0..<part.rows).map { offset + Int32(part.rowScale?[$0] ?? Int32((part.rowOffset + $0) / part.blockSize)) }
+        }
+        guard let first else { return try base.fp8Block(tensor, shape: shape, rows: rows, cols: cols, initializer: initializer) }
+        return FP8BlockMatrix(rows: rows.count, cols: cols.count, blockSize: first.blockSize, values: values, scales: scales,
+                              scaleCols: first.scaleCols, rowOffset: 0, columnOffset: first.columnOffset, rowScale: rowScale)
+    }
+
+    public func storedInFP8(_ tensor: String) -> Bool? { base.storedInFP8(tensor) }
+
     public func vector(_ tensor: String, count: Int, range: Range<Int>, initializer: Initializer) throws -> [Float] {
         try base.vector(tensor, count: count, range: range, initializer: initializer)
     }

@@ -17,7 +17,8 @@ public struct ShardedLinear: Sendable {
     public let bias: AnyVector?          // [out] or, column-parallel, [out/tp]
 
     /// Reads this rank's block of `name.weight` (and `name.bias`) from `source` and keeps it in
-    /// `storage`, in `order`. Only the rank's own block is ever asked for.
+    /// `storage` (or the storage it resolves to for this tensor), in `order`. Only the rank's own
+    /// block is ever asked for.
     public init(name: String, inFeatures: Int, outFeatures: Int, partition: Partition, bias hasBias: Bool,
                 source: WeightSource, initializer: Initializer, biasInitializer: Initializer,
                 order: WeightOrder, storage: any WeightStorage.Type) throws {
@@ -26,10 +27,11 @@ public struct ShardedLinear: Sendable {
         self.outFeatures = outFeatures
         self.partition = partition
         let rows = partition.rows(of: outFeatures)
-        self.storage = try storage.load(name + ".weight", from: source, shape: Shape(outFeatures, inFeatures), rows: rows,
-                                       cols: partition.columns(of: inFeatures), order: order, initializer: initializer)
+        let held = storage.resolved(for: name + ".weight", in: source)
+        self.storage = try held.load(name + ".weight", from: source, shape: Shape(outFeatures, inFeatures), rows: rows,
+                                    cols: partition.columns(of: inFeatures), order: order, initializer: initializer)
         bias = hasBias ? AnyVector(try source.vector(name + ".bias", count: outFeatures, range: rows, initializer: biasInitializer),
-                                   storedAs: storage.activations) : nil
+                                   storedAs: held.activations) : nil
     }
 
     /// Output and input features of this rank's block.

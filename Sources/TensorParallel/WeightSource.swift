@@ -28,10 +28,21 @@ public protocol WeightSource {
     /// The stored shape of `name`, where the source has one (a checkpoint); nil for seeded
     /// weights, which take whatever shape they are asked for.
     func shape(of name: String) -> [Int]?
+    /// The same block as stored in fp8 e4m3 with its block scales — the block's bytes and the
+    /// scales of every tile it touches, nothing more — or nil where the source does not hold
+    /// `name` in fp8 (seeded weights, any other dtype). Never dequantized.
+    func fp8Block(_ name: String, shape: Shape, rows: Range<Int>, cols: Range<Int>, initializer: Initializer) throws -> FP8BlockMatrix?
+    /// Whether the source says how `name` is quantized: true where it is stored in fp8, false
+    /// where a checkpoint that declares fp8 quantization keeps it in another dtype (DeepSeek-V3's
+    /// norms and any module it leaves unquantized), nil where the source declares no quantization
+    /// (seeded weights, a bf16 or f32 checkpoint): an fp8 model then quantizes every projection itself.
+    func storedInFP8(_ name: String) -> Bool?
 }
 
 extension WeightSource {
     public func shape(of name: String) -> [Int]? { nil }
+    public func fp8Block(_ name: String, shape: Shape, rows: Range<Int>, cols: Range<Int>, initializer: Initializer) throws -> FP8BlockMatrix? { nil }
+    public func storedInFP8(_ name: String) -> Bool? { nil }
 
     public func blockTransposed(_ name: String, shape: Shape, rows: Range<Int>, cols: Range<Int>, initializer: Initializer) throws -> Matrix {
         try block(name, shape: shape, rows: rows, cols: cols, initializer: initializer).transposed()

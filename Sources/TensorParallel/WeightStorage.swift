@@ -46,9 +46,29 @@ public protocol WeightStorage: Sendable {
     /// `y = x·Wᵀ` accumulated in f32 (no bias, not rounded): x `[T, in]` → y `[T, out]`, y
     /// preallocated. Returns the kernel that ran the product.
     func apply(_ x: Matrix, into y: inout Matrix) throws -> GemmKernel
+
+    /// The storage that holds tensor `name` of `source` under this format: this one, unless the
+    /// format follows how a checkpoint stores each tensor (fp8: a tensor an fp8 checkpoint keeps
+    /// in bf16 stays bf16).
+    static func resolved(for name: String, in source: WeightSource) -> any WeightStorage.Type
+    /// The storage for a weight that attention kernels read through `operand` themselves (MLA's
+    /// absorbed W_UK and W_UV, kv_b_proj's rows): this one, or for a format `Gemm` cannot read, the
+    /// format it dequantizes to once at load (vLLM's MLA backend does the same under fp8).
+    static var kernelOperandStorage: any WeightStorage.Type { get }
+    /// A source whose f32 blocks are the values this format holds of `source`'s weights, for an
+    /// f32 reference of the same model: `source` itself for formats that keep the source's values
+    /// up to rounding (f32, bf16); the dequantized fp8 values for fp8.
+    static func referenceValues(_ source: WeightSource) -> WeightSource
+    /// The `--quantization` this format is (none for f32 and bf16).
+    static var quantization: WeightQuantization { get }
 }
 
 extension WeightStorage {
+    public static func resolved(for name: String, in source: WeightSource) -> any WeightStorage.Type { Self.self }
+    public static var kernelOperandStorage: any WeightStorage.Type { Self.self }
+    public static func referenceValues(_ source: WeightSource) -> WeightSource { source }
+    public static var quantization: WeightQuantization { .none }
+
     /// What this block's layer stores its outputs in.
     public var activations: Precision { Self.activations }
 
@@ -62,11 +82,28 @@ extension WeightStorage {
 
 extension Precision {
     /// The storage that holds weights in this precision and stores its outputs in it too
-    /// (`--dtype f32` or `bf16`).
+    /// (`--dtype f32` or `bf16`; `--quantization fp8` is `FP8BlockStorage`).
     public var storage: any WeightStorage.Type {
         switch self {
         case .f32: F32Storage.self
         case .bf16: BF16Storage.self
+        }
+    }
+}
+
+/// `--quantization`: how the projections' weights are quantized beyond their dtype (the
+/// vocabulary of vLLM and SGLang).
+public enum WeightQuantization: String, CaseIterable, Codable, Sendable {
+    /// Weights as `--dtype` holds them.
+    case none
+    /// fp8 e4m3 with one f32 scale per 128×128 tile, activations in bf16 (W8A16): `FP8BlockStorage`.
+    case fp8
+
+    /// The storage of a model held with this quantization and activations in `precision`.
+    public func storage(activations precision: Precision) -> any WeightStorage.Type {
+        switch self {
+        case .none: precision.storage
+        case .fp8: FP8BlockStorage.self
         }
     }
 }

@@ -96,7 +96,7 @@ struct Bench: ParsableCommand {
         try requireBudget(try Runtime.budget(world), config: config, model: name, tp: world.size, phases: phases)
         let torch = try torchBaseline.map { try TorchBaseline.load($0, preset: name, tp: world.size, tokens: tokens) }
         let attention = try MLAAttention(config: config, shard: Shard(rank: world.rank, size: world.size), gateLayout: model.gate,
-                                         source: try model.weightSource(for: config), precision: model.dtype)
+                                         source: try model.weightSource(for: config), storage: model.storage)
         var mine = BenchRankResult(rank: world.rank, blasThreads: BLAS.threads, weightBytes: attention.weightBytes,
                                    runtimeAnonymousBytes: runtimeMemory.anonymousBytes,
                                    loadedAnonymousBytes: ProcessMemory.current().anonymousBytes)

@@ -3,6 +3,7 @@ import Jobs
 import Measure
 import MLA
 import TensorCore
+import TensorParallel
 
 /// An option value with a grammar: parsed in one place (`init(parsing:)`), and a value that fits
 /// none of its forms is a usage error (exit 2) that lists them. Options declare it with
@@ -21,6 +22,7 @@ extension DecodePath: ExpressibleByArgument {}
 extension GateActivation: ExpressibleByArgument {}
 extension BenchPhase: ExpressibleByArgument {}
 extension Precision: ExpressibleByArgument {}
+extension WeightQuantization: ExpressibleByArgument {}
 extension ReductionChoice.Route: ExpressibleByArgument {}
 
 /// `--repeat N`: the timed forwards of `sweep` and `sweep-step`, spelled as `bench` spells it.

@@ -26,10 +26,15 @@ struct ModelOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Seed of the TP-independent random weights and input.")
     var seed: UInt64 = 1234
 
-    @Option(help: ArgumentHelp(
+    @Option(name: .customLong("dtype"), help: ArgumentHelp(
         "Element type of weights and activations: f32 or bf16.",
         discussion: "bf16 runs as a bf16 engine does: weights held in bf16 (a bf16 checkpoint as stored, others rounded once), activations rounded where transformers' bf16 forward rounds, GEMMs on bf16 operands accumulating in f32 (docs/precision.md)."))
-    var dtype: Precision = .f32
+    var dtypeOption: Precision?
+
+    @Option(help: ArgumentHelp(
+        "Weight quantization: none or fp8.",
+        discussion: "fp8 holds the projections as an engine serving DeepSeek-V3 does: e4m3 with one f32 scale per 128×128 tile, activations in bf16 (W8A16). An fp8 checkpoint's tensors are taken as stored; bf16/f32 checkpoints and presets are quantized once per tile (scale = amax / 448)."))
+    var quantization: WeightQuantization?
 
     @Option(help: "Override the config's gate activation.")
     var act: GateActivation?
@@ -39,6 +44,9 @@ struct ModelOptions: ParsableArguments {
     var overrides: [ConfigOverride] = []
 
     func validate() throws {
+        if quantization == .fp8 && dtypeOption == .f32 {
+            throw ValidationError("--quantization fp8 computes with bf16 activations (W8A16) — drop --dtype f32, or pass --dtype bf16")
+        }
         if model != nil, preset != nil || config != nil || weights != nil {
             throw ValidationError("--model cannot be combined with --preset, --config or --weights — pick one source")
         }
@@ -57,9 +65,14 @@ struct ModelOptions: ParsableArguments {
         } else {
             origin = .preset(preset?.name ?? "tiny")
         }
-        return ModelChoice(origin: origin, gate: gate, seed: seed, dtype: dtype, activation: act,
-                           overrides: overrides.map { .init(key: $0.key, value: $0.value) })
+        return ModelChoice(origin: origin, gate: gate, seed: seed, dtype: quantization == .fp8 ? .bf16 : dtypeOption ?? .f32, activation: act,
+                           overrides: overrides.map { .init(key: $0.key, value: $0.value) }, quantization: quantization == WeightQuantization.none ? nil : quantization)
     }
+
+    /// What the activations are stored in: `--dtype`, bf16 under `--quantization fp8`.
+    var dtype: Precision { choice.dtype }
+    /// How the projections hold their weights (`--dtype`, `--quantization`).
+    var storage: any WeightStorage.Type { choice.storage }
 
     /// The config (`--act` and every `--set` applied) and a short name for reports.
     func loadConfig() throws -> (MLAConfig, String) { try choice.loadConfig() }

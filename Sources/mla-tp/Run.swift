@@ -96,7 +96,7 @@ struct Run: ParsableCommand {
         let (x, batch, checkOn) = try loadInput(config, name: name, model: model, s, world: world, tp: layout.tp)
         let job = RunJob(config: config, model: name, layer: s.layer, gate: model.gate, x: x, batch: batch, layout: layout,
                          serving: s.serving ? RunJob.Serving(decodeSteps: s.decodeSteps, prefillChunk: s.prefillChunk) : nil,
-                         decode: s.decode, check: checkOn, checkEveryStage: s.checkStages, precision: model.dtype,
+                         decode: s.decode, check: checkOn, checkEveryStage: s.checkStages, storage: model.storage,
                          faultHook: FaultInjection.hook(rank: world.rank))
         let outcome = try job.execute(world: world, collectives: { reduction.collectives($0, dtype: model.dtype) }) {
             let source = try model.weightSource(for: config)

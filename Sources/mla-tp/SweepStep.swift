@@ -101,7 +101,7 @@ struct SweepStep: ParsableCommand {
                 try budget.require(.init("--tokens", s.tokens)) { v throws(CountOverflow) in try need(tokens: v, context: nil, repeats: s.repeats) }
             }
             let layer = try MLAAttention(config: config, shard: Shard(rank: world.rank, size: world.size), gateLayout: model.gate,
-                                         source: try model.weightSource(for: config), precision: model.dtype)
+                                         source: try model.weightSource(for: config), storage: model.storage)
             let collectives = reduction.collectives(world, dtype: model.dtype)
             collectives.separateWait = true             // the barrier before the reduce: waiting for slower ranks, drawn apart
             var result = try StepTimer.time(s.context.map { .decode(context: $0, path: s.decode) } ?? .prefill(tokens: s.tokens),

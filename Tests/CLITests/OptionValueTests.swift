@@ -29,6 +29,14 @@ import TestSupport
         (["run", "--allreduce", "nccl"], ["--allreduce", "'auto'", "'mpi'"]),
         (["bench", "--phase", "all"], ["--phase", "'both'"]),
         (["init", "--out", "/tmp/x", "--dtype", "fp8"], ["--dtype", "'bf16'"]),
+        (["run", "--quantization", "int4"], ["--quantization", "'none'", "'fp8'"]),
+        (["plan", "--tp", "2", "--quantization", "FP8"], ["--quantization", "'none'", "'fp8'"]),
+        (["bench", "--quantization", "awq"], ["--quantization", "'none'", "'fp8'"]),
+        (["sweep", "--quantization", ""], ["--quantization", "'none'", "'fp8'"]),
+        (["sweep-step", "--quantization", "e4m3"], ["--quantization", "'none'", "'fp8'"]),
+        (["run", "--quantization", "fp8", "--dtype", "f32"], ["--quantization fp8", "bf16 activations", "--dtype bf16"]),
+        (["plan", "--tp", "2", "--quantization", "fp8", "--dtype", "f32"], ["--quantization fp8", "bf16 activations"]),
+        (["bench", "--quantization", "fp8", "--dtype", "f32"], ["--quantization fp8", "bf16 activations"]),
     ]
 
     @Test(arguments: cases.indices)

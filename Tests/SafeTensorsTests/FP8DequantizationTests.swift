@@ -7,7 +7,7 @@ struct FP8DequantizationTests {
     /// Weight [5, 4] with block size 3: out and in are not multiples of the block, so the
     /// scale grid is [2, 2] and the last row/column blocks are partial.
     static let rows = 5, columns = 4, block = 3
-    static let scales: [Float] = [2, 0.5, 4, -1]
+    static let scales: [Float] = [2, 0.5, 4, 0.25]
     static func code(_ row: Int, _ column: Int) -> UInt8 { UInt8((row * columns + column) * 5 % 0x7E) }
 
     static func makeFile(in directory: TemporaryDirectory, scaleShape: [Int] = [2, 2]) throws -> SafeTensorsFile {
@@ -49,6 +49,20 @@ struct FP8DequantizationTests {
         let values = try file.readDequantizedFP8("layers.0.attn.wkv_a.weight", rows: 2..<5, columns: 1..<4, blockSize: 3)
         #expect(values == Self.expected(rows: 2..<5, columns: 1..<4))
         #expect(file.bytesRead == 3 * 3 + 2 * 2 * 4, "9 FP8 bytes plus the 2×2 scales covering them")
+    }
+
+    /// The stored form an fp8 model holds: the block's own bytes and the scales of the tiles it
+    /// touches, read without dequantizing.
+    @Test func storedBlockIsItsBytesAndTheScalesOfTheTilesItTouches() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let file = try Self.makeFile(in: directory)
+        let name = "layers.0.attn.wkv_a.weight"
+        let stored = try FP8BlockDequantizer.stored(weightFile: file, name: name, scaleFile: file, scaleName: name + "_scale_inv",
+                                                    rows: 2..<5, columns: 1..<3, blockSize: 3)
+        #expect(stored.bytes == (2..<5).flatMap { r in (1..<3).map { Self.code(r, $0) } })
+        #expect(stored.scales == [2, 4] && stored.scaleRows == 0..<2 && stored.scaleColumns == 0..<1)
+        #expect(file.bytesRead == 3 * 2 + 2 * 4, "6 fp8 bytes and the two scales of the tiles they touch")
     }
 
     @Test func blockInsideOneScaleBlockReadsOneScale() throws {

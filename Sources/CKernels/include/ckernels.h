@@ -52,6 +52,35 @@ void mlatp_bf16_rows_nt(size_t m, size_t n, size_t k, float alpha, const float *
 void mlatp_bf16_rows_nn(size_t m, size_t n, size_t k, float alpha, const float *x, size_t ldx,
                         const uint16_t *w, size_t ldw, float beta, float *y, size_t ldy, int isa);
 
+/// The same product for a weight held in fp8 e4m3 `[n, k]` with one f32 scale per block × block
+/// tile: row j's scales are row `row_scale[j]` of `scales` (leading dimension lds), or with
+/// row_scale NULL row `(row0 + j) / block`; column p's is entry `(col0 + p) / block` of that row.
+/// row0 and col0 are where row 0 and column 0 sit within their scale blocks (global index mod
+/// block, plus the first row's offset for a tile taken further down). Each element is used as bf16(e4m3 × scale), the value a bf16 model holds after
+/// dequantizing in f32, with the same tiles and accumulation order as `mlatp_bf16_rows_nt`: an
+/// fp8 weight gives the bits of its dequantized bf16 copy.
+void mlatp_fp8_rows_nt(size_t m, size_t n, size_t k, float alpha, const float *x, size_t ldx,
+                       const uint8_t *w, size_t ldw, const float *scales, size_t lds, const int32_t *row_scale,
+                       size_t row0, size_t col0, size_t block, float beta, float *y, size_t ldy, int isa);
+
+/// dst[r, p] = bf16(e4m3(w[r, p]) × scale(r, p)) for a rows × cols tile, scales as in
+/// `mlatp_fp8_rows_nt` (rows indexed from the tile's first row).
+void mlatp_fp8_dequant_bf16(size_t rows, size_t cols, const uint8_t *w, size_t ldw, const float *scales, size_t lds,
+                            const int32_t *row_scale, size_t row0, size_t col0, size_t block, uint16_t *dst, size_t ldd, int isa);
+
+/// The same values kept as f32: dst[r, p] = float(bf16(e4m3(w[r, p]) × scale(r, p))).
+void mlatp_fp8_dequant_f32(size_t rows, size_t cols, const uint8_t *w, size_t ldw, const float *scales, size_t lds,
+                           const int32_t *row_scale, size_t row0, size_t col0, size_t block, float *dst, size_t ldd, int isa);
+
+/// The largest |src[i]| (NaN if any value is NaN).
+float mlatp_absmax(const float *src, size_t n);
+
+/// e4m3 of v, rounded to nearest even, saturated at ±448, NaN kept NaN (0x7f with v's sign).
+uint8_t mlatp_fp8_encode_one(float v);
+
+/// dst[i] = e4m3(src[i] / scale) (DeepSeek-V3's weight quantization, scale = amax / 448).
+void mlatp_fp8_encode(const float *src, uint8_t *dst, size_t n, float scale);
+
 /// Sets the OpenMP runtime's thread count (for oneDNN, which runs on libgomp) if that runtime is
 /// loaded; returns 0 when it was set, -1 when no OpenMP runtime is in the process.
 int mlatp_openmp_set_threads(int n);

@@ -1,0 +1,78 @@
+// fp8 e4m3 (OCP FP8, as DeepSeek-V3 stores its weights: 1 sign, 4 exponent bits with bias 7,
+// 3 mantissa bits, no infinities, 0x7f/0xff NaN, largest finite ±448) with one f32 scale per
+// block × block tile: quantizing f32 values, and dequantizing a tile into bf16 for a GEMM.
+#include "ckernels.h"
+#include "weights.h"
+
+float mlatp_absmax(const float *src, size_t n) {
+    float m = 0;
+    for (size_t i = 0; i < n; i++) {
+        float a = fabsf(src[i]);
+        if (a > m || a != a) m = a;   // a NaN is kept: the caller refuses it
+        if (m != m) return m;
+    }
+    return m;
+}
+
+uint8_t mlatp_fp8_encode_one(float v) {
+    uint32_t u = w_bits(v);
+    uint8_t sign = (uint8_t)((u >> 24) & 0x80u);
+    u &= 0x7fffffffu;
+    if (u > 0x7f800000u) return sign | 0x7fu;                 // NaN
+    float a = w_float(u);
+    if (a >= 448.0f) return sign | 0x7eu;                      // saturate (no infinities in e4m3)
+    if (a < 0x1p-6f) {                                         // subnormals: steps of 2^-9
+        float t = a * 512.0f;                                  // exact
+        uint32_t q = (uint32_t)t;
+        float frac = t - (float)q;
+        if (frac > 0.5f || (frac == 0.5f && (q & 1u))) q++;   // to nearest, ties to even
+        return sign | (uint8_t)q;                              // q = 8 is 2^-6, the smallest normal
+    }
+    uint32_t r = (u + 0x7ffffu + ((u >> 20) & 1u)) >> 20;     // exponent and 3 mantissa bits, rounded
+    uint32_t code = r - ((127u - 7u) << 3);                    // rebias 127 → 7
+    return sign | (uint8_t)(code > 0x7eu ? 0x7eu : code);
+}
+
+void mlatp_fp8_encode(const float *src, uint8_t *dst, size_t n, float scale) {
+    for (size_t i = 0; i < n; i++) dst[i] = mlatp_fp8_encode_one(src[i] / scale);
+}
+
+AVX2 static void dequant_f32_avx2(size_t rows, size_t cols, const wsrc *s, float *dst, size_t ldd) {
+    for (size_t r = 0; r < rows; r++) {
+        size_t p = 0;
+        for (; p + 8 <= cols; p += 8) _mm256_storeu_ps(dst + r * ldd + p, w_load8(W_FP8, s, r, p));
+        for (; p < cols; p++) dst[r * ldd + p] = w_one(W_FP8, s, r, p);
+    }
+}
+
+void mlatp_fp8_dequant_f32(size_t rows, size_t cols, const uint8_t *w, size_t ldw, const float *scales, size_t lds,
+                           const int32_t *row_scale, size_t row0, size_t col0, size_t block, float *dst, size_t ldd, int isa) {
+    wsrc s = { .w = w, .ldw = ldw, .scales = scales, .lds = lds, .row_scale = row_scale, .row0 = row0, .col0 = col0, .block = block };
+    if (mlatp_isa_resolve(isa) >= MLATP_ISA_AVX2) { dequant_f32_avx2(rows, cols, &s, dst, ldd); return; }
+    for (size_t r = 0; r < rows; r++)
+        for (size_t p = 0; p < cols; p++) dst[r * ldd + p] = w_one(W_FP8, &s, r, p);
+}
+
+AVX2 static void dequant_avx2(size_t rows, size_t cols, const wsrc *s, uint16_t *dst, size_t ldd) {
+    for (size_t r = 0; r < rows; r++) {
+        size_t p = 0;
+        for (; p + 8 <= cols; p += 8) {
+            __m256i u = _mm256_srli_epi32(_mm256_castps_si256(w_load8(W_FP8, s, r, p)), 16);
+            __m128i packed = _mm_packus_epi32(_mm256_castsi256_si128(u), _mm256_extracti128_si256(u, 1));
+            _mm_storeu_si128((__m128i *)(dst + r * ldd + p), packed);
+        }
+        for (; p < cols; p++) dst[r * ldd + p] = (uint16_t)(w_bits(w_one(W_FP8, s, r, p)) >> 16);
+    }
+}
+
+static void dequant_scalar(size_t rows, size_t cols, const wsrc *s, uint16_t *dst, size_t ldd) {
+    for (size_t r = 0; r < rows; r++)
+        for (size_t p = 0; p < cols; p++) dst[r * ldd + p] = (uint16_t)(w_bits(w_one(W_FP8, s, r, p)) >> 16);
+}
+
+void mlatp_fp8_dequant_bf16(size_t rows, size_t cols, const uint8_t *w, size_t ldw, const float *scales, size_t lds,
+                            const int32_t *row_scale, size_t row0, size_t col0, size_t block, uint16_t *dst, size_t ldd, int isa) {
+    wsrc s = { .w = w, .ldw = ldw, .scales = scales, .lds = lds, .row_scale = row_scale, .row0 = row0, .col0 = col0, .block = block };
+    if (mlatp_isa_resolve(isa) >= MLATP_ISA_AVX2) dequant_avx2(rows, cols, &s, dst, ldd);
+    else dequant_scalar(rows, cols, &s, dst, ldd);
+}

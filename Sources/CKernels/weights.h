@@ -1,0 +1,128 @@
+// Internal to CKernels: how the row kernels read one weight row, in either stored format —
+// bf16 values, or fp8 e4m3 bytes with one f32 scale per block × block tile (DeepSeek-V3's
+// `weight_scale_inv`). An fp8 element is dequantized in registers exactly as a bf16 model holds
+// it (e4m3 × scale in f32, then rounded to bf16), so the same tile code gives the same bits on
+// either format. `kind` is a compile-time constant at every call site: after inlining, each
+// kernel is specialised and the branch is gone.
+#ifndef MLATP_WEIGHTS_H
+#define MLATP_WEIGHTS_H
+
+#include "widen.h"
+#include <math.h>
+
+enum { W_BF16 = 0, W_FP8 = 1 };
+
+/// A weight `[n, k]` (PyTorch's `[out, in]`), row-major with leading dimension `ldw` elements.
+typedef struct {
+    const void *w;            // uint16_t (bf16) or uint8_t (e4m3) elements
+    size_t ldw;
+    const float *scales;      // fp8: [scale rows, lds]
+    size_t lds;
+    const int32_t *row_scale; // fp8: the scale row of each weight row, or NULL: row r's is (row0 + r) / block
+    size_t row0;              // fp8: where row 0 sits in its scale block's rows (used without row_scale)
+    size_t col0;              // fp8: where column 0 sits in its scale block's columns
+    size_t block;             // fp8: block size (columns per scale)
+} wsrc;
+
+static ALWAYS_INLINE uint32_t w_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+static ALWAYS_INLINE float w_float(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+
+static ALWAYS_INLINE const float *scale_row(const wsrc *s, size_t row) {
+    size_t r = s->row_scale ? (size_t)s->row_scale[row] : (s->row0 + row) / s->block;
+    return s->scales + r * s->lds;
+}
+static ALWAYS_INLINE float col_scale(const wsrc *s, const float *srow, size_t p) { return srow[(s->col0 + p) / s->block]; }
+
+/// One e4m3 byte as the f32 value a bf16 model holds: bf16(e4m3 × scale), NaN (0x7f, 0xff) kept NaN.
+static ALWAYS_INLINE float fp8_one(uint8_t b, float scale) {
+    uint32_t mag = b & 0x7fu;
+    if (mag == 0x7fu) return w_float(((uint32_t)(b & 0x80u) << 24) | 0x7fc00000u);
+    float f = w_float(mag << 20) * 0x1p120f;   // exponent rebias 7 → 127; subnormals land exactly too
+    if (b & 0x80u) f = -f;
+    uint32_t u = w_bits(f * scale);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return w_float((u & 0xffff0000u) | 0x00400000u);
+    return w_float((u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u);
+}
+
+static ALWAYS_INLINE float w_one(const int kind, const wsrc *s, size_t row, size_t p) {
+    if (kind == W_BF16) return widen_one(((const uint16_t *)s->w)[row * s->ldw + p]);
+    return fp8_one(((const uint8_t *)s->w)[row * s->ldw + p], col_scale(s, scale_row(s, row), p));
+}
+
+/// The address of element p of row `row`, for prefetching.
+static ALWAYS_INLINE const char *w_addr(const int kind, const wsrc *s, size_t row, size_t p) {
+    return kind == W_BF16 ? (const char *)((const uint16_t *)s->w + row * s->ldw + p)
+                          : (const char *)((const uint8_t *)s->w + row * s->ldw + p);
+}
+
+// ---- AVX2: eight lanes
+
+/// The scales of columns p ..< p+8: one broadcast unless a block boundary falls inside.
+AVX2 static ALWAYS_INLINE __m256 scales8(const wsrc *s, const float *srow, size_t p) {
+    size_t g = s->col0 + p;
+    if (g % s->block + 8 <= s->block) return _mm256_set1_ps(srow[g / s->block]);
+    float lanes[8];
+    for (int l = 0; l < 8; l++) lanes[l] = srow[(g + l) / s->block];
+    return _mm256_loadu_ps(lanes);
+}
+
+/// bf16(e4m3 × scale) for eight lanes whose e4m3 bytes are widened to 32 bits in `v`.
+AVX2 static ALWAYS_INLINE __m256 fp8_lanes8(__m256i v, __m256 scale) {
+    __m256i mag = _mm256_and_si256(v, _mm256_set1_epi32(0x7f));
+    __m256 f = _mm256_mul_ps(_mm256_castsi256_ps(_mm256_slli_epi32(mag, 20)), _mm256_set1_ps(0x1p120f));
+    __m256i sign = _mm256_slli_epi32(_mm256_and_si256(v, _mm256_set1_epi32(0x80)), 24);
+    f = _mm256_mul_ps(_mm256_or_ps(f, _mm256_castsi256_ps(sign)), scale);
+    __m256i u = _mm256_castps_si256(f);
+    __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+    u = _mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff)));
+    u = _mm256_and_si256(u, _mm256_set1_epi32((int)0xffff0000u));
+    __m256i nan = _mm256_or_si256(sign, _mm256_set1_epi32(0x7fc00000));
+    return _mm256_castsi256_ps(_mm256_blendv_epi8(u, nan, _mm256_cmpeq_epi32(mag, _mm256_set1_epi32(0x7f))));
+}
+
+AVX2 static ALWAYS_INLINE __m256 w_load8(const int kind, const wsrc *s, size_t row, size_t p) {
+    if (kind == W_BF16) return widen8((const uint16_t *)s->w + row * s->ldw + p);
+    const uint8_t *q = (const uint8_t *)s->w + row * s->ldw + p;
+    __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)q));
+    return fp8_lanes8(v, scales8(s, scale_row(s, row), p));
+}
+
+// ---- AVX-512: sixteen lanes, masked tails
+
+/// The scales of columns p ..< p+count (count ≤ 16; lanes past count get the last one's).
+AVX512 static ALWAYS_INLINE __m512 scales16(const wsrc *s, const float *srow, size_t p, int count) {
+    size_t g = s->col0 + p;
+    if (g % s->block + 16 <= s->block) return _mm512_set1_ps(srow[g / s->block]);
+    float lanes[16];
+    for (int l = 0; l < 16; l++) lanes[l] = srow[(g + (l < count ? l : count - 1)) / s->block];
+    return _mm512_loadu_ps(lanes);
+}
+
+AVX512 static ALWAYS_INLINE __m512 fp8_lanes16(__m512i v, __m512 scale) {
+    __m512i mag = _mm512_and_si512(v, _mm512_set1_epi32(0x7f));
+    __m512 f = _mm512_mul_ps(_mm512_castsi512_ps(_mm512_slli_epi32(mag, 20)), _mm512_set1_ps(0x1p120f));
+    __m512i sign = _mm512_slli_epi32(_mm512_and_si512(v, _mm512_set1_epi32(0x80)), 24);
+    f = _mm512_mul_ps(_mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(f), sign)), scale);
+    __m512i u = _mm512_castps_si512(f);
+    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    u = _mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff)));
+    u = _mm512_and_si512(u, _mm512_set1_epi32((int)0xffff0000u));
+    __mmask16 nan = _mm512_cmpeq_epi32_mask(mag, _mm512_set1_epi32(0x7f));
+    return _mm512_castsi512_ps(_mm512_mask_mov_epi32(u, nan, _mm512_or_si512(sign, _mm512_set1_epi32(0x7fc00000))));
+}
+
+AVX512 static ALWAYS_INLINE __m512 w_load16(const int kind, const wsrc *s, size_t row, size_t p) {
+    if (kind == W_BF16) return widen16((const uint16_t *)s->w + row * s->ldw + p);
+    const uint8_t *q = (const uint8_t *)s->w + row * s->ldw + p;
+    __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)q));
+    return fp8_lanes16(v, scales16(s, scale_row(s, row), p, 16));
+}
+
+AVX512 static ALWAYS_INLINE __m512 w_load16_masked(const int kind, const wsrc *s, size_t row, size_t p, __mmask16 m) {
+    if (kind == W_BF16) return widen16_masked((const uint16_t *)s->w + row * s->ldw + p, m);
+    const uint8_t *q = (const uint8_t *)s->w + row * s->ldw + p;
+    __m512i v = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, q));
+    return fp8_lanes16(v, scales16(s, scale_row(s, row), p, __builtin_popcount(m)));
+}
+
+#endif

@@ -1,0 +1,125 @@
+import CKernels
+
+/// A block of a weight held in fp8 e4m3 with one f32 scale per `blockSize × blockSize` tile of the
+/// global tensor (DeepSeek-V3's `weight_scale_inv`): `[rows, cols]`, row-major (`[out, in]`), one
+/// byte per value. Element (r, c) is `e4m3(values[r·cols + c]) × scale(r, c)`.
+///
+/// The scales are those of every global tile the block touches, so a block whose edges fall
+/// inside a tile (a shard boundary at tp = 3, or 136 features split in two) keeps the whole tile's
+/// scale rather than being refused: `scales` is `[scaleRows, scaleCols]`, column c uses scale
+/// column `(columnOffset + c) / blockSize`, and row r scale row `rowScale[r]`, or
+/// `(rowOffset + r) / blockSize` when the rows are consecutive in the stored tensor (`rowScale` nil).
+public struct FP8BlockMatrix: Sendable, Equatable {
+    public let rows: Int
+    public let cols: Int
+    public let blockSize: Int
+    /// `[rows, cols]` e4m3 bit patterns.
+    public let values: [UInt8]
+    /// `[scaleRows, scaleCols]` f32, each > 0 and finite.
+    public let scales: [Float]
+    public let scaleCols: Int
+    /// Where row 0 and column 0 sit within their tiles (global index mod `blockSize`).
+    public let rowOffset: Int
+    public let columnOffset: Int
+    /// Each row's scale row, for rows gathered from several places of the stored tensor; nil when
+    /// the rows are consecutive there.
+    public let rowScale: [Int32]?
+
+    public init(rows: Int, cols: Int, blockSize: Int, values: [UInt8], scales: [Float], scaleCols: Int,
+                rowOffset: Int, columnOffset: Int, rowScale: [Int32]? = nil) {
+        precondition(values.count == rows * cols && blockSize > 0 && scaleCols >= 0 && (scaleCols == 0 || scales.count % scaleCols == 0),
+                     "FP8BlockMatrix: \(values.count) values for [\(rows), \(cols)], \(scales.count) scales in \(scaleCols) columns")
+        precondition(rowScale == nil || rowScale!.count == rows, "FP8BlockMatrix: \(rowScale!.count) row scales for \(rows) rows")
+        (self.rows, self.cols, self.blockSize, self.values, self.scales, self.scaleCols) = (rows, cols, blockSize, values, scales, scaleCols)
+        (self.rowOffset, self.columnOffset, self.rowScale) = (rowOffset, columnOffset, rowScale)
+    }
+
+    /// Bytes held: one per value, four per scale (and per row's scale index where the rows are gathered).
+    public var bytes: Int { values.count + 4 * scales.count + 4 * (rowScale?.count ?? 0) }
+
+    /// The global tiles `count` elements starting at global index `first` touch: `ceil` over the
+    /// block grid, for a block that starts or ends inside a tile.
+    public static func tiles(first: Int, count: Int, blockSize: Int) -> Range<Int> {
+        count == 0 ? first / blockSize ..< first / blockSize : first / blockSize ..< (first + count - 1) / blockSize + 1
+    }
+
+    /// Runs `body` with the C kernels' view of rows `r0 ..< r0 + n` (pointers valid only inside).
+    func withTile<R>(rows r0: Int, _ body: (UnsafePointer<UInt8>, UnsafePointer<Float>, UnsafePointer<Int32>?, Int) -> R) -> R {
+        values.withUnsafeBufferPointer { v in
+            scales.withUnsafeBufferPointer { s in
+                let w = v.baseAddress! + r0 * cols, sc = s.baseAddress!
+                guard let rowScale else { return body(w, sc, nil, rowOffset + r0) }
+                return rowScale.withUnsafeBufferPointer { body(w, sc, $0.baseAddress! + r0, 0) }
+            }
+        }
+    }
+
+    /// Rows `r0 ..< r0 + n` dequantized as a bf16 model holds them, bf16(e4m3 × scale), into `dst`
+    /// (`[n, cols]`, leading dimension `ldd`).
+    public func dequantize(rows r0: Int, count n: Int, into dst: UnsafeMutablePointer<BFloat16>, ldd: Int) {
+        guard n > 0, cols > 0 else { return }
+        withTile(rows: r0) { w, s, rs, row0 in
+            mlatp_fp8_dequant_bf16(n, cols, w, cols, s, scaleCols, rs, row0, columnOffset, blockSize, dst.bits, ldd, Int32(MLATP_ISA_BEST))
+        }
+    }
+
+    /// The block's values exactly, e4m3 × scale in f32 (no bf16 rounding): what an f32 model of
+    /// these fp8 weights holds, for references and checks.
+    public func dequantizedF32() -> Matrix {
+        Matrix(rows: rows, cols: cols) { out in
+            for r in 0..<rows {
+                let sr = (rowScale.map { Int($0[r]) } ?? (rowOffset + r) / blockSize) * scaleCols
+                for c in 0..<cols {
+                    out[r * cols + c] = FP8Quantization.decode(values[r * cols + c]) * scales[sr + (columnOffset + c) / blockSize]
+                }
+            }
+        }
+    }
+
+    /// Rows `r0 ..< r0 + n` dequantized to the same bf16 values, kept as f32, into `dst` (`[n, cols]`, leading dimension `ldd`).
+    public func dequantize(rows r0: Int, count n: Int, into dst: UnsafeMutablePointer<Float>, ldd: Int) {
+        guard n > 0, cols > 0 else { return }
+        withTile(rows: r0) { w, s, rs, row0 in
+            mlatp_fp8_dequant_f32(n, cols, w, cols, s, scaleCols, rs, row0, columnOffset, blockSize, dst, ldd, Int32(MLATP_ISA_BEST))
+        }
+    }
+
+    /// The whole block dequantized to bf16 (for kernels that read a weight themselves, and export).
+    public func dequantized() -> BF16Matrix {
+        BF16Matrix(rows: rows, cols: cols) { out in dequantize(rows: 0, count: rows, into: out.baseAddress!, ldd: cols) }
+    }
+}
+
+/// DeepSeek-V3's weight quantization: each tile's scale is amax / 448 (e4m3's largest finite
+/// value), and each value is stored as e4m3(value / scale), rounded to nearest even. A tile of
+/// zeros gets scale 1 (amax / 448 would be 0 and every value 0/0).
+public enum FP8Quantization {
+    /// The largest finite e4m3 value.
+    public static let maxFinite: Float = 448
+
+    /// The scale of a tile whose largest magnitude is `amax`.
+    public static func scale(amax: Float) -> Float { amax > 0 ? amax / maxFinite : 1 }
+
+    /// The largest |v| of `values` (NaN if any is NaN).
+    public static func amax(_ values: UnsafeBufferPointer<Float>) -> Float {
+        guard let p = values.baseAddress else { return 0 }
+        return mlatp_absmax(p, values.count)
+    }
+
+    /// `dst[i] = e4m3(src[i] / scale)`.
+    public static func encode(_ src: UnsafeBufferPointer<Float>, into dst: UnsafeMutableBufferPointer<UInt8>, scale: Float) {
+        precondition(dst.count >= src.count, "FP8Quantization.encode: \(src.count) values into \(dst.count)")
+        guard let s = src.baseAddress, let d = dst.baseAddress else { return }
+        mlatp_fp8_encode(s, d, src.count, scale)
+    }
+
+    /// e4m3 of one value (rounded to nearest even, saturated at ±448).
+    public static func encode(_ v: Float) -> UInt8 { mlatp_fp8_encode_one(v) }
+
+    /// The value of an e4m3 bit pattern, exactly (0x7f and 0xff are NaN).
+    public static func decode(_ b: UInt8) -> Float {
+        let mag = UInt32(b & 0x7f)
+        let v: Float = mag == 0x7f ? .nan : Float(bitPattern: mag << 20) * 0x1p120
+        return b & 0x80 != 0 ? -v : v
+    }
+}
