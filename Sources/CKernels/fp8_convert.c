@@ -40,7 +40,12 @@ void mlatp_fp8_encode(const float *src, uint8_t *dst, size_t n, float scale) {
 AVX2 static void dequant_f32_avx2(size_t rows, size_t cols, const wsrc *s, float *dst, size_t ldd) {
     for (size_t r = 0; r < rows; r++) {
         size_t p = 0;
-        for (; p + 8 <= cols; p += 8) _mm256_storeu_ps(dst + r * ldd + p, w_load8(W_FP8, s, r, p));
+        const float *sr = scale_row(s, r);
+        colpos cp = col_start(s);
+        for (; p + 8 <= cols; p += 8) {
+            col_advance(s, &cp, p);
+            _mm256_storeu_ps(dst + r * ldd + p, w_load8(W_FP8, s, r, p, sr, cp));
+        }
         for (; p < cols; p++) dst[r * ldd + p] = w_one(W_FP8, s, r, p);
     }
 }
@@ -56,8 +61,11 @@ void mlatp_fp8_dequant_f32(size_t rows, size_t cols, const uint8_t *w, size_t ld
 AVX2 static void dequant_avx2(size_t rows, size_t cols, const wsrc *s, uint16_t *dst, size_t ldd) {
     for (size_t r = 0; r < rows; r++) {
         size_t p = 0;
+        const float *sr = scale_row(s, r);
+        colpos cp = col_start(s);
         for (; p + 8 <= cols; p += 8) {
-            __m256i u = _mm256_srli_epi32(_mm256_castps_si256(w_load8(W_FP8, s, r, p)), 16);
+            col_advance(s, &cp, p);
+            __m256i u = _mm256_srli_epi32(_mm256_castps_si256(w_load8(W_FP8, s, r, p, sr, cp)), 16);
             __m128i packed = _mm_packus_epi32(_mm256_castsi256_si128(u), _mm256_extracti128_si256(u, 1));
             _mm_storeu_si128((__m128i *)(dst + r * ldd + p), packed);
         }

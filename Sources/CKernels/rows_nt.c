@@ -27,10 +27,14 @@ AVX2 static ALWAYS_INLINE void nt_tile_avx2(const int kind, const int MB, const 
                                             size_t ldx, const wsrc *w, size_t j, float beta, float *y, size_t ldy) {
     __m256 acc[2][4];
     for (int i = 0; i < MB; i++) for (int r = 0; r < NB; r++) acc[i][r] = _mm256_setzero_ps();
+    const float *sr[4] = {0};
+    colpos cp = {0, 0};
+    if (kind == W_FP8) { for (int r = 0; r < NB; r++) sr[r] = scale_row(w, j + r); cp = col_start(w); }
     size_t p = 0;
     for (; p + 8 <= k; p += 8) {
+        if (kind == W_FP8) col_advance(w, &cp, p);
         __m256 wv[4];
-        for (int r = 0; r < NB; r++) wv[r] = w_load8(kind, w, j + r, p);
+        for (int r = 0; r < NB; r++) wv[r] = w_load8(kind, w, j + r, p, sr[r], cp);
         for (int i = 0; i < MB; i++) {
             __m256 xv = _mm256_loadu_ps(x + i * ldx + p);
             for (int r = 0; r < NB; r++) acc[i][r] = _mm256_fmadd_ps(xv, wv[r], acc[i][r]);
@@ -75,12 +79,16 @@ AVX512 static ALWAYS_INLINE void nt_tile_avx512(const int kind, const int MB, co
                                                 float beta, float *y, size_t ldy) {
     __m512 acc[4][4];
     for (int i = 0; i < MB; i++) for (int r = 0; r < NB; r++) acc[i][r] = _mm512_setzero_ps();
+    const float *sr[4] = {0};
+    colpos cp = {0, 0};
+    if (kind == W_FP8) { for (int r = 0; r < NB; r++) sr[r] = scale_row(w, j + r); cp = col_start(w); }
     size_t p = 0;
     for (; p + 16 <= k; p += 16) {
         if ((p & 31) == 0)
             for (size_t r = 0; r < next_rows; r++) _mm_prefetch(w_addr(kind, w, next + r, p), _MM_HINT_T0);
+        if (kind == W_FP8) col_advance(w, &cp, p);
         __m512 wv[4];
-        for (int r = 0; r < NB; r++) wv[r] = w_load16(kind, w, j + r, p);
+        for (int r = 0; r < NB; r++) wv[r] = w_load16(kind, w, j + r, p, sr[r], cp);
         for (int i = 0; i < MB; i++) {
             __m512 xv = _mm512_loadu_ps(x + i * ldx + p);
             for (int r = 0; r < NB; r++) acc[i][r] = _mm512_fmadd_ps(xv, wv[r], acc[i][r]);
@@ -88,8 +96,9 @@ AVX512 static ALWAYS_INLINE void nt_tile_avx512(const int kind, const int MB, co
     }
     if (p < k) {
         __mmask16 mask = (__mmask16)((1u << (k - p)) - 1u);
+        if (kind == W_FP8) col_advance(w, &cp, p);
         __m512 wv[4];
-        for (int r = 0; r < NB; r++) wv[r] = w_load16_masked(kind, w, j + r, p, mask);
+        for (int r = 0; r < NB; r++) wv[r] = w_load16_masked(kind, w, j + r, p, sr[r], cp, mask);
         for (int i = 0; i < MB; i++) {
             __m512 xv = _mm512_maskz_loadu_ps(mask, x + i * ldx + p);
             for (int r = 0; r < NB; r++) acc[i][r] = _mm512_fmadd_ps(xv, wv[r], acc[i][r]);
@@ -110,17 +119,22 @@ AVX512 static ALWAYS_INLINE void nt_one_row_avx512(const int kind, size_t n, siz
         size_t next_rows = n - j - 8 < 8 ? n - j - 8 : 8;
         __m512 acc[8];
         for (int r = 0; r < 8; r++) acc[r] = _mm512_setzero_ps();
+        const float *sr[8] = {0};
+        colpos cp = {0, 0};
+        if (kind == W_FP8) { for (int r = 0; r < 8; r++) sr[r] = scale_row(w, j + r); cp = col_start(w); }
         size_t p = 0;
         for (; p + 16 <= k; p += 16) {
             if ((p & 31) == 0)
                 for (size_t r = 0; r < next_rows; r++) _mm_prefetch(w_addr(kind, w, j + 8 + r, p), _MM_HINT_T0);
+            if (kind == W_FP8) col_advance(w, &cp, p);
             __m512 xv = _mm512_loadu_ps(x + p);
-            for (int r = 0; r < 8; r++) acc[r] = _mm512_fmadd_ps(xv, w_load16(kind, w, j + r, p), acc[r]);
+            for (int r = 0; r < 8; r++) acc[r] = _mm512_fmadd_ps(xv, w_load16(kind, w, j + r, p, sr[r], cp), acc[r]);
         }
         if (p < k) {
             __mmask16 mask = (__mmask16)((1u << (k - p)) - 1u);
+            if (kind == W_FP8) col_advance(w, &cp, p);
             __m512 xv = _mm512_maskz_loadu_ps(mask, x + p);
-            for (int r = 0; r < 8; r++) acc[r] = _mm512_fmadd_ps(xv, w_load16_masked(kind, w, j + r, p, mask), acc[r]);
+            for (int r = 0; r < 8; r++) acc[r] = _mm512_fmadd_ps(xv, w_load16_masked(kind, w, j + r, p, sr[r], cp, mask), acc[r]);
         }
         for (int r = 0; r < 8; r++) store_scaled(y + j + r, _mm512_reduce_add_ps(acc[r]), alpha, beta);
     }

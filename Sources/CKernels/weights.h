@@ -27,6 +27,24 @@ typedef struct {
 static ALWAYS_INLINE uint32_t w_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 static ALWAYS_INLINE float w_float(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 
+/// Where column p sits on the tile grid: its scale column `idx`, and `bound`, the first column
+/// past that tile. Kept as the kernels walk p upwards, so that no load divides.
+typedef struct { size_t idx, bound; } colpos;
+
+static ALWAYS_INLINE colpos col_start(const wsrc *s) {
+    colpos c = { s->col0 / s->block, s->block - s->col0 % s->block };
+    return c;
+}
+
+static ALWAYS_INLINE void col_advance(const wsrc *s, colpos *c, size_t p) {
+    while (p >= c->bound) { c->idx++; c->bound += s->block; }
+}
+
+/// The scale of column p + l, for l ≥ 0 past `c` (the tile of p).
+static ALWAYS_INLINE float lane_scale(const wsrc *s, const float *srow, colpos c, size_t p, size_t l) {
+    return p + l < c.bound ? srow[c.idx] : srow[c.idx + 1 + (p + l - c.bound) / s->block];
+}
+
 static ALWAYS_INLINE const float *scale_row(const wsrc *s, size_t row) {
     size_t r = s->row_scale ? (size_t)s->row_scale[row] : (s->row0 + row) / s->block;
     return s->scales + r * s->lds;
@@ -57,12 +75,11 @@ static ALWAYS_INLINE const char *w_addr(const int kind, const wsrc *s, size_t ro
 
 // ---- AVX2: eight lanes
 
-/// The scales of columns p ..< p+8: one broadcast unless a block boundary falls inside.
-AVX2 static ALWAYS_INLINE __m256 scales8(const wsrc *s, const float *srow, size_t p) {
-    size_t g = s->col0 + p;
-    if (g % s->block + 8 <= s->block) return _mm256_set1_ps(srow[g / s->block]);
+/// The scales of columns p ..< p+8: one broadcast unless a tile boundary falls inside.
+AVX2 static ALWAYS_INLINE __m256 scales8(const wsrc *s, const float *srow, colpos c, size_t p) {
+    if (p + 8 <= c.bound) return _mm256_set1_ps(srow[c.idx]);
     float lanes[8];
-    for (int l = 0; l < 8; l++) lanes[l] = srow[(g + l) / s->block];
+    for (int l = 0; l < 8; l++) lanes[l] = lane_scale(s, srow, c, p, (size_t)l);
     return _mm256_loadu_ps(lanes);
 }
 
@@ -80,21 +97,21 @@ AVX2 static ALWAYS_INLINE __m256 fp8_lanes8(__m256i v, __m256 scale) {
     return _mm256_castsi256_ps(_mm256_blendv_epi8(u, nan, _mm256_cmpeq_epi32(mag, _mm256_set1_epi32(0x7f))));
 }
 
-AVX2 static ALWAYS_INLINE __m256 w_load8(const int kind, const wsrc *s, size_t row, size_t p) {
+/// Eight elements of row `row` from column p (fp8: `srow` is the row's scales, `c` the tile of p).
+AVX2 static ALWAYS_INLINE __m256 w_load8(const int kind, const wsrc *s, size_t row, size_t p, const float *srow, colpos c) {
     if (kind == W_BF16) return widen8((const uint16_t *)s->w + row * s->ldw + p);
     const uint8_t *q = (const uint8_t *)s->w + row * s->ldw + p;
     __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)q));
-    return fp8_lanes8(v, scales8(s, scale_row(s, row), p));
+    return fp8_lanes8(v, scales8(s, srow, c, p));
 }
 
 // ---- AVX-512: sixteen lanes, masked tails
 
 /// The scales of columns p ..< p+count (count ≤ 16; lanes past count get the last one's).
-AVX512 static ALWAYS_INLINE __m512 scales16(const wsrc *s, const float *srow, size_t p, int count) {
-    size_t g = s->col0 + p;
-    if (g % s->block + 16 <= s->block) return _mm512_set1_ps(srow[g / s->block]);
+AVX512 static ALWAYS_INLINE __m512 scales16(const wsrc *s, const float *srow, colpos c, size_t p, int count) {
+    if (p + 16 <= c.bound) return _mm512_set1_ps(srow[c.idx]);
     float lanes[16];
-    for (int l = 0; l < 16; l++) lanes[l] = srow[(g + (l < count ? l : count - 1)) / s->block];
+    for (int l = 0; l < 16; l++) lanes[l] = lane_scale(s, srow, c, p, (size_t)(l < count ? l : count - 1));
     return _mm512_loadu_ps(lanes);
 }
 
@@ -111,18 +128,19 @@ AVX512 static ALWAYS_INLINE __m512 fp8_lanes16(__m512i v, __m512 scale) {
     return _mm512_castsi512_ps(_mm512_mask_mov_epi32(u, nan, _mm512_or_si512(sign, _mm512_set1_epi32(0x7fc00000))));
 }
 
-AVX512 static ALWAYS_INLINE __m512 w_load16(const int kind, const wsrc *s, size_t row, size_t p) {
+AVX512 static ALWAYS_INLINE __m512 w_load16(const int kind, const wsrc *s, size_t row, size_t p, const float *srow, colpos c) {
     if (kind == W_BF16) return widen16((const uint16_t *)s->w + row * s->ldw + p);
     const uint8_t *q = (const uint8_t *)s->w + row * s->ldw + p;
     __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)q));
-    return fp8_lanes16(v, scales16(s, scale_row(s, row), p, 16));
+    return fp8_lanes16(v, scales16(s, srow, c, p, 16));
 }
 
-AVX512 static ALWAYS_INLINE __m512 w_load16_masked(const int kind, const wsrc *s, size_t row, size_t p, __mmask16 m) {
+AVX512 static ALWAYS_INLINE __m512 w_load16_masked(const int kind, const wsrc *s, size_t row, size_t p, const float *srow, colpos c,
+                                                   __mmask16 m) {
     if (kind == W_BF16) return widen16_masked((const uint16_t *)s->w + row * s->ldw + p, m);
     const uint8_t *q = (const uint8_t *)s->w + row * s->ldw + p;
     __m512i v = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, q));
-    return fp8_lanes16(v, scales16(s, scale_row(s, row), p, __builtin_popcount(m)));
+    return fp8_lanes16(v, scales16(s, srow, c, p, __builtin_popcount(m)));
 }
 
 #endif

@@ -34,6 +34,27 @@ public struct FP8BlockMatrix: Sendable, Equatable {
         (self.rowOffset, self.columnOffset, self.rowScale) = (rowOffset, columnOffset, rowScale)
     }
 
+    /// `m` (a whole tensor `[rows, cols]`) quantized per `blockSize` tile, scale = amax / 448 —
+    /// for benchmarks and tests; a layer's block is quantized by `FP8BlockStorage`, tile by tile.
+    public init(quantizing m: Matrix, blockSize b: Int = 128) {
+        let tr = FP8BlockMatrix.tiles(first: 0, count: m.rows, blockSize: b), tc = FP8BlockMatrix.tiles(first: 0, count: m.cols, blockSize: b)
+        var values = [UInt8](repeating: 0, count: m.count), scales = [Float](repeating: 1, count: tr.count * tc.count)
+        m.storage.withUnsafeBufferPointer { src in
+            for t in 0..<scales.count {
+                let (r0, c0) = (t / tc.count * b, t % tc.count * b), (r1, c1) = (min(m.rows, r0 + b), min(m.cols, c0 + b))
+                let amax = (r0..<r1).map { FP8Quantization.amax(UnsafeBufferPointer(rebasing: src[$0 * m.cols + c0 ..< $0 * m.cols + c1])) }.max() ?? 0
+                scales[t] = FP8Quantization.scale(amax: amax)
+                values.withUnsafeMutableBufferPointer { v in
+                    for r in r0..<r1 {
+                        FP8Quantization.encode(UnsafeBufferPointer(rebasing: src[r * m.cols + c0 ..< r * m.cols + c1]),
+                                               into: UnsafeMutableBufferPointer(rebasing: v[r * m.cols + c0 ..< r * m.cols + c1]), scale: scales[t])
+                    }
+                }
+            }
+        }
+        self.init(rows: m.rows, cols: m.cols, blockSize: b, values: values, scales: scales, scaleCols: tc.count, rowOffset: 0, columnOffset: 0)
+    }
+
     /// Bytes held: one per value, four per scale (and per row's scale index where the rows are gathered).
     public var bytes: Int { values.count + 4 * scales.count + 4 * (rowScale?.count ?? 0) }
 

@@ -2,7 +2,8 @@ import Foundation
 import TensorCore
 
 /// Weight bytes per second of decode products (m rows, bf16 weights through the row kernel, f32
-/// weights through OpenBLAS sgemv/sgemm for comparison, oneDNN's bf16 matmul where it makes one)
+/// weights through OpenBLAS sgemv/sgemm for comparison, oneDNN's bf16 matmul where it makes one,
+/// fp8 e4m3 weights with tile scales through the fp8 row kernel for `[out, in]` weights)
 /// against a memcpy measured in the same rounds (bytes read + written, as bench counts it).
 /// Weights that fit in cache are copied often enough to stream from memory; each timed body runs
 /// through every copy back to back.
@@ -69,8 +70,16 @@ struct DecodeBench {
             } }
         }
         bodies.append(bf16(.oneDNN))
+        // fp8 e4m3 with 128×128 tile scales through its row kernel ([out, in] weights only).
+        let fp8Copies = max(1, streamBytes / (n * k))
+        let w8 = transB ? (0..<fp8Copies).map { FP8BlockMatrix(quantizing: try! Matrix(rows: n, cols: k, values: values(n * k, seed: UInt64(10 + $0)))) } : []
+        bodies.append {
+            x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
+                for w in w8 { w.rowProduct(xp.baseAddress!, m: m, into: yp.baseAddress!) }
+            } }
+        }
         var times = interleaved(rounds: rounds, bodies).map(median)
-        times[2] /= Double(copies); times[3] /= Double(w32Copies); times[4] /= Double(copies)
+        times[2] /= Double(copies); times[3] /= Double(w32Copies); times[4] /= Double(copies); times[5] /= Double(fp8Copies)
         if readSink.isNaN { line("") }        // keeps the read from being optimised away
         let copyRate = 2 * Double(memcpyBytes) / times[0], readRate = Double(memcpyBytes) / times[1]
         let bytes16 = Double(2 * n * k), bytes32 = Double(4 * n * k), flops = Double(2 * m * n * k)
@@ -78,7 +87,8 @@ struct DecodeBench {
         line("  memcpy \(memcpyBytes >> 20) MiB       \(fmt(copyRate / 1e9)) GB/s (read + write)")
         line("  read \(memcpyBytes >> 20) MiB         \(fmt(readRate / 1e9)) GB/s (eight streams) = \(fmt(readRate / copyRate, 2)) of memcpy")
         for (name, t, bytes, kernel) in [("bf16", times[2], bytes16, kernels[.automatic] ?? ""), ("f32 OpenBLAS", times[3], bytes32, "OpenBLAS"),
-                                         ("bf16 oneDNN", times[4], bytes16, kernels[.oneDNN] ?? "")] {
+                                         ("bf16 oneDNN", times[4], bytes16, kernels[.oneDNN] ?? "")]
+                                        + (transB ? [("fp8 (e4m3)", times[5], Double(w8[0].bytes), "fp8 row kernel (\(KernelISA.best))")] : []) {
             let rate = bytes / t
             line("  \(name.padding(toLength: 16, withPad: " ", startingAt: 0)) \(fmt(rate / 1e9)) GB/s weight = \(fmt(rate / copyRate, 2)) of memcpy, \(fmt(rate / readRate, 2)) of read, "
                  + "\(fmt(t * 1e6, 0)) µs, \(fmt(flops / t / 1e9)) GFLOP/s  [\(kernel)]")
