@@ -93,10 +93,12 @@ struct AbsorbedKernel {
     func absorb(q: UnsafePointer<Float>, ldq: Int, kvB: GemmSource, heads: Range<Int>, nq: Int,
                 into dst: UnsafeMutablePointer<Float>) {
         let headRows = nope + vDim
-        for (j, h) in heads.enumerated() {
-            let qh = q + h * qStride, wuk = kvB.advanced(by: h * headRows * lora), qj = dst + j * nq * width
-            Gemm.run(m: nq, n: lora, k: nope, a: .f32(qh), lda: ldq, b: wuk, ldb: lora, c: .f32(qj), ldc: width,
-                     route: .openBLASForF32)                                                         // q̃_h [nq, lora]
+        // q̃_h = q_nope_h · W_UK_h [nq, lora] for every head of the range in one call (W_UK_h: head h's first nope rows of kv_b).
+        Gemm.runHeads(heads.count, transB: false, m: nq, n: lora, k: nope, a: q + heads.lowerBound * qStride, lda: ldq, aStride: qStride,
+                      b: kvB.advanced(by: heads.lowerBound * headRows * lora), ldb: lora, bStride: headRows * lora,
+                      c: dst, ldc: width, cStride: nq * width)
+        for j in 0..<heads.count {
+            let qh = q + (heads.lowerBound + j) * qStride, qj = dst + j * nq * width
             Kernels.round(qj, rows: nq, cols: lora, ld: width, to: precision)
             for i in 0..<nq { (qj + i * width + lora).update(from: qh + i * ldq + nope, count: rope) }  // q_rope_h [nq, rope]
         }
@@ -131,12 +133,9 @@ struct AbsorbedKernel {
     func expand(_ ol: UnsafePointer<Float>, kvB: GemmSource, heads: Range<Int>, nq: Int,
                 out: UnsafeMutablePointer<Float>, ldo: Int) -> GemmKernel {
         let headRows = nope + vDim
-        var kernel = GemmKernel.empty
-        for (j, h) in heads.enumerated() {
-            let wuv = kvB.advanced(by: h * headRows * lora + nope * lora)
-            kernel = Gemm.run(transB: true, m: nq, n: vDim, k: lora, a: .f32(ol + j * nq * lora), lda: lora, b: wuv, ldb: lora,
-                              c: .f32(out + h * vDim), ldc: ldo, route: .openBLASForF32)
-        }
-        return kernel
+        // O_h = ol_h · W_UV_hᵀ for every head of the range in one call (W_UV_h: the v rows after head h's nope rows).
+        return Gemm.runHeads(heads.count, transB: true, m: nq, n: vDim, k: lora, a: ol, lda: lora, aStride: nq * lora,
+                             b: kvB.advanced(by: heads.lowerBound * headRows * lora + nope * lora), ldb: lora, bStride: headRows * lora,
+                             c: out + heads.lowerBound * vDim, ldc: ldo, cStride: vDim)
     }
 }

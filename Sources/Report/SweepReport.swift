@@ -8,7 +8,8 @@ import TensorCore
 public struct SweepRow: Codable, Sendable {
     public var tp: Int
     public var step: StepResult
-    /// Weights each rank holds (plan) and its anonymous memory in the timing job (measured).
+    /// Weights the busiest rank holds in the timing job, in the precision and quantization it ran
+    /// (measured: the layer's own count), and its anonymous memory there (measured).
     public var weightBytesPerRank: Int
     public var anonymousBytesMax: Int
     /// Projection from the rate probe with min(tp, cores) ranks busy, shared cores scaled: what
@@ -40,7 +41,7 @@ public struct SweepRow: Codable, Sendable {
     public init(config: MLAConfig, tp: Int, gate: GateLayout, tokens: Int, step: StepResult, rates: MeasuredRates, check: RunReport?) throws {
         self.tp = tp
         self.step = step
-        weightBytesPerRank = ShardingPlan(config: config, tp: tp, gate: gate).bytesPerRank
+        weightBytesPerRank = step.ranks.map(\.weightBytes).max() ?? ShardingPlan(config: config, tp: tp, gate: gate).bytesPerRank
         anonymousBytesMax = step.ranks.map(\.anonymousBytes).max() ?? 0
         let cost = try FlopModel.prefill(config: config, tp: tp, gate: gate, sequenceLengths: [tokens])
         let p = SweepRow.projections(cost: cost, tokens: tokens, config: config, tp: tp, rates: rates, step: step)

@@ -52,6 +52,11 @@ void mlatp_bf16_rows_nt(size_t m, size_t n, size_t k, float alpha, const float *
 void mlatp_bf16_rows_nn(size_t m, size_t n, size_t k, float alpha, const float *x, size_t ldx,
                         const uint16_t *w, size_t ldw, float beta, float *y, size_t ldy, int isa);
 
+/// `heads` row-kernel products in one call: y_h = x_h · op(w_h) with x_h = x + h·xs, w_h = w + h·ws,
+/// y_h = y + h·ys (alpha 1, beta 0), each exactly as `mlatp_bf16_rows_nt` (transB) or `_nn` computes it.
+void mlatp_bf16_rows_heads(int transB, size_t heads, size_t m, size_t n, size_t k, const float *x, size_t ldx, size_t xs,
+                           const uint16_t *w, size_t ldw, size_t ws, float *y, size_t ldy, size_t ys, int isa);
+
 /// The same product for a weight held in fp8 e4m3 `[n, k]` with one f32 scale per block × block
 /// tile: row j's scales are row `row_scale[j]` of `scales` (leading dimension lds), or with
 /// row_scale NULL row `(row0 + j) / block`; column p's is entry `(col0 + p) / block` of that row.
