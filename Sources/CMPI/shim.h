@@ -12,6 +12,7 @@ static inline MPI_Datatype mlatp_float(void) { return MPI_FLOAT; }
 static inline MPI_Datatype mlatp_double(void) { return MPI_DOUBLE; }
 static inline MPI_Datatype mlatp_int64(void) { return MPI_INT64_T; }
 static inline MPI_Datatype mlatp_byte(void) { return MPI_BYTE; }
+static inline MPI_Datatype mlatp_uint16(void) { return MPI_UINT16_T; }
 static inline MPI_Op mlatp_op_sum(void) { return MPI_SUM; }
 static inline MPI_Op mlatp_op_max(void) { return MPI_MAX; }
 static inline MPI_Op mlatp_op_min(void) { return MPI_MIN; }

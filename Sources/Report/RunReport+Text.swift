@@ -37,8 +37,10 @@ extension RunReport {
         s += plan.weightTable() + "\n\n"
         if tp > 1 && allReduceDType == .bf16 {
             s += "Collective traffic per forward: 1 allreduce (o_proj partial sums) of [\(tokens), \(hidden)] bf16 = "
-            s += "\(Format.bytes(allReduceBytes)), reduced in bf16: every rank's rounded partial gathered and summed in rank order "
-            s += "(each rank sends (p−1)·n = \(Format.bytes((tp - 1) * allReduceBytes)); docs/precision.md)\n"
+            s += "\(Format.bytes(allReduceBytes)), reduced in bf16, each element summed in rank order (docs/precision.md): "
+            s += allReducePath == .sharedMemory
+                ? "every rank's rounded partial read through a shared-memory window and summed by every rank (each rank writes n and reads (p−1)·n)\n"
+                : "a reduce-scatter of bf16 chunks, each summed by its owner, then an all-gather (2(p−1)/p·n = \(Format.bytes(ringBytesPerRank)) sent per rank)\n"
             s += "  done by \(allReducePath?.rawValue ?? "?")\n"
         } else if tp > 1 {
             s += "Collective traffic per forward: 1 allreduce (o_proj partial sums) of [\(tokens), \(hidden)] f32 = "

@@ -29,20 +29,13 @@ extension Communicator {
     /// Returns the concatenation and each rank's count.
     public func allGather<T: MPIScalar>(varying send: [T]) throws(MPIError) -> (values: [T], counts: [Int]) {
         let counts = try allGather([Int64(send.count)]).map { Int($0) }
-        let total = counts.reduce(0, +)
+        let blocks = RankBlocks(counts: counts), total = blocks.total
         guard total > 0 else { return ([], counts) }
-        guard total <= maxElementsPerCall else { preconditionFailure("allGather(varying:): \(total) elements exceed one MPI call") }
-        var displacements: [Int32] = [], offset = 0
-        for c in counts { displacements.append(Int32(offset)); offset += c }
-        let recvCounts = counts.map { Int32($0) }
         var receive = [T](unsafeUninitializedCapacity: total) { _, n in n = total }
-        let comm = self
-        try send.withUnsafeBufferPointer { (s) throws(MPIError) in
-            try receive.withUnsafeMutableBufferPointer { (r) throws(MPIError) in
-                try check("MPI_Allgatherv", MPI_Allgatherv(
-                    s.baseAddress ?? UnsafePointer(r.baseAddress!), Int32(s.count), T.mpiDatatype,
-                    r.baseAddress!, recvCounts, displacements, T.mpiDatatype, comm.raw))
-            }
+        let comm = self, mine = blocks[rank]
+        try receive.withUnsafeMutableBufferPointer { (r) throws(MPIError) in
+            _ = UnsafeMutableBufferPointer(rebasing: r[mine]).update(fromContentsOf: send)
+            try comm.allGather(inPlace: r, blocks: blocks)
         }
         return (receive, counts)
     }

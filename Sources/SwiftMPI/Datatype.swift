@@ -17,6 +17,10 @@ extension Int64: MPIScalar {
 extension UInt8: MPIScalar {
     public static var mpiDatatype: MPI_Datatype { mlatp_byte() }
 }
+/// 16-bit patterns: how bf16 values travel (Open MPI 4.1 has no bf16 datatype).
+extension UInt16: MPIScalar {
+    public static var mpiDatatype: MPI_Datatype { mlatp_uint16() }
+}
 
 /// A reduction operator for `allReduce`.
 public enum ReduceOp: Sendable {

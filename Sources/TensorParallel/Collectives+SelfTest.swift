@@ -6,25 +6,41 @@ import TensorCore
 
 extension Collectives {
     /// What `bf16ReductionSelfTest` found: elements (over every rank) that differ from the
-    /// rank-order sum every rank can compute on its own, and ranks whose result bits differ from rank 0's.
+    /// rank-order sum every rank can compute on its own, ranks whose result bits differ from rank 0's,
+    /// and the bytes each rank's `Collectives` counted as sent against its ring share.
     public struct BF16ReductionCheck: Sendable, Equatable {
         public var path: AllReducePath
         public var wrongElements: Int
         public var ranksDisagreeing: Int
+        /// Values each rank reduced, over every call (Σn).
+        public var values: Int
+        /// `sentBytes` per rank, over every call.
+        public var sentBytes: [Int]
+        /// What each rank sends with a ring's traffic (`BF16Reduction.Chunks.valuesSent`, in bytes)
+        /// on the MPI path, over every call; 0 through the window.
+        public var ringBytes: [Int]
+        /// Ranks whose counted traffic is not their ring share.
+        public var ranksOffTheRing: Int { zip(sentBytes, ringBytes).filter { $0 != $1 }.count }
+        public var pass: Bool { wrongElements == 0 && ranksDisagreeing == 0 && ranksOffTheRing == 0 }
     }
 
-    /// `calls` bf16 sum-allreduces of varying lengths (0 … 4096 values) over `comm`, through the
-    /// shared-memory window where it applies and through `MPI_Allgather` (`sharedMemoryLimit` 0),
-    /// with a different rank arriving last on each call. Every rank knows every rank's partial, so
-    /// it checks its result against `BF16Reduction`'s rank-order sum bit for bit; then the ranks
-    /// compare their results. Collective over `comm`.
+    /// The lengths the bf16 self-test reduces: fewer values than ranks, and counts that tp = 2, 3
+    /// and 4 do not divide (so chunks differ in size), up to 4097.
+    public static let bf16SelfTestLengths = [0, 1, 2, 7, 4097, 1001, 4095]
+
+    /// `calls` bf16 sum-allreduces of the `bf16SelfTestLengths` over `comm`, through the
+    /// shared-memory window where it applies and through MPI (`sharedMemoryLimit` 0: the
+    /// reduce-scatter and all-gather of chunks), with a different rank arriving last on each call.
+    /// Every rank knows every rank's partial, so it checks its result against `BF16Reduction`'s
+    /// rank-order sum bit for bit and its counted `sentBytes` against its ring share; then the
+    /// ranks compare their results. Collective over `comm`.
     public static func bf16ReductionSelfTest(_ comm: Communicator, calls: Int = 60) throws -> [BF16ReductionCheck] {
-        let p = comm.size, lengths = [0, 1, 7, 4096, 1000, 4095]
+        let p = comm.size, lengths = bf16SelfTestLengths
         var checks: [BF16ReductionCheck] = []
         for limit in [1 << 20, 0] {
             let c = Collectives(comm, reducePrecision: .bf16)
             c.sharedMemoryLimit = limit
-            var wrong = 0, digest: UInt64 = 0
+            var wrong = 0, digest: UInt64 = 0, values = 0, ring = 0
             for call in 0..<calls {
                 let n = lengths[call % lengths.count]
                 // Partial of rank r: values that bf16 does not hold exactly, of mixed sign and size,
@@ -36,11 +52,15 @@ extension Collectives {
                 let expected = BF16Reduction.sum((0..<p).map { try! Matrix(rows: 1, cols: n, values: partial($0)) })
                 wrong += zip(m.storage, expected.storage).filter { $0.bitPattern != $1.bitPattern }.count
                 for v in m.storage { digest = (digest &* 0x100_0000_01b3) ^ UInt64(v.bitPattern) }
+                values += n
+                if c.lastPath != .sharedMemory { ring += 2 * BF16Reduction.Chunks(count: n, ranks: p).valuesSent(by: comm.rank) }
             }
-            let facts = try comm.allGather([Int64(bitPattern: digest), Int64(wrong)])      // [digest, wrong] per rank
-            let digests = stride(from: 0, to: facts.count, by: 2).map { facts[$0] }
-            checks.append(BF16ReductionCheck(path: c.lastPath, wrongElements: stride(from: 1, to: facts.count, by: 2).reduce(0) { $0 + Int(facts[$1]) },
-                                             ranksDisagreeing: digests.filter { $0 != digests[0] }.count))
+            let facts = try comm.allGather([Int64(bitPattern: digest), Int64(wrong), Int64(c.sentBytes), Int64(ring)])   // 4 per rank
+            let fact = { (k: Int) in stride(from: k, to: facts.count, by: 4).map { Int(facts[$0]) } }
+            let digests = fact(0)
+            checks.append(BF16ReductionCheck(path: c.lastPath, wrongElements: fact(1).reduce(0, +),
+                                             ranksDisagreeing: digests.filter { $0 != digests[0] }.count,
+                                             values: values, sentBytes: fact(2), ringBytes: fact(3)))
         }
         return checks
     }

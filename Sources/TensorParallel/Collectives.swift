@@ -13,6 +13,11 @@ public final class Collectives {
     public private(set) var seconds: Double = 0
     /// Payload bytes each rank contributed since the last `resetCounters()`.
     public private(set) var bytes: Int = 0
+    /// Bytes this rank handed MPI for other ranks since the last `resetCounters()`, in the
+    /// collectives whose exchange `Collectives` lays out itself: the bf16 reduction's reduce-scatter
+    /// and all-gather (`BF16Reduction.Chunks.valuesSent`). The f32 collectives leave their traffic to
+    /// MPI's own algorithm and the shared-memory window sends nothing; neither is counted.
+    public internal(set) var sentBytes: Int = 0
     /// Collective calls since the last `resetCounters()`.
     public private(set) var calls: Int = 0
     /// What a recorded segment was: the wait at the barrier, the allreduce itself, or (decode
@@ -34,18 +39,20 @@ public final class Collectives {
 
     /// Payloads of at most this many bytes are reduced through a shared-memory window
     /// (`SharedMemoryReducer`) when every rank is on one host and no core hosts two ranks;
-    /// larger ones, and every other case, through `MPI_Allreduce`. 0: always `MPI_Allreduce`
-    /// (`--allreduce mpi`). Must be the same on every rank.
+    /// larger ones, and every other case, through `MPI_Allreduce` (a bf16 reduction: its
+    /// reduce-scatter and all-gather of bf16 chunks). 0: always MPI (`--allreduce mpi`). Must be
+    /// the same on every rank.
     public var sharedMemoryLimit = 1 << 20
     /// How the latest allreduce was done, for reports.
-    public private(set) var lastPath: AllReducePath = .none
+    public internal(set) var lastPath: AllReducePath = .none
 
     public enum AllReducePath: String, Codable, Sendable {
         case none = "none"
         case sharedMemory = "shared-memory window"
         case mpi = "MPI_Allreduce"
-        /// A bf16 reduction: the bf16 partials gathered with `MPI_Allgather`, summed in rank order on every rank.
-        case mpiAllGather = "MPI_Allgather of bf16 partials, summed in rank order"
+        /// A bf16 reduction with a ring's traffic: a reduce-scatter of bf16 chunks (`MPI_Alltoallv`),
+        /// each chunk summed in rank order by its owner, then an all-gather of the sums (`MPI_Allgatherv`).
+        case bf16ReduceScatterAllGather = "MPI_Alltoallv + MPI_Allgatherv of bf16 chunks, each summed in rank order by its owner"
     }
 
     /// What `allReduceSum` reduces in (`--allreduce-dtype`), fixed when the collectives are built:
@@ -53,8 +60,9 @@ public final class Collectives {
     /// (`BF16Reduction`: each partial rounded, each addition rounded, in rank order). Must be the
     /// same on every rank.
     public let reducePrecision: Precision
-    /// The bf16 path's buffers: this rank's rounded partial and every rank's, reused.
-    private var bf16Send: [BFloat16] = [], bf16Parts: [BFloat16] = []
+    /// The bf16 path's buffers, reused: this rank's rounded partial (then the gathered sums), and
+    /// the pieces of this rank's chunk the other ranks sent.
+    var bf16Send: [BFloat16] = [], bf16Received: [BFloat16] = []
 
     private enum Small { case untried, ready(SharedMemoryReducer), unavailable }
     private var small = Small.untried
@@ -117,32 +125,6 @@ public final class Collectives {
         record(.reduce, start: start, bytes: payload)
     }
 
-    /// The bf16 reduction: this rank's partial rounded to bf16, every rank's gathered (through the
-    /// shared-memory window when `reducer` is given, else `MPI_Allgather`), then summed in rank
-    /// order (`BF16Reduction`) into `m`.
-    private func allReduceBF16(_ m: inout Matrix, _ comm: Communicator, _ reducer: SharedMemoryReducer?) throws {
-        let n = m.count, p = comm.size
-        if bf16Send.count != n { bf16Send = [BFloat16](repeating: BFloat16(bitPattern: 0), count: n) }
-        m.storage.withUnsafeBufferPointer { src in bf16Send.withUnsafeMutableBufferPointer { BF16.round(src, into: $0) } }
-        if let reducer {
-            bf16Send.withUnsafeBytes { mine in
-                m.storage.withUnsafeMutableBufferPointer { out in
-                    reducer.exchange(mine) { parts in BF16Reduction.sum(parts.map { $0.assumingMemoryBound(to: BFloat16.self) }, into: out) }
-                }
-            }
-            lastPath = .sharedMemory
-            return
-        }
-        if bf16Parts.count != n * p { bf16Parts = [BFloat16](repeating: BFloat16(bitPattern: 0), count: n * p) }
-        try bf16Send.withUnsafeBytes { send in
-            try bf16Parts.withUnsafeMutableBytes { receive in
-                try comm.allGather(send.bindMemory(to: UInt8.self), into: receive.bindMemory(to: UInt8.self))
-            }
-        }
-        bf16Parts.withUnsafeBufferPointer { parts in m.storage.withUnsafeMutableBufferPointer { BF16Reduction.sum(parts, ranks: p, into: $0) } }
-        lastPath = .mpiAllGather
-    }
-
     /// Gathers every rank's `send` (the same count on each) into `receive`, rank-major
     /// (`MPI_Allgather`). A copy for a single rank.
     public func allGather(_ send: UnsafeBufferPointer<Float>, into receive: UnsafeMutableBufferPointer<Float>) throws {
@@ -175,6 +157,7 @@ public final class Collectives {
         seconds = 0
         waitSeconds = 0
         bytes = 0
+        sentBytes = 0
         calls = 0
         segments.removeAll(keepingCapacity: true)
         traffic.removeAll()

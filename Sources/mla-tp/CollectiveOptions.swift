@@ -6,7 +6,7 @@ import TensorCore
 struct CollectiveOptions: ParsableArguments {
     @Option(help: ArgumentHelp(
         "How o_proj's partial sums are reduced: auto or mpi.",
-        discussion: "auto: payloads up to 1 MiB (a decode step's) through a shared-memory window when every rank is on one host and no core hosts two ranks, MPI_Allreduce otherwise; mpi: always MPI_Allreduce (MPI_Allgather for a bf16 reduction)."))
+        discussion: "auto: payloads up to 1 MiB (a decode step's) through a shared-memory window when every rank is on one host and no core hosts two ranks, MPI_Allreduce otherwise; mpi: always MPI_Allreduce (for a bf16 reduction: a reduce-scatter and an all-gather of bf16 chunks)."))
     var allreduce: ReductionChoice.Route = .auto
 
     @Option(name: .customLong("allreduce-dtype"), help: ArgumentHelp(

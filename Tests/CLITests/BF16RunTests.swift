@@ -101,15 +101,26 @@ import TestSupport
         #expect(report.check?.pass == true && report.precisionCheck?.f32.pass == true, "\(args)")
     }
 
-    /// Two ranks exercise the window and MPI_Allgather; with three, the order of the additions
-    /// shows in the bits (two bf16 addends commute), so a rank that summed in another order would fail.
-    @Test(arguments: [2, 3])
-    func diagnoseChecksTheBF16AllreduceBitsOnEveryPath(ranks: Int) {
-        let r = MPIJob.run(ranks: ranks, ["diagnose"], timeout: 60)
+    /// The diagnose self-test of the bf16 allreduce, through the window (where it applies) and
+    /// through MPI, over odd lengths and fewer values than ranks: every rank's result equals
+    /// `BF16Reduction`'s rank-order sum bit for bit (with three or more ranks the order of the
+    /// additions shows in the bits), and on the MPI path each rank's counted `sentBytes` is its
+    /// ring share, 2(p−1)·Σn values over the ranks, not the (p−1)·Σn per rank of gathering every partial.
+    @Test(arguments: [2, 3, 4])
+    func theBF16AllreduceGivesTheRankOrderBitsWithARingsTraffic(ranks: Int) throws {
+        let r = MPIJob.run(ranks: ranks, ["diagnose"], timeout: 90)
         #expect(r.status == 0, "\(r)")
-        let lines = r.stdout.split(separator: "\n").filter { $0.hasPrefix("bf16 allreduce") }
-        #expect(lines.count == 2 && lines.allSatisfy { $0.contains("0 elements off the rank-order sum, 0 ranks with other bits  PASS") }, "\(r)")
-        #expect(lines.contains { $0.contains("MPI_Allgather") }, "\(r)")
+        let lines = r.stdout.split(separator: "\n").map(String.init).filter { $0.hasPrefix("bf16 allreduce") }
+        #expect(lines.count == 2 && lines.allSatisfy { $0.contains("0 elements off the rank-order sum, 0 ranks with other bits;") && $0.hasSuffix("  PASS") }, "\(r)")
+        let mpi = try #require(lines.first { $0.contains("MPI_Alltoallv + MPI_Allgatherv") }, "no MPI path: \(r)")
+        let number = { (after: String) throws -> Int in
+            let tail = try #require(mpi.range(of: after).map { mpi[$0.upperBound...] }, "no \"\(after)\" in \(mpi)")
+            return try #require(Int(tail.prefix { $0.isNumber }), "no number after \"\(after)\" in \(mpi)")
+        }
+        let values = try number("values ("), sent = try number("bytes sent ")
+        #expect(values > 0 && sent == 2 * 2 * (ranks - 1) * values, "tp=\(ranks): \(sent) bytes for \(values) values: \(mpi)")
+        #expect(mpi.contains(", 0 ranks off their ring share"), "\(mpi)")
+        if ranks > 2 { #expect(sent < 2 * (ranks - 1) * ranks * values, "no less than gathering every partial: \(mpi)") }
     }
 
     @Test(arguments: [(["run", "--allreduce-dtype", "bf16"], "--dtype bf16"), (["run", "--dtype", "fp16"], "bf16"),
