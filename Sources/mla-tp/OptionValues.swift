@@ -21,6 +21,7 @@ extension DecodePath: ExpressibleByArgument {}
 extension GateActivation: ExpressibleByArgument {}
 extension BenchPhase: ExpressibleByArgument {}
 extension Precision: ExpressibleByArgument {}
+extension KVCacheChoice: ExpressibleByArgument {}
 extension ReductionChoice.Route: ExpressibleByArgument {}
 
 /// `--repeat N`: the timed forwards of `sweep` and `sweep-step`, spelled as `bench` spells it.

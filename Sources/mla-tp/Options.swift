@@ -31,6 +31,11 @@ struct ModelOptions: ParsableArguments {
         discussion: "bf16 runs as a bf16 engine does: weights held in bf16 (a bf16 checkpoint as stored, others rounded once), activations rounded where transformers' bf16 forward rounds, GEMMs on bf16 operands accumulating in f32 (docs/precision.md)."))
     var dtype: Precision = .f32
 
+    @Option(name: .customLong("kv-cache-dtype"), help: ArgumentHelp(
+        "What the latent KV cache holds its tokens in: auto (the --dtype), f32, bf16 or fp8.",
+        discussion: "bf16: 2 bytes a value, rounded to nearest even when a token is appended (exact under --dtype bf16). fp8: FlashMLA's token layout, the latent in e4m3 with an f32 scale per 128 values and k_rope in bf16 (656 bytes a token for deepseek-v3); attention dequantizes a tile of tokens at a time (docs/serving.md, docs/precision.md)."))
+    var kvCacheDType: KVCacheChoice = .auto
+
     @Option(help: "Override the config's gate activation.")
     var act: GateActivation?
 
@@ -57,7 +62,7 @@ struct ModelOptions: ParsableArguments {
         } else {
             origin = .preset(preset?.name ?? "tiny")
         }
-        return ModelChoice(origin: origin, gate: gate, seed: seed, dtype: dtype, activation: act,
+        return ModelChoice(origin: origin, gate: gate, seed: seed, dtype: dtype, kvCache: kvCacheDType, activation: act,
                            overrides: overrides.map { .init(key: $0.key, value: $0.value) })
     }
 

@@ -125,7 +125,7 @@ struct Plan: ParsableCommand {
             }
         }
         let report = try PlanReport(config: config, model: name, tp: tp, gate: model.gate, sequenceLengths: lengths, hardware: hw,
-                                    precision: model.dtype)
+                                    precision: model.dtype, cacheDType: model.choice.kvCacheDType)
         RankOutputShim.out(json ? try report.json() : report.text())
     }
 
@@ -140,6 +140,7 @@ struct Plan: ParsableCommand {
         }
         let report = try LayoutPlanReport(config: config, model: name, ranks: ranks, layouts: list, context: context, batch: batchSize,
                                       layers: layers, dtype: model.dtype.rawValue, bytesPerElement: model.dtype.bytesPerElement,
+                                      cacheDType: model.choice.kvCacheDType,
                                       memoryPerRank: memoryPerRank?.bytes, hardware: hw)
         if let figure { try AtomicFile.write(Data(report.figure().utf8), to: figure) }
         RankOutputShim.out(json ? try report.json() : report.text())

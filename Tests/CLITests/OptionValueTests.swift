@@ -29,7 +29,15 @@ import TestSupport
         (["run", "--allreduce", "nccl"], ["--allreduce", "'auto'", "'mpi'"]),
         (["bench", "--phase", "all"], ["--phase", "'both'"]),
         (["init", "--out", "/tmp/x", "--dtype", "fp8"], ["--dtype", "'bf16'"]),
+        // --kv-cache-dtype on every command that builds or plans a cache, the default command included.
+        (["--kv-cache-dtype", "fp4"], kvCacheDTypes),
+        (["run", "--kv-cache-dtype", "e4m3"], kvCacheDTypes),
+        (["bench", "--kv-cache-dtype", "FP8"], kvCacheDTypes),
+        (["sweep", "--kv-cache-dtype", "int8"], kvCacheDTypes),
+        (["sweep-step", "--kv-cache-dtype", ""], kvCacheDTypes),
+        (["plan", "--tp", "2", "--kv-cache-dtype", "f16"], kvCacheDTypes),
     ]
+    static let kvCacheDTypes = ["--kv-cache-dtype", "'auto'", "'f32'", "'bf16'", "'fp8'"]
 
     @Test(arguments: cases.indices)
     func aValueOutsideTheFormsIsAUsageErrorThatListsThem(index: Int) {
