@@ -13,6 +13,14 @@ import Testing
                    values: try SeededInit.fill(name: "x", seed: 11, rows: 0..<tokens, cols: 0..<c.hiddenSize, globalCols: c.hiddenSize, std: 1))
     }
 
+    /// deepseek-v2-lite's heads (kv_lora 512, rope 64: four fp8 groups a token), four of them.
+    static var kvLora512: MLAConfig {
+        var c = Presets.deepseekV2Lite
+        c.hiddenSize = 256
+        c.numAttentionHeads = 4
+        return c
+    }
+
     /// Schedules that exercise every reader: decode steps, chunked prefill after a cached prefix,
     /// a prefill longer than one tile of cached rows (`KVCache.tileTokens`), naive and absorbed.
     static let schedules: [(decodeSteps: Int, chunk: Int?)] = [(3, nil), (2, 4), (12, nil), (1, 100)]
@@ -21,7 +29,7 @@ import Testing
     /// the readers run the same GEMMs on the same tiles, so every output bit equals the f32 cache's.
     @Test(arguments: DecodePath.allCases)
     func aBF16CacheServesBitIdenticallyToAnF32CacheUnderBF16(path: DecodePath) throws {
-        let c = Presets.tiny
+        let c = Self.kvLora512
         let layer = try MLAAttention(config: c, shard: .whole, source: source, precision: .bf16)
         let batch = try Batch(sequenceLengths: [7, 1, 12, 150])
         let x = try input(c, batch.tokenCount)
@@ -29,7 +37,7 @@ import Testing
             let schedule = try ServingSchedule(batch: batch, decodeSteps: d, prefillChunk: chunk)
             let f32 = try layer.serve(x, batch: batch, schedule: schedule, decode: path, collectives: .local, cacheDType: .f32)
             let bf16 = try layer.serve(x, batch: batch, schedule: schedule, decode: path, collectives: .local, cacheDType: .bf16)
-            #expect(layer.lastCache?.dtype == .bf16 && layer.lastCache?.bytes == batch.tokenCount * 2 * 80)
+            #expect(layer.lastCache?.dtype == .bf16 && layer.lastCache?.bytes == batch.tokenCount * 2 * 576)
             let differing = zip(f32.storage, bf16.storage).filter { $0.bitPattern != $1.bitPattern }.count
             #expect(differing == 0, "\(path) D=\(d) chunk=\(String(describing: chunk)): \(differing) of \(f32.count) elements differ")
         }
@@ -43,9 +51,7 @@ import Testing
     /// under mpirun, `LayoutTests`.)
     @Test(arguments: KVCacheDType.allCases)
     func absorbedAndNaiveDecodeAgreeOverEveryCache(dtype: KVCacheDType) throws {
-        var c = Presets.deepseekV2Lite   // kv_lora 512, rope 64: four fp8 groups a token
-        c.hiddenSize = 256
-        c.numAttentionHeads = 4
+        let c = Self.kvLora512
         let layer = try MLAAttention(config: c, shard: .whole, source: source)
         let batch = try Batch(sequenceLengths: [30, 9, 140])
         let x = try input(c, batch.tokenCount)

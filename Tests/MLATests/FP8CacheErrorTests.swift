@@ -171,7 +171,7 @@ import Testing
             let (cache, stored) = try k.cache(dtype)
             let rounding = Self.roundingBound(k, dtype: dtype)               // the premise: each stored value within its rounding
             let outside = stored.indices.filter { abs(Double(stored[$0]) - Double(k.rows[$0])) > rounding($0 / k.width, $0 % k.width) }
-            #expect(outside.isEmpty, "\(dtype): \(outside.count) stored values outside their rounding, e.g. value \(outside.first ?? 0)")
+            #expect(outside.count == 0, "\(dtype): stored values outside their rounding, the first at \(outside.first ?? 0)")
             let got = k.decode(cache)
             let actual = Self.reference(k, stored: stored)
             let prior = Self.reference(k, stored: stored, rounding: rounding)
