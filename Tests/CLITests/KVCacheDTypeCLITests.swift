@@ -38,6 +38,17 @@ import TestSupport
         #expect(cost > 0 && cost < (dtype == "fp8" ? 0.1 : 0.01), "\(args) \(dtype): the cache moved the output by \(cost) relative")
     }
 
+    /// Under --dtype bf16 an fp8 cache is checked once, in bf16, against the unsharded forward served
+    /// through the same cache (an f32 reference would quantize other latents).
+    @Test(arguments: [(2, ["--seqs", "64,32", "--decode-steps", "8"]), (4, ["--dcp", "2", "--seqs", "13,6", "--decode-steps", "2", "--prefill-chunk", "3"])])
+    func anFP8CacheUnderBF16IsCheckedInBF16(ranks: Int, args: [String]) throws {
+        let r = MPIJob.run(ranks: ranks, ["run"] + args + ["--dtype", "bf16", "--kv-cache-dtype", "fp8", "--check", "--json"], timeout: 90)
+        #expect(r.status == 0, "\(args): \(r)")
+        let report = try r.decoded(RunReport.self)
+        #expect(report.check?.pass == true && report.check?.tolerance == 0x1p-5 && report.precisionCheck == nil, "\(args)")
+        #expect(report.serving?.checkedAgainstServed == true && report.serving?.againstPlainForward != nil, "\(args)")
+    }
+
     /// Under --dtype bf16 a bf16 cache holds the cached values exactly: every layout's output has
     /// the f32 cache's bits (deepseek-v2-lite's heads, kv_lora 512, so that a difference in how
     /// the readers sum would show through bf16's rounding).
