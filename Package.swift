@@ -93,7 +93,7 @@ let package = Package(
         .testTarget(name: "MLATests", dependencies: ["MLA", "SafeTensors", "TestSupport", "ExitClass"]),
         .testTarget(name: "PlannerTests", dependencies: ["Planner", "MLA", "SafeTensors"]),
         .testTarget(name: "MeasureTests", dependencies: ["Measure", "Report", "MLA", "TestSupport"]),
-        .testTarget(name: "ReportTests", dependencies: ["Report", "Planner", "MLA"]),
+        .testTarget(name: "ReportTests", dependencies: ["Report", "Planner", "MLA", "TensorCore"]),
         .testTarget(name: "JobsTests", dependencies: ["Jobs", "Measure", "MLA", "Planner", "TensorCore"]),
         .testTarget(name: "PlotTests", dependencies: ["Plot"]),
         .testTarget(name: "LaunchTests", dependencies: ["Launch"]),

@@ -24,7 +24,8 @@ extension SweepRunner {
                             .run(run), timeout: timeout, progress)
             let report = try JSONDecoder().decode(RunReport.self, from: Data(r.stdout.utf8))
             rows.append(.init(layout: l.description, run: report,
-                              plan: try LayoutPlan(config: config, layout: l, gate: gate, context: context, batch: batch),
+                              plan: try LayoutPlan(config: config, layout: l, gate: gate, context: context, batch: batch,
+                                                   cacheDType: choice.kvCacheDType),
                               cachedTokensMax: report.ranks.compactMap(\.cachedTokens).max() ?? 0,
                               anonymousBytesMax: report.ranks.map(\.anonymousMemory).max() ?? 0,
                               bytesSentRank0: (report.ranks.first?.communicators ?? []).flatMap(\.kinds).reduce(0) { $0 + $1.bytes }))

@@ -5,7 +5,8 @@ import TensorCore
 import TensorParallel
 
 /// Which model a job runs and how it is held (`--preset`/`--model`/`--config --weights`, `--gate`,
-/// `--seed`, `--dtype`, `--act`, `--set`): one value, so a child job gets all of it or none.
+/// `--seed`, `--dtype`, `--kv-cache-dtype`, `--act`, `--set`): one value, so a child job gets all
+/// of it or none.
 public struct ModelChoice: Codable, Sendable, Equatable {
     /// Where the model comes from: a preset with seeded weights, or a checkpoint.
     public enum Origin: Codable, Sendable, Equatable {
@@ -30,23 +31,30 @@ public struct ModelChoice: Codable, Sendable, Equatable {
     public var dtype: Precision
     /// `--quantization` (nil: none).
     public var quantization: WeightQuantization?
+    /// What the latent cache holds its tokens in (`auto`: `dtype`'s own, `kvCacheDType`).
+    public var kvCache: KVCacheChoice
     /// The gate activation in place of the config's (nil: the config's).
     public var activation: GateActivation?
     public var overrides: [Override]
 
     public init(origin: Origin, gate: GateLayout = .column, seed: UInt64 = 1234, dtype: Precision = .f32,
-                activation: GateActivation? = nil, overrides: [Override] = [], quantization: WeightQuantization? = nil) {
+                kvCache: KVCacheChoice = .auto, activation: GateActivation? = nil, overrides: [Override] = [],
+                quantization: WeightQuantization? = nil) {
         self.origin = origin
         self.quantization = quantization
         self.gate = gate
         self.seed = seed
         self.dtype = dtype
+        self.kvCache = kvCache
         self.activation = activation
         self.overrides = overrides
     }
 
     /// How every projection holds its weights: `--quantization` over `--dtype`.
     public var storage: any WeightStorage.Type { (quantization ?? .none).storage(activations: dtype) }
+
+    /// The cache dtype `kvCache` means for this model's activations.
+    public var kvCacheDType: KVCacheDType { kvCache.resolved(activations: dtype) }
 
     /// The config (the activation and every override applied) and a short name for reports.
     public func loadConfig() throws -> (MLAConfig, String) {

@@ -30,6 +30,8 @@ public struct RunJob {
     /// stored in; the reduction's own precision is the collectives' (`--allreduce-dtype`).
     public var storage: any WeightStorage.Type
     public var precision: Precision { storage.activations }
+    /// What the latent cache holds its tokens in (`--kv-cache-dtype`, resolved).
+    public var cacheDType: KVCacheDType
     /// Called mid-forward on this rank (the failure tests' fault switch).
     public var faultHook: (() throws -> Void)?
 
@@ -45,7 +47,7 @@ public struct RunJob {
 
     public init(config: MLAConfig, model: String, layer: Int, gate: GateLayout, x: Matrix, batch: Batch, layout: ParallelLayout,
                 serving: Serving?, decode: DecodePath, check: Bool?, checkEveryStage: Bool, storage: any WeightStorage.Type = F32Storage.self,
-                faultHook: (() throws -> Void)? = nil) {
+                cacheDType: KVCacheDType? = nil, faultHook: (() throws -> Void)? = nil) {
         self.config = config
         self.model = model
         self.layer = layer
@@ -58,6 +60,7 @@ public struct RunJob {
         self.check = check
         self.checkEveryStage = checkEveryStage
         self.storage = storage
+        self.cacheDType = cacheDType ?? KVCacheDType(activations: storage.activations)
         self.faultHook = faultHook
     }
 
@@ -87,23 +90,27 @@ public struct RunJob {
         attention.checkEveryStage = checkEveryStage
         attention.faultHook = faultHook
         let dcp = groups.dcp.map { ContextParallelGroup(Collectives($0), share: layout.tokenShare(of: world.rank)) }
-        let schedule = try (serving ?? (layout.dcp > 1 ? Serving(decodeSteps: 0, prefillChunk: nil) : nil)).map {
-            try ServingSchedule(batch: mine, decodeSteps: $0.decodeSteps, prefillChunk: $0.prefillChunk)
-        }
-        let groupOut = try schedule.map { try attention.serve(xs, batch: mine, schedule: $0, decode: decode, collectives: tp, dcp: dcp) }
+        let served = serving ?? (layout.dcp > 1 ? Serving(decodeSteps: 0, prefillChunk: nil) : nil)
+        let schedule = try served.map { try ServingSchedule(batch: mine, decodeSteps: $0.decodeSteps, prefillChunk: $0.prefillChunk) }
+        let groupOut = try schedule.map { try attention.serve(xs, batch: mine, schedule: $0, decode: decode, collectives: tp, dcp: dcp,
+                                                              cacheDType: cacheDType) }
             ?? attention.forward(xs, batch: mine, collectives: tp)
         let out = try groups.gather(groupOut, assignment: assignment, batch: batch)
 
         let facts = try world.allGather(value: RankFacts(
             rank: world.rank, bytesReadFromFiles: (weights as? CheckpointWeights)?.bytesRead ?? 0,
             anonymousMemory: ProcessMemory.current().anonymousBytes, weightBytes: attention.weightBytes,
-            position: groups.position, cachedTokens: attention.lastCache?.localLengths.reduce(0, +),
+            position: groups.position, cachedTokens: attention.lastCache?.localLengths.reduce(0, +), cacheBytes: attention.lastCache?.bytes,
             communicators: [CommunicatorTraffic(tp)] + (dcp.map { [CommunicatorTraffic($0.collectives)] } ?? [])))
         let placement = try world.placement()
-        let verdict = try TPCheck.verify(out, world: world, enabled: check ?? TPCheck.fits(config: config), precision: attention.precision) {
-            try TPCheck.reference($0, run: storage, config: config, layer: layer, source: try source(), x: x, batch: batch,
-                                  checkEveryStage: checkEveryStage)
-        }
+        // Through a lossy cache the check is one comparison in the run's precision: an f32 reference
+        // would round other latents (f32, not bf16) into the cache, a difference of the cache's own size.
+        let enabled = check ?? TPCheck.fits(config: config)
+        let verdict = servedReference(served)
+            ? try TPCheck.verify(out, world: world, enabled: enabled, tolerance: TPCheck.tolerance(for: precision)) {
+                try reference(precision: precision, served: served, source: source)
+            }
+            : try TPCheck.verify(out, world: world, enabled: enabled, precision: precision) { try reference(precision: $0, served: served, source: source) }
         var heads: [RunReport.HeadError] = []
         if !verdict.pass && schedule == nil && layout.dp == 1 {
             heads = try TPCheck.headErrors(attention, world: world, tolerance: TPCheck.tolerance(for: attention.precision), reference: {
@@ -120,15 +127,39 @@ public struct RunJob {
             r.headErrors = heads.isEmpty ? nil : heads
             r.precisionCheck = verdict.precision
             if let schedule {
-                let perToken = KVCache.bytesPerToken(config: config)
                 r.serving = .init(decodeSteps: schedule.decodeSteps, prefillChunk: schedule.prefillChunk, decode: decode, steps: schedule.steps.count,
                                   prefillTokens: schedule.prefillTokens, decodeTokens: schedule.decodeTokens,
                                   shorterThanDecodeSteps: schedule.shorterThanDecodeSteps.map { batch.tokens(of: $0).count },
-                                  cacheBytesPerToken: perToken, cacheBytesPerRank: facts.map { perToken * ($0.cachedTokens ?? 0) }.max() ?? 0)
+                                  cacheDType: cacheDType, cacheBytesPerToken: KVCache.bytesPerToken(config: config, dtype: cacheDType),
+                                  cacheBytesPerRank: facts.map { $0.cacheBytes ?? 0 }.max() ?? 0,
+                                  checkedAgainstServed: servedReference(served))
+                if verdict.result != nil && servedReference(served) {           // what the cache's rounding costs the output
+                    r.serving?.againstPlainForward = try Comparison(out, reference: try reference(precision: precision, served: nil, source: source))
+                }
             }
             report = r
         }
         return Outcome(output: out, report: report, verdict: verdict, headErrors: heads)
+    }
+
+    /// Whether the check's reference serves the batch through the same cache: when the cache does
+    /// not give back the values appended (fp8; bf16 holding f32 activations), the plain forward
+    /// would differ from every served run by the cache's rounding, and the check is about the
+    /// sharding. Otherwise the reference is the plain forward.
+    func servedReference(_ served: Serving?) -> Bool { served != nil && !cacheDType.isExact(for: precision) }
+
+    /// Rank 0's unsharded reference in `p`: the plain forward, or the whole batch served as
+    /// `served` says through a cache of `cacheDType` (`servedReference`).
+    func reference(precision p: Precision, served: Serving?, source: () throws -> WeightSource) throws -> Matrix {
+        guard let served, servedReference(served) else {
+            return try TPCheck.reference(p, run: storage, config: config, layer: layer, source: try source(), x: x, batch: batch,
+                                         checkEveryStage: checkEveryStage)
+        }
+        let (held, values) = TPCheck.referenceStorage(p, run: storage, source: try source())
+        let whole = try TPCheck.unshardedLayer(config: config, layer: layer, source: values, x: x, batch: batch, storage: held)
+        whole.checkEveryStage = checkEveryStage
+        let schedule = try ServingSchedule(batch: batch, decodeSteps: served.decodeSteps, prefillChunk: served.prefillChunk)
+        return try whole.serve(x, batch: batch, schedule: schedule, decode: decode, collectives: .local, cacheDType: cacheDType)
     }
 
     /// Writes `attn_output [T, hidden]` F32 with metadata (tp, gate, layer, config hash), atomically.

@@ -63,25 +63,26 @@ struct AbsorbedKernel {
                                Checked.product(attendedHeads ?? heads, attended, what: "absorbed attention FLOPs"), what: "absorbed attention FLOPs")
     }
 
-    /// Query i of `nq` sits at key index `nk − nq + i`. `cache` holds `[nk, lora + rope]` rows;
-    /// `kvB` is the rank's `[H/tp·(nope+v), lora]` slice of kv_b_proj, in its precision. Returns the
+    /// Query i of `nq` sits at key index `nk − nq + i`, nk = `keys.count` cached rows
+    /// `[nk, lora + rope]`; `kvB` is the rank's `[H/tp·(nope+v), lora]` slice of kv_b_proj, in its precision. Returns the
     /// kernel that ran W_UK and W_UV.
     ///
     /// Heads are taken in groups of `g = groupHeads(nq:)`: each head's `[q̃_h | q_rope_h]` is
     /// written into row block h of one `[g·nq, kv_lora+rope]` matrix, so that the latent and rope
-    /// scores of the whole group are one GEMM against the cache rows as they are stored, and
-    /// `P·latent` another; only W_UK and W_UV, which differ per head, stay per head.
+    /// scores of the whole group are one GEMM per tile of cached rows, and `P·latent` another;
+    /// only W_UK and W_UV, which differ per head, stay per head.
     @discardableResult
-    func run(q: UnsafePointer<Float>, ldq: Int, cache: UnsafePointer<Float>, kvB: GemmSource,
-             out: UnsafeMutablePointer<Float>, ldo: Int, nq: Int, nk: Int, work: UnsafeMutablePointer<Float>) -> GemmKernel {
+    func run(q: UnsafePointer<Float>, ldq: Int, keys: CachedRows, kvB: GemmSource,
+             out: UnsafeMutablePointer<Float>, ldo: Int, nq: Int, work: UnsafeMutablePointer<Float>) -> GemmKernel {
         guard nq > 0 else { return .empty }
+        let nk = keys.count
         let g = groupHeads(nq: nq)
         var kernel = GemmKernel.empty
         for h0 in stride(from: 0, to: heads, by: g) {
             let gh = min(g, heads - h0), rows = gh * nq
             let qs = work, s = qs + rows * width, ol = s + rows * nk                  // [rows, width], [rows, nk], [rows, lora]
             absorb(q: q, ldq: ldq, kvB: kvB, heads: h0 ..< h0 + gh, nq: nq, into: qs)
-            attend(qs, rows: rows, cache: cache, nk: nk, visible: { nk - nq + $0 % nq + 1 }, scores: s, into: ol, lse: nil)
+            attend(qs, rows: rows, keys: keys, visible: { nk - nq + $0 % nq + 1 }, scores: s, into: ol, lse: nil)
             Kernels.round(ol, rows: rows, cols: lora, ld: lora, to: precision)
             kernel = expand(ol, kvB: kvB, heads: h0 ..< h0 + gh, nq: nq, out: out, ldo: ldo)
         }
@@ -104,27 +105,39 @@ struct AbsorbedKernel {
         }
     }
 
-    /// Softmax attention of `rows` stacked query rows over `nk` cache rows: row r sees the first
-    /// `visible(r)` keys (0 allowed: its output is 0 and its log-sum-exp −∞). Writes
-    /// `softmax · latent` `[rows, lora]` (as accumulated, f32) into `ol` and, when asked, each row's
-    /// log-sum-exp of its scaled scores into `lse`. The probabilities are stored in `precision`
-    /// before the product. `scores` holds `rows · nk` floats.
-    func attend(_ qs: UnsafePointer<Float>, rows: Int, cache: UnsafePointer<Float>, nk: Int, visible: (Int) -> Int,
+    /// Softmax attention of `rows` stacked query rows over the `nk = keys.count` cached rows: row r
+    /// sees the first `visible(r)` keys (0 allowed: its output is 0 and its log-sum-exp −∞).
+    /// Writes `softmax · latent` `[rows, lora]` (as accumulated, f32) into `ol` and, when asked,
+    /// each row's log-sum-exp of its scaled scores into `lse`. The probabilities are stored in
+    /// `precision` before the product. `scores` holds `rows · nk` floats.
+    ///
+    /// Two passes over the cached rows, a tile at a time (`CachedRows`: a quantized cache is
+    /// dequantized one tile into a small scratch right before each GEMM): the scores of each tile,
+    /// then, after the softmax over whole rows, `P · latent` accumulated tile by tile.
+    func attend(_ qs: UnsafePointer<Float>, rows: Int, keys: CachedRows, visible: (Int) -> Int,
                 scores s: UnsafeMutablePointer<Float>, into ol: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>?) {
         guard rows > 0 else { return }
+        let nk = keys.count
         guard nk > 0 else {
             ol.update(repeating: 0, count: rows * lora)
             lse?.update(repeating: -.infinity, count: rows)
             return
         }
-        Gemm.run(transB: true, m: rows, n: nk, k: width, alpha: scale, a: qs, lda: width, b: cache, ldb: width, c: s, ldc: nk)
+        let tiles = keys.tiles
+        for t in tiles {                                                                          // S[:, t]   [rows, |t|]
+            Gemm.run(transB: true, m: rows, n: t.count, k: width, alpha: scale, a: qs, lda: width, b: keys.tile(t), ldb: width,
+                     c: s + t.lowerBound, ldc: nk)
+        }
         for r in 0..<rows {
             let row = s + r * nk, seen = min(visible(r), nk)
             let l = Kernels.softmax(row, count: seen, storing: precision)
             for j in seen..<nk { row[j] = 0 }
             lse?[r] = l
         }
-        Gemm.run(m: rows, n: lora, k: nk, a: s, lda: nk, b: cache, ldb: width, c: ol, ldc: lora)      // [rows, lora]
+        for t in tiles {                                                                          // += P[:, t] · latent[t]   [rows, lora]
+            Gemm.run(m: rows, n: lora, k: t.count, a: s + t.lowerBound, lda: nk, b: keys.tile(t), ldb: width,
+                     beta: t.lowerBound == 0 ? 0 : 1, c: ol, ldc: lora)
+        }
     }
 
     /// `O_h = ol_h · W_UV_hᵀ` `[nq, v]` into head h's columns of `out`, for each head of `heads`

@@ -115,18 +115,17 @@ extension MLAAttention {
             let slot = step.slots[b], nk = cache.localLengths[slot], first = cache.lengths[slot] - n
             let need = hl * n * nk
             if scores.count < need { scores = [Float](repeating: 0, count: need) }
-            cache.withRows(slot: slot) { keys in
-                x.qAll.withUnsafeBufferPointer { qs in x.out.withUnsafeMutableBufferPointer { ol in
-                    x.lse.withUnsafeMutableBufferPointer { lse in scores.withUnsafeMutableBufferPointer { s in
-                        for k in 0..<C {
-                            let row = k * own + hl * at.blockStart[b]
-                            absorbed.attend(qs.baseAddress! + row * width, rows: hl * n, cache: keys, nk: nk,
-                                            visible: { cache.share.localCount(first + $0 % n + 1) }, scores: s.baseAddress!,
-                                            into: ol.baseAddress! + row * lora, lse: lse.baseAddress! + row)
-                        }
-                    } }
+            let keys = cache.rows(slot: slot)
+            x.qAll.withUnsafeBufferPointer { qs in x.out.withUnsafeMutableBufferPointer { ol in
+                x.lse.withUnsafeMutableBufferPointer { lse in scores.withUnsafeMutableBufferPointer { s in
+                    for k in 0..<C {
+                        let row = k * own + hl * at.blockStart[b]
+                        absorbed.attend(qs.baseAddress! + row * width, rows: hl * n, keys: keys,
+                                        visible: { cache.share.localCount(first + $0 % n + 1) }, scores: s.baseAddress!,
+                                        into: ol.baseAddress! + row * lora, lse: lse.baseAddress! + row)
+                    }
                 } }
-            }
+            } }
             counters.attentionFlops += try absorbed.flops(nq: n, nk: nk, attendedHeads: C * hl)
         }
     }

@@ -2,8 +2,11 @@ import TensorCore
 import TensorParallel
 
 /// MLA's compressed KV cache: per sequence, the normalized latent `[len, kv_lora]` and the
-/// roped, head-shared `k_rope [len, rope]`, stored together as rows `[len, kv_lora + rope]`
-/// (the same layout as `kv_a_proj_with_mqa`'s output).
+/// roped, head-shared `k_rope [len, rope]` of every token, one token after another in the
+/// layout of `dtype` (`KVCacheLayout`: f32, bf16, or FlashMLA's 656-byte fp8 token at
+/// deepseek-v3 scale). A token is rounded or quantized once, when it is appended; readers get
+/// f32 rows back a tile of `tileTokens` tokens at a time (`rows(slot:)`), dequantized into a
+/// scratch of one tile right before their GEMMs, never the whole cache.
 ///
 /// Partition: under tensor parallelism, replicated — every rank of a TP group holds the whole
 /// cache of its sequences, as in vLLM and SGLang. The latent feeds every head, and each rank
@@ -13,67 +16,159 @@ import TensorParallel
 /// group), and decode context parallelism (`share`, a `TokenShare`) keeps on DCP index k of C
 /// only the tokens with cache index i mod C = k, row j holding token k + j·C.
 public final class KVCache {
-    /// Floats per cached token: kv_lora + rope.
+    /// Values per cached token: kv_lora + rope.
     public let width: Int
+    /// How each token is held.
+    public let layout: KVCacheLayout
     /// Which tokens this rank keeps: cache index i with i mod `share.count` = `share.index`.
     public let share: TokenShare
-    /// Cached rows per slot, `[capacity, width]` each, of which the first `localLengths[s]` are filled.
-    var slots: [Matrix]
+    /// Each slot's tokens, `layout.bytesPerToken` apiece, of which the first `localLengths[s]` are filled.
+    private var slots: [TokenBuffer]
     /// Tokens of each slot's sequence so far (on every rank, whichever keeps them).
     public private(set) var lengths: [Int]
-    /// Rows this rank keeps per slot.
+    /// Tokens this rank keeps per slot.
     public private(set) var localLengths: [Int]
+    /// One tile of rows read back as f32, `[tileTokens, width]` (unused for an f32 cache).
+    private let tile: UnsafeMutablePointer<Float>
 
-    /// An empty cache of `sequences` slots for `config`; with `share` (DCP) this rank keeps only
-    /// its share of each sequence's tokens.
-    public init(config: MLAConfig, sequences: Int, share: TokenShare = .whole) {
-        width = config.kvLoraRank + config.qkRopeHeadDim
+    /// Tokens a reader gets at a time: the bound of the dequantization scratch (295 KB of f32 at
+    /// deepseek-v3's 576 values a token), and the token blocks of every GEMM over cached rows.
+    public static let tileTokens = 128
+
+    /// An empty cache of `sequences` slots for `config`, each token held as `dtype`; with `share`
+    /// (DCP) this rank keeps only its share of each sequence's tokens.
+    public init(config: MLAConfig, sequences: Int, share: TokenShare = .whole, dtype: KVCacheDType = .f32) {
+        let layout = KVCacheLayout(config: config, dtype: dtype)
+        self.layout = layout
+        width = layout.width
         self.share = share
-        slots = Array(repeating: Matrix(rows: 0, cols: width), count: sequences)
+        slots = (0..<sequences).map { _ in TokenBuffer(layout: layout) }
         lengths = Array(repeating: 0, count: sequences)
         localLengths = lengths
+        tile = .allocate(capacity: dtype == .f32 ? 0 : Self.tileTokens * layout.width)
     }
 
-    /// Bytes per cached token (f32): `(kv_lora + rope) · 4`, on every rank.
-    public static func bytesPerToken(config: MLAConfig) -> Int { 4 * (config.kvLoraRank + config.qkRopeHeadDim) }
+    deinit { tile.deallocate() }
+
+    public var dtype: KVCacheDType { layout.dtype }
+
+    /// Bytes per cached token as `dtype` holds it, on every rank that keeps it: deepseek-v3
+    /// 2,304 (f32), 1,152 (bf16), 656 (fp8).
+    public static func bytesPerToken(config: MLAConfig, dtype: KVCacheDType) -> Int {
+        KVCacheLayout(config: config, dtype: dtype).bytesPerToken
+    }
 
     /// Bytes of the tokens this rank holds now.
-    public var bytes: Int { 4 * width * localLengths.reduce(0, +) }
+    public var bytes: Int { layout.bytesPerToken * localLengths.reduce(0, +) }
 
     public var sequenceCount: Int { slots.count }
 
-    /// Appends the tokens of `rows` of `source` (`[·, width]`) that this rank keeps to slot `s`,
-    /// growing its storage geometrically.
+    /// Appends the tokens of `rows` of `source` (`[·, width]`, f32 values) that this rank keeps
+    /// to slot `s`, each stored as `dtype` (rounded or quantized here, once).
     func append(slot s: Int, from source: Matrix, rows: Range<Int>) {
         let first = lengths[s]                                      // cache index of rows.lowerBound
         let kept = rows.filter { share.holds(first + $0 - rows.lowerBound) }
-        let needed = localLengths[s] + kept.count
-        if slots[s].rows < needed {
-            var grown = Matrix(rows: max(needed, 2 * slots[s].rows, 16), cols: width)
-            grown.storage.replaceSubrange(0 ..< localLengths[s] * width, with: slots[s].storage[0 ..< localLengths[s] * width])
-            slots[s] = grown
-        }
-        var dst = localLengths[s] * width
-        if share.count == 1 {                                       // every token: one block copy
-            slots[s].storage.replaceSubrange(dst ..< dst + rows.count * width,
-                                             with: source.storage[rows.lowerBound * width ..< rows.upperBound * width])
-        } else {
-            for r in kept {
-                slots[s].storage.replaceSubrange(dst ..< dst + width, with: source.storage[r * width ..< (r + 1) * width])
-                dst += width
+        let buffer = slots[s]
+        buffer.reserve(localLengths[s] + kept.count)
+        source.storage.withUnsafeBufferPointer { src in
+            if share.count == 1 {                                   // every token: one pass over contiguous rows
+                buffer.encode(src.baseAddress! + rows.lowerBound * width, tokens: rows.count, at: localLengths[s])
+            } else {
+                for (j, r) in kept.enumerated() { buffer.encode(src.baseAddress! + r * width, tokens: 1, at: localLengths[s] + j) }
             }
         }
         lengths[s] = first + rows.count
-        localLengths[s] = needed
+        localLengths[s] += kept.count
     }
 
-    /// Runs `body` with a pointer to slot `s`'s first cached row.
-    func withRows<R>(slot s: Int, _ body: (UnsafePointer<Float>) throws -> R) rethrows -> R {
-        // A slot that holds no row yet (a DCP rank's empty share) still passes a valid pointer; nothing reads it.
-        try slots[s].storage.withUnsafeBufferPointer { rows in
-            if let base = rows.baseAddress { return try body(base) }
-            return try [Float](repeating: 0, count: width).withUnsafeBufferPointer { try body($0.baseAddress!) }
+    /// The rows this rank keeps of slot `s` (`localLengths[s]` of them), as readers take them:
+    /// f32, a tile at a time. Valid until the next `append` or `rows` call.
+    func rows(slot s: Int) -> CachedRows {
+        let buffer = slots[s], count = localLengths[s], layout = layout, tile = tile, width = width
+        if layout.dtype == .f32 {
+            let base = buffer.storage.assumingMemoryBound(to: Float.self)
+            return CachedRows(rows: base, count: count, width: width)
         }
+        return CachedRows(count: count, width: width) { range in
+            precondition(range.count <= Self.tileTokens, "a tile of \(range.count) cached tokens, past the scratch's \(Self.tileTokens)")
+            layout.decode(buffer.storage + range.lowerBound * layout.bytesPerToken, count: range.count, into: tile)
+            return UnsafePointer(tile)
+        }
+    }
+
+    /// `source`'s rows `[count, width]` as this cache would hold and return them: each tile
+    /// stored as `dtype` and read back (for a f32 cache, the rows themselves). Attention over a
+    /// step's own new tokens reads them so, exactly as it reads the tokens of earlier steps.
+    func asCached(_ source: UnsafePointer<Float>, count: Int) -> CachedRows {
+        guard layout.dtype != .f32 else { return CachedRows(count: count, width: width) { source + $0.lowerBound * self.width } }
+        let staging = TokenBuffer(layout: layout), tile = tile, width = width, layout = layout
+        staging.reserve(Self.tileTokens)
+        return CachedRows(count: count, width: width) { range in
+            staging.encode(source + range.lowerBound * width, tokens: range.count, at: 0)
+            layout.decode(staging.storage, count: range.count, into: tile)
+            return UnsafePointer(tile)
+        }
+    }
+}
+
+/// Cached rows `[count, kv_lora + rope]` as the attention kernels read them: f32 rows (row stride
+/// `width`) of at most `KVCache.tileTokens` tokens at a time. Every reader takes the same tiles
+/// whatever the cache holds, so a cache whose tokens read back exactly (f32; bf16 holding bf16
+/// activations) gives the same GEMMs on the same values, bit for bit.
+struct CachedRows {
+    let count: Int
+    let width: Int
+    /// Rows `range` (`tiles()` gives them), valid until the next call.
+    let tile: (Range<Int>) -> UnsafePointer<Float>
+
+    /// f32 rows at `rows`, read in place.
+    init(rows: UnsafePointer<Float>, count: Int, width: Int) {
+        self.init(count: count, width: width) { rows + $0.lowerBound * width }
+    }
+
+    init(count: Int, width: Int, tile: @escaping (Range<Int>) -> UnsafePointer<Float>) {
+        (self.count, self.width, self.tile) = (count, width, tile)
+    }
+
+    /// The token ranges a reader walks: `KVCache.tileTokens` at a time.
+    var tiles: [Range<Int>] {
+        stride(from: 0, to: count, by: KVCache.tileTokens).map { $0 ..< min($0 + KVCache.tileTokens, count) }
+    }
+}
+
+/// One slot's tokens in a `KVCacheLayout`, grown geometrically (64-byte aligned, bound to the
+/// layout's element type).
+final class TokenBuffer {
+    let layout: KVCacheLayout
+    private(set) var storage: UnsafeMutableRawPointer
+    private(set) var capacity = 0
+
+    init(layout: KVCacheLayout) {
+        self.layout = layout
+        storage = .allocate(byteCount: 0, alignment: 64)
+    }
+
+    deinit { storage.deallocate() }
+
+    /// Room for at least `tokens` tokens, keeping those held.
+    func reserve(_ tokens: Int) {
+        guard tokens > capacity else { return }
+        let grown = max(tokens, 2 * capacity, 16), bytes = layout.bytesPerToken
+        let fresh = UnsafeMutableRawPointer.allocate(byteCount: grown * bytes, alignment: 64)
+        switch layout.dtype {
+        case .f32: fresh.bindMemory(to: Float.self, capacity: grown * layout.width)
+        case .bf16: fresh.bindMemory(to: BFloat16.self, capacity: grown * layout.width)
+        case .fp8: fresh.bindMemory(to: UInt8.self, capacity: grown * bytes)
+        }
+        fresh.copyMemory(from: storage, byteCount: capacity * bytes)
+        storage.deallocate()
+        (storage, capacity) = (fresh, grown)
+    }
+
+    /// Stores `tokens` f32 rows from `source` as tokens `at ..< at + tokens` (within capacity).
+    func encode(_ source: UnsafePointer<Float>, tokens: Int, at: Int) {
+        precondition(at + tokens <= capacity, "tokens \(at)..<\(at + tokens) past a slot's \(capacity)")
+        layout.encode(source, count: tokens, into: storage + at * layout.bytesPerToken)
     }
 }
 

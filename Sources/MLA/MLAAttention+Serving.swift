@@ -66,14 +66,13 @@ extension MLAAttention {
             if n == 1 && decode == .absorbed {
                 let need = absorbed.workspaceCount(nq: n, nk: nk)
                 if w.scores.count < need { w.scores = [Float](repeating: 0, count: need) }
-                let kernel = cache.withRows(slot: slot) { rows in
-                    w.q.storage.withUnsafeBufferPointer { q in
-                        kvB.weight.withGemmSource { wb in
-                            w.attn.storage.withUnsafeMutableBufferPointer { attn in
-                                w.scores.withUnsafeMutableBufferPointer { work in
-                                    absorbed.run(q: q.baseAddress! + row * ldq, ldq: ldq, cache: rows, kvB: wb,
-                                                 out: attn.baseAddress! + row * ldo, ldo: ldo, nq: n, nk: nk, work: work.baseAddress!)
-                                }
+                let keys = cache.rows(slot: slot)
+                let kernel = w.q.storage.withUnsafeBufferPointer { q in
+                    kvB.weight.withGemmSource { wb in
+                        w.attn.storage.withUnsafeMutableBufferPointer { attn in
+                            w.scores.withUnsafeMutableBufferPointer { work in
+                                absorbed.run(q: q.baseAddress! + row * ldq, ldq: ldq, keys: keys, kvB: wb,
+                                             out: attn.baseAddress! + row * ldo, ldo: ldo, nq: n, work: work.baseAddress!)
                             }
                         }
                     }
@@ -81,7 +80,7 @@ extension MLAAttention {
                 counters.record(kernel, for: kvB.name)
                 counters.attentionFlops += try absorbed.flops(nq: n, nk: nk)
             } else {
-                try attendExpanded(&w, keys: cache.slots[slot], keyRows: 0..<nk, queryRow: row, queries: n)
+                try attendExpanded(&w, keys: cache.rows(slot: slot), queryRow: row, queries: n)
             }
             row += n
         }
@@ -97,7 +96,9 @@ extension MLAAttention {
             let n = step.newTokens[b]
             if cache.lengths[slot] == 0 && n > 0 {
                 let kva = w.kva
-                try attendExpanded(&w, keys: kva, keyRows: row ..< row + n, queryRow: row, queries: n)
+                try kva.storage.withUnsafeBufferPointer { k in
+                    try attendExpanded(&w, keys: cache.asCached(k.baseAddress! + row * kva.cols, count: n), queryRow: row, queries: n)
+                }
                 cached[b] = 0
             }
             cache.append(slot: slot, from: w.kva, rows: row ..< row + n)
@@ -108,27 +109,24 @@ extension MLAAttention {
         }
     }
 
-    /// `queries` new tokens from row `queryRow` of q attend over the latent rows `keyRows` of
-    /// `keys` (`[·, kv_lora + rope]`), expanded through kv_b_proj: the last query sees them all.
-    func attendExpanded(_ w: inout Workspace, keys: Matrix, keyRows: Range<Int>, queryRow row: Int, queries n: Int) throws {
-        let c = config, width = keys.cols, ldq = w.q.cols, ldo = w.attn.cols, nk = keyRows.count
-        w.kvCached.reshapeDiscarding(rows: nk, cols: kvB.weight.rows)             // [nk, H/tp·(nope+v)]
-        try expandLatent(keys, rows: keyRows, into: &w.kvCached)
+    /// `queries` new tokens from row `queryRow` of q attend over the cached rows `keys`
+    /// (`[nk, kv_lora + rope]`), expanded through kv_b_proj a tile at a time: the last query sees them all.
+    func attendExpanded(_ w: inout Workspace, keys: CachedRows, queryRow row: Int, queries n: Int) throws {
+        let c = config, ldq = w.q.cols, ldo = w.attn.cols, nk = keys.count
+        try expandCached(keys, into: &w.kvCached)                                  // [nk, H/tp·(nope+v) + rope]
         let need = AttentionKernel.blockRows * nk
         if w.scores.count < need { w.scores = [Float](repeating: 0, count: need) }
         let ldk = w.kvCached.cols
-        keys.storage.withUnsafeBufferPointer { k in
-            w.q.storage.withUnsafeBufferPointer { q in
-                w.kvCached.storage.withUnsafeBufferPointer { kv in
-                    w.attn.storage.withUnsafeMutableBufferPointer { attn in
-                        w.scores.withUnsafeMutableBufferPointer { scores in
-                            let ops = AttentionKernel.Operands(
-                                q: q.baseAddress! + row * ldq, ldq: ldq,
-                                kNope: kv.baseAddress!, v: kv.baseAddress! + c.qkNopeHeadDim, ldk: ldk,
-                                headStrideK: c.qkNopeHeadDim + c.vHeadDim, kRope: k.baseAddress! + keyRows.lowerBound * width + c.kvLoraRank,
-                                ldkr: width, out: attn.baseAddress! + row * ldo, ldo: ldo, nq: n, nk: nk)
-                            kernel.run(ops, scores: scores.baseAddress!)
-                        }
+        w.q.storage.withUnsafeBufferPointer { q in
+            w.kvCached.storage.withUnsafeBufferPointer { kv in
+                w.attn.storage.withUnsafeMutableBufferPointer { attn in
+                    w.scores.withUnsafeMutableBufferPointer { scores in
+                        let ops = AttentionKernel.Operands(
+                            q: q.baseAddress! + row * ldq, ldq: ldq,
+                            kNope: kv.baseAddress!, v: kv.baseAddress! + c.qkNopeHeadDim, ldk: ldk,
+                            headStrideK: c.qkNopeHeadDim + c.vHeadDim, kRope: kv.baseAddress! + ldk - c.qkRopeHeadDim,
+                            ldkr: ldk, out: attn.baseAddress! + row * ldo, ldo: ldo, nq: n, nk: nk)
+                        kernel.run(ops, scores: scores.baseAddress!)
                     }
                 }
             }

@@ -19,22 +19,47 @@ extension MLAAttention {
 
     /// `kv[rows] = latent[rows] · kv_b_projᵀ` → `[n, H/tp·(nope+v)]`, reading the latent columns
     /// of `kva` (`[·, kv_lora+rope]`) as a strided view (no copy), stored in the layer's precision.
-    /// `kv` must hold `rows.count` rows. Its row count changes with every chunk and cache, so f32
-    /// stays on OpenBLAS (`.openBLASForF32`: no oneDNN primitive per shape).
+    /// `kv` must hold `rows.count` rows.
     func expandLatent(_ kva: Matrix, rows: Range<Int>, into kv: inout Matrix) throws {
-        let lora = config.kvLoraRank, width = kva.cols, n = rows.count, out = kvB.weight.rows
-        guard n > 0 else { return }
-        let kernel = kva.storage.withUnsafeBufferPointer { src in
-            kvB.weight.withGemmSource { wb in
-                kv.storage.withUnsafeMutableBufferPointer { dst in
-                    Gemm.run(transB: true, m: n, n: out, k: lora, a: .f32(src.baseAddress! + rows.lowerBound * width), lda: width,
-                             b: wb, ldb: lora, c: .f32(dst.baseAddress!), ldc: out, route: .openBLASForF32)
-                }
+        guard !rows.isEmpty else { return }
+        let width = kva.cols
+        kva.storage.withUnsafeBufferPointer { src in
+            kv.storage.withUnsafeMutableBufferPointer { dst in
+                expandLatentRows(src.baseAddress! + rows.lowerBound * width, lda: width, count: rows.count, into: dst.baseAddress!, ldc: kv.cols)
             }
         }
         kv.round(to: precision)
+        try countProjection(rows.count, kvB)
+    }
+
+    /// The naive path's keys and values of cached rows: `kv` becomes `[nk, H/tp·(nope+v) + rope]`,
+    /// each row the expanded `k_nope_h | v_h` of every local head followed by the token's shared
+    /// k_rope, filled a tile of cached rows at a time (the latent of a quantized cache is
+    /// dequantized one tile at a time, never as a whole), stored in the layer's precision.
+    func expandCached(_ keys: CachedRows, into kv: inout Matrix) throws {
+        let lora = config.kvLoraRank, rope = config.qkRopeHeadDim, out = kvB.localOut, ld = out + rope
+        kv.reshapeDiscarding(rows: keys.count, cols: ld)
+        guard keys.count > 0 else { return }
+        kv.storage.withUnsafeMutableBufferPointer { dst in
+            for t in keys.tiles {
+                let rows = keys.tile(t), first = dst.baseAddress! + t.lowerBound * ld
+                expandLatentRows(rows, lda: keys.width, count: t.count, into: first, ldc: ld)
+                for i in 0..<t.count { (first + i * ld + out).update(from: rows + i * keys.width + lora, count: rope) }
+            }
+        }
+        kv.round(to: precision)
+        try countProjection(keys.count, kvB)
+    }
+
+    /// `count` latent rows at `a` (row stride `lda`) through kv_b_proj into `c` (row stride `ldc`).
+    /// The row count changes with every chunk and cache, so f32 stays on OpenBLAS
+    /// (`.openBLASForF32`: no oneDNN primitive per shape).
+    private func expandLatentRows(_ a: UnsafePointer<Float>, lda: Int, count n: Int, into c: UnsafeMutablePointer<Float>, ldc: Int) {
+        let kernel = kvB.weight.withGemmSource { wb in
+            Gemm.run(transB: true, m: n, n: kvB.weight.rows, k: config.kvLoraRank, a: .f32(a), lda: lda, b: wb, ldb: config.kvLoraRank,
+                     c: .f32(c), ldc: ldc, route: .openBLASForF32)
+        }
         counters.record(kernel, for: kvB.name)
-        try countProjection(n, kvB)
     }
 
     func applyRope(_ w: inout Workspace, positions: [Int]) {

@@ -74,11 +74,13 @@ extension MLAAttention {
     /// Serves the whole batch through a fresh latent cache following `schedule`, and returns
     /// the outputs in the batch's token order, `[T, hidden]` — equal to the full causal forward.
     /// `collectives` is the TP group's; under decode context parallelism `dcp` is the DCP group's,
-    /// and the cache keeps its token share. An empty batch still runs one (empty) step, so every
-    /// rank enters the same collective.
+    /// and the cache keeps its token share. The cache holds its tokens as `cacheDType` (nil: the
+    /// activations' precision, `KVCacheDType(activations:)`). An empty batch still runs one
+    /// (empty) step, so every rank enters the same collective.
     public func serve(_ x: Matrix, batch: Batch, schedule: ServingSchedule, decode: DecodePath,
-                      collectives: Collectives, dcp: ContextParallelGroup? = nil) throws -> Matrix {
-        let cache = KVCache(config: config, sequences: batch.sequenceCount, share: dcp?.share ?? .whole)
+                      collectives: Collectives, dcp: ContextParallelGroup? = nil, cacheDType: KVCacheDType? = nil) throws -> Matrix {
+        let cache = KVCache(config: config, sequences: batch.sequenceCount, share: dcp?.share ?? .whole,
+                            dtype: cacheDType ?? KVCacheDType(activations: precision))
         lastCache = cache
         var out = Matrix(rows: x.rows, cols: config.hiddenSize)
         guard !schedule.steps.isEmpty else {

@@ -57,12 +57,13 @@ extension BenchEngine {
         return result
     }
 
-    /// B sequences prefilled with C tokens each into a latent cache, then timed decode steps of
-    /// one new token per sequence; after each step a memcpy of `copyBytes` and the raw allreduces.
-    public func decode(context C: Int, sequences B: Int, path: DecodePath, warmup: Int, repeats: Int,
+    /// B sequences prefilled with C tokens each into a latent cache held as `cacheDType`, then
+    /// timed decode steps of one new token per sequence; after each step a memcpy of `copyBytes`
+    /// and the raw allreduces.
+    public func decode(context C: Int, sequences B: Int, path: DecodePath, cacheDType: KVCacheDType, warmup: Int, repeats: Int,
                        copyBytes: Int) throws -> BenchPhaseResult {
         let hidden = config.hiddenSize
-        let cache = KVCache(config: config, sequences: B)
+        let cache = KVCache(config: config, sequences: B, dtype: cacheDType)
         let prompt = try Batch(sequenceLengths: Array(repeating: C, count: B))
         _ = try attention.prefill(try seededInput(tokens: B * C, hidden: hidden, seed: seed), batch: prompt,
                                   cache: cache, collectives: collectives)
@@ -98,6 +99,7 @@ extension BenchEngine {
         result.weightBytesPerToken = weights / B
         result.weightBytesPerSecond = Double(weights) / max(result.totalSeconds.median, 1e-12)
         result.cacheBytes = cache.bytes
+        result.cacheDType = cacheDType
         result.copySeconds = copies
         result.copyBytesPerSecond = 2 * Double(copyBytes) / max(copies.median, 1e-12)
         let copyRate = { (s: Double) in 2 * Double(copyBytes) / max(s, 1e-12) }

@@ -85,7 +85,9 @@ public struct BenchPhaseResult: Codable, Sendable {
     /// The same ratio over the rank's own busy time (the step less its wait for slower ranks at
     /// the barrier before the reduce): how fast this rank streamed, apart from load imbalance.
     public var busyBandwidthEfficiency: Double?
+    /// Decode: the bytes of the latent cache this rank holds after the last step, and what it holds its tokens in.
     public var cacheBytes: Int?
+    public var cacheDType: KVCacheDType?
 
     /// Memory around the timed forwards.
     public var memory: BenchMemory

@@ -74,6 +74,8 @@ public struct StepResult: Codable, Sendable {
     public var tokens: Int
     public var context: Int?
     public var decode: DecodePath?
+    /// What a decode step's cache held its tokens in.
+    public var cacheDType: KVCacheDType?
     public var repeats: Int
     /// Per repeat: from the first rank's start to the last rank's end.
     public var forwardSeconds: [Double]

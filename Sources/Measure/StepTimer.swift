@@ -12,14 +12,15 @@ public enum StepTimer {
         case decode(context: Int, path: DecodePath)
     }
 
-    /// One warm-up (it sizes the workspace), then `repeats` forwards, each after a barrier.
+    /// One warm-up (it sizes the workspace), then `repeats` forwards, each after a barrier. A
+    /// decode caches its context as `cacheDType` (nil: the layer's activation precision).
     public static func time(_ work: Work, layer: MLAAttention, collectives: Collectives, world: Communicator,
-                            seed: UInt64, model: String, repeats: Int) throws -> StepResult {
+                            seed: UInt64, model: String, repeats: Int, cacheDType: KVCacheDType? = nil) throws -> StepResult {
         let config = layer.config, hidden = config.hiddenSize
-        let forward: () throws -> Void
+        let forward: () throws -> Void, cacheDType = cacheDType ?? KVCacheDType(activations: layer.precision)
         switch work {
         case let .decode(context, path):
-            let cache = KVCache(config: config, sequences: 1)
+            let cache = KVCache(config: config, sequences: 1, dtype: cacheDType)
             _ = try layer.prefill(try seededInput(tokens: context, hidden: hidden, seed: seed),
                                   batch: try Batch(sequenceLengths: [context]), cache: cache, collectives: collectives)
             let x = try seededInput(tokens: 1, hidden: hidden, seed: seed &+ 1)      // [1, hidden]
@@ -47,7 +48,9 @@ public enum StepTimer {
             case let .decode(c, p): return (1, c, p)
             }
         }()
-        return StepResult(model: model, tp: world.size, gate: layer.gateLayout, tokens: tokens, context: context, decode: path,
-                          ranks: try world.allGather(value: mine))
+        var result = StepResult(model: model, tp: world.size, gate: layer.gateLayout, tokens: tokens, context: context, decode: path,
+                                ranks: try world.allGather(value: mine))
+        result.cacheDType = context == nil ? nil : cacheDType
+        return result
     }
 }

@@ -106,9 +106,15 @@ public enum TPCheck {
     /// run's dequantized weights; bf16 and f32 runs: the source's values).
     public static func reference(_ precision: Precision, run: any WeightStorage.Type, config: MLAConfig, layer: Int,
                                  source: WeightSource, x: Matrix, batch: Batch, checkEveryStage: Bool = false) throws -> Matrix {
-        let (storage, values) = precision == run.activations ? (run, source) : (F32Storage.self, run.referenceValues(source))
+        let (storage, values) = referenceStorage(precision, run: run, source: source)
         return try unshardedForward(config: config, layer: layer, source: values, x: x, batch: batch, storage: storage,
                                     checkEveryStage: checkEveryStage)
+    }
+
+    /// The format and weights of the reference in `precision` for a run held by `run` (see `reference`).
+    public static func referenceStorage(_ precision: Precision, run: any WeightStorage.Type,
+                                        source: WeightSource) -> (any WeightStorage.Type, WeightSource) {
+        precision == run.activations ? (run, source) : (F32Storage.self, run.referenceValues(source))
     }
 
     /// The unsharded layer itself, for a caller that also wants its o_proj input.

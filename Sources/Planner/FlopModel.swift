@@ -167,10 +167,4 @@ public enum FlopModel {
         }
         return try Cost(stages: stages)
     }
-
-    /// Bytes of MLA's latent KV cache per token: `(kv_lora + rope) · 4` (f32), the same on every
-    /// rank (the latent feeds every head, so each rank holds all of it).
-    public static func kvCacheBytesPerToken(config c: MLAConfig, bytesPerElement: Int = 4) -> Int {
-        bytesPerElement * (c.kvLoraRank + c.qkRopeHeadDim)
-    }
 }

@@ -5,7 +5,8 @@ import TensorParallel
 /// What one rank holds, computes and sends per layer under a `ParallelLayout`, for a batch of
 /// `batch` sequences of `context` tokens: the source of `plan --layouts`. Figures are for the
 /// busiest rank (group 0, DCP index 0: it gets the most sequences and tokens), per layer, at
-/// `bytesPerElement` bytes per weight, activation and cached element. Equal to what `run`
+/// `bytesPerElement` bytes per weight and activation, the cache held as `cacheDType`
+/// (`KVCacheLayout`). Equal to what `run`
 /// counts on rank 0 for the same layout and batch (a serving pass: prefill of `context` tokens
 /// per sequence, then one decode step).
 public struct LayoutPlan: Codable, Sendable {
@@ -13,8 +14,9 @@ public struct LayoutPlan: Codable, Sendable {
     public var dp: Int
     public var tp: Int
     public var dcp: Int
-    /// Bytes per weight, activation and cached element (4: f32, 2: bf16).
+    /// Bytes per weight and activation (4: f32, 2: bf16), and what the cache holds its tokens in.
     public var bytesPerElement: Int
+    public var cacheDType: KVCacheDType
     /// Sequences the busiest group serves: ⌈batch / dp⌉.
     public var sequencesPerGroup: Int
     public var weightBytesPerRank: Int
@@ -23,14 +25,26 @@ public struct LayoutPlan: Codable, Sendable {
     /// The busiest rank's cache after the prefill: its group's sequences, its DCP share.
     public var kvBytesPerRank: Int
     /// Cached tokens per rank that a layer's memory allows, and the context × batch that fits
-    /// across the job (nil without `memoryPerRank`).
+    /// across the job (nil without `memoryPerRank`), with the cache in `cacheDType`.
     public var maxCachedTokensPerRank: Int?
     public var maxContextTimesBatch: Int?
+    /// The same for every cache dtype (nil without `memoryPerRank`).
+    public var capacity: [CacheCapacity]?
     public var prefill: FlopModel.Cost
     public var decode: FlopModel.Cost
     /// Bytes the rank contributes to each collective of a prefill and of a decode step.
     public var prefillCollectives: [CollectiveBytes]
     public var decodeCollectives: [CollectiveBytes]
+
+    /// What a rank's memory holds of the cache when it holds its tokens in `dtype`.
+    public struct CacheCapacity: Codable, Sendable, Equatable {
+        public var dtype: KVCacheDType
+        public var bytesPerToken: Int
+        /// Tokens one rank can cache in a layer's memory less its weights.
+        public var maxCachedTokensPerRank: Int
+        /// Those tokens × dcp × dp: the context × batch the job can serve.
+        public var maxContextTimesBatch: Int
+    }
 
     public struct CollectiveBytes: Codable, Sendable, Equatable {
         /// `allreduce` (o_proj, TP group), `all-gather` (DCP queries and log-sum-exps), `reduce-scatter` (DCP outputs).
@@ -40,22 +54,29 @@ public struct LayoutPlan: Codable, Sendable {
     }
 
     public init(config c: MLAConfig, layout l: ParallelLayout, gate: GateLayout = .column, context: Int, batch: Int,
-                bytesPerElement e: Int = 4, memoryPerRank: Int? = nil, quantization: WeightQuantization? = nil) throws(CountOverflow) {
+                bytesPerElement e: Int = 4, cacheDType: KVCacheDType = .f32, memoryPerRank: Int? = nil,
+                quantization: WeightQuantization? = nil) throws(CountOverflow) {
         layout = l.description
         (dp, tp, dcp) = (l.dp, l.tp, l.dcp)
         bytesPerElement = e
+        self.cacheDType = cacheDType
         let sequences = (batch + l.dp - 1) / l.dp
         sequencesPerGroup = sequences
         weightBytesPerRank = quantization == .fp8 ? ShardingPlan(config: c, tp: l.tp, gate: gate, quantization: .fp8).bytesPerRank
                                                   : ShardingPlan(config: c, tp: l.tp, gate: gate).bytesPerRank / 4 * e
-        let perToken = FlopModel.kvCacheBytesPerToken(config: c, bytesPerElement: e)
+        let perToken = KVCache.bytesPerToken(config: c, dtype: cacheDType)
         kvBytesPerToken = Double(perToken) / Double(l.dcp)
         let share = TokenShare(index: 0, count: l.dcp)
         kvBytesPerRank = try Checked.product(sequences, share.localCount(context), perToken, what: "KV cache bytes per rank")
         if let memoryPerRank {
-            let tokens = max(0, memoryPerRank - weightBytesPerRank) / perToken
-            maxCachedTokensPerRank = tokens
-            maxContextTimesBatch = try Checked.product(tokens, l.dcp, l.dp, what: "context × batch that fits")
+            let free = max(0, memoryPerRank - weightBytesPerRank)
+            capacity = try KVCacheDType.allCases.map { dtype throws(CountOverflow) in
+                let bytes = KVCache.bytesPerToken(config: c, dtype: dtype), tokens = free / bytes
+                return CacheCapacity(dtype: dtype, bytesPerToken: bytes, maxCachedTokensPerRank: tokens,
+                                     maxContextTimesBatch: try Checked.product(tokens, l.dcp, l.dp, what: "context × batch that fits"))
+            }
+            let mine = capacity?.first { $0.dtype == cacheDType }
+            (maxCachedTokensPerRank, maxContextTimesBatch) = (mine?.maxCachedTokensPerRank, mine?.maxContextTimesBatch)
         }
         let prompts = Array(repeating: context, count: sequences)
         // A prefill is the same under every layout's TP group: DCP splits only what is cached before a step.

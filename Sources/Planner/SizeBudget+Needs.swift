@@ -127,6 +127,6 @@ extension SizeBudget {
         for gate in GateLayout.allCases { _ = try FlopModel.prefill(config: c, tp: tp, gate: gate, sequenceLengths: lengths) }
         for path in DecodePath.allCases { _ = try FlopModel.decode(config: c, tp: tp, gate: .column, contexts: lengths, path: path) }
         _ = try Checked.product(2 * max(tp, 1), 4, T, c.hiddenSize, what: "allreduce bytes of \(T) tokens")
-        _ = try Checked.product(T, FlopModel.kvCacheBytesPerToken(config: c), what: "KV-cache bytes of \(T) tokens")
+        _ = try Checked.product(T, KVCache.bytesPerToken(config: c, dtype: .f32), what: "KV-cache bytes of \(T) tokens")
     }
 }

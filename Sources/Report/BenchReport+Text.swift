@@ -105,7 +105,9 @@ extension BenchReport {
 
     func decodeText(_ first: BenchPhaseResult) -> String {
         var s = "Decode (\(decodePath?.rawValue ?? "?")): \(first.sequences) sequence\(first.sequences == 1 ? "" : "s") × 1 new token per step, "
-        s += "context \(first.contextFirst ?? 0)…\(first.contextLast ?? 0) cached tokens\n"
+        s += "context \(first.contextFirst ?? 0)…\(first.contextLast ?? 0) cached tokens"
+        s += first.cacheDType.map { ", held in \($0) (--kv-cache-dtype): \(Format.bytes(first.cacheBytes ?? 0)) per rank" } ?? ""
+        s += "\n"
         let rows: [[String]] = ranks.compactMap { r in
             guard let p = r.decode else { return nil }
             let percent = { (e: Double?) in e.map { String(format: "%.1f%%", 100 * $0) } ?? "–" }

@@ -15,6 +15,8 @@ public struct LayoutPlanReport: Codable, Sendable {
     public var batch: Int
     public var layers: Int
     public var dtype: String
+    /// What the cache holds its tokens in (the plans' `kvBytes…` and `maxContextTimesBatch`).
+    public var cacheDType: KVCacheDType
     public var memoryPerRank: Int?
     public var hardware: Hardware?
     public var layouts: [Row]
@@ -27,20 +29,21 @@ public struct LayoutPlanReport: Codable, Sendable {
     }
 
     public init(config: MLAConfig, model: String, ranks: Int, layouts: [ParallelLayout], context: Int, batch: Int, layers: Int,
-                dtype: String, bytesPerElement: Int, memoryPerRank: Int?, hardware: Hardware?,
-                quantization: WeightQuantization? = nil) throws(CountOverflow) {
+                dtype: String, bytesPerElement: Int, cacheDType: KVCacheDType = .f32, memoryPerRank: Int?,
+                hardware: Hardware?, quantization: WeightQuantization? = nil) throws(CountOverflow) {
         self.model = model
         self.ranks = ranks
         self.context = context
         self.batch = batch
         self.layers = layers
         self.dtype = dtype
+        self.cacheDType = cacheDType
         self.memoryPerRank = memoryPerRank
         self.hardware = hardware
         var rows: [Row] = []
         for l in layouts {
             let p = try LayoutPlan(config: config, layout: l, context: context, batch: batch, bytesPerElement: bytesPerElement,
-                               memoryPerRank: memoryPerRank.map { $0 / max(layers, 1) }, quantization: quantization)
+                                   cacheDType: cacheDType, memoryPerRank: memoryPerRank.map { $0 / max(layers, 1) }, quantization: quantization)
             let d = hardware.map { p.seconds(p.decode, p.decodeCollectives, config: config, hardware: $0) }
             let f = hardware.map { p.seconds(p.prefill, p.prefillCollectives, config: config, hardware: $0) }
             rows.append(Row(plan: p, decodeSeconds: d.map { [$0.compute, $0.communication] }, prefillSeconds: f.map { [$0.compute, $0.communication] }))
@@ -52,7 +55,7 @@ public struct LayoutPlanReport: Codable, Sendable {
 
     public func text() -> String {
         let L = layers, perLayer = L == 1 ? "one layer" : "\(L) layers"
-        var s = "mla-tp plan: model \(model), \(ranks) ranks, batch \(batch) × context \(context), \(perLayer), \(dtype); "
+        var s = "mla-tp plan: model \(model), \(ranks) ranks, batch \(batch) × context \(context), \(perLayer), \(dtype), KV cache in \(cacheDType); "
         s += "each figure is the busiest rank's (DP group 0, DCP index 0)\n\n"
         let gb = { (b: Double) in Format.bytes(Int(b)) }
         s += Format.table(["layout", "seqs/group", "weights/rank", "KV/token/rank", "KV/rank (batch)", "max context×batch",
@@ -69,7 +72,14 @@ public struct LayoutPlanReport: Codable, Sendable {
         }
         s += "sent = bytes each rank contributes to its collectives: o_proj's allreduce over the TP group; under DCP the all-gathers of "
         s += "absorbed queries and log-sum-exps and the reduce-scatter of partial outputs over the DCP group.\n"
-        if let m = memoryPerRank { s += "max context×batch: tokens a rank can cache in \(Format.bytes(m)) less its weights, × dcp × dp.\n" }
+        if let m = memoryPerRank {
+            s += "max context×batch: tokens a rank can cache in \(Format.bytes(m)) less its weights, × dcp × dp.\n"
+            s += "\nCapacity by KV-cache dtype (--kv-cache-dtype; bytes per token over \(perLayer)): tokens cached per rank / context×batch that fits\n"
+            let perToken = KVCacheDType.allCases.map { d in layouts.first?.plan.capacity?.first { $0.dtype == d }?.bytesPerToken ?? 0 }
+            s += Format.table(["layout"] + zip(KVCacheDType.allCases, perToken).map { "\($0) (\(Format.bytes($1 * L)))" }, layouts.map { r in
+                [r.plan.layout] + (r.plan.capacity ?? []).map { "\($0.maxCachedTokensPerRank) / \($0.maxContextTimesBatch)" }
+            }) + "\n"
+        }
         if let hw = hardware {
             s += "\nProjected per step on \(hw.name) (\(hw.source)), \(perLayer): compute + communication\n"
             s += Format.table(["layout", "decode step", "", "prefill", ""], layouts.map { r in

@@ -46,8 +46,9 @@ extension PlanReport {
         s += "(projections \(Format.gflop(prefill.projectionFlops)) + attention \(Format.gflop(prefill.attentionFlops)) GFLOP in the prefill; "
         s += "attention runs queries in blocks of \(FlopModel.queryBlockRows) rows)\n"
 
-        s += "\nKV cache (MLA latent: (kv_lora_rank + qk_rope_head_dim) × \((dtype ?? .f32).bytesPerElement) B, replicated on every rank): "
-        s += "\(Format.bytes(kvCache.bytesPerToken)) per token, \(Format.bytes(kvCache.bytesAfterPrefill)) after the prefill's \(T) tokens\n"
+        s += "\nKV cache (MLA latent + k_rope per token, replicated on every rank) in \(kvCache.dtype) (--kv-cache-dtype): "
+        s += "\(Format.bytes(kvCache.bytesPerToken)) per token, \(Format.bytes(kvCache.bytesAfterPrefill)) after the prefill's \(T) tokens "
+        s += "(per token: " + kvCache.everyDType.map { "\($0.dtype) \(Format.bytes($0.bytesPerToken))" }.joined(separator: ", ") + ")\n"
         if tp > 1 {
             s += "Collective per forward: 1 allreduce of [\(T), hidden] \(type) = \(Format.bytes(collective.prefillBytes)) "
             s += "(ring: 2(p−1)/p·n = \(Format.bytes(collective.prefillRingBytesPerRank)) sent per rank); "

@@ -42,10 +42,18 @@ public struct PlanReport: Codable, Sendable {
         public var bytesPerToken: Int
     }
     public struct KVCacheRow: Codable, Sendable {
-        /// `(kv_lora + rope) · 4`, replicated on every rank.
+        /// What the cache holds its tokens in (`--kv-cache-dtype`, resolved).
+        public var dtype: KVCacheDType
+        /// One token as `dtype` holds it (`KVCacheLayout`), replicated on every rank.
         public var bytesPerToken: Int
         /// After the prefill's tokens, on each rank.
         public var bytesAfterPrefill: Int
+        /// One token in each cache dtype, for comparison.
+        public var everyDType: [PerToken]
+        public struct PerToken: Codable, Sendable, Equatable {
+            public var dtype: KVCacheDType
+            public var bytesPerToken: Int
+        }
     }
     public struct Collective: Codable, Sendable {
         public var allReduceCalls: Int
@@ -125,7 +133,7 @@ public struct PlanReport: Codable, Sendable {
     /// Every count is checked (`FlopModel`, `Checked`); `plan` calls `SizeBudget.planCounts` first,
     /// so a size too large is refused with its name before this runs.
     public init(config c: MLAConfig, model: String, tp: Int, gate: GateLayout, sequenceLengths lengths: [Int], hardware: Hardware?,
-                precision: Precision = .f32, quantization: WeightQuantization? = nil) throws {
+                precision: Precision = .f32, cacheDType: KVCacheDType? = nil, quantization: WeightQuantization? = nil) throws {
         self.model = model
         self.tp = tp
         self.gate = gate
@@ -144,8 +152,9 @@ public struct PlanReport: Codable, Sendable {
         decode = decodeCosts.map { path, cost in
             Decode(path: path, contexts: lengths, cost: CostReport(cost, tokens: B, bytesPerElement: size), bytesPerToken: B > 0 ? size * cost.elements / B : 0)
         }
-        let kv = FlopModel.kvCacheBytesPerToken(config: c, bytesPerElement: size)
-        kvCache = KVCacheRow(bytesPerToken: kv, bytesAfterPrefill: try Checked.product(kv, T, what: "KV-cache bytes"))
+        let cache = cacheDType ?? KVCacheDType(activations: precision), kv = KVCache.bytesPerToken(config: c, dtype: cache)
+        kvCache = KVCacheRow(dtype: cache, bytesPerToken: kv, bytesAfterPrefill: try Checked.product(kv, T, what: "KV-cache bytes"),
+                             everyDType: KVCacheDType.allCases.map { .init(dtype: $0, bytesPerToken: KVCache.bytesPerToken(config: c, dtype: $0)) })
         let pb = ShardingPlan.allReduceBytes(tokens: T, config: c, bytesPerElement: size)
         let db = ShardingPlan.allReduceBytes(tokens: B, config: c, bytesPerElement: size)
         collective = Collective(allReduceCalls: tp > 1 ? 1 : 0, prefillBytes: pb, prefillRingBytesPerRank: ShardingPlan.ringBytesPerRank(pb, tp: tp),

@@ -63,17 +63,23 @@ extension RunReport {
                 s += "; \(v.shorterThanDecodeSteps.count == 1 ? "a sequence" : "sequences") of \(lengths) tokens, shorter than "
                 s += "--decode-steps \(v.decodeSteps), decode\(v.shorterThanDecodeSteps.count == 1 ? "s" : "") all \(v.shorterThanDecodeSteps.count == 1 ? "its" : "their") tokens"
             }
-            s += "), \(v.decode.rawValue); cache \(Format.bytes(v.cacheBytesPerToken)) per token, "
+            s += "), \(v.decode.rawValue); cache in \(v.cacheDType) (--kv-cache-dtype), \(Format.bytes(v.cacheBytesPerToken)) per token, "
             s += dp == nil && dcp == nil ? "\(Format.bytes(v.cacheBytesPerRank)) on every rank (replicated)\n"
                 : "at most \(Format.bytes(v.cacheBytesPerRank)) on a rank (each holds its group's sequences\(dcp != nil ? ", and of those only its DCP share of the tokens" : ""))\n"
+            if let c = v.againstPlainForward {
+                s += "The \(v.cacheDType) cache's rounding moves the output from the plain unsharded forward by max |Δ| = \(sci(c.maxAbsDiff)), "
+                s += "relative \(sci(c.relative)) (a measurement; the check below compares like with like)\n"
+            }
         }
         s += kernelText()
+        let forward = serving.flatMap { $0.checkedAgainstServed ? "the unsharded forward served through the same \($0.cacheDType) cache" : nil }
+            ?? "the unsharded forward"
         if let c = check, let p = precisionCheck, let dtype {
-            s += "Check against the unsharded forward in \(dtype) (tp = 1 in \(dtype)): " + checkLine(c)
+            s += "Check against \(forward) in \(dtype) (tp = 1 in \(dtype)): " + checkLine(c)
             s += "; bit-identical to it: " + (p.bitIdentical ? "yes" : "no (\(p.differingElements) of \(p.elements) elements differ)") + "\n"
-            s += "Check against the unsharded forward in f32: " + checkLine(p.f32) + "\n"
+            s += "Check against \(forward) in f32: " + checkLine(p.f32) + "\n"
         } else if let c = check {
-            s += "Check against the unsharded forward: " + checkLine(c) + "\n"
+            s += "Check against \(forward): " + checkLine(c) + "\n"
         } else {
             s += "Check against the unsharded forward: skipped\n"
         }

@@ -34,18 +34,20 @@ public struct RankFacts: Codable, Sendable {
     public var weightBytes: Int
     /// Its DP group, TP rank and DCP index.
     public var position: ParallelLayout.Position
-    /// Tokens its latent cache holds at the end (nil without the cache).
+    /// Tokens its latent cache holds at the end, and their bytes as held (nil without the cache).
     public var cachedTokens: Int?
+    public var cacheBytes: Int?
     public var communicators: [CommunicatorTraffic]
 
     public init(rank: Int, bytesReadFromFiles: Int, anonymousMemory: Int, weightBytes: Int, position: ParallelLayout.Position,
-                cachedTokens: Int?, communicators: [CommunicatorTraffic]) {
+                cachedTokens: Int?, cacheBytes: Int? = nil, communicators: [CommunicatorTraffic]) {
         self.rank = rank
         self.bytesReadFromFiles = bytesReadFromFiles
         self.anonymousMemory = anonymousMemory
         self.weightBytes = weightBytes
         self.position = position
         self.cachedTokens = cachedTokens
+        self.cacheBytes = cacheBytes
         self.communicators = communicators
     }
 }
@@ -58,10 +60,11 @@ public struct RunReport: Codable, Sendable {
         public var bytes: Int
         public var bytesReadFromFiles: Int = 0
         public var anonymousMemory: Int = 0
-        /// Data-parallel group and DCP index (nil without those layouts), cached tokens.
+        /// Data-parallel group and DCP index (nil without those layouts), cached tokens and their bytes as held.
         public var dpGroup: Int?
         public var dcpIndex: Int?
         public var cachedTokens: Int?
+        public var cacheBytes: Int?
         public var communicators: [CommunicatorTraffic]?
         /// The rank's host (`MPI_Get_processor_name`) and node (ranks that share memory).
         public var host: String?
@@ -77,14 +80,25 @@ public struct RunReport: Codable, Sendable {
         public var decodeTokens: Int
         /// Lengths of the sequences shorter than `decodeSteps` (they decode all their tokens).
         public var shorterThanDecodeSteps: [Int]
+        /// What the cache holds its tokens in, the bytes of one token so held, and the most
+        /// bytes any rank's cache holds at the end (counted by the caches themselves).
+        public var cacheDType: KVCacheDType
         public var cacheBytesPerToken: Int
         public var cacheBytesPerRank: Int
+        /// Whether the check's reference was served through the same cache (a cache that does
+        /// not give back the values appended, so only its sharding is checked).
+        public var checkedAgainstServed: Bool
+        /// With such a cache and the check on: the output against the plain unsharded forward in
+        /// the run's precision, what the cache's rounding costs (no tolerance: a measurement).
+        public var againstPlainForward: Comparison?
 
         public init(decodeSteps: Int, prefillChunk: Int?, decode: DecodePath, steps: Int, prefillTokens: Int, decodeTokens: Int,
-                    shorterThanDecodeSteps: [Int], cacheBytesPerToken: Int, cacheBytesPerRank: Int) {
+                    shorterThanDecodeSteps: [Int], cacheDType: KVCacheDType, cacheBytesPerToken: Int, cacheBytesPerRank: Int,
+                    checkedAgainstServed: Bool) {
             (self.decodeSteps, self.prefillChunk, self.decode, self.steps) = (decodeSteps, prefillChunk, decode, steps)
             (self.prefillTokens, self.decodeTokens, self.shorterThanDecodeSteps) = (prefillTokens, decodeTokens, shorterThanDecodeSteps)
-            (self.cacheBytesPerToken, self.cacheBytesPerRank) = (cacheBytesPerToken, cacheBytesPerRank)
+            (self.cacheDType, self.cacheBytesPerToken, self.cacheBytesPerRank) = (cacheDType, cacheBytesPerToken, cacheBytesPerRank)
+            self.checkedAgainstServed = checkedAgainstServed
         }
     }
 
@@ -174,7 +188,7 @@ public struct RunReport: Codable, Sendable {
             return RankRow(rank: f.rank, heads: [h.lowerBound, h.upperBound], bytes: f.weightBytes,
                            bytesReadFromFiles: f.bytesReadFromFiles, anonymousMemory: f.anonymousMemory,
                            dpGroup: layout.dp > 1 ? f.position.dpGroup : nil, dcpIndex: layout.dcp > 1 ? f.position.dcpIndex : nil,
-                           cachedTokens: f.cachedTokens, communicators: f.communicators,
+                           cachedTokens: f.cachedTokens, cacheBytes: f.cacheBytes, communicators: f.communicators,
                            host: hosts[f.rank], node: nodes[f.rank])
         }
         self.placement = placement

@@ -106,7 +106,7 @@ struct Bench: ParsableCommand {
         for p in phases {
             if p == .prefill { mine.prefill = try engine.prefill(tokens: tokens, warmup: warmup, repeats: repeats) }
             if p == .decode {
-                mine.decode = try engine.decode(context: tokens, sequences: batch, path: decode, warmup: warmup,
+                mine.decode = try engine.decode(context: tokens, sequences: batch, path: decode, cacheDType: model.choice.kvCacheDType, warmup: warmup,
                                                 repeats: repeats, copyBytes: copyMib << 20)
             }
         }

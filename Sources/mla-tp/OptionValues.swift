@@ -23,6 +23,7 @@ extension GateActivation: ExpressibleByArgument {}
 extension BenchPhase: ExpressibleByArgument {}
 extension Precision: ExpressibleByArgument {}
 extension WeightQuantization: ExpressibleByArgument {}
+extension KVCacheChoice: ExpressibleByArgument {}
 extension ReductionChoice.Route: ExpressibleByArgument {}
 
 /// `--repeat N`: the timed forwards of `sweep` and `sweep-step`, spelled as `bench` spells it.

@@ -36,6 +36,11 @@ struct ModelOptions: ParsableArguments {
         discussion: "fp8 holds the projections as an engine serving DeepSeek-V3 does: e4m3 with one f32 scale per 128×128 tile, activations in bf16 (W8A16). An fp8 checkpoint's tensors are taken as stored; bf16/f32 checkpoints and presets are quantized once per tile (scale = amax / 448)."))
     var quantization: WeightQuantization?
 
+    @Option(name: .customLong("kv-cache-dtype"), help: ArgumentHelp(
+        "What the latent KV cache holds its tokens in: auto (the --dtype), f32, bf16 or fp8.",
+        discussion: "bf16: 2 bytes a value, rounded to nearest even when a token is appended (exact under --dtype bf16). fp8: FlashMLA's token layout, the latent in e4m3 with an f32 scale per 128 values and k_rope in bf16 (656 bytes a token for deepseek-v3); attention dequantizes a tile of tokens at a time (docs/serving.md, docs/precision.md)."))
+    var kvCacheDType: KVCacheChoice = .auto
+
     @Option(help: "Override the config's gate activation.")
     var act: GateActivation?
 
@@ -65,8 +70,9 @@ struct ModelOptions: ParsableArguments {
         } else {
             origin = .preset(preset?.name ?? "tiny")
         }
-        return ModelChoice(origin: origin, gate: gate, seed: seed, dtype: quantization == .fp8 ? .bf16 : dtypeOption ?? .f32, activation: act,
-                           overrides: overrides.map { .init(key: $0.key, value: $0.value) }, quantization: quantization == WeightQuantization.none ? nil : quantization)
+        return ModelChoice(origin: origin, gate: gate, seed: seed, dtype: quantization == .fp8 ? .bf16 : dtypeOption ?? .f32, kvCache: kvCacheDType,
+                           activation: act, overrides: overrides.map { .init(key: $0.key, value: $0.value) },
+                           quantization: quantization == WeightQuantization.none ? nil : quantization)
     }
 
     /// What the activations are stored in: `--dtype`, bf16 under `--quantization fp8`.

@@ -125,7 +125,7 @@ struct Plan: ParsableCommand {
             }
         }
         let report = try PlanReport(config: config, model: name, tp: tp, gate: model.gate, sequenceLengths: lengths, hardware: hw,
-                                    precision: model.dtype, quantization: model.choice.quantization)
+                                    precision: model.dtype, cacheDType: model.choice.kvCacheDType, quantization: model.choice.quantization)
         RankOutputShim.out(json ? try report.json() : report.text())
     }
 
@@ -139,7 +139,8 @@ struct Plan: ParsableCommand {
                                     allReduceBytes: ShardingPlan.allReduceBytes(tokens: batchSize, config: config))
         }
         let report = try LayoutPlanReport(config: config, model: name, ranks: ranks, layouts: list, context: context, batch: batchSize,
-                                      layers: layers, dtype: model.choice.quantization == .fp8 ? "fp8 weights, bf16 activations" : model.dtype.rawValue, bytesPerElement: model.dtype.bytesPerElement,
+                                      layers: layers, dtype: model.choice.quantization == .fp8 ? "fp8 weights, bf16 activations" : model.dtype.rawValue,
+                                      bytesPerElement: model.dtype.bytesPerElement, cacheDType: model.choice.kvCacheDType,
                                       memoryPerRank: memoryPerRank?.bytes, hardware: hw, quantization: model.choice.quantization)
         if let figure { try AtomicFile.write(Data(report.figure().utf8), to: figure) }
         RankOutputShim.out(json ? try report.json() : report.text())

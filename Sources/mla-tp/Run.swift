@@ -97,7 +97,7 @@ struct Run: ParsableCommand {
         let job = RunJob(config: config, model: name, layer: s.layer, gate: model.gate, x: x, batch: batch, layout: layout,
                          serving: s.serving ? RunJob.Serving(decodeSteps: s.decodeSteps, prefillChunk: s.prefillChunk) : nil,
                          decode: s.decode, check: checkOn, checkEveryStage: s.checkStages, storage: model.storage,
-                         faultHook: FaultInjection.hook(rank: world.rank))
+                         cacheDType: model.kvCacheDType, faultHook: FaultInjection.hook(rank: world.rank))
         let outcome = try job.execute(world: world, collectives: { reduction.collectives($0, dtype: model.dtype) }) {
             let source = try model.weightSource(for: config)
             if case let .checkpoint(_, weights) = model.origin { FaultInjection.holdLoad(CheckpointIndex.files(at: weights).last ?? weights, rank: world.rank) }

@@ -105,7 +105,8 @@ struct SweepStep: ParsableCommand {
             let collectives = reduction.collectives(world, dtype: model.dtype)
             collectives.separateWait = true             // the barrier before the reduce: waiting for slower ranks, drawn apart
             var result = try StepTimer.time(s.context.map { .decode(context: $0, path: s.decode) } ?? .prefill(tokens: s.tokens),
-                                            layer: layer, collectives: collectives, world: world, seed: model.seed, model: name, repeats: s.repeats)
+                                            layer: layer, collectives: collectives, world: world, seed: model.seed, model: name, repeats: s.repeats,
+                                            cacheDType: model.kvCacheDType)
             result.rates = rates
             text = try Report.Format.json(result)
         }

@@ -34,10 +34,19 @@ import TestSupport
         (["bench", "--quantization", "awq"], ["--quantization", "'none'", "'fp8'"]),
         (["sweep", "--quantization", ""], ["--quantization", "'none'", "'fp8'"]),
         (["sweep-step", "--quantization", "e4m3"], ["--quantization", "'none'", "'fp8'"]),
+        (["--quantization", "fp4"], ["--quantization", "'none'", "'fp8'"]),
         (["run", "--quantization", "fp8", "--dtype", "f32"], ["--quantization fp8", "bf16 activations", "--dtype bf16"]),
         (["plan", "--tp", "2", "--quantization", "fp8", "--dtype", "f32"], ["--quantization fp8", "bf16 activations"]),
         (["bench", "--quantization", "fp8", "--dtype", "f32"], ["--quantization fp8", "bf16 activations"]),
+        // --kv-cache-dtype on every command that builds or plans a cache, the default command included.
+        (["--kv-cache-dtype", "fp4"], kvCacheDTypes),
+        (["run", "--kv-cache-dtype", "e4m3"], kvCacheDTypes),
+        (["bench", "--kv-cache-dtype", "FP8"], kvCacheDTypes),
+        (["sweep", "--kv-cache-dtype", "int8"], kvCacheDTypes),
+        (["sweep-step", "--kv-cache-dtype", ""], kvCacheDTypes),
+        (["plan", "--tp", "2", "--kv-cache-dtype", "f16"], kvCacheDTypes),
     ]
+    static let kvCacheDTypes = ["--kv-cache-dtype", "'auto'", "'f32'", "'bf16'", "'fp8'"]
 
     @Test(arguments: cases.indices)
     func aValueOutsideTheFormsIsAUsageErrorThatListsThem(index: Int) {

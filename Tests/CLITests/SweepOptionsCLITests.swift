@@ -13,7 +13,7 @@ import TestSupport
     /// Model and reduction flags, none at its default (tiny's activation is sigmoid, its rope_theta 10000;
     /// --allreduce mpi shows as the report's allreduce path, where auto takes the shared-memory window).
     static let modelFlags = ["--dtype", "bf16", "--allreduce-dtype", "f32", "--allreduce", "mpi", "--gate", "replicated-sliced", "--act", "softplus",
-                             "--set", "rope_theta=5000", "--seed", "77"]
+                             "--set", "rope_theta=5000", "--seed", "77", "--kv-cache-dtype", "fp8"]
 
     /// A direct run of `args` on `ranks` ranks, as its JSON report.
     static func direct(ranks: Int, _ args: [String]) throws -> RunReport {
@@ -31,6 +31,7 @@ import TestSupport
         #expect(child.tp == direct.tp && child.dp == direct.dp && child.dcp == direct.dcp, "\(what): layout")
         #expect(child.tokens == direct.tokens && child.sequences == direct.sequences && child.layer == direct.layer, "\(what): batch")
         #expect(child.serving?.decodeSteps == direct.serving?.decodeSteps, "\(what): decode steps")
+        #expect(child.serving?.cacheDType == direct.serving?.cacheDType && direct.serving?.cacheDType == .fp8, "\(what): cache dtype")
         #expect(child.plan.bytesPerRank == direct.plan.bytesPerRank, "\(what): weights per rank")
         // The error against the unsharded forward is a fingerprint of the weights (seed), the
         // config (--act, --set), the input and both precisions: the same job gives the same bits.
@@ -55,6 +56,7 @@ import TestSupport
         let step = row.step, decode = try #require(row.decodeStep)
         #expect(step.model == "tiny" && step.gate == .replicatedSliced && step.tokens == 12 && step.repeats == 2 && step.context == nil)
         #expect(decode.gate == .replicatedSliced && decode.context == 6 && decode.decode == .naive && decode.repeats == 2)
+        #expect(decode.cacheDType == .fp8 && step.cacheDType == nil)
         #expect(step.ranks.map(\.weightBytes) == direct.ranks.map(\.bytes) && decode.ranks.map(\.weightBytes) == direct.ranks.map(\.bytes))
     }
 

@@ -10,7 +10,7 @@ import Testing
 @Suite struct JobDescriptionTests {
     /// Every field off its default.
     static let model = ModelChoice(origin: .checkpoint(config: "/ckpt/config.json", weights: "/ckpt"), gate: .replicatedSliced, seed: 77,
-                                   dtype: .bf16, activation: .softplus, overrides: [.init(key: "rope_theta", value: "5000"),
+                                   dtype: .bf16, kvCache: .fp8, activation: .softplus, overrides: [.init(key: "rope_theta", value: "5000"),
                                                                                   .init(key: "q_lora_rank", value: "null")])
     static let reduction = ReductionChoice(route: .mpi, dtype: .f32)
 

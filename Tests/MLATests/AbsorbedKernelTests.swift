@@ -61,8 +61,8 @@ import Testing
                 kvB.withUnsafeBufferPointer { wp in
                     out.withUnsafeMutableBufferPointer { op in
                         work.withUnsafeMutableBufferPointer { wk in
-                            kernel.run(q: qp.baseAddress!, ldq: heads * (nope + rope), cache: cp.baseAddress!, kvB: .f32(wp.baseAddress!),
-                                       out: op.baseAddress!, ldo: heads * vDim, nq: nq, nk: nk, work: wk.baseAddress!)
+                            kernel.run(q: qp.baseAddress!, ldq: heads * (nope + rope), keys: CachedRows(rows: cp.baseAddress!, count: nk, width: lora + rope),
+                                       kvB: .f32(wp.baseAddress!), out: op.baseAddress!, ldo: heads * vDim, nq: nq, work: wk.baseAddress!)
                         }
                     }
                 }
@@ -102,7 +102,7 @@ import Testing
             var s = [Float](repeating: 0, count: max(rows * local.count, 1))
             qs.withUnsafeBufferPointer { qp in sub.withUnsafeBufferPointer { cp in ol.withUnsafeMutableBufferPointer { o in
                 lse.withUnsafeMutableBufferPointer { l in s.withUnsafeMutableBufferPointer { sp in
-                    kernel.attend(qp.baseAddress!, rows: rows, cache: cp.baseAddress ?? qp.baseAddress!, nk: local.count,
+                    kernel.attend(qp.baseAddress!, rows: rows, keys: CachedRows(rows: cp.baseAddress ?? qp.baseAddress!, count: local.count, width: width),
                                   visible: { share.localCount(nk - nq + $0 % nq + 1) }, scores: sp.baseAddress!,
                                   into: o.baseAddress!, lse: l.baseAddress!)
                 } }
@@ -135,9 +135,10 @@ import Testing
         cache.append(slot: 0, from: rows, rows: 0..<4)
         cache.append(slot: 0, from: rows, rows: 4..<7)
         #expect(cache.lengths == [7] && cache.localLengths == [2])                      // tokens 1 and 4
-        let kept = cache.withRows(slot: 0) { p in (0..<8).map { p[$0] } }
+        let keys = cache.rows(slot: 0), p = keys.tile(0..<keys.count)
+        let kept = (0..<8).map { p[$0] }
         #expect(kept == [4, 5, 6, 7, 16, 17, 18, 19])
         #expect((0...8).map { cache.share.localCount($0) } == [0, 0, 1, 1, 1, 2, 2, 2, 3])
-        #expect(cache.bytes == 2 * 4 * 4)
+        #expect(cache.bytes == 2 * 4 * 4)                                               // two tokens of 4 f32 values
     }
 }

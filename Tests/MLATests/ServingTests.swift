@@ -67,12 +67,12 @@ import Testing
 
     @Test func cacheHoldsTheLatentAndRopeOfEveryTokenAndReportsItsBytes() throws {
         let c = Presets.deepseekV3
-        #expect(KVCache.bytesPerToken(config: c) == 4 * (512 + 64))
+        #expect(KVCache.bytesPerToken(config: c, dtype: .f32) == 4 * (512 + 64))
         let tiny = Presets.tiny
         let layer = try MLAAttention(config: tiny, shard: .whole, source: source)
         let cache = KVCache(config: tiny, sequences: 2)
         _ = try layer.prefill(try input(tiny, 10), batch: try Batch(sequenceLengths: [3, 7]), cache: cache, collectives: .local)
-        #expect(cache.lengths == [3, 7] && cache.bytes == 10 * KVCache.bytesPerToken(config: tiny))
+        #expect(cache.lengths == [3, 7] && cache.bytes == 10 * KVCache.bytesPerToken(config: tiny, dtype: .f32))
         _ = try layer.decode(try input(tiny, 2), cache: cache, collectives: .local)
         #expect(cache.lengths == [4, 8])
     }

@@ -127,7 +127,15 @@ import Testing
         #expect(try FlopModel.attentionFlops(config: c, heads: h, nq: 1, nk: 101) == h * (2 * 101 * dq + 2 * v * 101))
     }
 
-    @Test func kvCacheBytesPerTokenIsTheLatentPlusRope() {
-        #expect(FlopModel.kvCacheBytesPerToken(config: Presets.deepseekV3) == (512 + 64) * 4)
+    /// The layouts plan counts the cache in the dtype asked for, and its capacity in every one.
+    @Test func layoutPlanCountsTheCacheInItsDTypeAndTheCapacityOfEach() throws {
+        let layout = try ParallelLayout(name: "tp8", ranks: 8), memory = 10_000_000_000
+        for (dtype, bytes) in [(KVCacheDType.f32, 2304), (.bf16, 1152), (.fp8, 656)] {
+            let p = try LayoutPlan(config: Presets.deepseekV3, layout: layout, context: 1000, batch: 8, cacheDType: dtype, memoryPerRank: memory)
+            #expect(p.kvBytesPerToken == Double(bytes) && p.kvBytesPerRank == 8 * 1000 * bytes, "\(dtype)")
+            let free = memory - p.weightBytesPerRank
+            #expect(p.capacity?.map(\.maxCachedTokensPerRank) == [free / 2304, free / 1152, free / 656], "\(dtype)")
+            #expect(p.maxCachedTokensPerRank == free / bytes, "\(dtype)")
+        }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import MLA
 import Report
+import TensorCore
 import Testing
 
 /// Reports are documents: built from counts, rendered as text, carried as JSON.
@@ -16,6 +17,16 @@ import Testing
         for needle in ["469.8 MB", "58.7 MB", "[16384, 7168]", "[2048, 7168]"] {
             #expect(text.contains(needle), "missing \(needle)")
         }
+    }
+
+    /// The cache is counted in the dtype asked for (auto: the activations'), every dtype shown beside it.
+    @Test(arguments: [(nil, Precision.f32, 2304), (nil, .bf16, 1152), (KVCacheDType.fp8, .bf16, 656), (.bf16, .f32, 1152)])
+    func kvCacheIsCountedInItsDType(cache: KVCacheDType?, precision: Precision, bytes: Int) throws {
+        let report = try PlanReport(config: try Presets.config("deepseek-v3"), model: "deepseek-v3", tp: 8, gate: .column, sequenceLengths: [16],
+                                    hardware: nil, precision: precision, cacheDType: cache)
+        #expect(report.kvCache.bytesPerToken == bytes && report.kvCache.bytesAfterPrefill == 16 * bytes)
+        #expect(report.kvCache.dtype == cache ?? KVCacheDType(activations: precision))
+        #expect(report.text().contains("per token: f32 2.3 KB, bf16 1.2 KB, fp8 656 B"))
     }
 
     @Test func jsonRoundTripKeepsEveryField() throws {
