@@ -28,8 +28,10 @@ public final class KVCache {
     public private(set) var lengths: [Int]
     /// Tokens this rank keeps per slot.
     public private(set) var localLengths: [Int]
-    /// One tile of rows read back as f32, `[tileTokens, width]` (unused for an f32 cache).
+    /// One tile of rows read back as f32, `[tileTokens, width]`, and one tile of tokens as held
+    /// (`asCached`'s); both empty for an f32 cache.
     private let tile: UnsafeMutablePointer<Float>
+    private let staging: TokenBuffer
 
     /// Tokens a reader gets at a time: the bound of the dequantization scratch (295 KB of f32 at
     /// deepseek-v3's 576 values a token), and the token blocks of every GEMM over cached rows.
@@ -46,6 +48,8 @@ public final class KVCache {
         lengths = Array(repeating: 0, count: sequences)
         localLengths = lengths
         tile = .allocate(capacity: dtype == .f32 ? 0 : Self.tileTokens * layout.width)
+        staging = TokenBuffer(layout: layout)
+        if dtype != .f32 { staging.reserve(Self.tileTokens) }
     }
 
     deinit { tile.deallocate() }
@@ -100,9 +104,8 @@ public final class KVCache {
     /// stored as `dtype` and read back (for a f32 cache, the rows themselves). Attention over a
     /// step's own new tokens reads them so, exactly as it reads the tokens of earlier steps.
     func asCached(_ source: UnsafePointer<Float>, count: Int) -> CachedRows {
-        guard layout.dtype != .f32 else { return CachedRows(count: count, width: width) { source + $0.lowerBound * self.width } }
-        let staging = TokenBuffer(layout: layout), tile = tile, width = width, layout = layout
-        staging.reserve(Self.tileTokens)
+        guard layout.dtype != .f32 else { return CachedRows(rows: source, count: count, width: width) }
+        let staging = staging, tile = tile, width = width, layout = layout
         return CachedRows(count: count, width: width) { range in
             staging.encode(source + range.lowerBound * width, tokens: range.count, at: 0)
             layout.decode(staging.storage, count: range.count, into: tile)
@@ -118,7 +121,7 @@ public final class KVCache {
 struct CachedRows {
     let count: Int
     let width: Int
-    /// Rows `range` (`tiles()` gives them), valid until the next call.
+    /// Rows `range` (one of `tiles`), valid until the next call.
     let tile: (Range<Int>) -> UnsafePointer<Float>
 
     /// f32 rows at `rows`, read in place.

@@ -38,7 +38,7 @@ extension MLAAttention {
     /// dequantized one tile at a time, never as a whole), stored in the layer's precision.
     func expandCached(_ keys: CachedRows, into kv: inout Matrix) throws {
         let lora = config.kvLoraRank, rope = config.qkRopeHeadDim, out = kvB.localOut, ld = out + rope
-        kv.reshapeDiscarding(rows: keys.count, cols: ld)
+        kv.reshapeDiscarding(rows: keys.count, cols: ld)                             // [nk, H/tp·(nope+v) + rope]
         guard keys.count > 0 else { return }
         kv.storage.withUnsafeMutableBufferPointer { dst in
             for t in keys.tiles {

@@ -21,6 +21,8 @@ struct Plan: ParsableCommand {
             mla-tp plan --preset deepseek-v3 --ranks 8 --layouts tp8,dp2xtp4,dp8,tp8-dcp8 --context 32768 --batch 64 \
               [--layers 61] [--hardware h200] [--memory-per-rank 141GB] [--dtype bf16] [--figure FILE.svg]
             mla-tp plan --preset deepseek-v3 --tp 8 --dtype bf16     (bytes at 2 per element; FLOPs unchanged)
+            mla-tp plan --preset deepseek-v3 --ranks 8 --layouts tp8,dp8 --memory-per-rank 141GB --kv-cache-dtype fp8
+              (the cache at 656 B per token, and the tokens that fit in each cache dtype)
             --hardware takes \(HardwareSpec.forms).
             cpu-measured measures this machine's sgemm (at the prefill's [T, hidden] shape), copy and MPI \
             allreduce rates with a short `mpirun -n min(tp, cores) mla-tp sweep-step --probe` (or reads them \
