@@ -37,18 +37,34 @@ void mlatp_fp8_encode(const float *src, uint8_t *dst, size_t n, float scale) {
     for (size_t i = 0; i < n; i++) dst[i] = mlatp_fp8_encode_one(src[i] / scale);
 }
 
-AVX2 static void dequant_f32_avx2(size_t rows, size_t cols, const wsrc *s, float *dst, size_t ldd) {
+/// Rows of the fp8 block as the bf16 values a bf16 model holds, stored as f32 (`bf16out` 0) or as
+/// their bf16 bit patterns (1); `bf16out` is a constant at each call, so each variant is specialised.
+AVX2 static ALWAYS_INLINE void dequant_avx2(const int bf16out, size_t rows, size_t cols, const wsrc *s, void *dst, size_t ldd) {
     for (size_t r = 0; r < rows; r++) {
         size_t p = 0;
         const float *sr = scale_row(s, r);
         colpos cp = col_start(s);
         for (; p + 8 <= cols; p += 8) {
             col_advance(s, &cp, p);
-            _mm256_storeu_ps(dst + r * ldd + p, w_load8(W_FP8, s, r, p, sr, cp));
+            __m256 v = w_load8(W_FP8, s, r, p, sr, cp);
+            if (bf16out) {
+                __m256i u = _mm256_srli_epi32(_mm256_castps_si256(v), 16);
+                _mm_storeu_si128((__m128i *)((uint16_t *)dst + r * ldd + p),
+                                 _mm_packus_epi32(_mm256_castsi256_si128(u), _mm256_extracti128_si256(u, 1)));
+            } else {
+                _mm256_storeu_ps((float *)dst + r * ldd + p, v);
+            }
         }
-        for (; p < cols; p++) dst[r * ldd + p] = w_one(W_FP8, s, r, p);
+        for (; p < cols; p++) {
+            float v = w_one(W_FP8, s, r, p);
+            if (bf16out) ((uint16_t *)dst)[r * ldd + p] = (uint16_t)(w_bits(v) >> 16);
+            else ((float *)dst)[r * ldd + p] = v;
+        }
     }
 }
+
+AVX2 static void dequant_f32_avx2(size_t rows, size_t cols, const wsrc *s, float *dst, size_t ldd) { dequant_avx2(0, rows, cols, s, dst, ldd); }
+AVX2 static void dequant_bf16_avx2(size_t rows, size_t cols, const wsrc *s, uint16_t *dst, size_t ldd) { dequant_avx2(1, rows, cols, s, dst, ldd); }
 
 void mlatp_fp8_dequant_f32(size_t rows, size_t cols, const uint8_t *w, size_t ldw, const float *scales, size_t lds,
                            const int32_t *row_scale, size_t row0, size_t col0, size_t block, float *dst, size_t ldd, int isa) {
@@ -56,21 +72,6 @@ void mlatp_fp8_dequant_f32(size_t rows, size_t cols, const uint8_t *w, size_t ld
     if (mlatp_isa_resolve(isa) >= MLATP_ISA_AVX2) { dequant_f32_avx2(rows, cols, &s, dst, ldd); return; }
     for (size_t r = 0; r < rows; r++)
         for (size_t p = 0; p < cols; p++) dst[r * ldd + p] = w_one(W_FP8, &s, r, p);
-}
-
-AVX2 static void dequant_avx2(size_t rows, size_t cols, const wsrc *s, uint16_t *dst, size_t ldd) {
-    for (size_t r = 0; r < rows; r++) {
-        size_t p = 0;
-        const float *sr = scale_row(s, r);
-        colpos cp = col_start(s);
-        for (; p + 8 <= cols; p += 8) {
-            col_advance(s, &cp, p);
-            __m256i u = _mm256_srli_epi32(_mm256_castps_si256(w_load8(W_FP8, s, r, p, sr, cp)), 16);
-            __m128i packed = _mm_packus_epi32(_mm256_castsi256_si128(u), _mm256_extracti128_si256(u, 1));
-            _mm_storeu_si128((__m128i *)(dst + r * ldd + p), packed);
-        }
-        for (; p < cols; p++) dst[r * ldd + p] = (uint16_t)(w_bits(w_one(W_FP8, s, r, p)) >> 16);
-    }
 }
 
 static void dequant_scalar(size_t rows, size_t cols, const wsrc *s, uint16_t *dst, size_t ldd) {
@@ -81,6 +82,6 @@ static void dequant_scalar(size_t rows, size_t cols, const wsrc *s, uint16_t *ds
 void mlatp_fp8_dequant_bf16(size_t rows, size_t cols, const uint8_t *w, size_t ldw, const float *scales, size_t lds,
                             const int32_t *row_scale, size_t row0, size_t col0, size_t block, uint16_t *dst, size_t ldd, int isa) {
     wsrc s = { .w = w, .ldw = ldw, .scales = scales, .lds = lds, .row_scale = row_scale, .row0 = row0, .col0 = col0, .block = block };
-    if (mlatp_isa_resolve(isa) >= MLATP_ISA_AVX2) dequant_avx2(rows, cols, &s, dst, ldd);
+    if (mlatp_isa_resolve(isa) >= MLATP_ISA_AVX2) dequant_bf16_avx2(rows, cols, &s, dst, ldd);
     else dequant_scalar(rows, cols, &s, dst, ldd);
 }
