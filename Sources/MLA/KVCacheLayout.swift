@@ -71,9 +71,6 @@ public struct KVCacheLayout: Sendable, Equatable {
 
     /// Latent values per fp8 scale.
     public static let groupSize = 128
-    /// e4m3's largest finite value: a group's amax maps onto it.
-    public static let e4m3Max: Float = 448
-
     public init(config: MLAConfig, dtype: KVCacheDType) {
         self.dtype = dtype
         lora = config.kvLoraRank
@@ -147,39 +144,23 @@ public struct KVCacheLayout: Sendable, Equatable {
     }
 }
 
-/// FP8 E4M3 ("e4m3fn": bias 7, 3 mantissa bits, subnormals down to 2^-9, largest finite 448, no
-/// infinity) as the cache stores the latent, a group of values sharing one f32 scale.
+/// FP8 E4M3 as the cache stores the latent: a group of values sharing one f32 scale, encoded by
+/// the same quantizer as fp8 weights (`FP8Quantization`: nearest even, saturating at ±448).
 enum E4M3 {
     /// The code of a finite `y`, rounded to nearest even, saturating at ±448.
-    @inline(__always)
-    static func encode(_ y: Float) -> UInt8 {
-        let sign = UInt8(truncatingIfNeeded: y.bitPattern >> 24) & 0x80
-        let a = abs(y)
-        guard a >= 0x1p-6 else {                                      // subnormal: a multiple of 2^-9 (8 → 2^-6, code 0x08)
-            return sign | UInt8((a * 512).rounded(.toNearestOrEven))
-        }
-        let b = a.bitPattern
-        let rounded = b &+ 0x7_ffff &+ ((b >> 20) & 1)                // drop 20 of f32's 23 mantissa bits, nearest even
-        let code = Int(rounded >> 20) - (120 << 3)                    // (exponent − 127 + 7) << 3 | mantissa
-        return sign | UInt8(min(code, 0x7e))                          // 0x7e = 448; 0x7f would be NaN
-    }
+    static func encode(_ y: Float) -> UInt8 { FP8Quantization.encode(y) }
 
     /// Stores `count` values of `x` as e4m3 codes of `x / scale` at `codes` and returns the
     /// scale: `max(amax / 448, 2^-126)`, or NaN (codes 0) when a value is not finite.
     static func quantize(_ x: UnsafePointer<Float>, count: Int, into codes: UnsafeMutableRawPointer) -> Float {
-        var amax: Float = 0, finite = true
-        for i in 0..<count {
-            let a = abs(x[i])
-            finite = finite && a.isFinite
-            amax = a > amax ? a : amax
-        }
-        guard finite else {
+        let values = UnsafeBufferPointer(start: x, count: count)
+        let amax = FP8Quantization.amax(values)                       // NaN or ∞ when a value is not finite
+        guard amax.isFinite else {
             codes.initializeMemory(as: UInt8.self, repeating: 0, count: count)
             return .nan
         }
-        let scale = max(amax / KVCacheLayout.e4m3Max, .leastNormalMagnitude)
-        let out = codes.assumingMemoryBound(to: UInt8.self)
-        for i in 0..<count { out[i] = encode(x[i] / scale) }
+        let scale = max(amax / FP8Quantization.maxFinite, .leastNormalMagnitude)
+        FP8Quantization.encode(values, into: UnsafeMutableBufferPointer(start: codes.assumingMemoryBound(to: UInt8.self), count: count), scale: scale)
         return scale
     }
 }
