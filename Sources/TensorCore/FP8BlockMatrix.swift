@@ -34,25 +34,61 @@ public struct FP8BlockMatrix: Sendable, Equatable {
         (self.rowOffset, self.columnOffset, self.rowScale) = (rowOffset, columnOffset, rowScale)
     }
 
-    /// `m` (a whole tensor `[rows, cols]`) quantized per `blockSize` tile, scale = amax / 448 —
-    /// for benchmarks and tests; a layer's block is quantized by `FP8BlockStorage`, tile by tile.
-    public init(quantizing m: Matrix, blockSize b: Int = 128) {
-        let tr = FP8BlockMatrix.tiles(first: 0, count: m.rows, blockSize: b), tc = FP8BlockMatrix.tiles(first: 0, count: m.cols, blockSize: b)
-        var values = [UInt8](repeating: 0, count: m.count), scales = [Float](repeating: 1, count: tr.count * tc.count)
-        m.storage.withUnsafeBufferPointer { src in
-            for t in 0..<scales.count {
-                let (r0, c0) = (t / tc.count * b, t % tc.count * b), (r1, c1) = (min(m.rows, r0 + b), min(m.cols, c0 + b))
-                let amax = (r0..<r1).map { FP8Quantization.amax(UnsafeBufferPointer(rebasing: src[$0 * m.cols + c0 ..< $0 * m.cols + c1])) }.max() ?? 0
-                scales[t] = FP8Quantization.scale(amax: amax)
+    /// Rows `rows` × columns `cols` of a tensor of `shape` (`[out, in]`) quantized per global
+    /// `b × b` tile, DeepSeek-V3's rule (`FP8Quantization`): `read(r, c)` gives the tensor's f32
+    /// values of rows r × columns c, asked one strip of tile rows at a time over the whole tiles'
+    /// columns the block touches (at most one tile row of f32 at a time), so each tile's scale comes
+    /// from the whole tile and every block of the tensor gets the same values as the whole.
+    /// Throws `FP8Quantization.NonFiniteTile` for a tile with a NaN or infinity, and what `read` throws.
+    public static func quantizing(rows: Range<Int>, cols: Range<Int>, of shape: Shape, blockSize b: Int,
+                                  read: (Range<Int>, Range<Int>) throws -> Matrix) throws -> FP8BlockMatrix {
+        let outRows = shape.dims.first ?? 0, inCols = shape.dims.last ?? 0
+        let tileRows = FP8BlockMatrix.tiles(first: rows.lowerBound, count: rows.count, blockSize: b)
+        let tileCols = FP8BlockMatrix.tiles(first: cols.lowerBound, count: cols.count, blockSize: b)
+        let readCols = tileCols.lowerBound * b ..< min(inCols, tileCols.upperBound * b)     // whole tiles' columns
+        var values = [UInt8](repeating: 0, count: rows.count * cols.count)
+        var scales = [Float](repeating: 1, count: tileRows.count * tileCols.count)
+        for (i, tr) in tileRows.enumerated() {
+            let stripRows = tr * b ..< min(outRows, (tr + 1) * b)
+            let strip = try read(stripRows, readCols)                                              // [≤b, readCols]
+            for (j, tc) in tileCols.enumerated() {
+                let c0 = tc * b - readCols.lowerBound, c1 = min(readCols.count, c0 + b)
+                var amax: Float = 0
+                strip.storage.withUnsafeBufferPointer { s in
+                    for r in 0..<strip.rows { amax = max(amax, FP8Quantization.amax(UnsafeBufferPointer(rebasing: s[r * strip.cols + c0 ..< r * strip.cols + c1]))) }
+                }
+                guard amax.isFinite else { throw FP8Quantization.NonFiniteTile(row: tr, column: tc) }
+                scales[i * tileCols.count + j] = FP8Quantization.scale(amax: amax)
+            }
+            // The block's own rows of this strip, its own columns, each with its tile's scale.
+            let own = max(rows.lowerBound, stripRows.lowerBound) ..< min(rows.upperBound, stripRows.upperBound)
+            strip.storage.withUnsafeBufferPointer { s in
                 values.withUnsafeMutableBufferPointer { v in
-                    for r in r0..<r1 {
-                        FP8Quantization.encode(UnsafeBufferPointer(rebasing: src[r * m.cols + c0 ..< r * m.cols + c1]),
-                                               into: UnsafeMutableBufferPointer(rebasing: v[r * m.cols + c0 ..< r * m.cols + c1]), scale: scales[t])
+                    for r in own {
+                        var c = cols.lowerBound
+                        while c < cols.upperBound {
+                            let tileEnd = min(cols.upperBound, (c / b + 1) * b)
+                            let scale = scales[i * tileCols.count + c / b - tileCols.lowerBound]
+                            let from = (r - stripRows.lowerBound) * strip.cols + c - readCols.lowerBound
+                            let to = (r - rows.lowerBound) * cols.count + c - cols.lowerBound
+                            FP8Quantization.encode(UnsafeBufferPointer(rebasing: s[from ..< from + tileEnd - c]),
+                                                   into: UnsafeMutableBufferPointer(rebasing: v[to ..< to + tileEnd - c]), scale: scale)
+                            c = tileEnd
+                        }
                     }
                 }
             }
         }
-        self.init(rows: m.rows, cols: m.cols, blockSize: b, values: values, scales: scales, scaleCols: tc.count, rowOffset: 0, columnOffset: 0)
+        return FP8BlockMatrix(rows: rows.count, cols: cols.count, blockSize: b, values: values, scales: scales, scaleCols: tileCols.count,
+                              rowOffset: rows.lowerBound % b, columnOffset: cols.lowerBound % b)
+    }
+
+    /// `m` (a whole tensor `[rows, cols]`) quantized per `blockSize` tile, scale = amax / 448 —
+    /// for benchmarks and tests; a layer's block is quantized by `FP8BlockStorage`, tile by tile.
+    public init(quantizing m: Matrix, blockSize b: Int = 128) throws {
+        self = try Self.quantizing(rows: 0..<m.rows, cols: 0..<m.cols, of: Shape(m.rows, m.cols), blockSize: b) { r, c in
+            m.rows(r).columns(c)
+        }
     }
 
     /// Bytes held: one per value, four per scale (and per row's scale index where the rows are gathered).
@@ -115,6 +151,12 @@ public struct FP8BlockMatrix: Sendable, Equatable {
 /// value), and each value is stored as e4m3(value / scale), rounded to nearest even. A tile of
 /// zeros gets scale 1 (amax / 448 would be 0 and every value 0/0).
 public enum FP8Quantization {
+    /// A tile holding a NaN or an infinity: its amax, and so its scale, would not be finite.
+    public struct NonFiniteTile: Error, Equatable {
+        public let row: Int
+        public let column: Int
+    }
+
     /// The largest finite e4m3 value.
     public static let maxFinite: Float = 448
 

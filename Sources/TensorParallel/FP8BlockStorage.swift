@@ -49,50 +49,17 @@ public struct FP8BlockStorage: WeightStorage {
         return FP8BlockStorage(try quantize(name, from: source, shape: shape, rows: rows, cols: cols, initializer: initializer))
     }
 
-    /// Rows `rows` × columns `cols` of `name` quantized per global tile: each strip of tile rows
-    /// the block touches is read (all the tile columns it touches, at most one tile row of
-    /// f32 at a time), each tile's scale taken from its amax, and the block's own elements encoded.
+    /// Rows `rows` × columns `cols` of `name` quantized per global tile (`FP8BlockMatrix.quantizing`),
+    /// read from `source` one strip of tile rows at a time.
     static func quantize(_ name: String, from source: WeightSource, shape: Shape, rows: Range<Int>, cols: Range<Int>,
                          initializer: Initializer) throws -> FP8BlockMatrix {
-        let b = blockSize, outRows = shape.dims.first ?? 0, inCols = shape.dims.last ?? 0
-        let tileRows = FP8BlockMatrix.tiles(first: rows.lowerBound, count: rows.count, blockSize: b)
-        let tileCols = FP8BlockMatrix.tiles(first: cols.lowerBound, count: cols.count, blockSize: b)
-        let readCols = tileCols.lowerBound * b ..< min(inCols, tileCols.upperBound * b)     // whole tiles' columns
-        var values = [UInt8](repeating: 0, count: rows.count * cols.count)
-        var scales = [Float](repeating: 1, count: tileRows.count * tileCols.count)
-        for (i, tr) in tileRows.enumerated() {
-            let stripRows = tr * b ..< min(outRows, (tr + 1) * b)
-            let strip = try source.block(name, shape: shape, rows: stripRows, cols: readCols, initializer: initializer)   // [≤128, readCols]
-            for (j, tc) in tileCols.enumerated() {
-                let c0 = tc * b - readCols.lowerBound, c1 = min(readCols.count, c0 + b)
-                var amax: Float = 0
-                strip.storage.withUnsafeBufferPointer { s in
-                    for r in 0..<strip.rows { amax = max(amax, FP8Quantization.amax(UnsafeBufferPointer(rebasing: s[r * strip.cols + c0 ..< r * strip.cols + c1]))) }
-                }
-                guard amax.isFinite else { throw WeightValueError.nonFinite(tensor: name, tile: (tr, tc)) }
-                scales[i * tileCols.count + j] = FP8Quantization.scale(amax: amax)
+        do {
+            return try FP8BlockMatrix.quantizing(rows: rows, cols: cols, of: shape, blockSize: blockSize) { r, c in
+                try source.block(name, shape: shape, rows: r, cols: c, initializer: initializer)
             }
-            // The block's own rows of this strip, its own columns, each with its tile's scale.
-            let own = max(rows.lowerBound, stripRows.lowerBound) ..< min(rows.upperBound, stripRows.upperBound)
-            strip.storage.withUnsafeBufferPointer { s in
-                values.withUnsafeMutableBufferPointer { v in
-                    for r in own {
-                        var c = cols.lowerBound
-                        while c < cols.upperBound {
-                            let tileEnd = min(cols.upperBound, (c / b + 1) * b)
-                            let scale = scales[i * tileCols.count + c / b - tileCols.lowerBound]
-                            let from = (r - stripRows.lowerBound) * strip.cols + c - readCols.lowerBound
-                            let to = (r - rows.lowerBound) * cols.count + c - cols.lowerBound
-                            FP8Quantization.encode(UnsafeBufferPointer(rebasing: s[from ..< from + tileEnd - c]),
-                                                   into: UnsafeMutableBufferPointer(rebasing: v[to ..< to + tileEnd - c]), scale: scale)
-                            c = tileEnd
-                        }
-                    }
-                }
-            }
+        } catch let tile as FP8Quantization.NonFiniteTile {
+            throw WeightValueError.nonFinite(tensor: name, tile: (tile.row, tile.column))
         }
-        return FP8BlockMatrix(rows: rows.count, cols: cols.count, blockSize: b, values: values, scales: scales, scaleCols: tileCols.count,
-                              rowOffset: rows.lowerBound % b, columnOffset: cols.lowerBound % b)
     }
 
     public var bytes: Int { values.bytes }

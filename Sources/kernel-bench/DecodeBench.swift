@@ -72,7 +72,7 @@ struct DecodeBench {
         bodies.append(bf16(.oneDNN))
         // fp8 e4m3 with 128×128 tile scales through its row kernel ([out, in] weights only).
         let fp8Copies = max(1, streamBytes / (n * k))
-        let w8 = transB ? (0..<fp8Copies).map { FP8BlockMatrix(quantizing: try! Matrix(rows: n, cols: k, values: values(n * k, seed: UInt64(10 + $0)))) } : []
+        let w8 = transB ? (0..<fp8Copies).map { try! FP8BlockMatrix(quantizing: Matrix(rows: n, cols: k, values: values(n * k, seed: UInt64(10 + $0)))) } : []
         bodies.append {
             x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
                 for w in w8 { w.rowProduct(xp.baseAddress!, m: m, into: yp.baseAddress!) }
