@@ -28,8 +28,7 @@ AVX2 static ALWAYS_INLINE void nt_tile_avx2(const int kind, const int MB, const 
     __m256 acc[2][4];
     for (int i = 0; i < MB; i++) for (int r = 0; r < NB; r++) acc[i][r] = _mm256_setzero_ps();
     const float *sr[4] = {0};
-    colpos cp = {0, 0};
-    if (kind == W_FP8) { for (int r = 0; r < NB; r++) sr[r] = scale_row(w, j + r); cp = col_start(w); }
+    colpos cp = fp8_begin(kind, w, j, NB, sr);
     size_t p = 0;
     for (; p + 8 <= k; p += 8) {
         if (kind == W_FP8) col_advance(w, &cp, p);
@@ -80,8 +79,7 @@ AVX512 static ALWAYS_INLINE void nt_tile_avx512(const int kind, const int MB, co
     __m512 acc[4][4];
     for (int i = 0; i < MB; i++) for (int r = 0; r < NB; r++) acc[i][r] = _mm512_setzero_ps();
     const float *sr[4] = {0};
-    colpos cp = {0, 0};
-    if (kind == W_FP8) { for (int r = 0; r < NB; r++) sr[r] = scale_row(w, j + r); cp = col_start(w); }
+    colpos cp = fp8_begin(kind, w, j, NB, sr);
     size_t p = 0;
     for (; p + 16 <= k; p += 16) {
         if ((p & 31) == 0)
@@ -120,8 +118,7 @@ AVX512 static ALWAYS_INLINE void nt_one_row_avx512(const int kind, size_t n, siz
         __m512 acc[8];
         for (int r = 0; r < 8; r++) acc[r] = _mm512_setzero_ps();
         const float *sr[8] = {0};
-        colpos cp = {0, 0};
-        if (kind == W_FP8) { for (int r = 0; r < 8; r++) sr[r] = scale_row(w, j + r); cp = col_start(w); }
+        colpos cp = fp8_begin(kind, w, j, 8, sr);
         size_t p = 0;
         for (; p + 16 <= k; p += 16) {
             if ((p & 31) == 0)

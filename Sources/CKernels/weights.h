@@ -51,6 +51,17 @@ static ALWAYS_INLINE const float *scale_row(const wsrc *s, size_t row) {
 }
 static ALWAYS_INLINE float col_scale(const wsrc *s, const float *srow, size_t p) { return srow[(s->col0 + p) / s->block]; }
 
+/// Before a tile walks its columns: the fp8 scale rows of its `nb` weight rows from row j (into
+/// `sr`), and the tile of column 0. Nothing for bf16.
+static ALWAYS_INLINE colpos fp8_begin(const int kind, const wsrc *s, size_t j, int nb, const float **sr) {
+    colpos c = {0, 0};
+    if (kind == W_FP8) {
+        for (int r = 0; r < nb; r++) sr[r] = scale_row(s, j + r);
+        c = col_start(s);
+    }
+    return c;
+}
+
 /// One e4m3 byte as the f32 value a bf16 model holds: bf16(e4m3 × scale), NaN (0x7f, 0xff) kept NaN.
 static ALWAYS_INLINE float fp8_one(uint8_t b, float scale) {
     uint32_t mag = b & 0x7fu;

@@ -68,7 +68,7 @@ public struct RowMappedSource: WeightSource {
         for (_, stored) in runs(rows) {
             let part = try base.fp8Block(tensor, shape: shape, rows: stored, cols: cols, initializer: initializer)
                 ?? FP8BlockStorage.quantize(tensor, from: base, shape: shape, rows: stored, cols: cols, initializer: initializer)
-            let offset = Int32(first == nil ? 0 : scales.count / max(1, part.scaleCols))
+            let offset = Int32(scales.count / max(1, part.scaleCols))                 // scale rows so far
             first = first ?? part
             values += part.values
             scales += part.scales
