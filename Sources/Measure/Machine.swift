@@ -1,4 +1,5 @@
 import Foundation
+import TensorCore
 
 /// The machine's 1-minute load average from /proc/loadavg: other work on a shared machine
 /// skews timings, so reports print it. nil where it cannot be read.
@@ -14,6 +15,11 @@ public struct ProcessMemory: Codable, Sendable {
     public var anonymousBytes: Int
     public var pssBytes: Int
     public var rssBytes: Int
+
+    /// Hands freed heap pages back to the kernel (glibc's `malloc_trim`), so that the resident set
+    /// reads what is still allocated rather than what the heap once grew to. Returns whether any was.
+    @discardableResult
+    public static func returnFreedPages() -> Bool { HeapPages.returnFreed() }
 
     public static func current() -> ProcessMemory {
         ProcessMemory(anonymousBytes: procField("/proc/self/status", "RssAnon:"),

@@ -36,6 +36,18 @@ public enum BF16 {
         mlatp_bf16_widen(s.bits, d, src.count, isa.rawValue)
     }
 
+    /// `rows` rows of `width` bf16 values (row stride `ld`) widened exactly into `dst` (row stride `ldd`).
+    public static func widen(rows: Int, width: Int, _ src: UnsafePointer<BFloat16>, ld: Int, into dst: UnsafeMutablePointer<Float>, ldd: Int,
+                             isa: KernelISA = .best) {
+        mlatp_bf16_widen_2d(rows, width, src.bits, ld, dst, ldd, isa.rawValue)
+    }
+
+    /// `rows` rows of `width` f32 values (row stride `ld`) rounded to nearest even into `dst` (row stride `ldd`).
+    public static func round(rows: Int, width: Int, _ src: UnsafePointer<Float>, ld: Int, into dst: UnsafeMutablePointer<BFloat16>, ldd: Int,
+                             isa: KernelISA = .best) {
+        for r in 0..<rows { mlatp_bf16_round(src + r * ld, (dst + r * ldd).bits, width, isa.rawValue) }
+    }
+
     /// `out[i]` = the bf16 sum of `parts[0][i]`, `parts[1][i]`, … in that order: each addition
     /// computed in f32 from its two bf16 operands and rounded to nearest even (a bf16 reduction),
     /// the result kept as f32. Each part must hold `out.count` values.

@@ -142,8 +142,11 @@ public struct FP8BlockMatrix: Sendable, Equatable {
     }
 
     /// The whole block dequantized to bf16 (for kernels that read a weight themselves, and export).
-    public func dequantized() -> BF16Matrix {
-        BF16Matrix(rows: rows, cols: cols) { out in dequantize(rows: 0, count: rows, into: out.baseAddress!, ldd: cols) }
+    public func dequantized() -> BF16Matrix { dequantized(rows: 0..<rows) }
+
+    /// Rows `range` dequantized to bf16, `[range.count, cols]`.
+    public func dequantized(rows range: Range<Int>) -> BF16Matrix {
+        BF16Matrix(rows: range.count, cols: cols) { out in dequantize(rows: range.lowerBound, count: range.count, into: out.baseAddress!, ldd: cols) }
     }
 }
 

@@ -36,6 +36,12 @@ extension FP8BlockMatrix {
 }
 
 extension FP8BlockMatrix {
+    /// Rows of one bf16 tile of the prefill route: whole tiles of the block grid filling at most
+    /// `tileBytes` (at least one block of rows), never more than the matrix has.
+    public func tileRows(tileBytes: Int = tileBytes) -> Int {
+        min(rows, max(1, tileBytes / (2 * max(cols, 1)) / blockSize) * blockSize)
+    }
+
     /// The fp8 row kernel: y `[m, rows]` = x `[m, cols]` · Wᵀ with f32 rows x used as given, each
     /// weight element bf16(e4m3 × scale) in a register; the tiles and accumulation order of the
     /// bf16 row kernel (`RowKernel`), at `isa` (capped at what this CPU runs). Returns the level that ran.
@@ -74,7 +80,7 @@ extension GemmContext {
             }
             return .fp8Tiles(inner.description)
         }
-        let tileRows = min(n, max(1, tileBytes / (2 * k) / w.blockSize) * w.blockSize)
+        let tileRows = w.tileRows(tileBytes: tileBytes)
         let tile = scratchW.bf16(tileRows * k)                                       // [tileRows, k] bf16
         var inner = GemmKernel.empty
         for r0 in stride(from: 0, to: n, by: tileRows) {

@@ -70,6 +70,16 @@ public final class GemmContext: @unchecked Sendable {
         return try body(self)
     }
 
+    /// Frees the scratch buffers the bf16 and fp8 routes grew to their largest product (the widened
+    /// fallback's weight blocks, rounded activations, f32 results, dequantized fp8 tiles); the next
+    /// product that needs one allocates it again. What a decode-only process calls after the prompt.
+    public func releaseScratch() {
+        lock.withLock { for s in [scratchA, scratchB, scratchC, scratchW] { s.release() } }
+    }
+
+    /// Bytes the scratch buffers hold now.
+    public var scratchBytes: Int { lock.withLock { [scratchA, scratchB, scratchC, scratchW].reduce(0) { $0 + $1.capacity } } }
+
     /// Counts one product by `kernel`. Call with the lock held.
     func record(_ kernel: GemmKernel) { tally[kernel, default: 0] += 1 }
 
@@ -117,7 +127,8 @@ public final class GemmContext: @unchecked Sendable {
 /// A growable scratch buffer (64-byte aligned, never shrunk): its contents do not survive a call.
 final class Scratch {
     private var base: UnsafeMutableRawPointer?
-    private var capacity = 0
+    /// Bytes allocated now.
+    private(set) var capacity = 0
 
     deinit { base?.deallocate() }
 
@@ -129,6 +140,13 @@ final class Scratch {
             base = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 64)
         }
         return base!
+    }
+
+    /// Frees the buffer (the next `bytes` allocates again).
+    func release() {
+        base?.deallocate()
+        base = nil
+        capacity = 0
     }
 
     func floats(_ count: Int) -> UnsafeMutablePointer<Float> { bytes(4 * count).bindMemory(to: Float.self, capacity: count) }

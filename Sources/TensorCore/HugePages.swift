@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CKernels
 
 /// Transparent huge pages for weight storage.
 ///
@@ -28,4 +29,12 @@ public enum HugePages {
         _ = madvise(p, end - start, MADV_HUGEPAGE)     // advice only: failure leaves 4 KiB pages
         #endif
     }
+}
+
+/// The C library's heap, as the kernel sees it.
+public enum HeapPages {
+    /// Hands freed heap pages back to the kernel, so that the resident set reads what is still
+    /// allocated rather than what the heap once grew to. Returns whether any were.
+    @discardableResult
+    public static func returnFreed() -> Bool { mlatp_heap_trim() == 1 }
 }

@@ -86,6 +86,21 @@ import TestSupport
         }
     }
 
+    /// The scratch a fallback product grows (widened weight blocks, rounded activations) stays
+    /// until released; released, it holds nothing, and the next product grows it again and is
+    /// still right (`check` compares every element).
+    @Test func releasedScratchHoldsNothingAndGrowsAgain() {
+        let context = GemmContext()
+        #expect(context.scratchBytes == 0)
+        BF16GemmTests.check(Case(m: 20, n: 50, k: 70), route: .openBLAS, context: context)
+        let grown = context.scratchBytes
+        #expect(grown >= 4 * 50 * 70, "the widened weight alone: \(grown) bytes")
+        context.releaseScratch()
+        #expect(context.scratchBytes == 0)
+        BF16GemmTests.check(Case(m: 20, n: 50, k: 70), route: .openBLAS, context: context)
+        #expect(context.scratchBytes == grown)
+    }
+
     /// An all-f32 product on `route`, checked against the definition; returns the kernel that ran.
     @discardableResult
     static func f32(m: Int, n: Int, k: Int, transB: Bool, alpha: Float = 1, beta: Float = 0, pad: Int = 0,

@@ -80,6 +80,22 @@ import TensorCore
         #expect(rounded > w.rows * w.cols / 2, "the scales make most products round to bf16: \(rounded)")
     }
 
+    /// A tile of the prefill route is whole tiles of the block grid within its bytes (one block
+    /// of rows at least, the whole matrix at most), and rows dequantized alone are those rows of
+    /// the whole dequantization: what bench's fp8 reference multiplies instead of a whole copy.
+    @Test func aTileIsWholeBlocksOfRowsWithinItsBytesAndDequantizesThoseRows() {
+        let w = Self.block(rows: 3..<99, cols: 5..<69)                 // 96 × 64, blocks of 16
+        for (bytes, rows) in [(1, 16), (2 * 64 * 31, 16), (2 * 64 * 32, 32), (2 * 64 * 47, 32), (1 << 20, 96)] {
+            #expect(w.tileRows(tileBytes: bytes) == rows, "\(bytes) bytes")
+        }
+        let whole = w.dequantized()
+        for range in [0..<16, 0..<96, 32..<53] {
+            let part = w.dequantized(rows: range)
+            #expect(part.rows == range.count && part.cols == w.cols)
+            #expect(part.storage == Array(whole.storage[(range.lowerBound * w.cols)..<(range.upperBound * w.cols)]), "rows \(range)")
+        }
+    }
+
     /// Above the row kernel's bound: where oneDNN's bf16 is not native, the widened fallback's
     /// blocks are filled from fp8, so the bits are the bf16 GEMM's on the dequantized weight
     /// whatever the tile size; where it is native, each tile goes to oneDNN, and the result is the

@@ -93,4 +93,8 @@ int mlatp_openmp_set_threads(int n);
 /// The OpenMP runtime's thread count for the next parallel region, or -1 when none is loaded.
 int mlatp_openmp_max_threads(void);
 
+/// Returns freed heap pages to the kernel (glibc's `malloc_trim(0)`): 1 if any were, 0 if none
+/// (or the C library has no such call).
+int mlatp_heap_trim(void);
+
 #endif
