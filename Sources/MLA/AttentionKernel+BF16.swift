@@ -10,15 +10,9 @@ extension AttentionKernel {
         let keys = raw.bindMemory(to: BFloat16.self, capacity: o.nk * (dq + vDim))   // [nk, dq]
         let values = keys + o.nk * dq                                                 // [nk, vDim]
         for h in 0..<heads {
-            let kn = o.kNope + h * o.headStrideK, vh = o.v + h * o.headStrideK
-            for j in 0..<o.nk {
-                BF16.round(UnsafeBufferPointer(start: kn + j * o.ldk, count: nope),
-                           into: UnsafeMutableBufferPointer(start: keys + j * dq, count: nope))
-                BF16.round(UnsafeBufferPointer(start: o.kRope + j * o.ldkr, count: rope),
-                           into: UnsafeMutableBufferPointer(start: keys + j * dq + nope, count: rope))
-                BF16.round(UnsafeBufferPointer(start: vh + j * o.ldk, count: vDim),
-                           into: UnsafeMutableBufferPointer(start: values + j * vDim, count: vDim))
-            }
+            o.kNope.advanced(by: h * o.headStrideK).round(rows: o.nk, width: nope, ld: o.ldk, into: keys, ldd: dq)
+            AttentionKernel.Rows.f32(o.kRope).round(rows: o.nk, width: rope, ld: o.ldkr, into: keys + nope, ldd: dq)
+            o.v.advanced(by: h * o.headStrideK).round(rows: o.nk, width: vDim, ld: o.ldk, into: values, ldd: vDim)
             var i0 = 0
             while i0 < o.nq {
                 let rows = min(AttentionKernel.blockRows, o.nq - i0)

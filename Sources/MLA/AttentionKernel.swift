@@ -22,12 +22,40 @@ struct AttentionKernel {
     let qStride: Int
     static let blockRows = 64
 
+    /// Expanded keys (nope part) or values: f32, or bf16 (a bf16 prefill's expanded kv, held in
+    /// 2 bytes per element).
+    enum Rows {
+        case f32(UnsafePointer<Float>)
+        case bf16(UnsafePointer<BFloat16>)
+
+        /// The rows `offset` elements further on.
+        func advanced(by offset: Int) -> Rows {
+            switch self { case .f32(let p): .f32(p + offset); case .bf16(let p): .bf16(p + offset) }
+        }
+
+        /// `count` rows of `width` values (row stride `ld`) as f32 into `dst` (row stride `ldd`): a copy, or an exact widening.
+        func widen(rows count: Int, width: Int, ld: Int, into dst: UnsafeMutablePointer<Float>, ldd: Int) {
+            switch self {
+            case .f32(let p): for j in 0..<count { (dst + j * ldd).update(from: p + j * ld, count: width) }
+            case .bf16(let p): BF16.widen(rows: count, width: width, p, ld: ld, into: dst, ldd: ldd)
+            }
+        }
+
+        /// `count` rows of `width` values (row stride `ld`) as bf16 into `dst` (row stride `ldd`): exact for bf16 values.
+        func round(rows count: Int, width: Int, ld: Int, into dst: UnsafeMutablePointer<BFloat16>, ldd: Int) {
+            switch self {
+            case .f32(let p): BF16.round(rows: count, width: width, p, ld: ld, into: dst, ldd: ldd)
+            case .bf16(let p): for j in 0..<count { (dst + j * ldd).update(from: p + j * ld, count: width) }
+            }
+        }
+    }
+
     /// Strided views of one sequence's operands.
     struct Operands {
         var q: UnsafePointer<Float>        // [nq, heads·(nope+rope)], row stride ldq
         var ldq: Int
-        var kNope: UnsafePointer<Float>    // head h's k_nope at + h·headStrideK, row stride ldk
-        var v: UnsafePointer<Float>        // head h's v at + h·headStrideK, row stride ldk
+        var kNope: Rows                    // head h's k_nope at + h·headStrideK, row stride ldk
+        var v: Rows                        // head h's v at + h·headStrideK, row stride ldk
         var ldk: Int
         var headStrideK: Int
         var kRope: UnsafePointer<Float>    // [nk, rope], row stride ldkr
@@ -36,6 +64,19 @@ struct AttentionKernel {
         var ldo: Int
         var nq: Int
         var nk: Int
+
+        init(q: UnsafePointer<Float>, ldq: Int, kNope: Rows, v: Rows, ldk: Int, headStrideK: Int, kRope: UnsafePointer<Float>,
+             ldkr: Int, out: UnsafeMutablePointer<Float>, ldo: Int, nq: Int, nk: Int) {
+            (self.q, self.ldq, self.kNope, self.v, self.ldk, self.headStrideK) = (q, ldq, kNope, v, ldk, headStrideK)
+            (self.kRope, self.ldkr, self.out, self.ldo, self.nq, self.nk) = (kRope, ldkr, out, ldo, nq, nk)
+        }
+
+        /// f32 keys and values.
+        init(q: UnsafePointer<Float>, ldq: Int, kNope: UnsafePointer<Float>, v: UnsafePointer<Float>, ldk: Int, headStrideK: Int,
+             kRope: UnsafePointer<Float>, ldkr: Int, out: UnsafeMutablePointer<Float>, ldo: Int, nq: Int, nk: Int) {
+            self.init(q: q, ldq: ldq, kNope: .f32(kNope), v: .f32(v), ldk: ldk, headStrideK: headStrideK, kRope: kRope, ldkr: ldkr,
+                      out: out, ldo: ldo, nq: nq, nk: nk)
+        }
     }
 
     /// GEMM FLOPs of `run` for nq queries over nk keys (same blocking), for plan and counters.
@@ -50,7 +91,7 @@ struct AttentionKernel {
     static let gatherKeysFromQueries = 16
 
     /// Scratch that outlives a call: the gathered keys of one head (f32, or bf16 with that head's
-    /// values), grown to the longest sequence seen.
+    /// values; with bf16 keys and values, their f32 widening), grown to the longest sequence seen.
     final class Scratch {
         private var buffer: UnsafeMutableRawPointer?
         private var capacity = 0
@@ -63,6 +104,11 @@ struct AttentionKernel {
             return buffer!
         }
         func keys(count: Int) -> UnsafeMutablePointer<Float> { bytes(4 * count).bindMemory(to: Float.self, capacity: count) }
+        func release() {
+            buffer?.deallocate()
+            buffer = nil
+            capacity = 0
+        }
         deinit { buffer?.deallocate() }
     }
     let scratch = Scratch()
@@ -91,19 +137,31 @@ struct AttentionKernel {
         if multipliesInBF16(nq: o.nq) { runInBF16(o, scores: scores) } else { runInF32(o, scores: scores) }
     }
 
-    /// `run` with every GEMM in f32 (OpenBLAS) on the operands as they are.
+    /// `run` with every GEMM in f32 (OpenBLAS) on the operands as they are; bf16 keys and values
+    /// are widened (exactly) one head at a time into scratch, so the GEMMs see the same f32 values.
     func runInF32(_ o: Operands, scores: UnsafeMutablePointer<Float>) {
         let dq = nope + rope
         let gather = o.nq >= AttentionKernel.gatherKeysFromQueries, alpha = scaling.gemmAlpha
-        let keys = gather ? scratch.keys(count: o.nk * dq) : scores
+        var widened = false
+        if case .bf16 = o.kNope { widened = true }
+        // [nk, dq] gathered keys; with bf16 operands also [nk, nope] k_nope (unless gathered) and [nk, v] values.
+        let base = gather || widened ? scratch.keys(count: o.nk * (dq + (widened ? nope + vDim : 0))) : scores
+        let keys = base, wideNope = base + o.nk * dq, wideV = wideNope + o.nk * nope
         for h in 0..<heads {
+            let kn = o.kNope.advanced(by: h * o.headStrideK)
+            var kNope = UnsafePointer(wideNope), ldkNope = nope, vRows = UnsafePointer(wideV), ldv = vDim
             if gather {
                 // keys[j] = [k_nope_h[j] | k_rope[j]]   [nk, dq]
-                let kn = o.kNope + h * o.headStrideK
-                for j in 0..<o.nk {
-                    (keys + j * dq).update(from: kn + j * o.ldk, count: nope)
-                    (keys + j * dq + nope).update(from: o.kRope + j * o.ldkr, count: rope)
-                }
+                kn.widen(rows: o.nk, width: nope, ld: o.ldk, into: keys, ldd: dq)
+                for j in 0..<o.nk { (keys + j * dq + nope).update(from: o.kRope + j * o.ldkr, count: rope) }
+            } else if case .f32(let p) = kn {
+                (kNope, ldkNope) = (p, o.ldk)
+            } else {
+                kn.widen(rows: o.nk, width: nope, ld: o.ldk, into: wideNope, ldd: nope)
+            }
+            switch o.v.advanced(by: h * o.headStrideK) {
+            case .f32(let p): (vRows, ldv) = (p, o.ldk)
+            case let rows: rows.widen(rows: o.nk, width: vDim, ld: o.ldk, into: wideV, ldd: vDim)
             }
             var i0 = 0
             while i0 < o.nq {
@@ -118,14 +176,14 @@ struct AttentionKernel {
                 } else {
                     // S = scale · q_nope · k_nopeᵀ, then += scale · q_rope · k_ropeᵀ   [rows, keys]
                     Gemm.run(transB: true, m: rows, n: keyCount, k: nope, alpha: alpha, a: qRow, lda: o.ldq,
-                             b: o.kNope + h * o.headStrideK, ldb: o.ldk, beta: 0, c: scores, ldc: keyCount)
+                             b: kNope, ldb: ldkNope, beta: 0, c: scores, ldc: keyCount)
                     Gemm.run(transB: true, m: rows, n: keyCount, k: rope, alpha: alpha, a: qRow + nope, lda: o.ldq,
                              b: o.kRope, ldb: o.ldkr, beta: 1, c: scores, ldc: keyCount)
                 }
                 causalSoftmax(scores, rows: rows, first: first, keyCount: keyCount)
                 // O = P · v   [rows, vDim] into this head's columns of out.
                 Gemm.run(m: rows, n: vDim, k: keyCount, a: scores, lda: keyCount,
-                         b: o.v + h * o.headStrideK, ldb: o.ldk, beta: 0,
+                         b: vRows, ldb: ldv, beta: 0,
                          c: o.out + i0 * o.ldo + h * vDim, ldc: o.ldo)
                 i0 += rows
             }

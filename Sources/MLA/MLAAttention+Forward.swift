@@ -7,7 +7,9 @@ struct Workspace {
     var qa = Matrix(rows: 0, cols: 0)       // [T, q_lora]
     var q = Matrix(rows: 0, cols: 0)        // [T, H/tp·(nope+rope)], per head [q_h | g_h] with a packed gate
     var kva = Matrix(rows: 0, cols: 0)      // [T, kv_lora+rope]: latent | k_rope
-    var kv = Matrix(rows: 0, cols: 0)       // [T, H/tp·(nope+v)]: per head k_nope | v
+    var kv = Matrix(rows: 0, cols: 0)       // [T, H/tp·(nope+v)]: per head k_nope | v (f32 layers)
+    var kv16 = BF16Matrix(rows: 0, cols: 0) // [T, H/tp·(nope+v)]: the same in 2 bytes (bf16 layers)
+    var kvBlock = Matrix(rows: 0, cols: 0)  // [≤ expandBlockRows, H/tp·(nope+v)]: one block's f32 product before rounding
     var attn = Matrix(rows: 0, cols: 0)     // [T, H/tp·v]
     var gate = Matrix(rows: 0, cols: 0)     // [T, H/tp·v] (column) or [T, H·v] (replicated)
     var kvCached = Matrix(rows: 0, cols: 0) // [cached+new, H/tp·(nope+v)]: one sequence's expanded cache
@@ -41,6 +43,16 @@ extension MLAAttention {
         var out = Matrix(rows: x.rows, cols: config.hiddenSize)          // [T, hidden]
         try oProj.partial(workspace.attn, into: &out)
         return out
+    }
+
+    /// Frees the buffers the largest forward so far grew (the workspace, the attention kernel's
+    /// gathered keys, the shared GEMM scratch), keeping the weights and any cache: what a decode
+    /// instance holds after a prompt's prefill (prefill/decode disaggregation, where the decode
+    /// ranks never run a prefill). The next forward grows them again to its own size.
+    public func releaseBuffers(context: GemmContext = .shared) {
+        workspace = Workspace()
+        kernel.scratch.release()
+        context.releaseScratch()
     }
 
     /// The last forward's o_proj input on this rank, `attn ⊙ act(gate)` `[T, H/tp·v]` (of the last
@@ -101,12 +113,14 @@ extension MLAAttention {
             counters.record(try kvA.forward(x, into: &w.kva), for: kvA.name)
             try countProjection(T, kvA)
             normalizeLatent(&w, tokens: T)
-            if expandKV {
+            if expandKV && precision == .bf16 {
+                try expandLatentInBF16(&w, tokens: T)
+            } else if expandKV {
                 w.kv.reshapeDiscarding(rows: T, cols: kvB.localOut)
                 try expandLatent(w.kva, rows: 0..<T, into: &w.kv)
             }
         }
-        try guardStage(.kv, expandKV ? w.kv : w.kva)
+        if !expandKV || precision != .bf16 { try guardStage(.kv, expandKV ? w.kv : w.kva) }
 
         // RoPE on each local head's q_rope and on the shared k_rope, then causal attention → [T, H/tp·v]
         try timed(.attention) {

@@ -32,6 +32,30 @@ extension MLAAttention {
         try countProjection(rows.count, kvB)
     }
 
+    /// Rows of the bf16 expansion computed per kv_b_proj product: the f32 result of one block is
+    /// all that exists beside the 2-byte `kv16`.
+    public static let expandBlockRows = 64
+
+    /// `expandLatent` for a bf16 layer: `kv16 [T, H/tp·(nope+v)]` holds the expanded keys and values
+    /// in 2 bytes, computed `expandBlockRows` rows at a time into the f32 `kvBlock` and rounded (the
+    /// values the f32 buffer held, rounded to bf16, in half the bytes). Checks each block when
+    /// every stage is checked.
+    func expandLatentInBF16(_ w: inout Workspace, tokens T: Int) throws {
+        let n = kvB.localOut, block = MLAAttention.expandBlockRows
+        w.kv16.reshapeDiscarding(rows: T, cols: n)                                        // [T, H/tp·(nope+v)] bf16
+        for r0 in stride(from: 0, to: T, by: block) {
+            let rows = min(block, T - r0)
+            w.kvBlock.reshapeDiscarding(rows: rows, cols: n)                               // [rows, H/tp·(nope+v)] f32
+            try expandLatent(w.kva, rows: r0..<(r0 + rows), into: &w.kvBlock)
+            try guardStage(.kv, w.kvBlock, firstRow: r0)
+            w.kvBlock.storage.withUnsafeBufferPointer { src in
+                w.kv16.storage.withUnsafeMutableBufferPointer { dst in
+                    BF16.round(rows: rows, width: n, src.baseAddress!, ld: n, into: dst.baseAddress! + r0 * n, ldd: n)
+                }
+            }
+        }
+    }
+
     /// The naive path's keys and values of cached rows: `kv` becomes `[nk, H/tp·(nope+v) + rope]`,
     /// each row the expanded `k_nope_h | v_h` of every local head followed by the token's shared
     /// k_rope, filled a tile of cached rows at a time (the latent of a quantized cache is
@@ -90,9 +114,15 @@ extension MLAAttention {
         let longest = (0..<batch.sequenceCount).map { batch.tokens(of: $0).count }.max() ?? 0
         let need = AttentionKernel.blockRows * longest
         if w.scores.count < need { w.scores = [Float](repeating: 0, count: need) }
-        let c = config, kvWidth = w.kv.cols, qWidth = w.q.cols, kvaWidth = w.kva.cols, attnWidth = w.attn.cols
+        let c = config, inBF16 = precision == .bf16, kvWidth = inBF16 ? w.kv16.cols : w.kv.cols
+        let qWidth = w.q.cols, kvaWidth = w.kva.cols, attnWidth = w.attn.cols
         try w.q.storage.withUnsafeBufferPointer { q in
-            try w.kv.storage.withUnsafeBufferPointer { kv in
+            try w.kv.storage.withUnsafeBufferPointer { kv32 in
+              try w.kv16.storage.withUnsafeBufferPointer { kv16 in
+                // Token s's k_nope of head 0; its v is nope further on.
+                let keys = { (s: Int) -> AttentionKernel.Rows in
+                    inBF16 ? .bf16(kv16.baseAddress! + s * kvWidth) : .f32(kv32.baseAddress! + s * kvWidth)
+                }
                 try w.kva.storage.withUnsafeBufferPointer { kva in
                     try w.attn.storage.withUnsafeMutableBufferPointer { attn in
                         try w.scores.withUnsafeMutableBufferPointer { scores in
@@ -102,7 +132,7 @@ extension MLAAttention {
                                 let s = seq.lowerBound
                                 let ops = AttentionKernel.Operands(
                                     q: q.baseAddress! + s * qWidth, ldq: qWidth,
-                                    kNope: kv.baseAddress! + s * kvWidth, v: kv.baseAddress! + s * kvWidth + c.qkNopeHeadDim,
+                                    kNope: keys(s), v: keys(s).advanced(by: c.qkNopeHeadDim),
                                     ldk: kvWidth, headStrideK: c.qkNopeHeadDim + c.vHeadDim,
                                     kRope: kva.baseAddress! + s * kvaWidth + c.kvLoraRank, ldkr: kvaWidth,
                                     out: attn.baseAddress! + s * attnWidth, ldo: attnWidth, nq: seq.count, nk: seq.count)
@@ -112,6 +142,7 @@ extension MLAAttention {
                         }
                     }
                 }
+              }
             }
         }
     }

@@ -29,10 +29,10 @@ extension Matrix {
 
 extension MLAAttention {
     /// Checks a stage when `checkEveryStage` is set; o_proj (the output) is always checked.
-    func guardStage(_ stage: ForwardStage, _ m: Matrix) throws {
+    func guardStage(_ stage: ForwardStage, _ m: Matrix, firstRow: Int = 0) throws {
         guard checkEveryStage || stage == .oProj else { return }
         if let bad = m.firstNonFinite() {
-            var error = NumericError(stage: stage, rank: shard.rank, token: bad.row, column: bad.col, value: bad.value)
+            var error = NumericError(stage: stage, rank: shard.rank, token: firstRow + bad.row, column: bad.col, value: bad.value)
             error.everyStageChecked = checkEveryStage
             throw error
         }

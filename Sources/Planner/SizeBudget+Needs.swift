@@ -10,14 +10,18 @@ extension SizeBudget {
         try Checked.sum(of: ShardingPlan(config: config, tp: tp, gate: gate).weights.map(\.bytesPerRank), what: "weight bytes per rank")
     }
 
-    /// Bytes of one rank's forward workspace for `tokens` tokens (f32): input and output, every
-    /// stage's activations (the replicated gate as the worst case), a block of attention scores per
-    /// key, the RoPE tables and the positions.
-    public static func activationBytes(tokens T: Int, config c: MLAConfig, tp: Int) throws(CountOverflow) -> Int {
-        let hl = c.numAttentionHeads / max(tp, 1)
+    /// Bytes of one rank's forward workspace for `tokens` tokens: input and output, every stage's
+    /// activations (the replicated gate as the worst case), a block of attention scores per key,
+    /// the RoPE tables and the positions, in f32; a bf16 layer holds the expanded keys and values
+    /// (the largest) in 2 bytes, beside one f32 block of `MLAAttention.expandBlockRows` rows.
+    public static func activationBytes(tokens T: Int, config c: MLAConfig, tp: Int, precision: Precision = .f32) throws(CountOverflow) -> Int {
+        let hl = c.numAttentionHeads / max(tp, 1), kvWidth = hl * (c.qkNopeHeadDim + c.vHeadDim)
         let floatsPerToken = 2 * c.hiddenSize + (c.qLoraRank ?? 0) + hl * c.qkHeadDim + c.kvLoraRank + c.qkRopeHeadDim
-            + hl * (c.qkNopeHeadDim + c.vHeadDim) + hl * c.vHeadDim + c.attnOutWidth + AttentionCounts.queryBlockRows + c.qkRopeHeadDim
-        return try Checked.product(T, 4 * floatsPerToken + 8, what: "activation bytes of \(T) tokens")
+            + hl * c.vHeadDim + c.attnOutWidth + AttentionCounts.queryBlockRows + c.qkRopeHeadDim
+        let rest = try Checked.product(T, 4 * floatsPerToken + 8, what: "activation bytes of \(T) tokens")
+        let kv = try Checked.product(T, precision.bytesPerElement, kvWidth, what: "expanded key and value bytes of \(T) tokens")
+        let block = precision == .bf16 ? try Checked.product(min(T, MLAAttention.expandBlockRows), 4, kvWidth, what: "bytes of one expanded block") : 0
+        return try Checked.sum(rest, kv, block, what: "activation bytes of \(T) tokens")
     }
 
     /// Bytes per token that serving through the latent cache adds: the cache row, the naive

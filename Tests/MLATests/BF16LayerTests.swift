@@ -38,6 +38,33 @@ import Testing
         for (a, b) in zip(held.namedTensors, widened.namedTensors) { #expect(a.values == b.values, "\(a.name): the same values") }
     }
 
+    /// A bf16 prefill keeps the expanded keys and values (the largest activation) in 2 bytes, with
+    /// at most one block of `expandBlockRows` f32 rows beside them; an f32 layer keeps them in f32.
+    /// Releasing the buffers empties them, and the next forward gives the same bits.
+    @Test(arguments: [5, 64, 150])
+    func aBF16PrefillHoldsItsExpandedKeysAndValuesInTwoBytes(tokens T: Int) throws {
+        let c = Presets.tiny
+        let batch = try Batch(sequenceLengths: [T])
+        let x = try Matrix(rows: T, cols: c.hiddenSize, values: SeededInit.fill(
+            name: "x", seed: 3, rows: 0..<T, cols: 0..<c.hiddenSize, globalCols: c.hiddenSize, std: 1))
+        let bf16 = try MLAAttention(config: c, shard: .whole, source: source, precision: .bf16)
+        let out = try bf16.forward(x, batch: batch, collectives: .local)
+        let width = bf16.kvB.localOut
+        #expect(bf16.workspace.kv16.rows == T && bf16.workspace.kv16.bytes == 2 * T * width)
+        #expect(bf16.workspace.kv.storage.capacity == 0, "no f32 copy of the expanded keys and values")
+        #expect(bf16.workspace.kvBlock.rows == min(MLAAttention.expandBlockRows, T - (T - 1) / MLAAttention.expandBlockRows * MLAAttention.expandBlockRows))
+        #expect(bf16.workspace.kvBlock.storage.capacity <= MLAAttention.expandBlockRows * width + 64)
+
+        let f32 = try MLAAttention(config: c, shard: .whole, source: source)
+        _ = try f32.forward(x, batch: batch, collectives: .local)
+        #expect(f32.workspace.kv.rows == T && f32.workspace.kv16.count == 0 && f32.workspace.kvBlock.count == 0)
+
+        bf16.releaseBuffers()
+        #expect(bf16.workspace.kv16.storage.capacity == 0 && bf16.workspace.q.storage.capacity == 0)
+        let again = try bf16.forward(x, batch: batch, collectives: .local)
+        #expect(again.storage.map(\.bitPattern) == out.storage.map(\.bitPattern))
+    }
+
     @Test(arguments: DecodePath.allCases)
     func servingInBF16StaysWithinABF16StepOfThePlainForward(path: DecodePath) throws {
         let c = Presets.tiny

@@ -112,4 +112,16 @@ import TensorParallel
         let twice = "{\"hidden_size\": 1," + base.dropFirst()
         #expect(throws: ConfigError.duplicateKey(file: "c", key: "hidden_size")) { _ = try MLAConfig.decode(json: Data(twice.utf8), file: "c") }
     }
+
+    /// A bf16 layer's workspace holds the expanded keys and values in 2 bytes plus one f32 block of
+    /// `expandBlockRows` rows; everything else stays f32. The count follows the token count.
+    @Test(arguments: [1, 64, 65, 256])
+    func bf16ActivationsCountTheExpandedKeysAndValuesInTwoBytes(tokens T: Int) throws {
+        for (c, tp) in [(Presets.tiny, 1), (Presets.deepseekV3, 2)] {
+            let width = c.numAttentionHeads / tp * (c.qkNopeHeadDim + c.vHeadDim)
+            let f32 = try SizeBudget.activationBytes(tokens: T, config: c, tp: tp)
+            let bf16 = try SizeBudget.activationBytes(tokens: T, config: c, tp: tp, precision: .bf16)
+            #expect(f32 - bf16 == 2 * T * width - 4 * min(T, MLAAttention.expandBlockRows) * width, "T=\(T) tp=\(tp)")
+        }
+    }
 }
