@@ -97,7 +97,7 @@ let package = Package(
         .testTarget(name: "JobsTests", dependencies: ["Jobs", "Measure", "MLA", "Planner", "TensorCore"]),
         .testTarget(name: "PlotTests", dependencies: ["Plot"]),
         .testTarget(name: "LaunchTests", dependencies: ["Launch"]),
-        .testTarget(name: "CLITests", dependencies: ["TestSupport", "SafeTensors", "Report", "Measure", "MLA"]),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport", "SafeTensors", "Report", "Measure", "MLA", "Planner", "TensorCore"]),
         .testTarget(name: "ExitClassTests", dependencies: ["ExitClass", "TensorCore", "SwiftMPI", "SafeTensors", "TensorParallel",
                                                            "MLA", "Planner", "Measure", "Report", "Launch"]),
     ],

@@ -11,9 +11,16 @@ extension BenchEngine {
 
     /// That weight as the layer keeps it (its storage shared with the layer: no copy), run as the
     /// prefill's reference: f32 on the kernel the layer's own product takes; bf16 through oneDNN's
-    /// bf16 matmul (issue 14's reference), whatever the layer runs on.
+    /// bf16 matmul (issue 14's reference), whatever the layer runs on. An fp8 weight has no bf16
+    /// form to share: its reference is oneDNN's bf16 matmul over the rows of one dequantized tile
+    /// of the fp8 route (`FP8BlockMatrix.tileBytes`), so the bench holds no bf16 copy of the weight.
     func largestHiddenWideWeight(x: Matrix) -> GemmProbe? {
-        largestHiddenWideLayer.map { GemmProbe(x: x, weight: $0.weight, order: $0.order, route: $0.precision == .bf16 ? .oneDNN : .automatic) }
+        largestHiddenWideLayer.map { layer in
+            if let fp8 = layer.storage as? FP8BlockStorage {
+                return GemmProbe(x: x, weight: .bf16(fp8.values.dequantized(rows: 0..<fp8.values.tileRows())), order: .outIn, route: .oneDNN)
+            }
+            return GemmProbe(x: x, weight: layer.weight, order: layer.order, route: layer.precision == .bf16 ? .oneDNN : .automatic)
+        }
     }
 
     /// Which kernel ran each projection in the last timed forward, and the reference projection's name.
@@ -33,7 +40,7 @@ extension BenchEngine {
         let gemm = largestHiddenWideWeight(x: x)
         let probe = Probe(world: world)
         let (timed, memory) = try time(warmup: warmup, repeats: repeats, activations: {
-            (try? SizeBudget.activationBytes(tokens: T, config: config, tp: tp)) ?? 0
+            (try? SizeBudget.activationBytes(tokens: T, config: config, tp: tp, precision: attention.precision)) ?? 0
         }, {
             try attention.forward(x, batch: batch, collectives: collectives, into: &out)
         }, reference: {
@@ -48,6 +55,7 @@ extension BenchEngine {
             let s = timed.samples(\.kernel), flops = Double(try gemm.flops)
             result.sgemmShape = [T, gemm.n, gemm.k]
             result.sgemmWeightOrder = gemm.order
+            result.sgemmWeightTile = largestHiddenWideLayer?.storage is FP8BlockStorage ? true : nil
             result.sgemmSeconds = s
             result.sgemmFlopsPerSecond = flops / max(s.median, 1e-12)
             // Per timed forward: its GEMM rate over the rate of the sgemm right after it.
@@ -67,15 +75,19 @@ extension BenchEngine {
         let prompt = try Batch(sequenceLengths: Array(repeating: C, count: B))
         _ = try attention.prefill(try seededInput(tokens: B * C, hidden: hidden, seed: seed), batch: prompt,
                                   cache: cache, collectives: collectives)
+        // A decode instance (prefill/decode disaggregation): the prompt's prefill buffers are freed
+        // and their pages returned, so the memory read is the decode steps' own.
+        attention.releaseBuffers()
+        ProcessMemory.returnFreedPages()
         let x = try seededInput(tokens: B, hidden: hidden, seed: seed &+ 1)          // [B, hidden]
         let bytes = ShardingPlan.allReduceBytes(tokens: B, config: config, bytesPerElement: collectives.reducePrecision.bytesPerElement)
         let hl = config.numAttentionHeads / tp
         var firstContext = 0, lastContexts: [Int] = [], steps = 0
         let probe = Probe(world: world)
         let (timed, memory) = try time(warmup: warmup, repeats: repeats, activations: {
-            // The workspace grew to the prompt's prefill and never shrinks; the cache; and on the
-            // naive path one sequence's expanded keys and values.
-            var a = ((try? SizeBudget.activationBytes(tokens: B * C, config: config, tp: tp)) ?? 0) + cache.bytes
+            // The decode step's own buffers (the prompt's were freed); the cache; and on the naive
+            // path one sequence's expanded keys and values.
+            var a = ((try? SizeBudget.activationBytes(tokens: B, config: config, tp: tp, precision: attention.precision)) ?? 0) + cache.bytes
             if path == .naive { a += 4 * (cache.lengths.max() ?? 0) * hl * (config.qkNopeHeadDim + config.vHeadDim) }
             return a
         }, {

@@ -51,6 +51,8 @@ public struct BenchPhaseResult: Codable, Sendable {
     /// oneDNN's f32 matmul where the kernel layer routes it there); bf16: oneDNN's bf16 matmul.
     public var sgemmShape: [Int]?
     public var sgemmWeightOrder: WeightOrder?
+    /// Which weight the reference multiplies: the layer's own (nil), or one dequantized tile of an fp8 layer's.
+    public var sgemmWeightTile: Bool?
     public var sgemmSeconds: Samples?
     public var sgemmFlopsPerSecond: Double?
     public var gemmEfficiency: Double?

@@ -93,7 +93,10 @@ extension BenchReport {
         if let shape = first.sgemmShape {
             let product = first.sgemmWeightOrder == .inOut ? "x [\(shape[0]), \(shape[2])] · W, W [\(shape[2]), \(shape[1])]"
                 : "x [\(shape[0]), \(shape[2])] · Wᵀ, W [\(shape[1]), \(shape[2])]"
-            s += "sgemm reference: \(product) (the layer's largest hidden-wide weight, as the layer keeps it), "
+            let weight = first.sgemmWeightTile == true
+                ? "one tile of the layer's largest hidden-wide weight, dequantized to bf16 as the fp8 route does: the layer holds no bf16 copy"
+                : "the layer's largest hidden-wide weight, as the layer keeps it"
+            s += "sgemm reference: \(product) (\(weight)), "
             s += "run right after each timed forward on \(first.sgemmKernel ?? "?"); \"of sgemm\" is the median over forwards of the paired ratio\n"
         }
         s += kernelText(first)
