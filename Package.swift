@@ -59,9 +59,9 @@ let package = Package(
         // How mpirun jobs and child processes are started: one policy. Foundation only.
         .target(name: "Launch"),
         // Measuring: samples, probes, the bench engine, the sweep's step timer, rates, the TP check.
-        .target(name: "Measure", dependencies: ["MLA", "Planner", "TensorParallel", "TensorCore", "SwiftMPI", "Launch", "ExitClass"]),
+        .target(name: "Measure", dependencies: ["MLA", "Planner", "TensorParallel", "TensorCore", "SwiftMPI", "Launch", "SafeTensors", "ExitClass"]),
         // Reports: run, plan, bench and sweep documents with their text and figures. No MPI.
-        .target(name: "Report", dependencies: ["Measure", "MLA", "Planner", "TensorParallel", "TensorCore", "SafeTensors", "Plot"]),
+        .target(name: "Report", dependencies: ["Measure", "MLA", "Planner", "TensorParallel", "TensorCore", "SafeTensors", "Plot", "ExitClass"]),
         // Running: run's work on every rank, its output file, the sweep's child jobs.
         .target(name: "Jobs", dependencies: ["Report", "Measure", "MLA", "Planner", "TensorParallel", "TensorCore", "SwiftMPI",
                                              "SafeTensors", "Launch", "ExitClass"]),

@@ -12,14 +12,14 @@ extension SweepRunner {
     /// decoded), with the check; writes `layouts.json` into `out`.
     public func runLayouts(_ layouts: [ParallelLayout], ranks: Int, batch: Int, context: Int,
                            progress: SweepProgress) throws -> LayoutSweepReport {
-        try FileManager.default.createDirectory(atPath: file("jobs"), withIntermediateDirectories: true)
+        try OutputDirectory.subdirectory(file("jobs"))
         progress.total = layouts.count
         var rows: [LayoutSweepReport.Row] = []
         for l in layouts {
             progress.waitForIdle(waitForIdle, maxWait: maxWait)
             var run = RunSpec()
             (run.dp, run.dcp, run.seqs, run.decodeSteps) = (l.dp, l.dcp, Array(repeating: context + 1, count: batch), 1)
-            (run.check, run.json) = (true, true)
+            (run.check, run.json, run.decode) = (true, true, decode)
             let r = try job("\(l): \(batch) sequences of \(context) tokens, then a decode step", name: "layout-\(l)", ranks: ranks,
                             .run(run), timeout: timeout, progress)
             let report = try JSONDecoder().decode(RunReport.self, from: Data(r.stdout.utf8))

@@ -41,7 +41,9 @@ public final class SweepProgress {
         while let load = loadAverage(), load >= limit, Date().timeIntervalSince(begin) < Double(maxWait) {
             emit(String(format: "%@waiting for the load average to drop below %.2f (now %.2f, waited %.0f s)%@",
                         rewrite ? "\r\u{1B}[K" : "", limit, load, Date().timeIntervalSince(begin), rewrite ? "" : "\n"))
-            sleep(rewrite ? 2 : 10)
+            // Never past --max-wait: a 1 s limit waits 1 s, not a whole polling step.
+            let left = Double(maxWait) - Date().timeIntervalSince(begin)
+            if left > 0 { Thread.sleep(forTimeInterval: min(rewrite ? 2 : 10, left)) }
         }
     }
 

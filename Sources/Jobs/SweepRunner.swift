@@ -52,7 +52,7 @@ public struct SweepRunner {
 
     /// Runs every job, writes `sweep.json` and the figures into `out`; `progress` shows each job.
     public func run(progress: SweepProgress) throws -> (SweepReport, figures: [String]) {
-        try FileManager.default.createDirectory(atPath: file("jobs"), withIntermediateDirectories: true)
+        try OutputDirectory.subdirectory(file("jobs"))
         // The machine's rates, as `plan --hardware cpu-measured` measures them: with as many ranks
         // busy as will run at once (min(tp, cores)), so one probe per distinct count.
         let probeCounts = Array(Set(tps.map { min($0, launcher.cores) })).sorted()

@@ -163,11 +163,21 @@ extension MLAConfig: Codable {
         }
     }
 
+    /// The largest config.json read (a model's is a few kB).
+    public static let maxConfigBytes = 16 << 20
+
     /// Reads and decodes a `config.json` file.
     public static func load(path: String) throws -> MLAConfig {
-        guard let data = FileManager.default.contents(atPath: path) else {
+        let data: Data
+        do throws(InputFileError) {
+            data = try RegularFile.read(path, limit: maxConfigBytes, what: "config.json")
+        } catch let error {
+            guard case .cannotOpen = error.problem else { throw error }
             throw ConfigError.unreadable(file: path)
         }
-        return try decode(json: data, file: path)
+        let config = try decode(json: data, file: path)
+        // quantization_config is the file's own business: name the file with its key.
+        do { try config.validateQuantization() } catch let error as ConfigError { throw ConfigError.inFile(file: path, error) }
+        return config
     }
 }

@@ -27,6 +27,7 @@ public enum SeededCheckpoint {
         config.numHiddenLayers = layers
         try config.validate()
         let exists = try checkTarget(directory)
+        if exists { try OutputDirectory.claim(directory) }      // a second init into it is refused, naming this one
         let staging = exists ? nil : AtomicFile.directory(of: directory)
         let weightsFile = try AtomicFile(path: (directory as NSString).appendingPathComponent(CheckpointIndex.singleFileName), stagingDirectory: staging)
         let configFile = try AtomicFile(path: (directory as NSString).appendingPathComponent("config.json"), stagingDirectory: staging)
@@ -50,43 +51,23 @@ public enum SeededCheckpoint {
     /// present, and that no sharded index there would shadow the new `model.safetensors`.
     /// Returns whether it exists.
     public static func checkTarget(_ directory: String) throws -> Bool {
-        guard !directory.isEmpty else { throw InitTargetError.emptyPath }
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
-            guard isDirectory.boolValue else { throw InitTargetError.notADirectory(path: directory, target: directory) }
-            let index = (directory as NSString).appendingPathComponent(CheckpointIndex.indexFileName)
-            if FileManager.default.fileExists(atPath: index) { throw InitTargetError.shardedCheckpoint(index: index) }
-            for name in [CheckpointIndex.singleFileName, "config.json"] {
-                try OutputTarget.check((directory as NSString).appendingPathComponent(name), against: [])
-            }
-            return true
+        guard try OutputDirectory.check(directory) else { return false }
+        let index = (directory as NSString).appendingPathComponent(CheckpointIndex.indexFileName)
+        if FileManager.default.fileExists(atPath: index) { throw InitTargetError.shardedCheckpoint(index: index) }
+        for name in [CheckpointIndex.singleFileName, "config.json"] {
+            try OutputTarget.check((directory as NSString).appendingPathComponent(name), against: [])
         }
-        let parent = AtomicFile.directory(of: directory)
-        guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory) else {
-            throw InitTargetError.missingParent(parent: parent, target: directory)
-        }
-        guard isDirectory.boolValue else { throw InitTargetError.notADirectory(path: parent, target: directory) }
-        return false
+        return true
     }
 }
 
-/// An `init --out` that cannot name a checkpoint directory: a usage error, before anything is written.
+/// An `init --out` that cannot hold a checkpoint: a usage error, before anything is written
+/// (the directory's own checks are `OutputDirectoryError`).
 public enum InitTargetError: Error, Equatable, CustomStringConvertible {
-    case emptyPath
-    case notADirectory(path: String, target: String)
-    case missingParent(parent: String, target: String)
     case shardedCheckpoint(index: String)
 
     public var description: String {
         switch self {
-        case .emptyPath:
-            return "--out is empty — pass the checkpoint directory to write, e.g. --out /tmp/tiny"
-        case let .notADirectory(path, target) where path == target:
-            return "--out \(target) is an existing file, not a directory — pass a directory (new or existing) for the checkpoint"
-        case let .notADirectory(path, target):
-            return "--out \(target): \(path) is a file, not a directory — pass a path whose parent is a directory"
-        case let .missingParent(parent, target):
-            return "--out \(target): its parent \(parent) does not exist — create it first (mkdir -p \(parent)) or pick another path"
         case let .shardedCheckpoint(index):
             return "\(index) is there: a sharded checkpoint, which would be loaded instead of the new model.safetensors — "
                 + "write into another directory, or remove the old checkpoint first"

@@ -16,6 +16,8 @@ public enum ConfigError: Error, Equatable, CustomStringConvertible {
     case badEps(Float)
     case badRope(String)
     case unsupportedQuantization(key: String, value: String, allowed: [String])
+    /// An error of the config read from `file`, named with it.
+    indirect case inFile(file: String, ConfigError)
 
     public var description: String {
         switch self {
@@ -49,6 +51,8 @@ public enum ConfigError: Error, Equatable, CustomStringConvertible {
             return "rms_norm_eps = \(eps) must be a positive finite number — fix the config"
         case let .badRope(detail):
             return "RoPE parameters: \(detail) — fix rope_scaling / rope_parameters"
+        case let .inFile(file, error):
+            return "\(file): \(error)"
         case let .unsupportedQuantization(key, value, allowed):
             return "\(key) \(value) is not supported — mla-tp reads block-quantized fp8 checkpoints (\(allowed.joined(separator: ", "))); "
                 + "dequantize the checkpoint, or fix quantization_config"

@@ -1,4 +1,5 @@
 import Foundation
+import SafeTensors
 import Launch
 
 /// Why a measurement or a report could not be made. Each case says what to do.
@@ -25,10 +26,14 @@ public enum MeasureError: Error, CustomStringConvertible {
         return true
     }
 
+    /// The largest JSON file read back (a bench report of many samples is a few MB).
+    public static let maxJSONBytes = 64 << 20
+
     /// Decodes a JSON file written by mla-tp (non-finite numbers as "nan", "inf", "-inf").
     public static func decode<T: Decodable>(_ type: T.Type, path: String, what: String, remedy: String) throws -> T {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw MeasureError.unreadable(path: path, what: what, detail: "cannot read it", remedy: remedy)
+        let data: Data
+        do throws(InputFileError) { data = try RegularFile.read(path, limit: maxJSONBytes, what: what) } catch {
+            throw MeasureError.unreadable(path: path, what: what, detail: error.reason, remedy: remedy)
         }
         let decoder = JSONDecoder()
         decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")

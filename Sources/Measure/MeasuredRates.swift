@@ -37,8 +37,17 @@ public struct MeasuredRates: Codable, Sendable {
 
     /// Reads a rates file written by `mla-tp sweep-step --probe --out FILE`.
     public static func load(_ path: String) throws -> MeasuredRates {
-        try MeasureError.decode(MeasuredRates.self, path: path, what: "rates file",
-                                remedy: "write one with `mpirun -n 2 mla-tp sweep-step --probe --out \(path)`")
+        let remedy = "write one with `mpirun -n 2 mla-tp sweep-step --probe --out \(path)`"
+        let rates = try MeasureError.decode(MeasuredRates.self, path: path, what: "rates file", remedy: remedy)
+        // A rate of zero, below zero or not finite would project "inf s" or a negative time.
+        let positive: [(String, Double)] = [("sgemmFlopsPerSecond", rates.sgemmFlopsPerSecond), ("copyBytesPerSecond", rates.copyBytesPerSecond)]
+            + (rates.ranks > 1 ? [("allReduceBytesPerSecond", rates.allReduceBytesPerSecond)] : [])
+        let atLeastZero = [("allReduceBytesPerSecond", rates.allReduceBytesPerSecond), ("allReduceStepLatencySeconds", rates.allReduceStepLatencySeconds)]
+        if let (key, value) = positive.first(where: { !$0.1.isFinite || $0.1 <= 0 }) ?? atLeastZero.first(where: { !$0.1.isFinite || $0.1 < 0 }) {
+            throw MeasureError.unreadable(path: path, what: "rates file",
+                                          detail: "\(key) is \(value): every rate must be finite and above zero (the latency at least zero)", remedy: remedy)
+        }
+        return rates
     }
 
     /// Rates from a bench report: the slowest rank's same-run sgemm (prefill) and memcpy

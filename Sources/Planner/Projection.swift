@@ -56,7 +56,9 @@ public struct Hardware: Codable, Sendable, Equatable {
     public static func custom(_ spec: String) throws -> Hardware {
         let parts = spec.split(separator: ",", omittingEmptySubsequences: false)
             .compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
-        guard parts.count == 4, parts[0] > 0, parts[1] > 0, parts[2] > 0, parts[3] >= 0 else {
+        // Finite rates above zero (and finite once scaled): inf or 0 would project "inf s".
+        let scaled = zip(parts, [1e12, 1e9, 1e9, 1e-6]).map { $0 * $1 }
+        guard parts.count == 4, scaled.allSatisfy(\.isFinite), parts[0] > 0, parts[1] > 0, parts[2] > 0, parts[3] >= 0 else {
             throw ProjectionError.badCustom(spec)
         }
         let (tf, hbm, link, lat) = (parts[0], parts[1], parts[2], parts[3])
@@ -77,7 +79,7 @@ public enum ProjectionError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .badCustom(s):
-            return "--hardware custom:\(s) needs four numbers, TFLOPS,HBM_GBps,LINK_GBps,LINK_LATENCY_us — e.g. custom:989,3350,450,1"
+            return "--hardware custom:\(s) needs four finite numbers, TFLOPS,HBM_GBps,LINK_GBps above 0 and LINK_LATENCY_us at least 0 — e.g. custom:989,3350,450,1"
         }
     }
 }

@@ -137,7 +137,11 @@ public enum CapacityError: Error, Equatable, CustomStringConvertible {
     case disk(size: SizeBudget.Size, directory: String, neededBytes: Int, freeBytes: Int, largest: Int?)
 
     public var description: String {
-        func gb(_ b: Int) -> String { String(format: "%.1f GB", Double(b) / 1e9) }
+        // In a unit that shows the number (a one-layer checkpoint is kB, not "0.0 GB").
+        func gb(_ b: Int) -> String {
+            let v = Double(b)
+            return v >= 1e8 ? String(format: "%.1f GB", v / 1e9) : v >= 1e5 ? String(format: "%.1f MB", v / 1e6) : String(format: "%.1f kB", v / 1e3)
+        }
         func most(_ size: SizeBudget.Size, _ largest: Int?) -> String {
             size.remedy ?? largest.map { "use at most \($0) (\(size.name))" } ?? "use a smaller \(size.name)"
         }
@@ -150,8 +154,10 @@ public enum CapacityError: Error, Equatable, CustomStringConvertible {
         case let .overflow(size, what, largest):
             return "\(size) is too large: the count of \(what) overflows 64 bits — \(most(size, largest))"
         case let .disk(size, directory, needed, free, largest):
+            // At the smallest size there is nothing smaller to use: only space to free.
+            let remedy = largest == nil && size.value <= 1 ? "free space on it" : most(size, largest)
             return "\(size) needs about \(gb(needed)) in \(directory) but its filesystem has \(gb(free)) free — "
-                + "\(most(size, largest)), or write somewhere with more space"
+                + "\(remedy), or write somewhere with more space"
         }
     }
 }

@@ -1,3 +1,4 @@
+import ExitClass
 import Foundation
 import MLA
 import Measure
@@ -13,7 +14,7 @@ extension BenchReport {
     static func mb(_ n: Int) -> String { String(format: "%.1f", Double(n) / 1e6) }
 
     public func text() -> String {
-        var s = "mla-tp bench: model \(model), tp=\(tp), gate \(gate.rawValue), \(localHeads) of \(heads) heads per rank, "
+        var s = "mla-tp bench: model \(OutsideText.escaped(model)), tp=\(tp), gate \(gate.rawValue), \(localHeads) of \(heads) heads per rank, "
         s += "\(blasThreads.first ?? 1) BLAS thread\(blasThreads.first == 1 ? "" : "s") per rank, \(cpus) CPUs, "
         s += "load average \(loadAverage.map { String(format: "%.2f", $0) } ?? "unknown") at start\n"
         if let dtype {
@@ -74,7 +75,7 @@ extension BenchReport {
             let memory = results.max { $0.memory.anonymousBytes < $1.memory.anonymousBytes }.map {
                 "\(Self.mb($0.memory.anonymousBytes)) / \(Self.mb($0.memory.budgetBytes))"
             } ?? "–"
-            lines.append("| \(model) | \(tp) | \(name) | \(tokens) | \(Self.range(slowest.totalSeconds)) | \(Self.ms(slowest.computeSeconds.median)) | "
+            lines.append("| \(OutsideText.escaped(model)) | \(tp) | \(name) | \(tokens) | \(Self.range(slowest.totalSeconds)) | \(Self.ms(slowest.computeSeconds.median)) | "
                          + "\(reduce) | \(rate) | \(bandwidth) | \(memory) | \(loadAverage.map { String(format: "%.2f", $0) } ?? "–") |")
         }
         return lines.joined(separator: "\n")

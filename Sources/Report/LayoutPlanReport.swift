@@ -1,3 +1,4 @@
+import ExitClass
 import Foundation
 import MLA
 import Planner
@@ -55,7 +56,7 @@ public struct LayoutPlanReport: Codable, Sendable {
 
     public func text() -> String {
         let L = layers, perLayer = L == 1 ? "one layer" : "\(L) layers"
-        var s = "mla-tp plan: model \(model), \(ranks) ranks, batch \(batch) × context \(context), \(perLayer), \(dtype), KV cache in \(cacheDType); "
+        var s = "mla-tp plan: model \(OutsideText.escaped(model)), \(ranks) ranks, batch \(batch) × context \(context), \(perLayer), \(dtype), KV cache in \(cacheDType); "
         s += "each figure is the busiest rank's (DP group 0, DCP index 0)\n\n"
         let gb = { (b: Double) in Format.bytes(Int(b)) }
         s += Format.table(["layout", "seqs/group", "weights/rank", "KV/token/rank", "KV/rank (batch)", "max context×batch",
@@ -97,7 +98,7 @@ public struct LayoutPlanReport: Codable, Sendable {
     public func figure() -> String {
         let L = Double(layers)
         var chart = BarChart(
-            title: "Bytes per rank by layout: \(model), \(ranks) ranks, batch \(batch) × context \(context)",
+            title: "Bytes per rank by layout: \(OutsideText.escaped(model)), \(ranks) ranks, batch \(batch) × context \(context)",
             subtitle: "\(layers == 1 ? "one layer" : "\(layers) layers"), \(dtype); the busiest rank of each layout (from mla-tp plan --layouts)",
             categories: layouts.map(\.plan.layout),
             series: [.init(name: "attention weights", values: layouts.map { Double($0.plan.weightBytesPerRank) * L / 1e9 }, color: Palette.blue),

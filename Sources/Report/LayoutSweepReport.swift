@@ -1,3 +1,4 @@
+import ExitClass
 import Foundation
 import MLA
 import Measure
@@ -32,7 +33,7 @@ public struct LayoutSweepReport: Codable, Sendable {
     }
 
     public func text() -> String {
-        var s = "\nmla-tp sweep: model \(model), \(ranks) ranks, \(batch) sequences × \(context) cached tokens, then one decode step; "
+        var s = "\nmla-tp sweep: model \(OutsideText.escaped(model)), \(ranks) ranks, \(batch) sequences × \(context) cached tokens, then one decode step; "
         s += "each layout a real run checked against the unsharded forward\n\n"
         s += Format.table(["layout", "max rel. error", "cached tokens/rank (max)", "KV/rank (plan)", "anon RSS/rank (max)",
                            "rank 0 sent", "plan: rank 0 sends", "pass on rank 0"], rows.map { r in

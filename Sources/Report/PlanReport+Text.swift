@@ -1,3 +1,4 @@
+import ExitClass
 import Foundation
 import MLA
 import Planner
@@ -7,7 +8,7 @@ extension PlanReport {
     public func text() -> String {
         let T = prefill.tokens, B = sequenceLengths.count, type = (dtype ?? .f32).rawValue
         let batch = B == 1 ? "\(T) tokens" : "\(T) tokens in \(B) sequences \(sequenceLengths)"
-        var s = "mla-tp plan: model \(model), tp=\(tp), gate \(gate.rawValue)\(gated ? "" : " (ungated)"), prefill \(batch); "
+        var s = "mla-tp plan: model \(OutsideText.escaped(model)), tp=\(tp), gate \(gate.rawValue)\(gated ? "" : " (ungated)"), prefill \(batch); "
         s += "decode: one new token after \(B == 1 ? "\(T)" : "\(sequenceLengths)") cached\n"
         if !plan.runs {
             s += "NOTE: the replicated gate does not run at tp=\(tp) (its [T, H·v] output cannot multiply a rank's [T, H/tp·v] heads) — "

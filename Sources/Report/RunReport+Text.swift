@@ -1,3 +1,4 @@
+import ExitClass
 import MLA
 import Measure
 import Planner
@@ -6,7 +7,7 @@ import TensorParallel
 
 extension RunReport {
     public func text() -> String {
-        var s = "mla-tp: model \(preset), layer \(layer), \(layoutName), gate \(gate.rawValue)"
+        var s = "mla-tp: model \(OutsideText.escaped(preset)), layer \(layer), \(layoutName), gate \(gate.rawValue)"
         s += gated ? " (\(activation))" : " (ungated)"
         s += ", \(tokens) tokens in \(sequences) sequence\(sequences == 1 ? "" : "s")"
         if plan.quantization == .fp8 {
@@ -83,7 +84,7 @@ extension RunReport {
         } else {
             s += "Check against the unsharded forward: skipped\n"
         }
-        if let output { s += "Output: attn_output [\(tokens), \(hidden)] f32 written to \(output)\n" }
+        if let output { s += "Output: attn_output [\(tokens), \(hidden)] f32 written to \(OutsideText.escaped(output))\n" }
         return s
     }
 

@@ -1,3 +1,4 @@
+import ExitClass
 import Foundation
 import MLA
 import Measure
@@ -110,7 +111,7 @@ public struct SweepReport: Codable, Sendable {
 
     public func text() -> String {
         let fs = Format.seconds, pct = Format.percent
-        var s = "\nmla-tp sweep: model \(model), gate \(gate.rawValue), prefill of \(tokens) tokens, "
+        var s = "\nmla-tp sweep: model \(OutsideText.escaped(model)), gate \(gate.rawValue), prefill of \(tokens) tokens, "
         s += "best and median of \(rows.first?.step.repeats ?? 0) forwards (first rank's start to last rank's end)\n"
         for r in rates { s += "rates (probe, \(r.ranks) rank\(r.ranks == 1 ? "" : "s") busy): \(r.hardware.source)\n" }
         s += "\n"

@@ -91,8 +91,12 @@ public final class AtomicFile {
             var made: [String] = [], createdDirectory = false
             do {
                 if let dir = creatingDirectory {
-                    guard mkdir(dir, 0o755) == 0 else { throw SafeTensorsWriteError.ioFailure(path: dir, operation: "creating the directory", errno: errno) }
+                    guard mkdir(dir, 0o755) == 0 else {
+                        if errno == EEXIST { throw OutputDirectoryError.createdMeanwhile(path: dir) }
+                        throw SafeTensorsWriteError.ioFailure(path: dir, operation: "creating the directory", errno: errno)
+                    }
                     createdDirectory = true
+                    try OutputDirectory.claim(dir)
                 }
                 var renames: [(from: String, to: String)] = []
                 for f in files {

@@ -169,10 +169,14 @@ public final class CheckpointIndex: @unchecked Sendable {
                                               rows: rows, columns: columns, blockSize: blockSize)
     }
 
+    /// The largest index read (DeepSeek-V3's, 91,000 tensors, is under 10 MB).
+    public static let maxIndexBytes = 64 << 20
+
     /// Reads and validates an index JSON file; shard names must be relative paths without `..`.
     private static func parseIndex(at path: String) throws -> (metadata: [String: String], weightMap: [String: String]) {
         func invalid(_ reason: String) -> CheckpointIndexError { .invalidIndex(path: path, reason: reason) }
-        guard let data = FileManager.default.contents(atPath: path) else { throw invalid("the file cannot be read") }
+        let data: Data
+        do throws(InputFileError) { data = try RegularFile.read(path, limit: maxIndexBytes, what: "checkpoint index") } catch { throw invalid(error.reason) }
         let json: JSONValue
         do {
             json = try data.withUnsafeBytes { try JSONParser.parse($0) }

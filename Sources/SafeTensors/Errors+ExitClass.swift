@@ -7,6 +7,11 @@ extension OutputConflict: ExitClassified {
     public var failureClass: FailureClass { .usage }
 }
 
+/// A directory output that is no directory, or is another writer's: the flags' fault (or wait).
+extension OutputDirectoryError: ExitClassified {
+    public var failureClass: FailureClass { .usage }
+}
+
 extension CheckpointIndexError: ExitClassified {
     public var failureClass: FailureClass { .input }
 }

@@ -47,18 +47,15 @@ public final class SafeTensorsFile: @unchecked Sendable {
     ///   opened or read, or a ``SafeTensorsHeaderError`` when the header is invalid.
     public init(path: String, access: AccessAdvice = .normal) throws {
         self.path = path
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { throw SafeTensorsReadError.cannotOpen(file: path, operation: "open", errno: errno) }
+        let descriptor: Int32, size: Int
+        do throws(InputFileError) {
+            (descriptor, size) = try RegularFile.open(path, what: "safetensors file")     // never waits on a FIFO
+        } catch let error {
+            guard case let .cannotOpen(code) = error.problem else { throw error }
+            throw SafeTensorsReadError.cannotOpen(file: path, operation: "open", errno: code)
+        }
         var keep = false
         defer { if !keep { close(descriptor) } }
-        var status = stat()
-        guard fstat(descriptor, &status) == 0 else {
-            throw SafeTensorsReadError.cannotOpen(file: path, operation: "fstat", errno: errno)
-        }
-        guard (status.st_mode & S_IFMT) == S_IFREG else {
-            throw SafeTensorsReadError.cannotOpen(file: path, operation: "open (not a regular file)", errno: EINVAL)
-        }
-        let size = Int(status.st_size)
         let advice: Int32 = switch access {
         case .normal: POSIX_FADV_NORMAL
         case .random: POSIX_FADV_RANDOM

@@ -1,3 +1,4 @@
+import ExitClass
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -9,9 +10,10 @@ public struct RankOutput: Sendable {
 
     public init(rank: Int) { self.rank = rank }
 
-    /// Prints on rank 0 only.
+    /// Prints on rank 0 only. A report's lines stay lines; any other control character in it (from
+    /// a path or a checkpoint's string) is shown escaped (`OutsideText`).
     public func printRoot(_ text: String, terminator: String = "\n") {
-        if rank == 0 { RankOutput.write(text + terminator, fd: 1) }
+        if rank == 0 { RankOutput.write(OutsideText.escapedKeepingLines(text) + terminator, fd: 1) }
     }
 
     /// Prints on this rank (every rank that calls it).

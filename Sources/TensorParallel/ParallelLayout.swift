@@ -50,10 +50,23 @@ public struct ParallelLayout: Codable, Sendable, Equatable, CustomStringConverti
             guard let c = number(after: "dcp") else { throw .badName(name) }
             dcp = c
         }
-        guard rest.isEmpty else { throw .badName(name) }
-        let t = tp ?? (dp > 0 && ranks % dp == 0 ? ranks / dp : 0)
-        try self.init(ranks: ranks, dp: dp, dcp: dcp)
-        guard t == self.tp else { throw .ranksMismatch(name: name, dp: dp, tp: t, ranks: ranks) }
+        guard rest.isEmpty, dp >= 1, dcp >= 1, (tp ?? 1) >= 1 else { throw .badName(name) }
+        // Every message about a name speaks of the name and --ranks, never of --dp, --dcp or -n.
+        guard let t = tp ?? (ranks % dp == 0 ? ranks / dp : nil) else { throw .dpInName(name: name, dp: dp, ranks: ranks) }
+        let (product, overflow) = dp.multipliedReportingOverflow(by: t)
+        guard !overflow, product == ranks else { throw .ranksMismatch(name: name, dp: dp, tp: t, ranks: ranks) }
+        guard t % dcp == 0 else { throw .dcpInName(name: name, dcp: dcp, tp: t) }
+        self.init(dp: dp, tp: t, dcp: dcp)
+    }
+
+    /// The layouts of a comma-separated list (`--layouts tp8,dp2xtp4`) for `ranks` ranks; an
+    /// empty list or an empty name in it (`''`, `,`, `tp8,`) is refused, not skipped.
+    public static func list(_ names: String, ranks: Int) throws(LayoutError) -> [ParallelLayout] {
+        let parts = names.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        guard !parts.contains(where: \.isEmpty) else { throw .emptyName(list: names) }
+        var layouts: [ParallelLayout] = []
+        for part in parts { layouts.append(try ParallelLayout(name: part, ranks: ranks)) }
+        return layouts
     }
 
     public var description: String {
@@ -86,9 +99,15 @@ public enum LayoutError: Error, Equatable, CustomStringConvertible {
     case dcpDoesNotDivideGroup(dcp: Int, group: Int, dp: Int)
     case badName(String)
     case ranksMismatch(name: String, dp: Int, tp: Int, ranks: Int)
+    case dpInName(name: String, dp: Int, ranks: Int)
+    case dcpInName(name: String, dcp: Int, tp: Int)
+    case emptyName(list: String)
 
     public var description: String {
-        func divisors(_ n: Int) -> String { (1...max(n, 1)).filter { n % $0 == 0 }.map(String.init).joined(separator: ", ") }
+        func divisors(_ n: Int) -> String {
+            guard n <= 1 << 20 else { return "the divisors of \(n)" }      // listed only where that is quick
+            return (1...max(n, 1)).filter { n % $0 == 0 }.map(String.init).joined(separator: ", ")
+        }
         switch self {
         case let .nonPositive(dp, dcp):
             return "--dp \(dp) and --dcp \(dcp) must be at least 1 — 1 means no data-parallel groups / no context split"
@@ -97,9 +116,16 @@ public enum LayoutError: Error, Equatable, CustomStringConvertible {
         case let .dcpDoesNotDivideGroup(dcp, group, dp):
             return "--dcp \(dcp) does not divide the tensor-parallel group of \(group) ranks (\(dp) data-parallel group\(dp == 1 ? "" : "s")) — use one of \(divisors(group))"
         case let .badName(name):
-            return "layout \"\(name)\" is not of the form tpT, dpD, dpDxtpT, with an optional -dcpC (e.g. tp8, dp2xtp4, dp8, tp8-dcp8)"
+            return "layout \"\(name)\" is not a layout name — write tpT, dpD or dpDxtpT with numbers ≥ 1 and an optional -dcpC, in lower case (e.g. tp8, dp2xtp4, dp8, tp8-dcp8)"
         case let .ranksMismatch(name, dp, tp, ranks):
-            return "layout \(name) uses \(dp) × \(tp) = \(dp * tp) ranks, not the \(ranks) asked for — make dp × tp equal --ranks"
+            let (product, overflow) = dp.multipliedReportingOverflow(by: tp)
+            return "layout \(name) uses \(dp) × \(tp) = \(overflow ? "more than \(Int.max)" : "\(product)") ranks, not the \(ranks) of --ranks — make dp × tp equal --ranks \(ranks)"
+        case let .dpInName(name, dp, ranks):
+            return "layout \(name) splits the \(ranks) ranks of --ranks into \(dp) data-parallel groups, which does not divide them — use dpD with D one of \(divisors(ranks))"
+        case let .dcpInName(name, dcp, tp):
+            return "layout \(name) splits each sequence's cache over \(dcp) of its \(tp) tensor-parallel ranks, which does not divide them — use -dcpC with C one of \(divisors(tp))"
+        case let .emptyName(list):
+            return "--layouts '\(list)' has an empty layout name — list one or more names separated by commas, e.g. --layouts tp8,dp2xtp4,dp8"
         }
     }
 }

@@ -22,16 +22,25 @@ enum Failure {
     /// The world communicator once MPI is up (set by `Runtime.start`).
     nonisolated(unsafe) static var world: Communicator?
 
-    /// This process's rank as mpirun announced it, known before MPI_Init.
+    /// This process's rank as mpirun announced it, known before MPI_Init (0 when no launcher
+    /// started this process, whatever a stale variable says).
     static var launchRank: Int {
         let env = ProcessInfo.processInfo.environment
+        guard underLauncher else { return 0 }
         return Int(env["OMPI_COMM_WORLD_RANK"] ?? env["PMI_RANK"] ?? "0") ?? 0
     }
 
-    /// Whether an MPI launcher (mpirun, orted) started this process.
+    /// Whether an MPI launcher (mpirun, orted) started this process. An Open MPI rank variable
+    /// counts only with its job's session directory present: one left in a shell's environment
+    /// after its job ended (or copied by hand) would otherwise make rank "1" swallow every usage
+    /// error and exit 0.
     static var underLauncher: Bool {
         let env = ProcessInfo.processInfo.environment
-        return env["OMPI_COMM_WORLD_RANK"] != nil || env["PMI_RANK"] != nil
+        if env["OMPI_COMM_WORLD_RANK"] != nil {
+            guard let session = env["PMIX_SERVER_TMPDIR"] ?? env["OMPI_MCA_orte_jobfam_session_dir"] else { return false }
+            return access(session, F_OK) == 0
+        }
+        return env["PMI_RANK"] != nil
     }
 
     /// A usage error (raised before MPI starts, the same on every rank): rank 0 prints it and
@@ -43,18 +52,20 @@ enum Failure {
         guard launchRank == 0 else { exitQuietly(0) }
         let text = message.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
             .filter { !$0.isEmpty }.joined(separator: " ")
-        RankOutput.write("mla-tp: rank 0: \(text)\(text.contains(" — ") ? "" : " — see `mla-tp --help`")\n", fd: 2)
+        RankOutput.write("mla-tp: rank 0: \(OutsideText.escaped(text))\(text.contains(" — ") ? "" : " — see `mla-tp --help`")\n", fd: 2)
         exitQuietly(Code.usage.rawValue)
     }
 
     /// Classifies `error`: its exit code, its message, and whether every rank sees it identically.
     /// Each error states its own class (`ExitClassified`, beside its definition); any other
     /// error is a bug.
+    /// The message is one line whatever it holds: every control character in it (from a path, a
+    /// checkpoint's string, a child's output) is shown escaped (`OutsideText`).
     static func classify(_ error: Error) -> (Code, String, everyRank: Bool) {
         guard let e = error as? any ExitClassified else {
-            return (.internal, "\(error) — this is a bug in mla-tp; please report it with the command you ran", false)
+            return (.internal, OutsideText.escaped("\(error)") + " — this is a bug in mla-tp; please report it with the command you ran", false)
         }
-        return (e.failureClass, e.description, e.seenByEveryRank)
+        return (e.failureClass, OutsideText.escaped(e.description), e.seenByEveryRank)
     }
 
     /// Prints the error's one line (once for errors every rank sees) and ends the job.
@@ -69,6 +80,9 @@ enum Failure {
             // its SIGTERM is about to, rather than race its teardown with MPI_Abort.
             _ = raise(SIGTERM)
         }
+        // Before MPI starts, an error every rank sees ends the other ranks as a usage error does:
+        // with 0, so that mpirun never kills rank 0 before its line is out.
+        if world == nil, everyRank, rank != 0 { exitQuietly(0) }
         guard let comm = world, comm.size > 1 else { exitQuietly(code.rawValue) }
         // When every rank is here with the same error, all of them reach this barrier at once:
         // finish MPI cleanly so each rank exits with the class code and no abort banner. If the
@@ -105,5 +119,5 @@ struct CLIError: ExitClassified {
 
 /// Output before MPI starts (help text), without the MPI layer's rank.
 enum RankOutputShim {
-    static func out(_ text: String) { RankOutput.write(text.hasSuffix("\n") ? text : text + "\n", fd: 1) }
+    static func out(_ text: String) { RankOutput(rank: 0).printRoot(text, terminator: text.hasSuffix("\n") ? "" : "\n") }
 }

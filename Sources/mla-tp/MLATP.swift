@@ -1,6 +1,7 @@
 import ArgumentParser
 import BuildInfo
 import SafeTensors
+import TensorCore
 
 /// `mla-tp`: DeepSeek-V3 MLA attention with a gated output under tensor parallelism,
 /// one MPI rank per shard (`mpirun -n 4 mla-tp`).
@@ -23,6 +24,7 @@ struct MLATP: ParsableCommand {
         FaultInjection.installOutputHold(rank: Failure.launchRank)
         do {
             var command = try parseAsRoot()
+            try KernelLimits.check()        // before OpenBLAS or OpenMP is asked for anything
             try command.run()
         } catch {
             guard isParserError(error) else { Failure.fail(error) }

@@ -46,6 +46,11 @@ func requireAtLeast(_ minimum: Int, _ flag: String, _ value: Int, _ meaning: Str
     guard value >= minimum else { throw ValidationError("\(flag) \(value) must be ≥ \(minimum) — \(meaning)") }
 }
 
+/// A usage error unless `value` ≤ `maximum`, saying what to do instead.
+func requireAtMost(_ maximum: Int, _ flag: String, _ value: Int, _ remedy: String) throws {
+    guard value <= maximum else { throw ValidationError("\(flag) \(value) must be ≤ \(maximum) — \(remedy)") }
+}
+
 /// Comma-separated integers with a lower bound, e.g. `--tp 1,2,4,8` or `--seqs 7,1,12`.
 struct IntList<Bound: IntListBound>: OptionValue, Equatable {
     var values: [Int]
@@ -136,8 +141,9 @@ struct ByteSize: OptionValue {
     init(parsing text: String) throws(OptionValueError) {
         let t = text.trimmingCharacters(in: .whitespaces)
         let (unit, scale) = Self.units.first { t.hasSuffix($0.0) } ?? ("", 1)
-        guard let v = Double(t.dropLast(unit.count).trimmingCharacters(in: .whitespaces)), v.isFinite, v > 0, v * scale < 9e18 else {
-            throw OptionValueError(value: text, expected: "a positive size such as 141GB, 80GiB, 512MB or a number of bytes")
+        // At least one byte: 1e-30GB is not a size, and would be taken as none.
+        guard let v = Double(t.dropLast(unit.count).trimmingCharacters(in: .whitespaces)), v.isFinite, v * scale >= 1, v * scale < 9e18 else {
+            throw OptionValueError(value: text, expected: "a size of at least one byte such as 141GB, 80GiB, 512MB or a number of bytes")
         }
         bytes = Int(v * scale)
     }

@@ -53,7 +53,7 @@ struct Plan: ParsableCommand {
     @Option(parsing: .unconditional, help: "With --layouts: attention layers to count (weights, cache, FLOPs, bytes and time are per layer × this).")
     var layers: Int = 1
 
-    @Option(help: "With --layouts: memory of one rank (e.g. 141GB, 80GiB), for the largest context × batch that fits.",
+    @Option(parsing: .unconditional, help: "With --layouts: memory of one rank (e.g. 141GB, 80GiB), for the largest context × batch that fits.",
             transform: ByteSize.init(parsing:))
     var memoryPerRank: ByteSize?
 
@@ -82,12 +82,16 @@ struct Plan: ParsableCommand {
     func validate() throws {
         if layouts != nil {
             guard let ranks else { throw ValidationError("--layouts needs --ranks N, the job's ranks (each layout's dp × tp must equal it)") }
-            guard tp == nil else { throw ValidationError("--layouts compares layouts of --ranks; drop --tp") }
+            guard tp == nil else { throw ValidationError("--layouts compares layouts of --ranks — drop --tp") }
             try requireAtLeast(1, "--ranks", ranks, "the job's ranks")
+            try requireAtMost(1 << 20, "--ranks", ranks, "plan a job of at most \(1 << 20) ranks")
             try requireAtLeast(1, "--context", context, "tokens of context per sequence")
             try requireAtLeast(1, "--batch", batchSize, "sequences in the batch")
             try requireAtLeast(1, "--layers", layers, "attention layers to count")
             // The plan counts each of the busiest group's sequences: bound the batch and context.
+            if batch == nil, ranks > 1 << 20 {
+                throw ValidationError("--ranks \(ranks) gives a default batch of \(ranks) sequences, more than \(1 << 20) — pass --batch, or fewer ranks")
+            }
             guard batchSize <= 1 << 20, context <= MLAConfig.maxPositions else {
                 throw ValidationError("--batch \(batchSize) and --context \(context) must be at most \(1 << 20) sequences and \(MLAConfig.maxPositions) tokens — plan a smaller batch and scale")
             }
@@ -133,7 +137,7 @@ struct Plan: ParsableCommand {
 
     /// `--layouts`: each layout's busiest rank, side by side.
     func compare(_ names: String, ranks: Int, config: MLAConfig, name: String) throws {
-        let list = try names.split(separator: ",").map { try ParallelLayout(name: $0.trimmingCharacters(in: .whitespaces), ranks: ranks) }
+        let list = try ParallelLayout.list(names, ranks: ranks)
         for l in list { try config.validate(tp: l.tp) }
         let hw = try hardware?.hardware(ratesFile: rates) {
             try MeasuredRates.probe(Runtime.launcher, ranks: min(ranks, ProcessInfo.processInfo.activeProcessorCount),

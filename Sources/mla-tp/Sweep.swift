@@ -1,11 +1,11 @@
 import ArgumentParser
 import Foundation
 import Jobs
-import Jobs
 import MLA
 import Measure
 import Planner
 import Report
+import SafeTensors
 import SwiftMPI
 import TensorCore
 import TensorParallel
@@ -29,8 +29,10 @@ struct Sweep: ParsableCommand {
     @OptionGroup var model: ModelOptions
     @OptionGroup var reduce: CollectiveOptions
 
-    @Option(parsing: .unconditional, help: "Comma-separated tensor-parallel sizes.", transform: IntList<Positive>.init(parsing:))
-    var tp = IntList<Positive>([1, 2, 4, 8])
+    @Option(name: .customLong("tp"), parsing: .unconditional, help: "Comma-separated tensor-parallel sizes (default 1,2,4,8).",
+            transform: IntList<Positive>.init(parsing:))
+    var tpOption: IntList<Positive>?
+    var tp: IntList<Positive> { tpOption ?? IntList([1, 2, 4, 8]) }
 
     @Option(parsing: .unconditional, help: "Prefill tokens of the timed forward (one sequence).")
     var tokens: Int = 128
@@ -61,11 +63,13 @@ struct Sweep: ParsableCommand {
     @Option(help: "Compare layouts of --ranks ranks instead of tp sizes (tpT, dpD, dpDxtpT, with -dcpC).")
     var layouts: String?
 
-    @Option(help: "With --layouts: ranks of every layout.")
-    var ranks: Int = 4
+    @Option(name: .customLong("ranks"), parsing: .unconditional, help: "With --layouts: ranks of every layout (default 4).")
+    var ranksOption: Int?
+    var ranks: Int { ranksOption ?? 4 }
 
-    @Option(help: "With --layouts: sequences in the batch.")
-    var batch: Int = 4
+    @Option(name: .customLong("batch"), parsing: .unconditional, help: "With --layouts: sequences in the batch (default 4).")
+    var batchOption: Int?
+    var batch: Int { batchOption ?? 4 }
 
     @Flag(help: "Run nothing: re-read --out's sweep.json, print its table and rewrite its figures.")
     var replot = false
@@ -79,6 +83,15 @@ struct Sweep: ParsableCommand {
         try requireAtLeast(0, "--max-wait", maxWait, "the longest wait for --wait-for-idle, in seconds")
         try requireAtLeast(1, "--ranks", ranks, "the ranks of every layout")
         try requireAtLeast(1, "--batch", batch, "the sequences of the layouts' batch")
+        if let waitForIdle, !(waitForIdle.isFinite && waitForIdle > 0) {
+            throw ValidationError("--wait-for-idle \(waitForIdle) must be a load average above 0 — e.g. --wait-for-idle 1.5 waits until fewer than 1.5 processes are runnable")
+        }
+        if layouts != nil {
+            // The layouts' jobs are `run --dp D --dcp C` jobs: what run refuses, refuse here.
+            guard tpOption == nil else { throw ValidationError("--layouts compares layouts of --ranks — drop --tp") }
+        } else if ranksOption != nil || batchOption != nil {
+            throw ValidationError("--ranks and --batch size the jobs of --layouts — add --layouts, or drop them (the tp sweep runs --tp)")
+        }
         try reduce.validate(dtype: model.dtype)
     }
 
@@ -109,18 +122,30 @@ struct Sweep: ParsableCommand {
     func run() throws {
         let (config, name) = try model.loadConfig()
         if let layouts {
-            let list = try layouts.split(separator: ",").map { try ParallelLayout(name: String($0), ranks: ranks) }
+            let list = try ParallelLayout.list(layouts, ranks: ranks)
             for l in list { try config.validate(tp: l.tp) }
+            if decode == .naive, let split = list.first(where: { $0.dcp > 1 }) {
+                throw CLIError.usage("--decode naive expands the whole cache on every rank, which layout \(split) splits — use --decode absorbed (the default) with a -dcp layout")
+            }
+            try claimOut()
             let report = try runner(config, name).runLayouts(list, ranks: ranks, batch: batch, context: decodeContext ?? tokens,
                                                              progress: SweepProgress(rewrite: isatty(2) != 0) { RankOutput.write($0, fd: 2) })
             return RankOutputShim.out(report.text() + "\nWrote \(out)/layouts.json")
         }
         if !replot { for k in tp.values { try config.validate(tp: k); try requireBudget(config, model: name, tp: k) } }
+        try claimOut()
         let runner = runner(config, name)
         let tty = isatty(2) != 0
         let (report, figures) = replot ? try runner.replot()
             : try runner.run(progress: SweepProgress(rewrite: tty) { RankOutput.write($0, fd: 2) })
         RankOutputShim.out(report.text() + "\n\(replot ? "Rewrote" : "Wrote \(out)/sweep.json and") " + figures.joined(separator: ", "))
+    }
+
+    /// --out before any job starts: a file, a missing parent, a read-only filesystem or another
+    /// sweep writing it is one line and nothing run; held by this sweep until it ends.
+    func claimOut() throws {
+        if !replot { return try OutputDirectory.prepare(out) }
+        if try OutputDirectory.check(out) { try OutputDirectory.claim(out) }
     }
 
     func runner(_ config: MLAConfig, _ name: String) -> SweepRunner {

@@ -155,7 +155,7 @@ import TestSupport
 
     @Test func badLayoutsAreConfigOrUsageErrors() {
         for (args, code, needle) in [(["--ranks", "8", "--layouts", "tp4"], Int32(3), "4 ranks, not the 8"),
-                                     (["--ranks", "8", "--layouts", "tp8-dcp3"], 3, "--dcp 3"),
+                                     (["--ranks", "8", "--layouts", "tp8-dcp3"], 3, "tp8-dcp3 splits each sequence's cache over 3"),
                                      (["--ranks", "8", "--layouts", "pp8"], 3, "tpT, dpD"),
                                      (["--layouts", "tp8"], 2, "--ranks"),
                                      (["--ranks", "6", "--layouts", "tp6"], 3, "num_attention_heads = 8")] as [([String], Int32, String)] {

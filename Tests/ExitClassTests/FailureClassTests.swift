@@ -22,7 +22,7 @@ struct FailureClassTests {
         expect(.usage, GateLayoutError(layout: .packedAsInterleaved, form: GateForm()), "--gate")
         expect(.usage, ServingScheduleError.negativeDecodeSteps(-1), "-1")
         expect(.usage, OutputConflict.emptyPath, "output path is empty")
-        expect(.usage, InitTargetError.emptyPath, "--out is empty")
+        expect(.usage, OutputDirectoryError.emptyPath, "--out is empty")
     }
 
     @Test func configErrorsExitWithThree() {
