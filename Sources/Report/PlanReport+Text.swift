@@ -50,6 +50,8 @@ extension PlanReport {
         s += "\nKV cache (MLA latent + k_rope per token, replicated on every rank) in \(kvCache.dtype) (--kv-cache-dtype): "
         s += "\(Format.bytes(kvCache.bytesPerToken)) per token, \(Format.bytes(kvCache.bytesAfterPrefill)) after the prefill's \(T) tokens "
         s += "(per token: " + kvCache.everyDType.map { "\($0.dtype) \(Format.bytes($0.bytesPerToken))" }.joined(separator: ", ") + ")\n"
+        s += "Activations per rank (the forward's buffers, as bench counts them): \(Format.bytes(activations.prefillBytes)) for the prefill's "
+        s += "\(T) tokens; a decode step of \(sequenceLengths.count) sequences \(Format.bytes(activations.decodeStepBytes)) with the cache\n"
         if tp > 1 {
             s += "Collective per forward: 1 allreduce of [\(T), hidden] \(type) = \(Format.bytes(collective.prefillBytes)) "
             s += "(ring: 2(p−1)/p·n = \(Format.bytes(collective.prefillRingBytesPerRank)) sent per rank); "

@@ -55,6 +55,13 @@ public struct PlanReport: Codable, Sendable {
             public var bytesPerToken: Int
         }
     }
+    /// One rank's forward buffers, counted as bench counts them (`SizeBudget.activationBytes`, in
+    /// the activations' precision): a prefill of the batch's T tokens; and a decode step of its B
+    /// sequences, beside the cache those sequences hold.
+    public struct Activations: Codable, Sendable, Equatable {
+        public var prefillBytes: Int
+        public var decodeStepBytes: Int
+    }
     public struct Collective: Codable, Sendable {
         public var allReduceCalls: Int
         /// `[T, hidden]` in the plan's precision.
@@ -124,6 +131,7 @@ public struct PlanReport: Codable, Sendable {
     public var prefill: CostReport
     public var decode: [Decode]
     public var kvCache: KVCacheRow
+    public var activations: Activations
     public var collective: Collective
     public var gates: [GateRow]
     /// Every gate form of this config's dimensions, element-wise separate first.
@@ -155,6 +163,10 @@ public struct PlanReport: Codable, Sendable {
         let cache = cacheDType ?? KVCacheDType(activations: precision), kv = KVCache.bytesPerToken(config: c, dtype: cache)
         kvCache = KVCacheRow(dtype: cache, bytesPerToken: kv, bytesAfterPrefill: try Checked.product(kv, T, what: "KV-cache bytes"),
                              everyDType: KVCacheDType.allCases.map { .init(dtype: $0, bytesPerToken: KVCache.bytesPerToken(config: c, dtype: $0)) })
+        activations = Activations(
+            prefillBytes: try SizeBudget.activationBytes(tokens: T, config: c, tp: tp, precision: precision),
+            decodeStepBytes: try Checked.sum(SizeBudget.activationBytes(tokens: B, config: c, tp: tp, precision: precision), kvCache.bytesAfterPrefill,
+                                             what: "bytes of a decode step"))
         let pb = ShardingPlan.allReduceBytes(tokens: T, config: c, bytesPerElement: size)
         let db = ShardingPlan.allReduceBytes(tokens: B, config: c, bytesPerElement: size)
         collective = Collective(allReduceCalls: tp > 1 ? 1 : 0, prefillBytes: pb, prefillRingBytesPerRank: ShardingPlan.ringBytesPerRank(pb, tp: tp),

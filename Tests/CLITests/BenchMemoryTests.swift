@@ -50,4 +50,23 @@ import TestSupport
                                          "--phase", "prefill", "--tokens", "16", "--repeat", "1"], timeout: 120)
         #expect(text.stdout.contains("W [1024, 4096] (one tile of the layer's largest hidden-wide weight"), "\(text)")
     }
+
+    /// `plan` counts the activations bench reads on the ranks: a prefill's, and a decode step's
+    /// beside the cache, for every activation precision and cache dtype (counters, not timings).
+    @Test(arguments: [["--dtype", "f32"], ["--dtype", "bf16"], ["--quantization", "fp8"], ["--dtype", "bf16", "--kv-cache-dtype", "fp8"]])
+    func planCountsTheActivationsBenchReads(flags: [String]) throws {
+        let tp = 2, batch = 3, tokens = 40
+        let r = MPIJob.run(ranks: tp, ["bench", "--preset", "tiny", "--phase", "both", "--tokens", "\(tokens)", "--batch", "\(batch)",
+                                       "--repeat", "1", "--json"] + flags, timeout: 120)
+        #expect(r.status == 0, "\(r)")
+        let bench = try r.decoded(BenchReport.self)
+        let prefill = try #require(bench.ranks.first?.prefill), decode = try #require(bench.ranks.first?.decode)
+        let plan = MPIJob.single(["plan", "--preset", "tiny", "--tp", "\(tp)", "--tokens", "\(tokens)", "--json"] + flags, timeout: 30)
+        #expect(try plan.decoded(PlanReport.self).activations.prefillBytes == prefill.memory.activationBytes, "\(flags)")
+        // Memory is read when the decode's sequences hold contextFirst tokens each.
+        let context = try #require(decode.contextFirst)
+        let steps = MPIJob.single(["plan", "--preset", "tiny", "--tp", "\(tp)", "--seqs", Array(repeating: "\(context)", count: batch).joined(separator: ","),
+                                   "--json"] + flags, timeout: 30)
+        #expect(try steps.decoded(PlanReport.self).activations.decodeStepBytes == decode.memory.activationBytes, "\(flags)")
+    }
 }
