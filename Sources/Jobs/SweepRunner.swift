@@ -102,6 +102,9 @@ public struct SweepRunner {
                                  rows: rows, h100: try tps.map { Projection(cost: try FlopModel.prefill(config: config, tp: $0, gate: gate, sequenceLengths: [tokens]),
                                                                         tokens: tokens, config: config, tp: $0, hardware: .h100) })
         report.dtype = choice.dtype == .f32 ? nil : choice.dtype
+        report.quantization = choice.quantization == .some(.none) ? nil : choice.quantization
+        report.cacheDType = decodeContext == nil ? nil : choice.kvCacheDType
+        report.kernels = GemmRoutes.prefill(precision: choice.dtype, quantization: choice.quantization)
         try AtomicFile.write(Data(try Format.json(report).utf8), to: file("sweep.json"))
         return (report, try SweepFigures.write(report, config: config, to: out))
     }

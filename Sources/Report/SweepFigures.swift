@@ -4,6 +4,8 @@ import Measure
 import Planner
 import Plot
 import SafeTensors
+import TensorCore
+import TensorParallel
 
 /// The sweep's SVG figures.
 public enum SweepFigures {
@@ -14,8 +16,9 @@ public enum SweepFigures {
             try AtomicFile.write(Data(svg.utf8), to: (dir as NSString).appendingPathComponent(name))
             files.append(name)
         }
-        for row in report.rows { try save("timeline-tp\(row.tp).svg", timeline(row, model: report.model)) }
-        try save("bytes-per-rank.svg", bytesPerRank(config: config, tps: report.rows.map(\.tp), model: report.model))
+        for row in report.rows { try save("timeline-tp\(row.tp).svg", timeline(row, model: report.model, shows: report.shows)) }
+        try save("bytes-per-rank.svg", bytesPerRank(config: config, tps: report.rows.map(\.tp), model: report.model,
+                                                    precision: report.dtype ?? .f32, quantization: report.quantization))
         try save("time-vs-projection.svg", timeVsProjection(report))
         return files
     }
@@ -28,28 +31,31 @@ public enum SweepFigures {
     ]
 
     /// One lane per rank: every stage of the fastest forward, on one clock.
-    public static func timeline(_ row: SweepRow, model: String) -> String {
+    public static func timeline(_ row: SweepRow, model: String, shows: String) -> String {
         let step = row.step
         let present = Set(step.timeline.flatMap { $0.map(\.kind) })
         let chart = TimelineChart(
             title: "One forward per rank: \(model), tp=\(row.tp), \(step.tokens) tokens",
-            subtitle: String(format: "measured: the fastest of %d forwards (%.1f ms; median %.1f ms); one clock, 0 = the first rank's start",
-                             step.repeats, step.bestSeconds * 1e3, step.seconds * 1e3),
+            subtitle: String(format: "measured: the fastest of %d forwards (%.1f ms; median %.1f ms); one clock, 0 = the first rank's start; ",
+                             step.repeats, step.bestSeconds * 1e3, step.seconds * 1e3) + shows,
             lanes: (0..<step.tp).map { "rank \($0)" },
             segments: step.timeline.map { $0.map { TimelineChart.Segment(kind: $0.kind.rawValue, start: $0.start * 1e3, end: $0.end * 1e3) } },
             kinds: palette.filter { present.contains($0.0) }.map { ($0.0.rawValue, $0.1) }, xTitle: "time (ms)")
         return chart.render()
     }
 
-    public static func bytesPerRank(config: MLAConfig, tps: [Int], model: String) -> String {
+    public static func bytesPerRank(config: MLAConfig, tps: [Int], model: String, precision: Precision = .f32,
+                                    quantization: WeightQuantization? = nil) -> String {
         let ks = Array(Set(tps + [1, 2, 4, 8]).filter { config.numAttentionHeads % $0 == 0 }).sorted()
-        let mb = { (gate: GateLayout, k: Int) in Double(ShardingPlan(config: config, tp: k, gate: gate).bytesPerRank) / 1e6 }
+        let plan = { (gate: GateLayout, k: Int) in ShardingPlan(config: config, tp: k, gate: gate, precision: precision, quantization: quantization) }
+        let mb = { (gate: GateLayout, k: Int) in Double(plan(gate, k).bytesPerRank) / 1e6 }
         let gateMB = { (gate: GateLayout, k: Int) in
-            Double(ShardingPlan(config: config, tp: k, gate: gate).weights.filter { $0.name.contains(".gate.") }.reduce(0) { $0 + $1.bytesPerRank }) / 1e6
+            Double(plan(gate, k).weights.filter { $0.name.contains(".gate.") }.reduce(0) { $0 + $1.bytesPerRank }) / 1e6
         }
+        let held = precision.rawValue + (quantization == .fp8 ? " activations, fp8 weights and their scales" : "")
         var chart = BarChart(
             title: "Weight bytes per rank: \(model), column vs replicated gate",
-            subtitle: "computed from the sharding plan (f32); replicated = replicated-sliced (the merged replicated gate only runs at tp=1)",
+            subtitle: "computed from the sharding plan (\(held)); replicated = replicated-sliced (the merged replicated gate only runs at tp=1)",
             categories: ks.map { "tp=\($0)" },
             series: [.init(name: "column gate: gate", values: ks.map { gateMB(.column, $0) }, color: Palette.sky),
                      .init(name: "column gate: layer", values: ks.map { mb(.column, $0) }, color: Palette.blue),
@@ -76,7 +82,7 @@ public enum SweepFigures {
         }
         var chart = LineChart(
             title: "Measured vs projected forward time: \(report.model), \(report.tokens) tokens",
-            subtitle: "this machine (\(report.rates.first?.cores ?? 0) cores, f32); projection = roofline per stage + ring allreduce from measured rates",
+            subtitle: "this machine (\(report.rates.first?.cores ?? 0) cores); \(report.shows); projection = roofline per stage + ring allreduce from measured rates",
             series: series, xTitle: "tensor-parallel size (ranks; more ranks than cores share them)", yTitle: "ms per forward",
             xTicks: rows.map(x), xTickLabels: rows.map { String($0.tp) })
         chart.frame = Frame(width: 860, height: 460)

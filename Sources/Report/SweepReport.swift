@@ -4,6 +4,7 @@ import MLA
 import Measure
 import Planner
 import TensorCore
+import TensorParallel
 
 /// One tp of the sweep: measured, projected and checked.
 public struct SweepRow: Codable, Sendable {
@@ -91,6 +92,12 @@ public struct SweepReport: Codable, Sendable {
     public var tokens: Int
     /// What the layer ran in (nil: f32).
     public var dtype: Precision?
+    /// `--quantization` (nil: none), the latent cache's dtype where the sweep decoded, and which
+    /// kernels ran the prefill's GEMMs on the machine that swept (`GemmRoutes.prefill`): what the
+    /// figures say they show.
+    public var quantization: WeightQuantization?
+    public var cacheDType: KVCacheDType?
+    public var kernels: String?
     /// One probe per count of busy ranks (1 … cores).
     public var rates: [MeasuredRates]
     public var probeLoadAverage: [Double]
@@ -141,5 +148,30 @@ public struct SweepReport: Codable, Sendable {
         s += "error = projected / best − 1 (rates: best of their repeats too); allreduce = mean over ranks, waiting included. Projected on one H100 SXM per rank (BF16): "
         s += zip(rows, h100).map { "tp=\($0.tp) \(fs($1.totalSeconds))" }.joined(separator: ", ") + "\n"
         return s
+    }
+}
+
+extension SweepReport {
+    /// What the figures show, for their subtitles: precision, weights, cache, kernels, gate layout.
+    public var shows: String {
+        var parts = [(dtype ?? .f32).rawValue + (quantization == .fp8 ? " activations, fp8 weights" : "")]
+        if let cacheDType { parts.append("\(cacheDType.rawValue) cache") }
+        if let kernels { parts.append(kernels) }
+        parts.append("gate \(gate.rawValue)")
+        return parts.joined(separator: ", ")
+    }
+}
+
+/// Which kernels run a layer's GEMMs on this machine, in words.
+public enum GemmRoutes {
+    /// The prefill's projections for weights held as `quantization` with activations in `precision`.
+    public static func prefill(precision: Precision, quantization: WeightQuantization?) -> String {
+        let native = OneDNN.bf16Support == .native
+        switch (precision, quantization ?? .none) {
+        case (.f32, .none): return "OpenBLAS sgemm"
+        case (_, .fp8): return native ? "fp8 tiles dequantized to bf16, oneDNN matmul"
+                                      : "fp8 tiles widened to f32, OpenBLAS sgemm (oneDNN's bf16 \(OneDNN.bf16Support.rawValue) here)"
+        case (.bf16, .none): return native ? "oneDNN bf16 matmul" : "bf16 widened to f32, OpenBLAS sgemm (oneDNN's bf16 \(OneDNN.bf16Support.rawValue) here)"
+        }
     }
 }
