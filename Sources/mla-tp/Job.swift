@@ -16,6 +16,7 @@ struct Job: ParsableCommand {
         switch job.work {
         case let .run(spec): try Run.perform(job.model, job.reduction, spec)
         case let .step(spec): try SweepStep.perform(job.model, job.reduction, spec)
+        case let .invariance(spec): try Invariance.perform(job, spec)
         }
     }
 }
