@@ -12,18 +12,22 @@ import TensorParallel
 /// command was given reaches the job it starts; `run` and `sweep-step` build the same value
 /// from their flags and run it through the same code.
 public struct JobDescription: Codable, Sendable, Equatable {
-    /// What the job does: `mla-tp run` or `mla-tp sweep-step`.
+    /// What the job does: `mla-tp run`, `mla-tp sweep-step`, or one layout of `mla-tp invariance`.
     public enum Work: Codable, Sendable, Equatable {
         case run(RunSpec)
         case step(StepSpec)
+        case invariance(InvarianceSpec)
     }
     public var model: ModelChoice
     public var reduction: ReductionChoice
+    /// How the forward orders its reductions (only `default` so far).
+    public var mode: ForwardMode
     public var work: Work
 
-    public init(model: ModelChoice, reduction: ReductionChoice, work: Work) {
+    public init(model: ModelChoice, reduction: ReductionChoice, mode: ForwardMode = .default, work: Work) {
         self.model = model
         self.reduction = reduction
+        self.mode = mode
         self.work = work
     }
 

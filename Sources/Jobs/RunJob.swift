@@ -34,6 +34,9 @@ public struct RunJob {
     public var cacheDType: KVCacheDType
     /// Called mid-forward on this rank (the failure tests' fault switch).
     public var faultHook: (() throws -> Void)?
+    /// When set, the id of each of the batch's sequences: every stage is hashed per sequence
+    /// under its id (`StageHashes`, in the outcome). nil: nothing is hashed.
+    public var hashSequences: [Int]?
 
     /// `--decode-steps` and `--prefill-chunk`: each DP group builds its own schedule from them.
     public struct Serving: Sendable {
@@ -73,6 +76,8 @@ public struct RunJob {
         /// When the check failed: each head's relative error in o_proj's input (on rank 0; plain
         /// forwards without data-parallel groups).
         public var headErrors: [RunReport.HeadError]
+        /// This rank's stage hashes, when `hashSequences` asked for them.
+        public var stageHashes: [StageHashes.Entry] = []
     }
 
     /// Builds this rank's shard from `source()` and runs its group's sequences; `source()` is
@@ -89,6 +94,7 @@ public struct RunJob {
                                          storage: storage)
         attention.checkEveryStage = checkEveryStage
         attention.faultHook = faultHook
+        if let ids = hashSequences { attention.stageHashes = StageHashes(sequenceIDs: assignment[groups.position.dpGroup].map { ids[$0] }) }
         let dcp = groups.dcp.map { ContextParallelGroup(Collectives($0), share: layout.tokenShare(of: world.rank)) }
         let served = serving ?? (layout.dcp > 1 ? Serving(decodeSteps: 0, prefillChunk: nil) : nil)
         let schedule = try served.map { try ServingSchedule(batch: mine, decodeSteps: $0.decodeSteps, prefillChunk: $0.prefillChunk) }
@@ -139,7 +145,7 @@ public struct RunJob {
             }
             report = r
         }
-        return Outcome(output: out, report: report, verdict: verdict, headErrors: heads)
+        return Outcome(output: out, report: report, verdict: verdict, headErrors: heads, stageHashes: attention.stageHashes?.entries ?? [])
     }
 
     /// Whether the check's reference serves the batch through the same cache: when the cache does

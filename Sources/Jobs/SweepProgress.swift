@@ -47,7 +47,7 @@ public final class SweepProgress {
         }
     }
 
-    func finish() {
-        emit(String(format: "sweep: %d jobs in %.1f s\n", done, Date().timeIntervalSince(start)))
+    func finish(what: String = "sweep") {
+        emit(String(format: "%@: %d jobs in %.1f s\n", what, done, Date().timeIntervalSince(start)))
     }
 }

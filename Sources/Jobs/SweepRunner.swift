@@ -122,18 +122,12 @@ public struct SweepRunner {
         return try MeasureError.decode(StepResult.self, path: step.out ?? "", what: "step result", remedy: "rerun the sweep")
     }
 
-    /// Writes the job (`work` with this sweep's model and reduction) to `jobs/NAME.json` in `out`
-    /// and runs `mpirun -n ranks mla-tp job` on that file.
+    /// Runs `work` with this sweep's model and reduction as child job `jobs/NAME.json` (`ChildJobs`).
     @discardableResult
     func job(_ what: String, name: String, ranks: Int, _ work: JobDescription.Work, timeout: Int,
              _ progress: SweepProgress) throws -> ChildProcess.Result {
-        let path = file("jobs/\(name).json")
-        try JobDescription(model: choice, reduction: reduction, work: work).write(to: path)
-        let r = progress.run(what) { tick in launcher.run(ranks: ranks, ["job", path], timeout: timeout, onTick: tick) }
-        guard r.status == 0 else {
-            throw MeasureError.childFailed(what: what, result: r, remedy: "rerun that job by hand: mpirun -n \(ranks) mla-tp job \(path)")
-        }
-        return r
+        try ChildJobs(choice: choice, reduction: reduction, out: out, launcher: launcher).run(what, name: name, ranks: ranks, work,
+                                                                                              timeout: timeout, progress)
     }
 
     /// Re-reads `out`'s sweep.json and rewrites its figures.

@@ -135,5 +135,6 @@ extension MLAAttention {
         try oProj.reduce(&out, collectives: collectives)                  // Σ over ranks, + bias once
         recordCollectives(collectives, since: mark, as: .allReduce)
         try guardStage(.oProj, out)
+        stageHashes?.record(.oProj, out)
     }
 }

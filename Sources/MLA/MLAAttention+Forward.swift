@@ -29,6 +29,7 @@ extension MLAAttention {
     public func forward(_ x: Matrix, batch: Batch, collectives: Collectives, into out: inout Matrix) throws {
         let start = Clock.now()
         try checkInput(x, batch: batch)
+        stageHashes?.begin(batch)
         try gatedAttention(x, positions: batch.positions, expandKV: true) { w in try self.attend(&w, batch: batch) }
         try faultHook?()
         try outputProjection(into: &out, tokens: x.rows, collectives: collectives)
@@ -106,6 +107,7 @@ extension MLAAttention {
             }
         }
         try guardStage(.q, w.q)
+        stageHashes?.record(.q, w.q, firstHead: firstHead, heads: hl, width: dq, stride: dq)
 
         // kv path: [T, hidden] → latent [T, kv_lora] | k_rope [T, rope] → [T, H/tp·(nope+v)]
         try timed(.kv) {
@@ -121,6 +123,7 @@ extension MLAAttention {
             }
         }
         if !expandKV || precision != .bf16 { try guardStage(.kv, expandKV ? w.kv : w.kva) }
+        stageHashes?.record(.kv, w.kva)                                          // latent | k_rope, before RoPE
 
         // RoPE on each local head's q_rope and on the shared k_rope, then causal attention → [T, H/tp·v]
         try timed(.attention) {
@@ -130,8 +133,12 @@ extension MLAAttention {
             w.attn.round(to: precision)                                          // the attention output, stored
         }
         try guardStage(.attention, w.attn)
+        stageHashes?.record(.attention, w.attn, firstHead: firstHead, heads: hl, width: c.vHeadDim, stride: c.vHeadDim)
 
         // The gate: attn ⊙ act(x·gateᵀ + b), on this rank's heads.
-        if let gate { try timed(.gate) { try applyGate(gate, x: x, &w) } }
+        if let gate {
+            try timed(.gate) { try applyGate(gate, x: x, &w) }
+            stageHashes?.record(.gate, w.attn, firstHead: firstHead, heads: hl, width: c.vHeadDim, stride: c.vHeadDim)
+        }
     }
 }

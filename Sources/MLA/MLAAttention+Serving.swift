@@ -27,6 +27,7 @@ extension MLAAttention {
         guard pos.count == x.rows else {
             throw ShapeError(op: "MLA serving positions", Shape(pos.count), Shape(x.rows), hint: "one position per new token")
         }
+        stageHashes?.begin(step)
         try gatedAttention(x, positions: pos, expandKV: false) { w in
             try self.attendCached(&w, step: step, cache: cache, decode: decode, dcp: dcp)
         }

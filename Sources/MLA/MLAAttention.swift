@@ -64,6 +64,8 @@ public final class MLAAttention {
     public internal(set) var counters = ForwardCounters()
     /// When true, every stage's output is checked for NaN/Inf (`NumericError` names the stage).
     public var checkEveryStage = false
+    /// When set, each stage's output is hashed per sequence (and per head where split) into it.
+    public var stageHashes: StageHashes?
     /// Called mid-forward, after the local attention and before o_proj's collective. Only the
     /// fault-injection switch of the failure tests sets it.
     public var faultHook: (() throws -> Void)?

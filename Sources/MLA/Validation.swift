@@ -39,7 +39,7 @@ public enum ConfigError: Error, Equatable, CustomStringConvertible {
         case let .oddRopeDim(d):
             return "qk_rope_head_dim = \(d) must be even: RoPE rotates pairs — fix the config"
         case let .headsNotDivisible(heads, tp):
-            let ok = (1...max(1, min(heads, MLAConfig.maxHeads))).filter { heads % $0 == 0 }.map(String.init).joined(separator: ", ")
+            let ok = MLAConfig.tensorParallelSizes(heads: heads).map(String.init).joined(separator: ", ")
             return "num_attention_heads = \(heads) is not divisible by tp=\(tp) — run with -n one of \(ok)"
         case let .unknownActivation(name):
             return "gated_attn_act \"\(name)\" is unknown — use one of: \(GateActivation.allCases.map(\.rawValue).joined(separator: ", "))"
@@ -139,5 +139,10 @@ extension MLAConfig {
         _ = try gateForm()
         if tp < 1 { throw ConfigError.nonPositive(key: "tp", value: tp) }
         if numAttentionHeads % tp != 0 { throw ConfigError.headsNotDivisible(heads: numAttentionHeads, tp: tp) }
+    }
+
+    /// The tp sizes `heads` attention heads split into: its divisors.
+    public static func tensorParallelSizes(heads: Int) -> [Int] {
+        (1...max(1, min(heads, MLAConfig.maxHeads))).filter { heads % $0 == 0 }
     }
 }

@@ -28,8 +28,9 @@ public struct ParallelLayout: Codable, Sendable, Equatable, CustomStringConverti
         self.init(dp: dp, tp: ranks / dp, dcp: dcp)
     }
 
-    /// Parses a layout name (`tp8`, `dp2xtp4`, `dp8`, `tp8-dcp8`, `dp2xtp2-dcp2`) for `ranks` ranks.
-    public init(name: String, ranks: Int) throws(LayoutError) {
+    /// Parses a layout name (`tp8`, `dp2xtp4`, `dp8`, `tp8-dcp8`, `dp2xtp2-dcp2`) for `ranks` ranks
+    /// (nil: the ranks the name gives, dp × tp, or `fallback` for a name without tp such as `dp4`).
+    public init(name: String, ranks: Int?, fallback: Int? = nil) throws(LayoutError) {
         var rest = Substring(name), dp = 1, tp: Int?, dcp = 1
         func number(after prefix: String) -> Int? {
             guard rest.hasPrefix(prefix) else { return nil }
@@ -52,6 +53,9 @@ public struct ParallelLayout: Codable, Sendable, Equatable, CustomStringConverti
         }
         guard rest.isEmpty, dp >= 1, dcp >= 1, (tp ?? 1) >= 1 else { throw .badName(name) }
         // Every message about a name speaks of the name and --ranks, never of --dp, --dcp or -n.
+        guard let ranks = ranks ?? (tp == nil ? fallback : tp.flatMap { t in dp.multipliedReportingOverflow(by: t).overflow ? nil : dp * t }) else {
+            throw .ranksNotNamed(name: name)
+        }
         guard let t = tp ?? (ranks % dp == 0 ? ranks / dp : nil) else { throw .dpInName(name: name, dp: dp, ranks: ranks) }
         let (product, overflow) = dp.multipliedReportingOverflow(by: t)
         guard !overflow, product == ranks else { throw .ranksMismatch(name: name, dp: dp, tp: t, ranks: ranks) }
@@ -59,13 +63,14 @@ public struct ParallelLayout: Codable, Sendable, Equatable, CustomStringConverti
         self.init(dp: dp, tp: t, dcp: dcp)
     }
 
-    /// The layouts of a comma-separated list (`--layouts tp8,dp2xtp4`) for `ranks` ranks; an
-    /// empty list or an empty name in it (`''`, `,`, `tp8,`) is refused, not skipped.
-    public static func list(_ names: String, ranks: Int) throws(LayoutError) -> [ParallelLayout] {
+    /// The layouts of a comma-separated list (`--layouts tp8,dp2xtp4`) for `ranks` ranks (nil:
+    /// each name's own, `fallback` for names without tp); an empty list or an empty name in it
+    /// (`''`, `,`, `tp8,`) is refused, not skipped.
+    public static func list(_ names: String, ranks: Int?, fallback: Int? = nil) throws(LayoutError) -> [ParallelLayout] {
         let parts = names.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
         guard !parts.contains(where: \.isEmpty) else { throw .emptyName(list: names) }
         var layouts: [ParallelLayout] = []
-        for part in parts { layouts.append(try ParallelLayout(name: part, ranks: ranks)) }
+        for part in parts { layouts.append(try ParallelLayout(name: part, ranks: ranks, fallback: fallback)) }
         return layouts
     }
 
@@ -102,6 +107,7 @@ public enum LayoutError: Error, Equatable, CustomStringConvertible {
     case dpInName(name: String, dp: Int, ranks: Int)
     case dcpInName(name: String, dcp: Int, tp: Int)
     case emptyName(list: String)
+    case ranksNotNamed(name: String)
 
     public var description: String {
         func divisors(_ n: Int) -> String {
@@ -124,6 +130,8 @@ public enum LayoutError: Error, Equatable, CustomStringConvertible {
             return "layout \(name) splits the \(ranks) ranks of --ranks into \(dp) data-parallel groups, which does not divide them — use dpD with D one of \(divisors(ranks))"
         case let .dcpInName(name, dcp, tp):
             return "layout \(name) splits each sequence's cache over \(dcp) of its \(tp) tensor-parallel ranks, which does not divide them — use -dcpC with C one of \(divisors(tp))"
+        case let .ranksNotNamed(name):
+            return "layout \(name) does not give its ranks — name its tp (tpT or dpDxtpT, e.g. dp2xtp1), or pass --ranks N for the names without it"
         case let .emptyName(list):
             return "--layouts '\(list)' has an empty layout name — list one or more names separated by commas, e.g. --layouts tp8,dp2xtp4,dp8"
         }

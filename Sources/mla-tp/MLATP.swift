@@ -15,7 +15,7 @@ struct MLATP: ParsableCommand {
             column-parallel gate and checks the result against the unsharded forward.
             """,
         version: "mla-tp tree \(BuildInfo.treeID)",
-        subcommands: [Run.self, Init.self, Linear.self, Diagnose.self, Plan.self, Sweep.self, SweepStep.self, Job.self, Bench.self],
+        subcommands: [Run.self, Init.self, Linear.self, Diagnose.self, Plan.self, Sweep.self, SweepStep.self, Job.self, Bench.self, Invariance.self],
         defaultSubcommand: Run.self)
 
     /// Parses, runs, and routes every error through the one failure policy (`Failure`).

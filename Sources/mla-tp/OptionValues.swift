@@ -1,6 +1,7 @@
 import ArgumentParser
 import Jobs
 import Measure
+import Report
 import MLA
 import TensorCore
 import TensorParallel
@@ -82,6 +83,32 @@ enum Positive: IntListBound {
 enum Lengths: IntListBound {
     static let minimum = 0
     static let forms = "comma-separated sequence lengths ≥ 0, e.g. 7,1,12"
+}
+
+/// Comma-separated names of a fixed set of forms, e.g. `--batches together,alone` or
+/// `--chunks forward,chunk2,decode`.
+struct NameList<Item: ListItem>: OptionValue {
+    var values: [Item]
+
+    init(parsing text: String) throws(OptionValueError) {
+        let items = text.split(separator: ",", omittingEmptySubsequences: false).map { Item(name: $0.trimmingCharacters(in: .whitespaces)) }
+        guard items.allSatisfy({ $0 != nil }) else { throw OptionValueError(value: text, expected: "comma-separated names, each one of " + Item.forms) }
+        values = items.map { $0! }
+    }
+
+    var description: String { values.map(\.description).joined(separator: ",") }
+}
+
+/// An item of a `NameList`: parsed from its name, with the forms a message lists.
+protocol ListItem: CustomStringConvertible {
+    init?(name: String)
+    static var forms: String { get }
+}
+extension Chunking: ListItem {}
+extension BatchArrangement: ListItem {
+    init?(name: String) { self.init(rawValue: name) }
+    static var forms: String { allCases.map(\.rawValue).joined(separator: ", ") }
+    public var description: String { rawValue }
 }
 
 /// `M,N,K` of the rate probe's sgemm (x [M, K] · W with W [K, N]), each ≥ 1.

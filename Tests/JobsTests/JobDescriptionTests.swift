@@ -29,7 +29,14 @@ import Testing
         return s
     }
 
-    @Test(arguments: [JobDescription.Work.run(run), .step(step)])
+    static var invariance: InvarianceSpec {
+        var s = InvarianceSpec()
+        (s.dp, s.dcp, s.lengths, s.decode, s.out) = (2, 2, [5, 1, 3], .naive, "/trace.json")
+        s.passes = [.init(arrangement: .reversed, chunking: .chunk(3)), .init(arrangement: .alone, chunking: .decode)]
+        return s
+    }
+
+    @Test(arguments: [JobDescription.Work.run(run), .step(step), .invariance(invariance)])
     func roundTripsThroughItsFileWithEveryField(_ work: JobDescription.Work) throws {
         let job = JobDescription(model: Self.model, reduction: Self.reduction, work: work)
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("job-\(UUID().uuidString).json").path

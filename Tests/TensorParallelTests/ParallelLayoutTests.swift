@@ -20,6 +20,14 @@ import TensorParallel
         #expect(throws: LayoutError.nonPositive(dp: 0, dcp: 1)) { try ParallelLayout(ranks: 4, dp: 0, dcp: 1) }
     }
 
+    @Test func withoutRanksANameGivesItsOwnAndOneWithoutTPNeedsAFallback() throws {
+        #expect(try ParallelLayout.list("tp1,tp8-dcp8,dp2xtp4", ranks: nil) == [.init(tp: 1), .init(tp: 8, dcp: 8), .init(dp: 2, tp: 4)])
+        #expect(throws: LayoutError.ranksNotNamed(name: "dp2")) { try ParallelLayout.list("tp2,dp2", ranks: nil) }
+        #expect(try ParallelLayout.list("tp1,dp2", ranks: nil, fallback: 4) == [.init(tp: 1), .init(dp: 2, tp: 2)])
+        #expect(throws: LayoutError.dpInName(name: "dp3", dp: 3, ranks: 4)) { try ParallelLayout.list("dp3", ranks: nil, fallback: 4) }
+        #expect("\(LayoutError.ranksNotNamed(name: "dp2"))".contains("--ranks"))
+    }
+
     @Test func positionsAreConsecutiveGroups() {
         let l = ParallelLayout(dp: 2, tp: 4, dcp: 2)
         #expect((0..<8).map { l.position(of: $0).dpGroup } == [0, 0, 0, 0, 1, 1, 1, 1])
