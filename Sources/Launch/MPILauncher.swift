@@ -7,7 +7,8 @@ import Foundation
 /// - `--timeout`: a hung job always ends (Open MPI hangs forever when a rank dies in a collective);
 /// - one BLAS and one OpenMP thread per rank (`-x OPENBLAS_NUM_THREADS=1 -x OMP_NUM_THREADS=1`);
 /// - `--allow-run-as-root` as root;
-/// - `--oversubscribe` only when ranks outnumber this machine's cores.
+/// - `--oversubscribe` only when ranks outnumber this machine's cores, and at most
+///   ``maxRanks(cores:)`` ranks in all.
 public struct MPILauncher: Sendable {
     /// The program each rank runs.
     public var executable: String
@@ -26,6 +27,11 @@ public struct MPILauncher: Sendable {
     public static var currentExecutable: String {
         (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     }
+
+    /// The most ranks one job may start on `cores` cores: 4 per core, at least 16 (the same bound
+    /// `mlatp_max_ranks` prints). Past it a job only thrashes: `-n 999` on 2 cores crashed in
+    /// Open MPI's teardown.
+    public static func maxRanks(cores: Int) -> Int { max(16, 4 * cores) }
 
     /// mpirun's flags for `ranks` ranks under this policy (the same list `mlatp_mpirun_flags` prints).
     public func flags(ranks: Int, timeout: Int) -> [String] {

@@ -16,6 +16,15 @@ import Testing
         #expect(script.stdout.split(separator: "\n").map(String.init) == launcher.flags(ranks: ranks, timeout: 77))
     }
 
+    /// The most ranks a job may start: `mlatp_max_ranks` (the launch scripts) and `maxRanks` agree.
+    @Test(arguments: [1, 2, 3, 4, 5, 64])
+    func theScriptsAndTheLauncherBoundTheRanksAlike(cores: Int) {
+        let script = ChildProcess.run("/bin/bash", ["-c", "source \(Self.repository)/launch/lib/common.sh && mlatp_max_ranks \(cores)"], timeout: 30)
+        #expect(script.status == 0, "\(script)")
+        #expect(script.stdout == "\(MPILauncher.maxRanks(cores: cores))\n")
+        #expect(MPILauncher.maxRanks(cores: cores) >= 16 && MPILauncher.maxRanks(cores: cores) >= 4 * cores)
+    }
+
     @Test func oversubscribesOnlyPastTheCoresAndAllowsRootOnlyAsRoot() {
         let user = MPILauncher(executable: "x", cores: 2, isRoot: false), root = MPILauncher(executable: "x", cores: 2, isRoot: true)
         #expect(!user.flags(ranks: 2, timeout: 5).contains("--oversubscribe"))

@@ -45,3 +45,11 @@ mlatp_mpirun_flags() {
     [ "$n" -gt "$(nproc)" ] && flags+=(--oversubscribe)
     printf '%s\n' "${flags[@]}"
 }
+
+# The most ranks one job may start on CORES cores (default: this machine's): 4 per core, at
+# least 16. Past it a job only thrashes (mpirun -n 999 on 2 cores crashed in Open MPI's
+# teardown). The same bound as MPILauncher.maxRanks (Sources/Launch).
+mlatp_max_ranks() {
+    local cores="${1:-$(nproc)}"
+    echo $(( 4 * cores > 16 ? 4 * cores : 16 ))
+}
