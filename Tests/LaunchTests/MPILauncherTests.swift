@@ -1,6 +1,7 @@
 import Foundation
 import Launch
 import Testing
+import TestSupport
 
 /// One launch policy: the flags `MPILauncher` gives equal what `launch/lib/common.sh` prints.
 @Suite struct MPILauncherTests {
@@ -42,6 +43,16 @@ import Testing
         #expect(fine.lastLine == "err")
     }
 
+    /// A child that writes far more than a pipe holds still ends (both pipes are drained while it runs).
+    @Test func largeOutputDoesNotBlockTheChild() {
+        let r = ChildProcess.run("/bin/sh", ["-c", "head -c 3000000 /dev/zero | tr '\\\\0' x; head -c 3000000 /dev/zero | tr '\\\\0' y >&2"],
+                                 timeout: 30)
+        #expect(r.status == 0 && !r.timedOut && r.stdout.count == 3_000_000 && r.stderr.count == 3_000_000, "\(r.status) \(r.timedOut)")
+    }
+}
+
+/// mpirun past MPILauncher's backstop: a child process that runs for 13 s, outside the fast lane.
+@Suite(.serialized, .tags(.mpirun), .skippedInFastLane) struct MPILauncherStopTests {
     /// Past its backstop (its own --timeout + 10 s) mpirun gets SIGTERM and ``stopGrace`` seconds
     /// before SIGKILL: an mpirun killed outright leaves its session folder (`ompi.HOST.UID/pid.PID`,
     /// 8 MB) and the job's shared-memory segments behind. Here an mpirun that ignores its timeout
@@ -62,12 +73,5 @@ import Testing
         let r = MPILauncher(executable: "/bin/true").run(ranks: 1, [], timeout: 1, environment: ["PATH": dir.path + ":/usr/bin:/bin"])
         #expect(r.timedOut && r.status == 143 && r.seconds < 11 + MPILauncher.stopGrace + 5, "\(r)")
         #expect(FileManager.default.fileExists(atPath: cleaned), "mpirun was killed before it had cleaned up: \(r)")
-    }
-
-    /// A child that writes far more than a pipe holds still ends (both pipes are drained while it runs).
-    @Test func largeOutputDoesNotBlockTheChild() {
-        let r = ChildProcess.run("/bin/sh", ["-c", "head -c 3000000 /dev/zero | tr '\\\\0' x; head -c 3000000 /dev/zero | tr '\\\\0' y >&2"],
-                                 timeout: 30)
-        #expect(r.status == 0 && !r.timedOut && r.stdout.count == 3_000_000 && r.stderr.count == 3_000_000, "\(r.status) \(r.timedOut)")
     }
 }
