@@ -96,7 +96,7 @@ let package = Package(
         .testTarget(name: "ReportTests", dependencies: ["Report", "Planner", "MLA", "TensorCore"]),
         .testTarget(name: "JobsTests", dependencies: ["Jobs", "Measure", "MLA", "Planner", "TensorCore"]),
         .testTarget(name: "PlotTests", dependencies: ["Plot"]),
-        .testTarget(name: "LaunchTests", dependencies: ["Launch"]),
+        .testTarget(name: "LaunchTests", dependencies: ["Launch", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "SafeTensors", "Report", "Measure", "MLA", "Planner", "TensorCore"]),
         .testTarget(name: "ExitClassTests", dependencies: ["ExitClass", "TensorCore", "SwiftMPI", "SafeTensors", "TensorParallel",
                                                            "MLA", "Planner", "Measure", "Report", "Launch"]),

@@ -7,7 +7,11 @@ import Foundation
 /// - `--timeout`: a hung job always ends (Open MPI hangs forever when a rank dies in a collective);
 /// - one BLAS and one OpenMP thread per rank (`-x OPENBLAS_NUM_THREADS=1 -x OMP_NUM_THREADS=1`);
 /// - `--allow-run-as-root` as root;
-/// - `--oversubscribe` only when ranks outnumber this machine's cores.
+/// - `--oversubscribe` only when ranks outnumber this machine's cores, and at most
+///   ``maxRanks(cores:)`` ranks in all;
+/// - on its backstop timeout, SIGTERM and ``stopGrace`` seconds before SIGKILL: mpirun killed
+///   outright leaves its session folder (`ompi.HOST.UID/pid.PID`, up to 8 MB) and the job's
+///   shared-memory segments behind, which it removes itself when it has the time.
 public struct MPILauncher: Sendable {
     /// The program each rank runs.
     public var executable: String
@@ -26,6 +30,15 @@ public struct MPILauncher: Sendable {
     public static var currentExecutable: String {
         (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     }
+
+    /// The most ranks one job may start on `cores` cores: 4 per core, at least 16 (the same bound
+    /// `mlatp_max_ranks` prints). Past it a job only thrashes: `-n 999` on 2 cores crashed in
+    /// Open MPI's teardown.
+    public static func maxRanks(cores: Int) -> Int { max(16, 4 * cores) }
+
+    /// Seconds mpirun gets between SIGTERM and SIGKILL: time to stop its ranks and remove its
+    /// session folder (under a second on an idle machine, several on a loaded one).
+    public static let stopGrace = 15.0
 
     /// mpirun's flags for `ranks` ranks under this policy (the same list `mlatp_mpirun_flags` prints).
     public func flags(ranks: Int, timeout: Int) -> [String] {
@@ -48,7 +61,7 @@ public struct MPILauncher: Sendable {
             env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
         }
         return ChildProcess.run("/usr/bin/env", ["mpirun"] + argv + [executable] + args, environment: env,
-                                timeout: Double(timeout) + 10, onTick: onTick)
+                                timeout: Double(timeout) + 10, grace: Self.stopGrace, onTick: onTick)
     }
 
     /// `executable args…` as a plain process (an MPI singleton when it starts MPI).

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Jobs
+import Launch
 import MLA
 import Measure
 import Planner
@@ -83,6 +84,11 @@ struct Sweep: ParsableCommand {
         try requireAtLeast(0, "--max-wait", maxWait, "the longest wait for --wait-for-idle, in seconds")
         try requireAtLeast(1, "--ranks", ranks, "the ranks of every layout")
         try requireAtLeast(1, "--batch", batch, "the sequences of the layouts' batch")
+        // Each job runs all its ranks on this machine: the launch policy's bound on one job.
+        let most = MPILauncher.maxRanks(cores: ProcessInfo.processInfo.activeProcessorCount)
+        let remedy = "a job on this machine's \(ProcessInfo.processInfo.activeProcessorCount) cores runs at most \(most) ranks (4 per core, at least 16)"
+        try requireAtMost(most, "--ranks", ranks, remedy)
+        for t in tp.values { try requireAtMost(most, "--tp", t, remedy) }
         if let waitForIdle, !(waitForIdle.isFinite && waitForIdle > 0) {
             throw ValidationError("--wait-for-idle \(waitForIdle) must be a load average above 0 — e.g. --wait-for-idle 1.5 waits until fewer than 1.5 processes are runnable")
         }

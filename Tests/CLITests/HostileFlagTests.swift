@@ -26,6 +26,9 @@ import TestSupport
         (["sweep", "--preset", "tiny", "--wait-for-idle", "nan"], 2, "--wait-for-idle"),
         (["sweep", "--preset", "tiny", "--ranks", "-1", "--layouts", "tp1"], 2, "--ranks"),
         (["sweep", "--preset", "tiny", "--batch", "-1", "--layouts", "tp1"], 2, "--batch"),
+        // More ranks than the launch policy starts on this machine (MPILauncher.maxRanks).
+        (["sweep", "--preset", "tiny", "--ranks", "999", "--layouts", "tp999"], 2, "--ranks 999 must be ≤"),
+        (["sweep", "--preset", "tiny", "--tp", "2,999"], 2, "--tp 999 must be ≤"),
     ]
 
     @Test(arguments: meaningless.indices)

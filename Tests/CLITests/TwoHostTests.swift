@@ -142,10 +142,11 @@ struct TwoHostTests {
         #expect(free > 5 * capped, "unshaped \(free / 1e6) MB/s against \(capped / 1e6) MB/s shaped")
     }
 
-    enum Ending: String, CaseIterable, Sendable { case success, failure, timeout, interrupt, terminate }
+    enum Ending: String, CaseIterable, Sendable { case success, failure, timeout, interrupt, terminate, hangup }
 
-    /// Success, a failing program, mpirun's timeout, Ctrl-C (SIGINT) and SIGTERM all end with
-    /// the namespaces and the veth removed, and within a bounded time.
+    /// Success, a failing program, the timeout (124, as the script's header says), Ctrl-C
+    /// (SIGINT), SIGTERM and SIGHUP all end with the namespaces, the veth, the work folder and
+    /// Open MPI's session folders removed, and within a bounded time.
     @Test(arguments: Ending.allCases)
     func everyWayOutRemovesTheHosts(ending: Ending) {
         let program: [String], limit: Int, signal: Int32?
@@ -155,6 +156,7 @@ struct TwoHostTests {
         case .timeout: (program, limit, signal) = (["/bin/sleep", "120"], 3, nil)
         case .interrupt: (program, limit, signal) = (["/bin/sleep", "120"], 60, SIGINT)
         case .terminate: (program, limit, signal) = (["/bin/sleep", "120"], 60, SIGTERM)
+        case .hangup: (program, limit, signal) = (["/bin/sleep", "120"], 60, SIGHUP)
         }
         // A signal is sent when the test's own limit (3 s) runs out, with the job still running.
         let r = MPIJob.script(TwoHosts.launcher, ["-n", "4", "--timeout", "\(limit)", "--"] + program,
@@ -162,15 +164,56 @@ struct TwoHostTests {
         let expected: Int32 = switch ending {
         case .success: 0
         case .failure: 1
-        case .timeout: 110        // mpirun's --timeout
+        case .timeout: 124        // mpirun's --timeout ends it with 110; the launcher says 124
         case .interrupt: 130
         case .terminate: 143
+        case .hangup: 129
         }
         #expect(r.status == expected, "\(ending): \(r)")
         #expect(r.seconds < 20, "\(ending) took \(r.seconds) s")
         let names = TwoHosts.names(r)
         #expect(names.count == 4, "\(r.stderr)")
         #expect(TwoHosts.leftovers(names).isEmpty, "\(ending) left \(TwoHosts.leftovers(names))")
+        if ending == .timeout { #expect(r.stderr.contains("outlived its timeout of 3 s"), "\(r.stderr)") }
+    }
+
+    /// The program's own exit 110 before the limit stays its own: only a job out of time is 124.
+    @Test func aProgramsOwnExit110IsNotATimeout() {
+        let r = MPIJob.script(TwoHosts.launcher, ["-n", "2", "--timeout", "60", "--", "/bin/sh", "-c", "exit 110"], timeout: 120)
+        #expect(r.status == 110 && !r.stderr.contains("outlived"), "\(r)")
+    }
+
+    /// Each step of the set-up, from the sweep of killed runs to the last reading before the
+    /// job: `ip` there is held (a slow kernel) and the launcher gets a signal while it runs. What
+    /// the step makes exists before the launcher can note it, so a clean-up that removes only
+    /// what it noted leaves it behind (SIGTERM during `ip netns add` left a namespace).
+    static let setUpSteps: [(step: String, signal: Int32)] = [
+        ("netns list", SIGTERM), ("netns add", SIGTERM), ("netns add", SIGINT), ("netns add", SIGHUP),
+        ("link set lo up", SIGTERM), ("disable_ipv6", SIGTERM), ("type veth", SIGTERM), ("address add", SIGTERM),
+        ("link set m2h", SIGTERM), ("tx_bytes", SIGINT),
+    ]
+
+    @Test(arguments: setUpSteps)
+    func aSignalAtEachStepOfTheSetUpLeavesNothing(step: String, signal: Int32) throws {
+        let (r, pid) = try TwoHosts.held(at: step, ["-n", "2", "--timeout", "60", "--", "/bin/sleep", "60"]) { kill($0, signal) }
+        let launcher = try #require(pid, "the launcher never ran `ip … \(step)`: \(r)")
+        #expect(r.status == 128 + signal && r.seconds < 40, "\(step), signal \(signal): \(r)")
+        #expect(TwoHosts.leftovers(ofLauncher: launcher).isEmpty, "\(step), signal \(signal) left \(TwoHosts.leftovers(ofLauncher: launcher))")
+    }
+
+    /// A launcher killed outright (SIGKILL, its whole process group) at a step of the set-up,
+    /// before that step ran, cannot clean up: the next run removes what it left — its work
+    /// folder alone (killed before the first namespace), or the namespaces too — and says so.
+    @Test(arguments: ["netns add", "type veth", "tx_bytes"])
+    func aRunKilledOutrightDuringTheSetUpIsCleanedUpByTheNextOne(step: String) throws {
+        let (killed, pid) = try TwoHosts.held(at: step, ["-n", "2", "--timeout", "60", "--", "/bin/true"], abandon: true) { kill(-$0, SIGKILL) }
+        let launcher = try #require(pid, "the launcher never ran `ip … \(step)`: \(killed)")
+        let left = TwoHosts.leftovers(ofLauncher: launcher)
+        #expect(left.contains { $0.hasPrefix(TwoHosts.tmp + "/mlatp2h-\(launcher)-") }, "SIGKILL at \(step) leaves the work folder: \(left)")
+        let next = MPIJob.script(TwoHosts.launcher, ["-n", "2", "--", "/bin/true"], timeout: 60)
+        #expect(next.status == 0, "\(next)")
+        #expect(next.stderr.contains("left by a run that was killed") && next.stderr.contains("mlatp2h-\(launcher)-"), "\(next)")
+        #expect(TwoHosts.leftovers(ofLauncher: launcher).isEmpty, "still there: \(TwoHosts.leftovers(ofLauncher: launcher))")
     }
 
     /// A launcher killed outright (SIGKILL) cannot clean up; the next run removes what it left.
@@ -192,7 +235,7 @@ struct TwoHostTests {
         let next = MPIJob.script(TwoHosts.launcher, ["-n", "2", "--", "/bin/true"], timeout: 60)
         #expect(next.status == 0, "\(next)")
         for ns in names where ns.hasPrefix("mlatp2h-") {
-            #expect(next.stderr.contains("removing \(ns), left by a run that was killed"), "\(next)")
+            #expect(next.stderr.contains(ns) && next.stderr.contains("left by a run that was killed"), "\(next)")
         }
         #expect(TwoHosts.leftovers(names).isEmpty, "still there: \(TwoHosts.leftovers(names))")
         #expect(TwoHosts.workFolders(names).isEmpty, "still there: \(TwoHosts.workFolders(names))")
@@ -213,6 +256,7 @@ struct TwoHostTests {
         (["-n", "2", "--link-rate", "1Gb", "--", "/bin/true"], "kbit, mbit or gbit"),
         (["-n", "2", "--link-rate", "0mbit", "--", "/bin/true"], "kbit, mbit or gbit"),
         (["-n", "2", "--", "/nonexistent/mla-tp"], "'/nonexistent/mla-tp' is not an executable program"),
+        (["-n", "999", "--", "/bin/true"], "-n 999: at most \(16 > 4 * ProcessInfo.processInfo.activeProcessorCount ? 16 : 4 * ProcessInfo.processInfo.activeProcessorCount) ranks"),
     ])
     func badUsageIsRefusedWithOneLine(args: [String], says: String) {
         let r = MPIJob.script(TwoHosts.launcher, args, timeout: 30)
@@ -238,6 +282,25 @@ struct TwoHostTests {
         }
         let r = MPIJob.script(command, args, timeout: 30)
         #expect(r.status == 3 && r.stderr.contains("need root"), "\(r)")
+    }
+
+    /// A transport list that names no Open MPI transport, or drops the only one that crosses
+    /// the hosts (tcp) or the one a rank uses to itself (self): MPI_Init would fail with exit 1
+    /// and, under -q, no line at all. Refused before anything is made (checked after the root
+    /// check, with Open MPI's own list of transports).
+    @Test(.enabled(if: getuid() == 0, "the transport list is checked once root is"), arguments: [
+        ("bogus", "'bogus' is not one of this Open MPI's transports"),
+        ("tcp,bogus,self", "'bogus' is not one of this Open MPI's transports"),
+        ("vader,self", "the hosts reach each other only over tcp"),
+        ("tcp,vader", "the hosts reach each other only over tcp"),
+        ("^tcp", "the hosts reach each other only over tcp"),
+        ("", "the hosts reach each other only over tcp"),
+    ])
+    func aTransportListThatCannotJoinTheHostsIsRefused(btl: String, says: String) {
+        let r = MPIJob.script(TwoHosts.launcher, ["-n", "2", "--btl", btl, "--", "/bin/true"], timeout: 30)
+        #expect(r.status == 2, "--btl '\(btl)': \(r)")
+        #expect(r.stderr.hasPrefix("launch/two-hosts: --btl \(btl): ") && r.stderr.contains(says), "\(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
     }
 
     @Test(.enabled(if: getuid() == 0, "the missing-ip case is reached only as root"))

@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 import TestSupport
 
 /// `launch/two-hosts`: two network namespaces joined by a veth pair, each a host to Open MPI.
@@ -36,20 +37,72 @@ enum TwoHosts {
         return Array(Set(words.filter { $0.hasPrefix("mlatp2h-") || $0.hasPrefix("m2h") }))
     }
 
-    /// Those of `names` still present: as namespaces (`ip netns list`) or interfaces here (`ip -o link`).
+    /// The temporary directory the launcher and Open MPI write in.
+    static let tmp = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
+
+    static func tmpEntries(_ keep: (String) -> Bool) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: tmp)) ?? []).filter(keep).map { tmp + "/" + $0 }
+    }
+
+    /// Those of `names` still present — as namespaces (`ip netns list`) or interfaces here (`ip -o
+    /// link`) — and the work and Open MPI session folders of their runs.
     static func leftovers(_ names: [String]) -> [String] {
         let listed = MPIJob.script("/usr/bin/env", ["sh", "-c", "ip netns list; ip -o link show"], timeout: 20).stdout
-        return names.filter { listed.contains($0) }
+        let hosts = names.filter { $0.hasPrefix("mlatp2h-") }
+        return names.filter { listed.contains($0) } + workFolders(names) + tmpEntries { e in hosts.contains { e.hasPrefix("ompi.\($0).") } }
     }
 
     /// The work folders (hostfile, host map) of the runs that made the namespaces among `names`
     /// that are still in the temporary directory.
     static func workFolders(_ names: [String]) -> [String] {
-        let tmp = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
         let ids = Set(names.filter { $0.hasPrefix("mlatp2h-") }.map { String($0.dropLast(2)) })   // mlatp2h-PID-XXXX
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: tmp)) ?? []
-        return entries.filter { e in ids.contains { e.hasPrefix($0 + ".") } }.map { tmp + "/" + $0 }
+        return tmpEntries { e in ids.contains { e.hasPrefix($0 + ".") } }
     }
+
+    /// What the runs of the launcher with pid `pid` left, all named after it (`mlatp2h-PID-…`):
+    /// namespaces (the veth ends live in them), work folders, Open MPI's session folders.
+    static func leftovers(ofLauncher pid: Int32) -> [String] {
+        let mark = "mlatp2h-\(pid)-"
+        let namespaces = MPIJob.script("/usr/bin/env", ["ip", "netns", "list"], timeout: 20).stdout.split(separator: "\n")
+            .compactMap { $0.split(separator: " ").first.map(String.init) }.filter { $0.hasPrefix(mark) }
+        return namespaces + tmpEntries { $0.hasPrefix(mark) || $0.hasPrefix("ompi." + mark) }
+    }
+
+    /// Runs the launcher with `args` in its own process group, the first `ip` call whose command
+    /// line contains `step` held for 3 s before it runs (a slow kernel), and calls `stop` with the
+    /// launcher's pid (its process group's id) while it is held there. With `abandon`, the held
+    /// call then never runs (as when the launcher and its `ip` are killed together: `timeout`,
+    /// which runs each `ip`, has a process group of its own). Returns the launcher's result and
+    /// pid; nil pid when it never reached `step`.
+    static func held(at step: String, _ args: [String], abandon: Bool = false, stop: (Int32) -> Void) throws -> (result: MPIJob.Result, pid: Int32?) {
+        let dir = try Fixtures.scratch("two-hosts-held")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin"
+        let ip = try #require(path.split(separator: ":").map { "\($0)/ip" }.first { FileManager.default.isExecutableFile(atPath: $0) })
+        let shim = dir.appendingPathComponent("ip"), mark = dir.appendingPathComponent("held").path, pidFile = dir.appendingPathComponent("pid").path
+        try """
+            #!/bin/sh
+            case "$*" in *\(shellQuoted(step))*) if mkdir \(shellQuoted(mark)) 2>/dev/null; then
+                for _ in $(seq 60); do [ ! -e \(shellQuoted(mark + "/abandon")) ] || exit 1; sleep 0.05; done; fi;; esac
+            exec \(shellQuoted(ip)) "$@"
+
+            """.write(to: shim, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: shim.path)
+        let job = BackgroundJob {
+            MPIJob.script("/usr/bin/setsid", ["-w", "/bin/sh", "-c", "echo $$ > \"$0\" && exec \"$@\"", pidFile, launcher] + args,
+                          timeout: 120, environment: ["PATH": dir.path + ":" + path])
+        }
+        var pid: Int32?
+        for _ in 0..<3000 where pid == nil {
+            if FileManager.default.fileExists(atPath: mark) { pid = (try? String(contentsOfFile: pidFile, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) } }
+            if pid == nil { usleep(10_000) }
+        }
+        if abandon { FileManager.default.createFile(atPath: mark + "/abandon", contents: nil) }
+        if let pid { stop(pid) }
+        return (job.wait(), pid)
+    }
+
+    static func shellQuoted(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
 
     /// Bytes the veth carried each way, from the launcher's last line.
     static func traffic(_ r: MPIJob.Result) -> (out: Int, back: Int)? {

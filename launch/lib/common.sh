@@ -45,3 +45,41 @@ mlatp_mpirun_flags() {
     [ "$n" -gt "$(nproc)" ] && flags+=(--oversubscribe)
     printf '%s\n' "${flags[@]}"
 }
+
+# The most ranks one job may start on CORES cores (default: this machine's): 4 per core, at
+# least 16. Past it a job only thrashes (mpirun -n 999 on 2 cores crashed in Open MPI's
+# teardown). The same bound as MPILauncher.maxRanks (Sources/Launch).
+mlatp_max_ranks() {
+    local cores="${1:-$(nproc)}"
+    echo $(( 4 * cores > 16 ? 4 * cores : 16 ))
+}
+
+# Removes what Open MPI left of jobs whose mpirun (or orted) was killed outright, in every
+# session folder $TMPDIR/ompi.HOST.UID of this user (HOST: this machine, or a launch/two-hosts host):
+#   - pid.PID (up to 8 MB), the folder of the mpirun or orted PID, once that process is gone;
+#     its job family is the top half of the job id in its contact.txt;
+#   - that family's shared-memory segments, /dev/shm/vader_segment.HOST.UID.JOB.RANK;
+#   - jf.FAMILY, the folder of a rank with no mpirun of its own (an MPI singleton, whose orted
+#     is a pid.PID), once no live pid.PID holds that family.
+# A folder whose process still runs is never touched.
+mlatp_clear_stale_sessions() {
+    local uid dir pid family live=" "
+    uid="$(id -u)"
+    for dir in "${TMPDIR:-/tmp}"/ompi.*."$uid"/pid.*; do
+        pid="${dir##*/pid.}"
+        case "$pid" in ''|*[!0-9]*) continue;; esac
+        [ -d "$dir" ] || continue
+        family="$(sed -n '1s/^\([0-9]*\)[.;].*/\1/p' "$dir/contact.txt" 2>/dev/null || true)"
+        [ -n "$family" ] && family=$((family >> 16))
+        if [ -e "/proc/$pid" ]; then live="$live$family "; continue; fi
+        if [ -n "$family" ] && [ "$family" -gt 0 ]; then
+            rm -f /dev/shm/vader_segment.*."$uid".$(printf '%x' "$family")????.*
+        fi
+        rm -rf "$dir"
+    done
+    for dir in "${TMPDIR:-/tmp}"/ompi.*."$uid"/jf.*; do
+        family="${dir##*/jf.}"
+        case "$family" in ''|*[!0-9]*) continue;; esac
+        [[ "$live" == *" $family "* ]] || rm -rf "$dir"
+    done
+}
