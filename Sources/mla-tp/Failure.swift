@@ -85,10 +85,12 @@ enum Failure {
         if world == nil, everyRank, rank != 0 { exitQuietly(0) }
         guard let comm = world, comm.size > 1 else { exitQuietly(code.rawValue) }
         // When every rank is here with the same error, all of them reach this barrier at once:
-        // finish MPI cleanly so each rank exits with the class code and no abort banner. If the
-        // others do not arrive (the error was this rank's alone, or they are inside a
-        // collective), abort the job so nobody waits forever.
-        if everyRank, (try? comm.barrier(timeout: 3)) == true { exitQuietly(code.rawValue) }
+        // finish MPI cleanly and exit with no abort banner, rank 0 with the class code (mpirun's
+        // exit code) and the others with 0, so that mpirun never kills rank 0 while its output is
+        // still on its way (under load an early non-zero exit elsewhere sometimes cut rank 0's
+        // last lines). If the others do not arrive (the error was this rank's alone, or they are
+        // inside a collective), abort the job so nobody waits forever.
+        if everyRank, (try? comm.barrier(timeout: 3)) == true { exitQuietly(rank == 0 ? code.rawValue : 0) }
         if everyRank && rank != 0 {
             // Rank 0 printed the message; let its line out before the abort ends every rank.
             RankOutput.write("mla-tp: rank \(rank): \(message)\n", fd: 2)
