@@ -47,6 +47,21 @@ import TestSupport
         #expect(commands.map(\.line) == [3, 7] && commands[0].expected == [Self.line(5, "first")])
     }
 
+    /// Our stderr line may overtake the stdout lines before it through mpirun; it still has to be
+    /// there, as shown, and so does every other line.
+    @Test func aRankLineThatOvertakesStdoutStillMatchesButNothingElseMoves() {
+        let lines = ["report", "...", "FAIL", "", "mla-tp: rank 0: the check failed — fix it"].enumerated().map {
+            DocExample.Line(number: $0.offset + 1, text: $0.element)
+        }
+        let shown = ["report", "table", "FAIL", "", "mla-tp: rank 0: the check failed — fix it"]
+        let overtaken = ["mla-tp: rank 0: the check failed — fix it", "report", "table", "FAIL", ""]
+        #expect(DocExamples.mismatch(expected: lines, actual: shown) == nil)
+        #expect(DocExamples.mismatch(expected: lines, actual: overtaken) != nil && DocExamples.matchesAcrossStreams(expected: lines, actual: overtaken))
+        #expect(!DocExamples.matchesAcrossStreams(expected: lines, actual: ["mla-tp: rank 0: another message", "report", "FAIL"]))
+        #expect(!DocExamples.matchesAcrossStreams(expected: lines, actual: ["mla-tp: rank 0: the check failed — fix it", "report", "PASS"]))
+        #expect(!DocExamples.matchesAcrossStreams(expected: lines, actual: ["report", "FAIL"]))
+    }
+
     @Test func elisionStandsForLinesOrTextAndEverythingElseIsExact() {
         let expected = [Self.line(1, "a"), Self.line(2, "..."), Self.line(3, "time ... ms, 4 B"), Self.line(4, "z")]
         #expect(DocExamples.mismatch(expected: expected, actual: ["a", "time 1.5 ms, 4 B", "z", ""]) == nil)

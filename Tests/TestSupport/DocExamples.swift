@@ -151,6 +151,18 @@ public enum DocExamples {
         return (i < expected.count ? expected[i] : nil, deepest.j < actual.count ? actual[deepest.j] : nil)
     }
 
+    /// mpirun forwards each rank's stdout and stderr through separate channels, so a line of ours
+    /// on stderr (`mla-tp: rank …`) can arrive before stdout lines the rank printed ahead of it
+    /// (seen under load). Such an output matches when its `mla-tp: rank` lines and its other lines
+    /// each match the example's, in order (trailing blank lines aside).
+    public static func matchesAcrossStreams(expected: [DocExample.Line], actual: [String]) -> Bool {
+        let ours = { (text: String) in text.hasPrefix("mla-tp: rank ") }
+        guard expected.contains(where: { ours($0.text) }) else { return false }
+        let rest = Array(expected.filter { !ours($0.text) }.reversed().drop { $0.text.isEmpty }.reversed())
+        return mismatch(expected: expected.filter { ours($0.text) }, actual: actual.filter(ours)) == nil
+            && mismatch(expected: rest, actual: actual.filter { !ours($0) }) == nil
+    }
+
     /// Whether one output line matches one expected line, `...` standing for any text.
     public static func lineMatches(_ expected: String, _ actual: String) -> Bool {
         let parts = expected.components(separatedBy: elision)
