@@ -134,21 +134,4 @@ struct Plan: ParsableCommand {
                                     precision: model.dtype, cacheDType: model.choice.kvCacheDType, quantization: model.choice.quantization)
         RankOutputShim.out(json ? try report.json() : report.text())
     }
-
-    /// `--layouts`: each layout's busiest rank, side by side.
-    func compare(_ names: String, ranks: Int, config: MLAConfig, name: String) throws {
-        let list = try ParallelLayout.list(names, ranks: ranks)
-        for l in list { try config.validate(tp: l.tp) }
-        let hw = try hardware?.hardware(ratesFile: rates) {
-            try MeasuredRates.probe(Runtime.launcher, ranks: min(ranks, ProcessInfo.processInfo.activeProcessorCount),
-                                    shape: .forward(tokens: batchSize, hidden: config.hiddenSize),
-                                    allReduceBytes: ShardingPlan.allReduceBytes(tokens: batchSize, config: config))
-        }
-        let report = try LayoutPlanReport(config: config, model: name, ranks: ranks, layouts: list, context: context, batch: batchSize,
-                                      layers: layers, dtype: model.choice.quantization == .fp8 ? "fp8 weights, bf16 activations" : model.dtype.rawValue,
-                                      bytesPerElement: model.dtype.bytesPerElement, cacheDType: model.choice.kvCacheDType,
-                                      memoryPerRank: memoryPerRank?.bytes, hardware: hw, quantization: model.choice.quantization)
-        if let figure { try AtomicFile.write(Data(report.figure().utf8), to: figure) }
-        RankOutputShim.out(json ? try report.json() : report.text())
-    }
 }
