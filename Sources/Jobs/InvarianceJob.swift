@@ -57,7 +57,7 @@ public struct InvarianceJob {
                 }
                 let serving = pass.chunking.serving(longest: longest).map { RunJob.Serving(decodeSteps: $0.decodeSteps, prefillChunk: $0.prefillChunk) }
                 var job = RunJob(config: config, model: "", layer: 0, gate: choice.gate, x: x, batch: batch, layout: layout, serving: serving,
-                                 decode: spec.decode, check: false, checkEveryStage: false, storage: choice.storage, cacheDType: choice.kvCacheDType)
+                                 decode: spec.decode, check: false, checkEveryStage: false, storage: choice.storage, cacheDType: choice.kvCacheDType, mode: mode)
                 job.hashSequences = ids
                 let outcome = try job.execute(world: world, collectives: collectives, source: source)
                 let gathered = try world.allGather(value: outcome.stageHashes)

@@ -32,6 +32,8 @@ public struct RunJob {
     public var precision: Precision { storage.activations }
     /// What the latent cache holds its tokens in (`--kv-cache-dtype`, resolved).
     public var cacheDType: KVCacheDType
+    /// How the forward orders its reductions (`--invariant`).
+    public var mode: ForwardMode
     /// Called mid-forward on this rank (the failure tests' fault switch).
     public var faultHook: (() throws -> Void)?
     /// When set, the id of each of the batch's sequences: every stage is hashed per sequence
@@ -50,7 +52,7 @@ public struct RunJob {
 
     public init(config: MLAConfig, model: String, layer: Int, gate: GateLayout, x: Matrix, batch: Batch, layout: ParallelLayout,
                 serving: Serving?, decode: DecodePath, check: Bool?, checkEveryStage: Bool, storage: any WeightStorage.Type = F32Storage.self,
-                cacheDType: KVCacheDType? = nil, faultHook: (() throws -> Void)? = nil) {
+                cacheDType: KVCacheDType? = nil, mode: ForwardMode = .default, faultHook: (() throws -> Void)? = nil) {
         self.config = config
         self.model = model
         self.layer = layer
@@ -64,6 +66,7 @@ public struct RunJob {
         self.checkEveryStage = checkEveryStage
         self.storage = storage
         self.cacheDType = cacheDType ?? KVCacheDType(activations: storage.activations)
+        self.mode = mode
         self.faultHook = faultHook
     }
 
@@ -91,12 +94,15 @@ public struct RunJob {
         let tp = collectives(groups.tp)
         let weights = try source()
         let attention = try MLAAttention(config: config, layer: layer, shard: layout.shard(of: world.rank), gateLayout: gate, source: weights,
-                                         storage: storage)
+                                         storage: storage, mode: mode)
         attention.checkEveryStage = checkEveryStage
         attention.faultHook = faultHook
         if let ids = hashSequences { attention.stageHashes = StageHashes(sequenceIDs: assignment[groups.position.dpGroup].map { ids[$0] }) }
         let dcp = groups.dcp.map { ContextParallelGroup(Collectives($0), share: layout.tokenShare(of: world.rank)) }
-        let served = serving ?? (layout.dcp > 1 ? Serving(decodeSteps: 0, prefillChunk: nil) : nil)
+        // A plain forward under DCP is one prefill through the split cache; so is one in the
+        // invariant mode through a cache that rounds (its keys are then what any cached step reads).
+        let throughCache = layout.dcp > 1 || (mode == .invariant && !cacheDType.isExact(for: precision))
+        let served = serving ?? (throughCache ? Serving(decodeSteps: 0, prefillChunk: nil) : nil)
         let schedule = try served.map { try ServingSchedule(batch: mine, decodeSteps: $0.decodeSteps, prefillChunk: $0.prefillChunk) }
         let groupOut = try schedule.map { try attention.serve(xs, batch: mine, schedule: $0, decode: decode, collectives: tp, dcp: dcp,
                                                               cacheDType: cacheDType) }

@@ -147,7 +147,7 @@ extension MLAAttention {
     }
 
     /// Runs one of the exchanges and records it as the `dcp` stage.
-    private func exchange(_ dcp: Collectives, _ body: () throws -> Void) throws {
+    func exchange(_ dcp: Collectives, _ body: () throws -> Void) throws {
         let mark = dcp.segments.count
         try body()
         recordCollectives(dcp, since: mark, as: .contextExchange)

@@ -48,3 +48,7 @@ extension NumericError: ExitClassified {
 extension CheckpointError: ExitClassified {
     public var failureClass: FailureClass { .input }
 }
+
+extension InvariantLayoutError: ExitClassified {
+    public var failureClass: FailureClass { .usage }
+}

@@ -127,6 +127,7 @@ extension MLAAttention {
         guard out.rows == T, out.cols == config.hiddenSize else {
             throw ShapeError(op: "MLA output", out.shape, Shape(T, config.hiddenSize))
         }
+        if mode == .invariant { return try outputProjectionInvariant(into: &out, tokens: T, collectives: collectives) }
         let attn = workspace.attn                                          // [T, H/tp·v]
         let kernel = try timed(.oProj) { try oProj.partial(attn, into: &out) }   // [T, hidden] partial, f32
         counters.record(kernel, for: oProj.name)

@@ -15,6 +15,7 @@ struct Workspace {
     var kvCached = Matrix(rows: 0, cols: 0) // [cached+new, H/tp·(nope+v)]: one sequence's expanded cache
     var scores: [Float] = []                // [blockRows, longest sequence], or the absorbed kernel's scratch
     var exchange = ContextExchange()        // decode context parallelism's buffers
+    var tree: [Float] = []                  // the invariant reductions' partner copy
 }
 
 extension MLAAttention {
@@ -30,7 +31,10 @@ extension MLAAttention {
         let start = Clock.now()
         try checkInput(x, batch: batch)
         stageHashes?.begin(batch)
-        try gatedAttention(x, positions: batch.positions, expandKV: true) { w in try self.attend(&w, batch: batch) }
+        let fixed = mode == .invariant
+        try gatedAttention(x, positions: batch.positions, expandKV: !fixed) { w in
+            if fixed { try self.attendInvariant(&w, batch: batch) } else { try self.attend(&w, batch: batch) }
+        }
         try faultHook?()
         try outputProjection(into: &out, tokens: x.rows, collectives: collectives)
         counters.seconds = Clock.now() - start
@@ -97,12 +101,12 @@ extension MLAAttention {
             switch qPath {
             case let .lora(qA, norm, qB):
                 w.qa.reshapeDiscarding(rows: T, cols: qA.localOut)               // [T, q_lora]
-                counters.record(try qA.forward(x, into: &w.qa), for: qA.name)
+                counters.record(try qA.forward(x, into: &w.qa, kernels: kernels), for: qA.name)
                 try w.qa.rmsNormRows(weight: norm, eps: c.rmsNormEps, storing: precision)
-                counters.record(try qB.forward(w.qa, into: &w.q), for: qB.name)     // [T, H/tp·dq]
+                counters.record(try qB.forward(w.qa, into: &w.q, kernels: kernels), for: qB.name)     // [T, H/tp·dq]
                 try countProjection(T, qA); try countProjection(T, qB)
             case let .direct(qProj):
-                counters.record(try qProj.forward(x, into: &w.q), for: qProj.name)  // [T, H/tp·dq]
+                counters.record(try qProj.forward(x, into: &w.q, kernels: kernels), for: qProj.name)  // [T, H/tp·dq]
                 try countProjection(T, qProj)
             }
         }
@@ -112,7 +116,7 @@ extension MLAAttention {
         // kv path: [T, hidden] → latent [T, kv_lora] | k_rope [T, rope] → [T, H/tp·(nope+v)]
         try timed(.kv) {
             w.kva.reshapeDiscarding(rows: T, cols: kvAWidth)
-            counters.record(try kvA.forward(x, into: &w.kva), for: kvA.name)
+            counters.record(try kvA.forward(x, into: &w.kva, kernels: kernels), for: kvA.name)
             try countProjection(T, kvA)
             normalizeLatent(&w, tokens: T)
             if expandKV && precision == .bf16 {

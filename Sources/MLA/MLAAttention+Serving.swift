@@ -64,7 +64,9 @@ extension MLAAttention {
             guard n > 0 else { continue }
             cache.append(slot: slot, from: w.kva, rows: row ..< row + n)
             let nk = cache.lengths[slot]
-            if n == 1 && decode == .absorbed {
+            if mode == .invariant {                                 // one form for every token, whatever the path asked
+                try attendInvariant(&w, keys: cache.rows(slot: slot), first: nk - n, queryRow: row, queries: n)
+            } else if n == 1 && decode == .absorbed {
                 let need = absorbed.workspaceCount(nq: n, nk: nk)
                 if w.scores.count < need { w.scores = [Float](repeating: 0, count: need) }
                 let keys = cache.rows(slot: slot)
@@ -98,7 +100,9 @@ extension MLAAttention {
             if cache.lengths[slot] == 0 && n > 0 {
                 let kva = w.kva
                 try kva.storage.withUnsafeBufferPointer { k in
-                    try attendExpanded(&w, keys: cache.asCached(k.baseAddress! + row * kva.cols, count: n), queryRow: row, queries: n)
+                    let keys = cache.asCached(k.baseAddress! + row * kva.cols, count: n)
+                    if mode == .invariant { try attendInvariant(&w, keys: keys, first: 0, queryRow: row, queries: n) }
+                    else { try attendExpanded(&w, keys: keys, queryRow: row, queries: n) }
                 }
                 cached[b] = 0
             }
@@ -106,7 +110,8 @@ extension MLAAttention {
             row += n
         }
         if cached.contains(where: { $0 > 0 }) {
-            try attendContextParallel(&w, step: step, attending: cached, cache: cache, dcp: dcp)
+            if mode == .invariant { try attendContextParallelInvariant(&w, step: step, attending: cached, cache: cache, dcp: dcp) }
+            else { try attendContextParallel(&w, step: step, attending: cached, cache: cache, dcp: dcp) }
         }
     }
 

@@ -156,11 +156,11 @@ extension MLAAttention {
         switch gate {
         case let .column(g):
             w.gate.reshapeDiscarding(rows: T, cols: g.localOut)                // [T, H/tp·w]
-            counters.record(try g.forward(x, into: &w.gate), for: g.name)
+            counters.record(try g.forward(x, into: &w.gate, kernels: kernels), for: g.name)
             try countProjection(T, g)
         case let .replicated(g):
             w.gate.reshapeDiscarding(rows: T, cols: g.localOut)                // [T, H·w]
-            counters.record(try g.forward(x, into: &w.gate), for: g.name)
+            counters.record(try g.forward(x, into: &w.gate, kernels: kernels), for: g.name)
             try countProjection(T, g)
             if gateLayout == .replicated && shard.size > 1 {
                 throw GateMismatchError(tokens: T, heads: config.numAttentionHeads, vHeadDim: config.vHeadDim,

@@ -23,6 +23,8 @@ public final class MLAAttention {
     public let shard: Shard
     public let names: WeightNames
     public let gateLayout: GateLayout
+    /// How the forward orders its reductions (`--invariant`: the same bits under every layout).
+    public let mode: ForwardMode
     /// Heads held by this rank.
     public let localHeads: Int
     /// Global index of this rank's first head.
@@ -59,6 +61,7 @@ public final class MLAAttention {
     let rope: Rope
     let kernel: AttentionKernel
     let absorbed: AbsorbedKernel
+    let invariant: InvariantAttention
     var workspace = Workspace()
     /// Counts of the last forward (FLOPs issued to BLAS, per stage).
     public internal(set) var counters = ForwardCounters()
@@ -75,18 +78,24 @@ public final class MLAAttention {
     /// Builds rank `shard.rank`'s part of layer `layer` with every weight stored in `precision`
     /// (bf16: a bf16 checkpoint's values as they are, anything else rounded to nearest even once).
     public convenience init(config: MLAConfig, layer: Int = 0, shard: Shard, gateLayout: GateLayout = .column,
-                            source: WeightSource, precision: Precision = .f32) throws {
-        try self.init(config: config, layer: layer, shard: shard, gateLayout: gateLayout, source: source, storage: precision.storage)
+                            source: WeightSource, precision: Precision = .f32, mode: ForwardMode = .default) throws {
+        try self.init(config: config, layer: layer, shard: shard, gateLayout: gateLayout, source: source, storage: precision.storage, mode: mode)
     }
 
     /// Builds rank `shard.rank`'s part of layer `layer`, asking `source` only for its own blocks,
-    /// with every projection held by `storage`.
+    /// with every projection held by `storage`. The invariant mode keeps every forward-only weight
+    /// `[in, out]`, the order its NN kernel reads.
     public init(config: MLAConfig, layer: Int = 0, shard: Shard, gateLayout: GateLayout = .column,
-                source: WeightSource, storage: any WeightStorage.Type) throws {
+                source: WeightSource, storage: any WeightStorage.Type, mode: ForwardMode = .default) throws {
         try config.validate(tp: shard.size)
+        if mode == .invariant {
+            try InvariantLayout.check(quantization: storage.quantization)
+            try InvariantLayout.check(heads: config.numAttentionHeads, tp: shard.size)
+        }
         self.config = config
         self.storage = storage
-        let forwardOnly = storage.forwardOrder
+        self.mode = mode
+        let forwardOnly = mode == .invariant ? .inOut : storage.forwardOrder
         self.shard = shard
         self.gateLayout = gateLayout
         names = WeightNames(layer: layer)
@@ -122,7 +131,7 @@ public final class MLAAttention {
         // of the layer's FLOPs, packs about 5% slower that way.
         let kvAWidth = config.kvLoraRank + config.qkRopeHeadDim
         kvA = try ReplicatedLinear(name: names.kvAProj, inFeatures: hidden, outFeatures: kvAWidth, bias: config.attentionBias,
-                                   source: source, initializer: std(hidden), order: .outIn, storage: storage)
+                                   source: source, initializer: std(hidden), order: mode == .invariant ? .inOut : .outIn, storage: storage)
         kvANorm = AnyVector(try source.vector(names.kvALayernorm, count: config.kvLoraRank, range: 0..<config.kvLoraRank,
                                               initializer: .nearOne(spread: 0.1)), storedAs: storage.activations)
         // kv_b_proj's rows are W_UK and W_UV, which the absorbed kernels read themselves: held in a
@@ -152,6 +161,8 @@ public final class MLAAttention {
                                  vDim: config.vHeadDim, scaling: scaling, qStride: qStride)
         absorbed = AbsorbedKernel(heads: localHeads, nope: config.qkNopeHeadDim, rope: config.qkRopeHeadDim, vDim: config.vHeadDim,
                                   lora: config.kvLoraRank, scaling: scaling, qStride: qStride)
+        invariant = InvariantAttention(heads: localHeads, nope: config.qkNopeHeadDim, rope: config.qkRopeHeadDim, vDim: config.vHeadDim,
+                                       lora: config.kvLoraRank, scale: scaling.scale, precision: storage.activations, qStride: qStride)
     }
 
     /// Every parallel layer this rank holds, in forward order (for the plan and memory report).

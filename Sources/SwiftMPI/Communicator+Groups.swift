@@ -63,3 +63,19 @@ extension Communicator {
         try check("MPI_Comm_free", MPI_Comm_free(&c))
     }
 }
+
+extension Communicator {
+    /// Sends `send` to `partner` and receives the same count from it into `receive` in one call
+    /// (`MPI_Sendrecv`): the pairwise step of a recursive-doubling exchange.
+    public func exchange<T: MPIScalar>(_ send: UnsafeBufferPointer<T>, with partner: Int,
+                                       into receive: UnsafeMutableBufferPointer<T>, tag: Int = 0) throws(MPIError) {
+        precondition(send.count == receive.count, "exchange: sends \(send.count) elements but receives \(receive.count)")
+        precondition((0..<size).contains(partner), "exchange: partner \(partner) is outside 0 ..< \(size)")
+        guard send.count > 0, let s = send.baseAddress, let r = receive.baseAddress else { return }
+        for (offset, length) in chunks(count: send.count) {
+            try check("MPI_Sendrecv", MPI_Sendrecv(s + offset, Int32(length), T.mpiDatatype, Int32(partner), Int32(tag),
+                                                   r + offset, Int32(length), T.mpiDatatype, Int32(partner), Int32(tag),
+                                                   raw, mlatp_status_ignore()))
+        }
+    }
+}

@@ -70,6 +70,8 @@ public enum GemmKernel: Hashable, Sendable, CustomStringConvertible {
     case fp8Rows(KernelISA)
     /// fp8 weights dequantized a tile of rows at a time into bf16, each tile through this kernel.
     case fp8Tiles(String)
+    /// The fixed-order kernels of the invariant forward (`FixedOrderGemm`), at this instruction set.
+    case fixedOrder(KernelISA)
 
     public var description: String {
         switch self {
@@ -80,6 +82,7 @@ public enum GemmKernel: Hashable, Sendable, CustomStringConvertible {
         case .widened(let routine, let reason): "fallback: bf16 widened to f32, OpenBLAS \(routine) (\(reason))"
         case .fp8Rows(let isa): "fp8 row kernel (\(isa))"
         case .fp8Tiles(let inner): "fp8 dequantized per tile to bf16, then \(inner)"
+        case .fixedOrder(let isa): "fixed-order kernel (\(isa))"
         }
     }
 }

@@ -52,6 +52,8 @@ public final class Collectives {
         case mpi = "MPI_Allreduce"
         /// A bf16 reduction with a ring's traffic: a reduce-scatter of bf16 chunks (`MPI_Alltoallv`),
         /// each chunk summed in rank order by its owner, then an all-gather of the sums (`MPI_Allgatherv`).
+        /// The invariant forward's fixed tree: recursive doubling over `MPI_Sendrecv` (`FixedTreeReduction`).
+        case fixedTree = "fixed tree: recursive doubling over MPI_Sendrecv"
         case bf16ReduceScatterAllGather = "MPI_Alltoallv + MPI_Allgatherv of bf16 chunks, each summed in rank order by its owner"
     }
 
@@ -143,7 +145,7 @@ public final class Collectives {
         record(.scatter, start: start, bytes: buffer.count * MemoryLayout<Float>.size)
     }
 
-    private func record(_ kind: SegmentKind, start: Double, bytes payload: Int) {
+    func record(_ kind: SegmentKind, start: Double, bytes payload: Int) {
         let end = Clock.now()
         seconds += end - start
         bytes += payload

@@ -31,8 +31,8 @@ extension ParallelLayer {
     public var localBytes: Int { core.storage.bytes + (bias?.bytes ?? 0) }
 
     /// `y = x·Wᵀ + b` on this rank's block alone (no collective), stored in the layer's precision.
-    func forwardLocally(_ x: Matrix, into y: inout Matrix) throws -> GemmKernel {
-        let kernel = try core.product(x, into: &y)
+    func forwardLocally(_ x: Matrix, into y: inout Matrix, kernels: ProductKernels) throws -> GemmKernel {
+        let kernel = try core.product(x, into: &y, kernels: kernels)
         try core.finish(&y)
         return kernel
     }
@@ -57,7 +57,9 @@ public struct ReplicatedLinear: ParallelLayer {
     /// `y = x·Wᵀ + b`: x `[T, in]` → y `[T, out]` (y preallocated), stored in the layer's precision.
     /// Returns the kernel that ran the product.
     @discardableResult
-    public func forward(_ x: Matrix, into y: inout Matrix) throws -> GemmKernel { try forwardLocally(x, into: &y) }
+    public func forward(_ x: Matrix, into y: inout Matrix, kernels: ProductKernels = .fastest) throws -> GemmKernel {
+        try forwardLocally(x, into: &y, kernels: kernels)
+    }
 }
 
 /// `Y = X·Wᵀ + b` with `W [out, in]` split along its output rows (Megatron's column parallel).
@@ -88,7 +90,9 @@ public struct ColumnParallelLinear: ParallelLayer {
     /// `y_r = x·W_rᵀ + b_r`: x `[T, in]` → y `[T, out/tp]` (y preallocated), stored in the layer's
     /// precision. Returns the kernel that ran the product.
     @discardableResult
-    public func forward(_ x: Matrix, into y: inout Matrix) throws -> GemmKernel { try forwardLocally(x, into: &y) }
+    public func forward(_ x: Matrix, into y: inout Matrix, kernels: ProductKernels = .fastest) throws -> GemmKernel {
+        try forwardLocally(x, into: &y, kernels: kernels)
+    }
 }
 
 /// `Y = X·Wᵀ + b` with `W [out, in]` split along its input columns (Megatron's row parallel).

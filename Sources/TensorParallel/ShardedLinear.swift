@@ -40,9 +40,12 @@ public struct ShardedLinear: Sendable {
 
     /// `y = x·Wᵀ` on this rank's block, accumulated in f32, without the bias:
     /// x `[T, localIn]` → y `[T, localOut]` (y preallocated). Returns the kernel that ran it.
+    /// With `.fixedOrder` the product runs on `FixedOrderGemm` over the storage's operand (each
+    /// element's order fixed, whatever T and whichever slice of the output this rank holds).
     @discardableResult
-    public func product(_ x: Matrix, into y: inout Matrix) throws -> GemmKernel {
-        try storage.apply(x, into: &y)
+    public func product(_ x: Matrix, into y: inout Matrix, kernels: ProductKernels = .fastest) throws -> GemmKernel {
+        guard kernels == .fixedOrder else { return try storage.apply(x, into: &y) }
+        return try FixedOrderGemm.linear(x, weight: storage.operand, outIn: storage.order == .outIn, into: &y)
     }
 
     /// The layer's output as it is stored: the bias added in f32 to the accumulated product, then

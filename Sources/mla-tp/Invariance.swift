@@ -25,6 +25,7 @@ struct Invariance: ParsableCommand {
 
     @OptionGroup var model: ModelOptions
     @OptionGroup var reduce: CollectiveOptions
+    @OptionGroup var mode: ModeOptions
 
     @Option(help: "Layouts to compare, comma-separated: tpT, dpDxtpT, with -dcpC (e.g. tp1,tp2,tp4,tp8,tp8-dcp8,dp2xtp4); each runs on dp × tp ranks.")
     var layouts: String
@@ -68,6 +69,7 @@ struct Invariance: ParsableCommand {
             }
         }
         try reduce.validate(dtype: model.dtype)
+        try mode.validate(model: model, reduce: reduce)
     }
 
     func run() throws {
@@ -78,13 +80,15 @@ struct Invariance: ParsableCommand {
             let sizes = MLAConfig.tensorParallelSizes(heads: config.numAttentionHeads).map(String.init).joined(separator: ", ")
             throw CLIError.config("layout \(bad) splits \(config.numAttentionHeads) heads over tp \(bad.tp), which does not divide them — use layouts whose tp is one of \(sizes)")
         }
+        if mode.invariant { for l in list { try InvariantLayout.check(heads: config.numAttentionHeads, tp: l.tp, dcp: l.dcp) } }
         if decode == .naive, let split = list.first(where: { $0.dcp > 1 }) {
             throw CLIError.usage("--decode naive expands the whole cache on every rank, which layout \(split) splits — use --decode absorbed (the default) with a -dcp layout")
         }
         let dir = out ?? FileManager.default.temporaryDirectory.appendingPathComponent("mla-tp-invariance-\(getpid())").path
         try OutputDirectory.prepare(dir)
         defer { if out == nil { try? FileManager.default.removeItem(atPath: dir) } }
-        let runner = InvarianceRunner(model: name, jobs: ChildJobs(choice: model.choice, reduction: reduce.choice, out: dir, launcher: Runtime.launcher),
+        let runner = InvarianceRunner(model: name, jobs: ChildJobs(choice: model.choice, reduction: reduce.choice, mode: mode.mode, out: dir,
+                                                                            launcher: Runtime.launcher),
                                       layouts: list, lengths: lengths, arrangements: arrangements, chunkings: chunkings, decode: decode,
                                       timeout: timeout)
         let report = try runner.run(progress: SweepProgress(rewrite: isatty(2) != 0) { RankOutput.write($0, fd: 2) })
@@ -98,6 +102,7 @@ struct Invariance: ParsableCommand {
         let (config, name) = try job.model.loadConfig()
         let layout = try ParallelLayout(ranks: world.size, dp: spec.dp, dcp: spec.dcp)
         try config.validate(tp: layout.tp)
+        if job.mode == .invariant { try InvariantLayout.check(heads: config.numAttentionHeads, tp: layout.tp, dcp: layout.dcp) }
         try Runtime.budget(world).requireWeights(config: config, tp: layout.tp, gate: job.model.gate, check: false, model: name)
         let trace = try InvarianceJob(config: config, choice: job.model, mode: job.mode, spec: spec, layout: layout)
             .execute(world: world, collectives: { job.reduction.collectives($0, dtype: job.model.dtype) }) { try job.model.weightSource(for: config) }

@@ -22,6 +22,7 @@ struct Run: ParsableCommand {
 
     @OptionGroup var model: ModelOptions
     @OptionGroup var reduce: CollectiveOptions
+    @OptionGroup var mode: ModeOptions
     @OptionGroup var input: InputOptions
 
     @Option(parsing: .unconditional, help: "Layer index: its tensors are model.layers.N.self_attn.*.")
@@ -67,6 +68,7 @@ struct Run: ParsableCommand {
             throw ValidationError("--decode naive expands the whole cache on every rank, which --dcp \(dcp) splits — use --decode absorbed (the default) with --dcp")
         }
         try reduce.validate(dtype: model.dtype)
+        try mode.validate(model: model, reduce: reduce)
         if inputFile != nil, input.tokens != nil || input.seqs != nil {
             throw ValidationError("--input gives the tokens and their sequences — drop --tokens/--seqs, or drop --input")
         }
@@ -81,15 +83,16 @@ struct Run: ParsableCommand {
         return s
     }
 
-    func run() throws { try Run.perform(model.choice, reduce.choice, spec) }
+    func run() throws { try Run.perform(model.choice, reduce.choice, mode.mode, spec) }
 
     /// `run`'s work from its description: the flags of this command, or a job file from a parent.
-    static func perform(_ model: ModelChoice, _ reduction: ReductionChoice, _ s: RunSpec) throws {
+    static func perform(_ model: ModelChoice, _ reduction: ReductionChoice, _ mode: ForwardMode, _ s: RunSpec) throws {
         if let output = s.output { try OutputTarget.check(output, against: model.inputFiles + (s.input.map { [$0] } ?? [])) }
         let world = try Runtime.start()
         let (config, name) = try model.loadConfig()
         let layout = try ParallelLayout(ranks: world.size, dp: s.dp, dcp: s.dcp)
         try config.validate(tp: layout.tp)
+        if mode == .invariant { try InvariantLayout.check(heads: config.numAttentionHeads, tp: layout.tp, dcp: layout.dcp) }
         if s.layer >= (config.numHiddenLayers ?? Int.max) {
             throw CLIError.usage(CheckpointError.layerOutOfRange(layer: s.layer, layers: config.numHiddenLayers ?? 0).description)
         }
@@ -97,7 +100,7 @@ struct Run: ParsableCommand {
         let job = RunJob(config: config, model: name, layer: s.layer, gate: model.gate, x: x, batch: batch, layout: layout,
                          serving: s.serving ? RunJob.Serving(decodeSteps: s.decodeSteps, prefillChunk: s.prefillChunk) : nil,
                          decode: s.decode, check: checkOn, checkEveryStage: s.checkStages, storage: model.storage,
-                         cacheDType: model.kvCacheDType, faultHook: FaultInjection.hook(rank: world.rank))
+                         cacheDType: model.kvCacheDType, mode: mode, faultHook: FaultInjection.hook(rank: world.rank))
         let outcome = try job.execute(world: world, collectives: { reduction.collectives($0, dtype: model.dtype) }) {
             let source = try model.weightSource(for: config)
             if case let .checkpoint(_, weights) = model.origin { FaultInjection.holdLoad(CheckpointIndex.files(at: weights).last ?? weights, rank: world.rank) }

@@ -97,4 +97,16 @@ int mlatp_openmp_max_threads(void);
 /// (or the C library has no such call).
 int mlatp_heap_trim(void);
 
+/// The fixed-order products of `--invariant` (fixed_order.c): each element's order is its
+/// definition, not the call's shape. NN, w `[k, n]` (f32, or bf16 when `bf16`): y[i,j] is one
+/// chain acc = fma(x[i,p], w[p,j], acc) over p = 0 … k−1 from +0, or from y[i,j] when
+/// `accumulate` (so a second call over the next rows of w continues the chain exactly).
+void mlatp_fixed_nn(size_t m, size_t n, size_t k, const float *x, size_t ldx, const void *w, int bf16, size_t ldw,
+                    float *y, size_t ldy, int accumulate, int isa);
+
+/// NT, w `[n, k]`: y[i,j] = eight lane chains over p ≡ l (mod 8) below k − k mod 8, summed
+/// ((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7)), then the last k mod 8 terms chained on.
+void mlatp_fixed_nt(size_t m, size_t n, size_t k, const float *x, size_t ldx, const void *w, int bf16, size_t ldw,
+                    float *y, size_t ldy, int isa);
+
 #endif

@@ -1,0 +1,149 @@
+import TensorCore
+import TensorParallel
+
+/// The invariant forward's attention and o_proj (`ForwardMode.invariant`, docs/invariance.md).
+extension MLAAttention {
+    /// The kernels the projections run on in this layer's mode.
+    var kernels: ProductKernels { mode == .invariant ? .fixedOrder : .fastest }
+
+    /// A plain forward's attention: each sequence over its own new tokens' latents (`kva`, as an
+    /// exact cache holds them).
+    func attendInvariant(_ w: inout Workspace, batch: Batch) throws {
+        let kva = w.kva
+        try kva.storage.withUnsafeBufferPointer { k in
+            for b in 0..<batch.sequenceCount {
+                let seq = batch.tokens(of: b)
+                guard !seq.isEmpty else { continue }
+                let keys = CachedRows(rows: k.baseAddress! + seq.lowerBound * kva.cols, count: seq.count, width: kva.cols)
+                try attendInvariant(&w, keys: keys, first: 0, queryRow: seq.lowerBound, queries: seq.count)
+            }
+        }
+    }
+
+    /// `queries` new tokens from row `queryRow` of q, at cache indices `first ..< first + queries`,
+    /// attend over `keys` (every cached row of their sequence, this rank holding all of them):
+    /// absorbed queries per group of heads, the key classes' partials merged along the tree,
+    /// then W_UV, into the same rows of `attn`.
+    func attendInvariant(_ w: inout Workspace, keys: CachedRows, first: Int, queryRow row: Int, queries n: Int) throws {
+        let inv = invariant, hl = localHeads, g = inv.groupHeads(nq: n), ldq = w.q.cols, ldo = w.attn.cols
+        var qs = [Float](repeating: 0, count: g * n * inv.width), records = [Float](repeating: 0, count: g * n * inv.recordWidth)
+        var ol = [Float](repeating: 0, count: g * n * config.kvLoraRank)
+        w.q.storage.withUnsafeBufferPointer { q in
+            w.attn.storage.withUnsafeMutableBufferPointer { attn in
+                kvB.weight.withGemmSource { wb in
+                    for h0 in stride(from: 0, to: hl, by: g) {
+                        let heads = h0 ..< min(h0 + g, hl), rows = heads.count * n
+                        inv.absorb(q: q.baseAddress! + row * ldq, ldq: ldq, kvB: wb, heads: heads, nq: n, into: &qs)
+                        inv.partials(qs, rows: rows, keys: keys, share: .whole, visible: { first + $0 % n + 1 }, into: &records)
+                        inv.finish(records, rows: rows, into: &ol)
+                        inv.expand(ol, kvB: wb, heads: heads, nq: n, out: attn.baseAddress! + row * ldo, ldo: ldo)
+                    }
+                }
+            }
+        }
+        counters.record(.fixedOrder(FixedOrderGemm.isa), for: kvB.name)
+        counters.attentionFlops += try absorbed.flops(nq: n, nk: keys.count)
+    }
+
+    /// Decode context parallelism's step in the invariant mode: every rank's absorbed queries
+    /// gathered, each rank's partials over the key classes it holds (a subtree of the tree), the
+    /// rest of the tree over the DCP group (`treeReduce`, `.strideFirst`), and W_UV for its own
+    /// heads. `attending` as for `attendContextParallel`.
+    func attendContextParallelInvariant(_ w: inout Workspace, step: ServingStep, attending: [Int], cache: KVCache,
+                                        dcp: ContextParallelGroup) throws {
+        let inv = invariant, hl = localHeads, width = inv.width, rw = inv.recordWidth, lora = config.kvLoraRank
+        let C = dcp.share.count, me = dcp.share.index, ldq = w.q.cols, ldo = w.attn.cols
+        precondition(dcp.collectives.communicator.map { $0.rank == me } ?? (me == 0), "the DCP communicator's ranks must be the token shares' indices")
+        let at = ExchangeRows(attending: attending, newTokens: step.newTokens, heads: hl), own = at.own
+        var qOwn = [Float](repeating: 0, count: own * width), qAll = [Float](repeating: 0, count: C * own * width)
+        var records = [Float](repeating: 0, count: C * own * rw), ol = [Float](repeating: 0, count: own * lora)
+        w.q.storage.withUnsafeBufferPointer { q in kvB.weight.withGemmSource { wb in
+            qOwn.withUnsafeMutableBufferPointer { dst in
+                for (b, n) in at.counts.enumerated() where n > 0 {
+                    inv.absorb(q: q.baseAddress! + at.stepStart[b] * ldq, ldq: ldq, kvB: wb, heads: 0..<hl, nq: n,
+                               into: dst.baseAddress! + hl * at.blockStart[b] * width)
+                }
+            }
+        } }
+        try exchange(dcp.collectives) {
+            try qOwn.withUnsafeBufferPointer { s in try qAll.withUnsafeMutableBufferPointer { try dcp.collectives.allGather(s, into: $0) } }
+        }
+        for (b, n) in at.counts.enumerated() where n > 0 {
+            let slot = step.slots[b], first = cache.lengths[slot] - n, keys = cache.rows(slot: slot)
+            for k in 0..<C {
+                let row = k * own + hl * at.blockStart[b]
+                qAll.withUnsafeBufferPointer { qs in records.withUnsafeMutableBufferPointer { rec in
+                    inv.partials(qs.baseAddress! + row * width, rows: hl * n, keys: keys, share: cache.share,
+                                 visible: { first + $0 % n + 1 }, into: rec.baseAddress! + row * rw)
+                } }
+            }
+            counters.attentionFlops += try absorbed.flops(nq: n, nk: cache.localLengths[slot], attendedHeads: C * hl)
+        }
+        try exchange(dcp.collectives) {
+            try records.withUnsafeMutableBufferPointer { buffer in
+                try dcp.collectives.treeReduce(buffer, pairing: .strideFirst, as: .reduce, scratch: &w.tree) { a, b, count in
+                    InvariantAttention.merge(a, b, count: count / rw, lora: lora)
+                }
+            }
+        }
+        records.withUnsafeBufferPointer { rec in ol.withUnsafeMutableBufferPointer { inv.finish(rec.baseAddress! + me * own * rw, rows: own, into: $0.baseAddress!) } }
+        ol.withUnsafeBufferPointer { o in w.attn.storage.withUnsafeMutableBufferPointer { attn in kvB.weight.withGemmSource { wb in
+            for (b, n) in at.counts.enumerated() where n > 0 {
+                inv.expand(o.baseAddress! + hl * at.blockStart[b] * lora, kvB: wb, heads: 0..<hl, nq: n,
+                           out: attn.baseAddress! + at.stepStart[b] * ldo, ldo: ldo)
+            }
+        } } }
+        counters.record(.fixedOrder(FixedOrderGemm.isa), for: kvB.name)
+    }
+
+    /// o_proj in the invariant mode: this rank's `B/tp` head blocks (`InvariantLayout.blocks`), each
+    /// block's partial `[T, hidden]` a product of the same shape at every tp, summed in the
+    /// binary tree whose subtrees are the blocks; the ranks then sum the top of the same tree
+    /// (`treeReduce`, `.adjacentFirst`), and the bias is added once.
+    func outputProjectionInvariant(into out: inout Matrix, tokens T: Int, collectives: Collectives) throws {
+        let hidden = config.hiddenSize, blocks = InvariantLayout.blocks(heads: config.numAttentionHeads)
+        let local = blocks / shard.size, kb = config.attnOutWidth / blocks
+        let attn = workspace.attn                                           // [T, H/tp·v]
+        let outIn = oProj.order == .outIn, ldw = oProj.weight.cols
+        try timed(.oProj) {
+            var stack: [(level: Int, sum: Matrix)] = []
+            for b in 0..<local {
+                var part = Matrix(rows: T, cols: hidden)                     // [T, hidden]: block b's partial, f32
+                attn.storage.withUnsafeBufferPointer { a in oProj.weight.withGemmSource { wo in
+                    part.storage.withUnsafeMutableBufferPointer { p in
+                        guard T > 0 else { return }
+                        if outIn {
+                            FixedOrderGemm.nt(m: T, n: hidden, k: kb, a: a.baseAddress! + b * kb, lda: attn.cols, b: wo.advanced(by: b * kb),
+                                              ldb: ldw, c: p.baseAddress!, ldc: hidden, isa: FixedOrderGemm.isa)
+                        } else {
+                            FixedOrderGemm.nn(m: T, n: hidden, k: kb, a: a.baseAddress! + b * kb, lda: attn.cols, b: wo.advanced(by: b * kb * ldw),
+                                              ldb: ldw, c: p.baseAddress!, ldc: hidden, isa: FixedOrderGemm.isa)
+                        }
+                    }
+                } }
+                var level = 0
+                while let top = stack.last, top.level == level {                // left subtree + right subtree
+                    stack.removeLast()
+                    var left = top.sum
+                    left.storage.withUnsafeMutableBufferPointer { l in part.storage.withUnsafeBufferPointer { r in
+                        FixedTreeReduction.add(l.baseAddress!, r.baseAddress!, count: T * hidden)
+                    } }
+                    part = left
+                    level += 1
+                }
+                stack.append((level, part))
+            }
+            out = stack[0].sum
+        }
+        counters.record(.fixedOrder(FixedOrderGemm.isa), for: oProj.name)
+        try countProjection(T, oProj)
+        let mark = collectives.segments.count
+        try out.storage.withUnsafeMutableBufferPointer { buffer in
+            try collectives.treeReduce(buffer, pairing: .adjacentFirst, as: .reduce, scratch: &workspace.tree, combine: FixedTreeReduction.add)
+        }
+        recordCollectives(collectives, since: mark, as: .allReduce)
+        try oProj.finish(&out)
+        try guardStage(.oProj, out)
+        stageHashes?.record(.oProj, out)
+    }
+}
