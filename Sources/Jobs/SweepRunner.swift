@@ -26,11 +26,13 @@ public struct SweepRunner {
     public var waitForIdle: Double?
     public var maxWait: Int
     public var launcher: MPILauncher
+    /// The forward mode of every child job (`--invariant`).
+    public var mode: ForwardMode
     var gate: GateLayout { choice.gate }
 
     public init(config: MLAConfig, model: String, choice: ModelChoice, reduction: ReductionChoice, tps: [Int], tokens: Int, repeats: Int,
                 decodeContext: Int?, decode: DecodePath, checkTokens: Int, out: String, timeout: Int, waitForIdle: Double?,
-                maxWait: Int, launcher: MPILauncher) {
+                maxWait: Int, launcher: MPILauncher, mode: ForwardMode = .default) {
         self.config = config
         self.model = model
         self.choice = choice
@@ -46,6 +48,7 @@ public struct SweepRunner {
         self.waitForIdle = waitForIdle
         self.maxWait = maxWait
         self.launcher = launcher
+        self.mode = mode
     }
 
     func file(_ name: String) -> String { (out as NSString).appendingPathComponent(name) }
@@ -126,7 +129,7 @@ public struct SweepRunner {
     @discardableResult
     func job(_ what: String, name: String, ranks: Int, _ work: JobDescription.Work, timeout: Int,
              _ progress: SweepProgress) throws -> ChildProcess.Result {
-        try ChildJobs(choice: choice, reduction: reduction, out: out, launcher: launcher).run(what, name: name, ranks: ranks, work,
+        try ChildJobs(choice: choice, reduction: reduction, mode: mode, out: out, launcher: launcher).run(what, name: name, ranks: ranks, work,
                                                                                               timeout: timeout, progress)
     }
 

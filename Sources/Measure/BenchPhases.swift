@@ -35,7 +35,7 @@ extension BenchEngine {
         let x = try seededInput(tokens: T, hidden: config.hiddenSize, seed: seed)     // [T, hidden]
         let batch = try Batch(sequenceLengths: [T])
         var out = Matrix(rows: T, cols: config.hiddenSize)                              // [T, hidden]
-        let plan = try FlopModel.prefill(config: config, tp: tp, gate: gate, sequenceLengths: [T])
+        let plan = try FlopModel.prefill(config: config, tp: tp, gate: gate, sequenceLengths: [T], mode: attention.mode)
         let bytes = ShardingPlan.allReduceBytes(tokens: T, config: config, bytesPerElement: collectives.reducePrecision.bytesPerElement)
         let gemm = largestHiddenWideWeight(x: x)
         let probe = Probe(world: world)

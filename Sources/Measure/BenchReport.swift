@@ -31,6 +31,10 @@ public struct BenchReport: Codable, Sendable {
     public var oneDNNBF16: String?
     public var torchBaseline: TorchBaseline?
 
+    /// `invariant` under `--invariant` (nil: the default mode), whose cost against the default
+    /// mode measured in the same run is judged by two targets.
+    public var mode: ForwardMode?
+
     public var command = "bench"
     public var model: String
     public var tp: Int
@@ -134,6 +138,15 @@ public struct BenchReport: Codable, Sendable {
             let flopsMatch = results.allSatisfy { $0.flops == $0.planFlops } && Set(results.map(\.flops)).count == 1
             add("flops-equal-plan", phase, flopsMatch ? 1 : 0, 1, atLeast: true,
                 "FLOPs counted while executing equal FlopModel's count, on every rank")
+        }
+        // The invariant mode's price, against the default mode measured in the same run.
+        for (phase, bound, pick) in [(Phase.prefill, 1.15, { (r: BenchRankResult) in (r.prefill, r.defaultMode?.prefill) }),
+                                     (.decode, 1.10, { (r: BenchRankResult) in (r.decode, r.defaultMode?.decode) })] {
+            let pairs = ranks.map(pick)
+            guard !pairs.isEmpty, pairs.allSatisfy({ $0.0 != nil && $0.1 != nil }) else { continue }
+            let fixed = pairs.map { $0.0!.totalSeconds.median }.max() ?? 0, plain = pairs.map { $0.1!.totalSeconds.median }.max() ?? 0
+            add("invariant-\(phase.rawValue)-cost", phase, fixed / max(plain, 1e-12), bound, atLeast: false,
+                "the invariant mode's \(phase == .prefill ? "prefill" : "decode step") ÷ the default mode's, measured in the same run (slowest rank's medians)")
         }
         // Each rank holds exactly its plan's bytes, and building the layer grew its anonymous memory by
         // about that much (never by the full layer's).

@@ -128,6 +128,18 @@ public struct BenchRankResult: Codable, Sendable {
     public var loadedAnonymousBytes: Int
     public var prefill: BenchPhaseResult?
     public var decode: BenchPhaseResult?
+    /// Under `--invariant`: the same phases of a default-mode layer, measured in the same run
+    /// (before the invariant one, whose weights it never shares memory with).
+    public var defaultMode: DefaultModeResult?
+
+    public struct DefaultModeResult: Codable, Sendable {
+        public var prefill: BenchPhaseResult?
+        public var decode: BenchPhaseResult?
+        public init(prefill: BenchPhaseResult?, decode: BenchPhaseResult?) {
+            self.prefill = prefill
+            self.decode = decode
+        }
+    }
 
     public init(rank: Int, blasThreads: Int, weightBytes: Int, runtimeAnonymousBytes: Int, loadedAnonymousBytes: Int) {
         self.rank = rank

@@ -114,13 +114,17 @@ public enum FlopModel {
         return list
     }
 
-    /// One forward over a batch of fresh sequences (prefill, causal within each sequence).
-    public static func prefill(config c: MLAConfig, tp: Int, gate: GateLayout, sequenceLengths: [Int]) throws(CountOverflow) -> Cost {
+    /// One forward over a batch of fresh sequences (prefill, causal within each sequence). The
+    /// invariant mode attends absorbed (no kv_b_proj expansion; each sequence's nq × nk rectangle).
+    public static func prefill(config c: MLAConfig, tp: Int, gate: GateLayout, sequenceLengths: [Int],
+                               mode: ForwardMode = .default) throws(CountOverflow) -> Cost {
         let T = try Checked.sum(of: sequenceLengths, what: "tokens of the batch"), hl = c.numAttentionHeads / tp
-        var stages = try projections(config: c, tp: tp, gate: gate, tokens: T)
+        let invariant = mode == .invariant
+        var stages = try projections(config: c, tp: tp, gate: gate, tokens: T, expandKV: !invariant)
         var flops = 0, elements = 0
         for n in sequenceLengths {
-            flops = try Checked.sum(flops, attentionFlops(config: c, heads: hl, nq: n, nk: n), what: "attention FLOPs of the batch")
+            let attention = invariant ? try absorbedFlops(config: c, heads: hl, nq: n, nk: n) : try attentionFlops(config: c, heads: hl, nq: n, nk: n)
+            flops = try Checked.sum(flops, attention, what: "attention FLOPs of the batch")
             elements = try Checked.sum(elements, attentionElements(config: c, heads: hl, nq: n, nk: n), what: "elements attention moves")
         }
         stages.insert(Stage(name: "attention", kind: .attention, flops: flops, elements: elements), at: stages.count - (c.hasSeparateGate ? 2 : 1))

@@ -24,6 +24,17 @@ extension BenchReport {
         }
         s += "\(warmup) warm-up + 1 for memory + \(repeats) timed forward\(repeats == 1 ? "" : "s") per phase; times are median [min–max] in ms; "
         s += "cpu is the rank's CPU time per forward (well below the forward's wall time: the core was busy with other work)\n"
+        if mode == .invariant {
+            s += "invariant mode (--invariant); the default mode's same phases, measured first in this run:"
+            for (name, pick) in [("prefill", { (r: BenchRankResult) in (r.prefill, r.defaultMode?.prefill) }),
+                                 ("decode step", { (r: BenchRankResult) in (r.decode, r.defaultMode?.decode) })] {
+                let pairs = ranks.map(pick).filter { $0.0 != nil && $0.1 != nil }
+                guard !pairs.isEmpty else { continue }
+                let fixed = pairs.map { $0.0!.totalSeconds.median }.max() ?? 0, plain = pairs.map { $0.1!.totalSeconds.median }.max() ?? 0
+                s += " \(name) \(Self.ms(fixed)) ms invariant vs \(Self.ms(plain)) ms default (\(String(format: "%.2f", fixed / max(plain, 1e-12)))×);"
+            }
+            s += "\n"
+        }
         if let p = ranks.first?.prefill { s += "\n" + prefillText(p) }
         if let d = ranks.first?.decode { s += "\n" + decodeText(d) }
         s += "\nMemory per rank (MB; budget = 1.1 × weights + activations [+ KV cache])\n"

@@ -29,6 +29,7 @@ struct Bench: ParsableCommand {
             """)
 
     @OptionGroup var model: ModelOptions
+    @OptionGroup var mode: ModeOptions
     @OptionGroup var reduce: CollectiveOptions
 
     @Option(parsing: .unconditional, help: "Prefill tokens (one sequence); for decode, the tokens cached per sequence before the timed steps.")
@@ -75,6 +76,7 @@ struct Bench: ParsableCommand {
         try requireAtLeast(1, "--copy-mib", copyMib, "the MiB the memcpy probe copies")
         guard !(json && markdown) else { throw ValidationError("--json and --markdown cannot be combined — pick one") }
         try reduce.validate(dtype: model.dtype)
+try mode.validate(model: model, reduce: reduce, decode: decode)
         if torchBaseline != nil && model.dtype != .bf16 {
             throw ValidationError("--torch-baseline is the bf16 prefill target's reference — add --dtype bf16, or drop it")
         }
@@ -95,28 +97,33 @@ struct Bench: ParsableCommand {
         let phases = phase.phases
         try requireBudget(try Runtime.budget(world), config: config, model: name, tp: world.size, phases: phases)
         let torch = try torchBaseline.map { try TorchBaseline.load($0, preset: name, tp: world.size, tokens: tokens) }
-        let attention = try MLAAttention(config: config, shard: Shard(rank: world.rank, size: world.size), gateLayout: model.gate,
-                                         source: try model.weightSource(for: config), storage: model.storage)
+        let shard = Shard(rank: world.rank, size: world.size)
+        if mode.invariant { try InvariantLayout.check(heads: config.numAttentionHeads, tp: world.size) }
+        // Under --invariant, the default mode's phases first, on a layer dropped before the invariant one is built.
+        let baseline = try mode.invariant ? { () throws -> BenchRankResult.DefaultModeResult in
+            let plain = try MLAAttention(config: config, shard: shard, gateLayout: model.gate, source: try model.weightSource(for: config),
+                                         storage: model.storage, mode: .default)
+            let phases = try measure(plain, world: world, config: config)
+            return BenchRankResult.DefaultModeResult(prefill: phases.prefill, decode: phases.decode)
+        }() : nil
+        if baseline != nil { _ = HeapPages.returnFreed() }
+        let attention = try MLAAttention(config: config, shard: shard, gateLayout: model.gate,
+                                         source: try model.weightSource(for: config), storage: model.storage, mode: mode.mode)
         var mine = BenchRankResult(rank: world.rank, blasThreads: BLAS.threads, weightBytes: attention.weightBytes,
                                    runtimeAnonymousBytes: runtimeMemory.anonymousBytes,
                                    loadedAnonymousBytes: ProcessMemory.current().anonymousBytes)
-        let collectives = reduce.choice.collectives(world, dtype: model.dtype)
-        collectives.separateWait = true
-        let engine = BenchEngine(world: world, config: config, attention: attention, collectives: collectives, gate: model.gate, seed: model.seed)
-        for p in phases {
-            if p == .prefill { mine.prefill = try engine.prefill(tokens: tokens, warmup: warmup, repeats: repeats) }
-            if p == .decode {
-                mine.decode = try engine.decode(context: tokens, sequences: batch, path: decode, cacheDType: model.choice.kvCacheDType, warmup: warmup,
-                                                repeats: repeats, copyBytes: copyMib << 20)
-            }
-        }
+        (mine.prefill, mine.decode) = try measure(attention, world: world, config: config)
+        mine.defaultMode = baseline
+        let engine = BenchEngine(world: world, config: config, attention: attention, collectives: reduce.choice.collectives(world, dtype: model.dtype),
+                                 gate: model.gate, seed: model.seed)
         let ranks = try world.allGather(value: mine)
         let verdict = try engine.check(tokens: tokens, enabled: check) { try model.weightSource(for: config) }
         if world.rank == 0 {
             var report = BenchReport(model: name, config: config, tp: world.size, gate: model.gate, loadAverage: load,
                                      cpus: ProcessInfo.processInfo.activeProcessorCount, tokens: tokens, repeats: repeats, warmup: warmup,
                                      decodePath: phases.contains(.decode) ? decode : nil, batch: phases.contains(.decode) ? batch : nil, ranks: ranks,
-                                     precision: model.dtype, allReduceDType: collectives.reducePrecision, torchBaseline: torch)
+                                     precision: model.dtype, allReduceDType: engine.collectives.reducePrecision, torchBaseline: torch)
+            report.mode = mode.invariant ? .invariant : nil
             report.check = verdict.result
             RankOutput(rank: 0).printRoot(try render(report))
         }
@@ -124,5 +131,21 @@ struct Bench: ParsableCommand {
             throw CLIError(code: .numeric, message: "the TP result differs from the unsharded forward by more than \(TPCheck.tolerance(for: model.dtype)) relative — this is a sharding bug; report it")
         }
         try Environment.finalize()
+    }
+
+    /// Every asked phase of `attention` on its own collectives (bench's barrier before each reduce).
+    func measure(_ attention: MLAAttention, world: Communicator, config: MLAConfig) throws -> (prefill: BenchPhaseResult?, decode: BenchPhaseResult?) {
+        let collectives = reduce.choice.collectives(world, dtype: model.dtype)
+        collectives.separateWait = true
+        let engine = BenchEngine(world: world, config: config, attention: attention, collectives: collectives, gate: model.gate, seed: model.seed)
+        var result: (prefill: BenchPhaseResult?, decode: BenchPhaseResult?) = (nil, nil)
+        for p in phase.phases {
+            if p == .prefill { result.prefill = try engine.prefill(tokens: tokens, warmup: warmup, repeats: repeats) }
+            if p == .decode {
+                result.decode = try engine.decode(context: tokens, sequences: batch, path: decode, cacheDType: model.choice.kvCacheDType, warmup: warmup,
+                                                  repeats: repeats, copyBytes: copyMib << 20)
+            }
+        }
+        return result
     }
 }

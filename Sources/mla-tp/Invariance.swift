@@ -69,7 +69,7 @@ struct Invariance: ParsableCommand {
             }
         }
         try reduce.validate(dtype: model.dtype)
-        try mode.validate(model: model, reduce: reduce)
+        try mode.validate(model: model, reduce: reduce, decode: decode)
     }
 
     func run() throws {

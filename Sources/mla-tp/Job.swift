@@ -15,7 +15,7 @@ struct Job: ParsableCommand {
         let job = try JobDescription.load(file)
         switch job.work {
         case let .run(spec): try Run.perform(job.model, job.reduction, job.mode, spec)
-        case let .step(spec): try SweepStep.perform(job.model, job.reduction, spec)
+        case let .step(spec): try SweepStep.perform(job.model, job.reduction, job.mode, spec)
         case let .invariance(spec): try Invariance.perform(job, spec)
         }
     }

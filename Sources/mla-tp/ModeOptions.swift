@@ -14,8 +14,11 @@ struct ModeOptions: ParsableArguments {
     var mode: ForwardMode { invariant ? .invariant : .default }
 
     /// The flags `--invariant` overrides or cannot serve, refused before any rank starts.
-    func validate(model: ModelOptions, reduce: CollectiveOptions) throws {
+    func validate(model: ModelOptions, reduce: CollectiveOptions, decode: DecodePath = .absorbed) throws {
         guard invariant else { return }
+        if decode == .naive {
+            throw ValidationError("--invariant attends every token in one form, absorbed — drop --decode naive, or drop --invariant")
+        }
         if reduce.allreduceDType == .bf16 {
             throw ValidationError("--invariant sums o_proj's partials in f32 along a fixed tree, which --allreduce-dtype bf16 would override — drop --allreduce-dtype bf16, or drop --invariant")
         }

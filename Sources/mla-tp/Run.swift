@@ -68,7 +68,7 @@ struct Run: ParsableCommand {
             throw ValidationError("--decode naive expands the whole cache on every rank, which --dcp \(dcp) splits — use --decode absorbed (the default) with --dcp")
         }
         try reduce.validate(dtype: model.dtype)
-        try mode.validate(model: model, reduce: reduce)
+        try mode.validate(model: model, reduce: reduce, decode: decode)
         if inputFile != nil, input.tokens != nil || input.seqs != nil {
             throw ValidationError("--input gives the tokens and their sequences — drop --tokens/--seqs, or drop --input")
         }

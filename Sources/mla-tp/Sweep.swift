@@ -29,6 +29,7 @@ struct Sweep: ParsableCommand {
 
     @OptionGroup var model: ModelOptions
     @OptionGroup var reduce: CollectiveOptions
+    @OptionGroup var mode: ModeOptions
 
     @Option(name: .customLong("tp"), parsing: .unconditional, help: "Comma-separated tensor-parallel sizes (default 1,2,4,8).",
             transform: IntList<Positive>.init(parsing:))
@@ -99,13 +100,17 @@ struct Sweep: ParsableCommand {
             throw ValidationError("--ranks and --batch size the jobs of --layouts — add --layouts, or drop them (the tp sweep runs --tp)")
         }
         try reduce.validate(dtype: model.dtype)
+        try mode.validate(model: model, reduce: reduce, decode: decode)
     }
 
     func run() throws {
         let (config, name) = try model.loadConfig()
         if let layouts {
             let list = try ParallelLayout.list(layouts, ranks: ranks)
-            for l in list { try config.validate(tp: l.tp) }
+            for l in list {
+                try config.validate(tp: l.tp)
+                if mode.invariant { try InvariantLayout.check(heads: config.numAttentionHeads, tp: l.tp, dcp: l.dcp) }
+            }
             if decode == .naive, let split = list.first(where: { $0.dcp > 1 }) {
                 throw CLIError.usage("--decode naive expands the whole cache on every rank, which layout \(split) splits — use --decode absorbed (the default) with a -dcp layout")
             }
@@ -116,6 +121,7 @@ struct Sweep: ParsableCommand {
         }
         if !replot { for k in tp.values { try config.validate(tp: k); try requireBudget(config, model: name, tp: k) } }
         try claimOut()
+        if mode.invariant { for t in tp.values { try InvariantLayout.check(heads: config.numAttentionHeads, tp: t) } }
         let runner = runner(config, name)
         let tty = isatty(2) != 0
         let (report, figures) = replot ? try runner.replot()
@@ -133,6 +139,6 @@ struct Sweep: ParsableCommand {
     func runner(_ config: MLAConfig, _ name: String) -> SweepRunner {
         SweepRunner(config: config, model: name, choice: model.choice, reduction: reduce.choice, tps: tp.values,
                     tokens: tokens, repeats: repeats.count, decodeContext: decodeContext, decode: decode, checkTokens: checkTokens,
-                    out: out, timeout: timeout, waitForIdle: waitForIdle, maxWait: maxWait, launcher: Runtime.launcher)
+                    out: out, timeout: timeout, waitForIdle: waitForIdle, maxWait: maxWait, launcher: Runtime.launcher, mode: mode.mode)
     }
 }

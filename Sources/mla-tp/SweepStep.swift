@@ -21,6 +21,7 @@ struct SweepStep: ParsableCommand {
 
     @OptionGroup var model: ModelOptions
     @OptionGroup var reduce: CollectiveOptions
+    @OptionGroup var mode: ModeOptions
 
     @Option(parsing: .unconditional, help: "Prefill tokens (one sequence).")
     var tokens: Int = 128
@@ -55,6 +56,7 @@ struct SweepStep: ParsableCommand {
         try requireAtLeast(0, "--context", context ?? 0, "the tokens cached before the timed decode steps")
         try requireAtLeast(0, "--probe-allreduce-bytes", probeAllreduceBytes, "the bytes of the probe's large allreduce")
         try reduce.validate(dtype: model.dtype)
+        try mode.validate(model: model, reduce: reduce, decode: decode)
     }
 
     /// `sweep-step`'s own flags as a value (the model's and the reduction's are `model.choice`, `reduce.choice`).
@@ -65,11 +67,12 @@ struct SweepStep: ParsableCommand {
         return s
     }
 
-    func run() throws { try SweepStep.perform(model.choice, reduce.choice, spec, repeatFlag: repeats.flag) }
+    func run() throws { try SweepStep.perform(model.choice, reduce.choice, mode.mode, spec, repeatFlag: repeats.flag) }
 
     /// The step from its description: the flags of this command, or a job file from `sweep`.
     /// `repeatFlag` names the repeat count in messages as it was spelled.
-    static func perform(_ model: ModelChoice, _ reduction: ReductionChoice, _ s: StepSpec, repeatFlag: String = "--repeat") throws {
+    static func perform(_ model: ModelChoice, _ reduction: ReductionChoice, _ mode: ForwardMode, _ s: StepSpec,
+                        repeatFlag: String = "--repeat") throws {
         if let out = s.out { try OutputTarget.check(out, against: model.inputFiles) }
         let world = try Runtime.start()
         let budget = try Runtime.budget(world)
@@ -89,6 +92,7 @@ struct SweepStep: ParsableCommand {
         } else {
             let (config, name) = try model.loadConfig()
             try config.validate(tp: world.size)
+            if mode == .invariant { try InvariantLayout.check(heads: config.numAttentionHeads, tp: world.size) }
             let probed = s.probeFirst ? (shape.m, shape.n, shape.k, s.probeAllReduceBytes) : nil
             func need(tokens: Int, context: Int?, repeats: Int) throws(CountOverflow) -> SizeBudget.Need {
                 try SizeBudget.step(tokens: tokens, context: context, repeats: repeats, config: config, tp: world.size, gate: model.gate, probe: probed)
@@ -101,7 +105,7 @@ struct SweepStep: ParsableCommand {
                 try budget.require(.init("--tokens", s.tokens)) { v throws(CountOverflow) in try need(tokens: v, context: nil, repeats: s.repeats) }
             }
             let layer = try MLAAttention(config: config, shard: Shard(rank: world.rank, size: world.size), gateLayout: model.gate,
-                                         source: try model.weightSource(for: config), storage: model.storage)
+                                         source: try model.weightSource(for: config), storage: model.storage, mode: mode)
             let collectives = reduction.collectives(world, dtype: model.dtype)
             collectives.separateWait = true             // the barrier before the reduce: waiting for slower ranks, drawn apart
             var result = try StepTimer.time(s.context.map { .decode(context: $0, path: s.decode) } ?? .prefill(tokens: s.tokens),
