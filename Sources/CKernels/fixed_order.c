@@ -60,7 +60,7 @@ AVX2 static ALWAYS_INLINE __m256 w_load8(const void *w, int bf16, size_t index) 
 /// NN for a few rows: `KB` weight rows at a time swept across every column (KB sequential
 /// streams), each piece of 32 columns applied to up to three x rows whose sums stay in registers
 /// over those KB rows and in y between sweeps (the chain continues through memory exactly).
-enum { KB = 8, NN_SMALL_M = 6, MC = 6, NR = 16, KC = 256, NC = 512 };
+enum { KB = 8, NN_SMALL_M = 6, MC = 6, MCB = 72, NR = 16, KC = 256, NC = 512 };
 
 AVX2 static ALWAYS_INLINE void nn_rows_piece(const int MB, const int V, const float *x, size_t ldx, const void *w, int bf16,
                                              size_t ldw, size_t p0, size_t kb, size_t j, float *y, size_t ldy, int init) {
@@ -106,9 +106,9 @@ AVX2 static void nn_rows_avx2(size_t m, size_t n, size_t k, const float *x, size
     }
 }
 
-/// The 6 × 16 register tile over `kc` packed weight rows (`bp`, 16 floats a row): MB rows of x,
-/// `cols` ≤ 16 valid columns of y.
-AVX2 static ALWAYS_INLINE void nn_tile(const int MB, size_t kc, const float *x, size_t ldx, const float *bp, float *y, size_t ldy,
+/// The 6 × 16 register tile over `kc` packed weight rows (`bp`, 16 floats a row) and packed x
+/// (`ap`, MC floats per k: the tile's rows side by side): MB rows, `cols` ≤ 16 valid columns of y.
+AVX2 static ALWAYS_INLINE void nn_tile(const int MB, size_t kc, const float *ap, const float *bp, float *y, size_t ldy,
                                        size_t cols, int init) {
     __m256 c[MC][2];
     float edge[MC][NR];
@@ -119,10 +119,11 @@ AVX2 static ALWAYS_INLINE void nn_tile(const int MB, size_t kc, const float *x, 
         else if (cols < NR) { c[i][0] = _mm256_loadu_ps(edge[i]); c[i][1] = _mm256_loadu_ps(edge[i] + 8); }
         else { c[i][0] = _mm256_loadu_ps(y + i * ldy); c[i][1] = _mm256_loadu_ps(y + i * ldy + 8); }
     }
+#pragma clang loop unroll_count(4)
     for (size_t p = 0; p < kc; p++) {
         __m256 b0 = _mm256_load_ps(bp + p * NR), b1 = _mm256_load_ps(bp + p * NR + 8);
         for (int i = 0; i < MB; i++) {
-            __m256 a = _mm256_broadcast_ss(x + i * ldx + p);
+            __m256 a = _mm256_broadcast_ss(ap + p * MC + i);
             c[i][0] = _mm256_fmadd_ps(a, b0, c[i][0]);
             c[i][1] = _mm256_fmadd_ps(a, b1, c[i][1]);
         }
@@ -136,41 +137,52 @@ AVX2 static ALWAYS_INLINE void nn_tile(const int MB, size_t kc, const float *x, 
 }
 
 /// NN for many rows: the weight packed `KC` rows × `NC` columns at a time into 16-column
-/// panels (bf16 widened there), each panel run against every 6-row tile of x.
+/// panels (bf16 widened there) and x `MCB` rows × `KC` at a time into 6-row slivers; each panel
+/// (in L1) runs against every sliver of the block (in L2).
 AVX2 static void nn_packed_avx2(size_t m, size_t n, size_t k, const float *x, size_t ldx, const void *w, int bf16, size_t ldw,
-                                float *y, size_t ldy, int accumulate, float *bp) {
+                                float *y, size_t ldy, int accumulate, float *bp, float *ap) {
     for (size_t j0 = 0; j0 < n; j0 += NC) {
         size_t nc = n - j0 < NC ? n - j0 : NC, panels = (nc + NR - 1) / NR;
         for (size_t p0 = 0; p0 < k; p0 += KC) {
             size_t kc = k - p0 < KC ? k - p0 : KC;
             int init = p0 == 0 && !accumulate;
-            for (size_t q = 0; q < panels; q++) {
-                size_t c0 = j0 + q * NR, cols = nc - q * NR < NR ? nc - q * NR : NR;
-                float *dst = bp + q * KC * NR;
-                for (size_t p = 0; p < kc; p++) {
-                    size_t row = (p0 + p) * ldw + c0;
+            for (size_t p = 0; p < kc; p++) {                       // row by row: each weight row read as one stream
+                size_t row = (p0 + p) * ldw + j0;
+                for (size_t q = 0; q < panels; q++) {
+                    size_t cols = nc - q * NR < NR ? nc - q * NR : NR;
+                    float *dst = bp + q * KC * NR + p * NR;
                     if (cols == NR) {
-                        _mm256_store_ps(dst + p * NR, w_load8(w, bf16, row));
-                        _mm256_store_ps(dst + p * NR + 8, w_load8(w, bf16, row + 8));
+                        _mm256_store_ps(dst, w_load8(w, bf16, row + q * NR));
+                        _mm256_store_ps(dst + 8, w_load8(w, bf16, row + q * NR + 8));
                     } else {
-                        for (size_t c = 0; c < NR; c++) dst[p * NR + c] = c < cols ? w_at(w, bf16, row + c) : 0.0f;
+                        for (size_t c = 0; c < NR; c++) dst[c] = c < cols ? w_at(w, bf16, row + q * NR + c) : 0.0f;
                     }
                 }
             }
-            for (size_t i0 = 0; i0 < m; i0 += MC) {
-                size_t mb = m - i0 < MC ? m - i0 : MC;
-                const float *xi = x + i0 * ldx + p0;
-                for (size_t q = 0; q < panels; q++) {
+            for (size_t ic = 0; ic < m; ic += MCB) {                 // a block of x rows, packed as 6-row slivers
+                size_t mcb = m - ic < MCB ? m - ic : MCB, slivers = (mcb + MC - 1) / MC;
+                for (size_t t = 0; t < slivers; t++) {
+                    size_t i0 = ic + t * MC, mb = m - i0 < MC ? m - i0 : MC;
+                    const float *xi = x + i0 * ldx + p0;
+                    float *dst = ap + t * KC * MC;
+                    for (size_t p = 0; p < kc; p++)
+                        for (size_t i = 0; i < MC; i++) dst[p * MC + i] = i < mb ? xi[i * ldx + p] : 0.0f;
+                }
+                for (size_t q = 0; q < panels; q++) {                // each panel (in L1) against every sliver of the block
                     size_t c0 = j0 + q * NR, cols = nc - q * NR < NR ? nc - q * NR : NR;
-                    float *yi = y + i0 * ldy + c0;
                     const float *panel = bp + q * KC * NR;
-                    switch (mb) {
-                    case 6: nn_tile(6, kc, xi, ldx, panel, yi, ldy, cols, init); break;
-                    case 5: nn_tile(5, kc, xi, ldx, panel, yi, ldy, cols, init); break;
-                    case 4: nn_tile(4, kc, xi, ldx, panel, yi, ldy, cols, init); break;
-                    case 3: nn_tile(3, kc, xi, ldx, panel, yi, ldy, cols, init); break;
-                    case 2: nn_tile(2, kc, xi, ldx, panel, yi, ldy, cols, init); break;
-                    default: nn_tile(1, kc, xi, ldx, panel, yi, ldy, cols, init);
+                    for (size_t t = 0; t < slivers; t++) {
+                        size_t i0 = ic + t * MC, mb = m - i0 < MC ? m - i0 : MC;
+                        const float *a = ap + t * KC * MC;
+                        float *yi = y + i0 * ldy + c0;
+                        switch (mb) {
+                        case 6: nn_tile(6, kc, a, panel, yi, ldy, cols, init); break;
+                        case 5: nn_tile(5, kc, a, panel, yi, ldy, cols, init); break;
+                        case 4: nn_tile(4, kc, a, panel, yi, ldy, cols, init); break;
+                        case 3: nn_tile(3, kc, a, panel, yi, ldy, cols, init); break;
+                        case 2: nn_tile(2, kc, a, panel, yi, ldy, cols, init); break;
+                        default: nn_tile(1, kc, a, panel, yi, ldy, cols, init);
+                        }
                     }
                 }
             }
@@ -178,14 +190,14 @@ AVX2 static void nn_packed_avx2(size_t m, size_t n, size_t k, const float *x, si
     }
 }
 
-/// NT: tiles of up to 2 x rows × 4 weight rows, eight lanes per element, the whole k at once.
+/// NT: tiles of up to 4 x rows × 3 weight rows (12 accumulators), eight lanes per element, the whole k at once.
 AVX2 static ALWAYS_INLINE void nt_tile(const int MB, const int NB, size_t k, const float *x, size_t ldx, const void *w, int bf16,
                                        size_t ldw, size_t j, float *y, size_t ldy) {
-    __m256 acc[2][4];
+    __m256 acc[4][3];
     for (int i = 0; i < MB; i++) for (int r = 0; r < NB; r++) acc[i][r] = _mm256_setzero_ps();
     size_t k8 = k - k % 8, p = 0;
     for (; p < k8; p += 8) {
-        __m256 wv[4];
+        __m256 wv[3];
         for (int r = 0; r < NB; r++) wv[r] = w_load8(w, bf16, (j + r) * ldw + p);
         for (int i = 0; i < MB; i++) {
             __m256 xv = _mm256_loadu_ps(x + i * ldx + p);
@@ -201,17 +213,17 @@ AVX2 static ALWAYS_INLINE void nt_tile(const int MB, const int NB, size_t k, con
 }
 
 #define NT_TILE(MB, NB) nt_tile(MB, NB, k, xi, ldx, w, bf16, ldw, j, yi, ldy)
+#define NT_ROWS(MB) switch (nb) { case 3: NT_TILE(MB, 3); break; case 2: NT_TILE(MB, 2); break; default: NT_TILE(MB, 1); }
 
 AVX2 static void nt_avx2(size_t m, size_t n, size_t k, const float *x, size_t ldx, const void *w, int bf16, size_t ldw,
                          float *y, size_t ldy) {
-    for (size_t i = 0; i < m; i += 2) {
+    for (size_t i = 0; i < m; i += 4) {
         const float *xi = x + i * ldx;
         float *yi = y + i * ldy;
-        int two = m - i >= 2;
-        for (size_t j = 0; j < n; j += 4) {
-            size_t nb = n - j < 4 ? n - j : 4;
-            if (two) { switch (nb) { case 4: NT_TILE(2, 4); break; case 3: NT_TILE(2, 3); break; case 2: NT_TILE(2, 2); break; default: NT_TILE(2, 1); } }
-            else { switch (nb) { case 4: NT_TILE(1, 4); break; case 3: NT_TILE(1, 3); break; case 2: NT_TILE(1, 2); break; default: NT_TILE(1, 1); } }
+        size_t mb = m - i < 4 ? m - i : 4;
+        for (size_t j = 0; j < n; j += 3) {
+            size_t nb = n - j < 3 ? n - j : 3;
+            switch (mb) { case 4: NT_ROWS(4); break; case 3: NT_ROWS(3); break; case 2: NT_ROWS(2); break; default: NT_ROWS(1); }
         }
     }
 }
@@ -229,10 +241,12 @@ void mlatp_fixed_nn(size_t m, size_t n, size_t k, const float *x, size_t ldx, co
     }
     if (!fixed_uses_avx2(isa)) { nn_portable(m, n, k, x, ldx, w, bf16, ldw, y, ldy, accumulate); return; }
     if (m <= NN_SMALL_M) { nn_rows_avx2(m, n, k, x, ldx, w, bf16, ldw, y, ldy, accumulate); return; }
-    float *bp = aligned_alloc(32, sizeof(float) * KC * NC);
+    // The packing buffers, made once per thread and kept (600 KB): a fresh allocation per call
+    // would fault its pages in every time (the attention makes thousands of small calls).
+    static __thread float *bp = 0;
+    if (!bp) bp = aligned_alloc(32, sizeof(float) * (KC * NC + KC * MCB));
     if (!bp) { nn_rows_avx2(m, n, k, x, ldx, w, bf16, ldw, y, ldy, accumulate); return; }
-    nn_packed_avx2(m, n, k, x, ldx, w, bf16, ldw, y, ldy, accumulate, bp);
-    free(bp);
+    nn_packed_avx2(m, n, k, x, ldx, w, bf16, ldw, y, ldy, accumulate, bp, bp + KC * NC);
 }
 
 void mlatp_fixed_nt(size_t m, size_t n, size_t k, const float *x, size_t ldx, const void *w, int bf16, size_t ldw,

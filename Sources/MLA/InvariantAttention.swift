@@ -35,8 +35,16 @@ struct InvariantAttention {
     var width: Int { lora + rope }
     var recordWidth: Int { lora + 2 }
     static let classes = InvariantLayout.keyClasses
-    /// Query rows whose partials are computed together (their scores and o in one product each).
-    static let blockRows = 128
+    /// Query rows whose partials are computed together (their scores and o in one product each);
+    /// a prefill's block also bounds the keys it reads to the last row's (causal).
+    static let blockRows = 64
+
+    /// The partials' scratch, kept across calls (a fresh allocation would fault its pages in on
+    /// every call): each held class's records and scores of one block of rows.
+    struct Scratch {
+        var parts: [Float] = []
+        var scores: [Float] = []
+    }
 
     /// Heads stacked per group for `nq` queries (every head at once for a decode step).
     func groupHeads(nq: Int) -> Int { max(1, min(heads, Self.blockRows / max(nq, 1))) }
@@ -59,21 +67,21 @@ struct InvariantAttention {
     /// merged along the tree, as a record `[o | m | l]` in `records` `[rows, recordWidth]`. Row r
     /// sees the cache indices below `visible(r)`.
     func partials(_ qs: UnsafePointer<Float>, rows: Int, keys: CachedRows, share: TokenShare, visible: (Int) -> Int,
-                  into records: UnsafeMutablePointer<Float>) {
+                  into records: UnsafeMutablePointer<Float>, scratch: inout Scratch) {
         precondition(Self.classes % share.count == 0, "dcp \(share.count) does not split \(Self.classes) key classes")
         let held = Self.classes / share.count                            // classes this rank holds: local rows q ≡ c (mod held)
-        let rw = recordWidth, tiles = keys.tiles
-        var parts = [Float](repeating: 0, count: held * Self.blockRows * rw)
-        var scores: [Float] = []
+        // Rows held in place are one tile: fewer, longer chains per product (the same bits).
+        let rw = recordWidth, tiles = keys.whole != nil && keys.count > 0 ? [0 ..< keys.count] : keys.tiles
+        ContextExchange.grow(&scratch.parts, held * Self.blockRows * rw)
         for r0 in stride(from: 0, to: rows, by: Self.blockRows) {
             let rb = min(Self.blockRows, rows - r0)
             var seen = [Int](repeating: 0, count: rb)                    // local rows visible to each row
             for r in 0..<rb { seen[r] = min(share.localCount(visible(r0 + r)), keys.count) }
             let reach = seen.max() ?? 0
             let perClass = (reach + held - 1) / held                     // the most keys a class has below reach
-            if scores.count < held * rb * perClass { scores = [Float](repeating: 0, count: held * rb * perClass) }
-            parts.withUnsafeMutableBufferPointer { pp in
-                scores.withUnsafeMutableBufferPointer { sp in
+            ContextExchange.grow(&scratch.scores, held * rb * perClass)
+            scratch.parts.withUnsafeMutableBufferPointer { pp in
+                scratch.scores.withUnsafeMutableBufferPointer { sp in
                     let block = ClassBlock(qs: qs + r0 * width, rows: rb, held: held, reach: reach, perClass: perClass, seen: seen,
                                            scores: sp.baseAddress!, parts: pp.baseAddress!, partStride: Self.blockRows * rw)
                     classPartials(block, keys: keys, tiles: tiles)
@@ -110,9 +118,15 @@ struct InvariantAttention {
     /// softmax statistics — o = P · latent, one chain per element continued tile after tile.
     private func classPartials(_ b: ClassBlock, keys: CachedRows, tiles: [Range<Int>]) {
         let rw = recordWidth, held = b.held
+        var started = [Bool](repeating: false, count: held)             // o's chain begun (from +0) by a first product
+        defer {
+            for c in 0..<held where !started[c] {                           // a class with no key below reach: o = 0
+                for r in 0..<b.rows { (b.part(c) + r * rw).update(repeating: 0, count: lora) }
+            }
+        }
         for c in 0..<held {
             let part = b.part(c)
-            for r in 0..<b.rows { (part + r * rw).update(repeating: 0, count: lora); part[r * rw + lora] = -.infinity; part[r * rw + lora + 1] = 0 }
+            for r in 0..<b.rows { part[r * rw + lora] = -.infinity; part[r * rw + lora + 1] = 0 }
         }
         guard b.reach > 0 else { return }
         var first = [Int](repeating: 0, count: held)                    // class index of the tile's first key, per class
@@ -146,7 +160,8 @@ struct InvariantAttention {
                 let n = b.keys(c, below: min(t.upperBound, b.reach) - t.lowerBound)
                 guard n > 0 else { continue }
                 FixedOrderGemm.nn(m: b.rows, n: lora, k: n, a: b.scores(c) + first[c], lda: b.perClass, b: .f32(tile + c * keys.width),
-                                  ldb: held * keys.width, c: b.part(c), ldc: rw, accumulate: true, isa: FixedOrderGemm.isa)
+                                  ldb: held * keys.width, c: b.part(c), ldc: rw, accumulate: started[c], isa: FixedOrderGemm.isa)
+                started[c] = true
                 first[c] += n
             }
         }
@@ -161,7 +176,15 @@ struct InvariantAttention {
             let ma = x[lora], mb = y[lora], m = max(ma, mb)
             guard m > -.infinity else { continue }                                  // neither side saw a key
             let fa = ma == -.infinity ? 0 : FastExp.exp(ma - m), fb = mb == -.infinity ? 0 : FastExp.exp(mb - m)
-            for i in 0..<lora { x[i] = x[i] * fa + y[i] * fb }
+            var i = 0
+            let va = SIMD8<Float>(repeating: fa), vb = SIMD8<Float>(repeating: fb)
+            while i + 8 <= lora {                                               // lane by lane the same operations as the tail
+                let xv = SIMD8<Float>(UnsafeBufferPointer(start: x + i, count: 8)), yv = SIMD8<Float>(UnsafeBufferPointer(start: y + i, count: 8))
+                let v = xv * va + yv * vb
+                for l in 0..<8 { x[i + l] = v[l] }
+                i += 8
+            }
+            while i < lora { x[i] = x[i] * fa + y[i] * fb; i += 1 }
             x[lora] = m
             x[lora + 1] = x[lora + 1] * fa + y[lora + 1] * fb
         }

@@ -124,13 +124,16 @@ struct CachedRows {
     /// Rows `range` (one of `tiles`), valid until the next call.
     let tile: (Range<Int>) -> UnsafePointer<Float>
 
+    /// Every row in place, when the rows are f32 in memory (nil: they come a tile at a time).
+    let whole: UnsafePointer<Float>?
+
     /// f32 rows at `rows`, read in place.
     init(rows: UnsafePointer<Float>, count: Int, width: Int) {
-        self.init(count: count, width: width) { rows + $0.lowerBound * width }
+        self.init(count: count, width: width, whole: rows) { rows + $0.lowerBound * width }
     }
 
-    init(count: Int, width: Int, tile: @escaping (Range<Int>) -> UnsafePointer<Float>) {
-        (self.count, self.width, self.tile) = (count, width, tile)
+    init(count: Int, width: Int, whole: UnsafePointer<Float>? = nil, tile: @escaping (Range<Int>) -> UnsafePointer<Float>) {
+        (self.count, self.width, self.whole, self.tile) = (count, width, whole, tile)
     }
 
     /// The token ranges a reader walks: `KVCache.tileTokens` at a time.

@@ -16,6 +16,16 @@ struct Workspace {
     var scores: [Float] = []                // [blockRows, longest sequence], or the absorbed kernel's scratch
     var exchange = ContextExchange()        // decode context parallelism's buffers
     var tree: [Float] = []                  // the invariant reductions' partner copy
+    var invariant = InvariantBuffers()      // the invariant attention's scratch
+    var blockSums: [Matrix] = []            // [T, hidden] each: the invariant o_proj's subtree sums and next block
+}
+
+/// The invariant attention's buffers, reused across steps (each grows to the largest).
+struct InvariantBuffers {
+    var qs: [Float] = []                    // [g·nq, lora+rope] absorbed queries of a group of heads
+    var records: [Float] = []               // [g·nq, lora+2] their merged partials
+    var ol: [Float] = []                    // [g·nq, lora] attention over the latent
+    var scratch = InvariantAttention.Scratch()
 }
 
 extension MLAAttention {

@@ -26,17 +26,22 @@ extension MLAAttention {
     /// then W_UV, into the same rows of `attn`.
     func attendInvariant(_ w: inout Workspace, keys: CachedRows, first: Int, queryRow row: Int, queries n: Int) throws {
         let inv = invariant, hl = localHeads, g = inv.groupHeads(nq: n), ldq = w.q.cols, ldo = w.attn.cols
-        var qs = [Float](repeating: 0, count: g * n * inv.width), records = [Float](repeating: 0, count: g * n * inv.recordWidth)
-        var ol = [Float](repeating: 0, count: g * n * config.kvLoraRank)
+        var b = InvariantBuffers()
+        swap(&b, &w.invariant)                                   // the buffers, without copying them
+        defer { swap(&b, &w.invariant) }
+        ContextExchange.grow(&b.qs, g * n * inv.width)
+        ContextExchange.grow(&b.records, g * n * inv.recordWidth)
+        ContextExchange.grow(&b.ol, g * n * config.kvLoraRank)
         w.q.storage.withUnsafeBufferPointer { q in
             w.attn.storage.withUnsafeMutableBufferPointer { attn in
                 kvB.weight.withGemmSource { wb in
                     for h0 in stride(from: 0, to: hl, by: g) {
                         let heads = h0 ..< min(h0 + g, hl), rows = heads.count * n
-                        inv.absorb(q: q.baseAddress! + row * ldq, ldq: ldq, kvB: wb, heads: heads, nq: n, into: &qs)
-                        inv.partials(qs, rows: rows, keys: keys, share: .whole, visible: { first + $0 % n + 1 }, into: &records)
-                        inv.finish(records, rows: rows, into: &ol)
-                        inv.expand(ol, kvB: wb, heads: heads, nq: n, out: attn.baseAddress! + row * ldo, ldo: ldo)
+                        inv.absorb(q: q.baseAddress! + row * ldq, ldq: ldq, kvB: wb, heads: heads, nq: n, into: &b.qs)
+                        inv.partials(b.qs, rows: rows, keys: keys, share: .whole, visible: { first + $0 % n + 1 }, into: &b.records,
+                                     scratch: &b.scratch)
+                        inv.finish(b.records, rows: rows, into: &b.ol)
+                        inv.expand(b.ol, kvB: wb, heads: heads, nq: n, out: attn.baseAddress! + row * ldo, ldo: ldo)
                     }
                 }
             }
@@ -74,7 +79,7 @@ extension MLAAttention {
                 let row = k * own + hl * at.blockStart[b]
                 qAll.withUnsafeBufferPointer { qs in records.withUnsafeMutableBufferPointer { rec in
                     inv.partials(qs.baseAddress! + row * width, rows: hl * n, keys: keys, share: cache.share,
-                                 visible: { first + $0 % n + 1 }, into: rec.baseAddress! + row * rw)
+                                 visible: { first + $0 % n + 1 }, into: rec.baseAddress! + row * rw, scratch: &w.invariant.scratch)
                 } }
             }
             counters.attentionFlops += try absorbed.flops(nq: n, nk: cache.localLengths[slot], attendedHeads: C * hl)
@@ -106,11 +111,19 @@ extension MLAAttention {
         let attn = workspace.attn                                           // [T, H/tp·v]
         let outIn = oProj.order == .outIn, ldw = oProj.weight.cols
         try timed(.oProj) {
-            var stack: [(level: Int, sum: Matrix)] = []
+            // A binary counter over the blocks: sums[l] holds a finished subtree of 2^l blocks; the
+            // next block's partial carries up, left subtree + right, as far as it completes one.
+            let levels = local.trailingZeroBitCount + 1
+            var sums = workspace.blockSums
+            workspace.blockSums = []
+            defer { workspace.blockSums = sums }
+            while sums.count < levels + 1 { sums.append(Matrix(rows: 0, cols: 0)) }
+            var filled = [Bool](repeating: false, count: levels)
+            var carry = sums.removeLast()
             for b in 0..<local {
-                var part = Matrix(rows: T, cols: hidden)                     // [T, hidden]: block b's partial, f32
+                carry.reshapeDiscarding(rows: T, cols: hidden)                 // [T, hidden]: block b's partial, f32
                 attn.storage.withUnsafeBufferPointer { a in oProj.weight.withGemmSource { wo in
-                    part.storage.withUnsafeMutableBufferPointer { p in
+                    carry.storage.withUnsafeMutableBufferPointer { p in
                         guard T > 0 else { return }
                         if outIn {
                             FixedOrderGemm.nt(m: T, n: hidden, k: kb, a: a.baseAddress! + b * kb, lda: attn.cols, b: wo.advanced(by: b * kb),
@@ -122,18 +135,21 @@ extension MLAAttention {
                     }
                 } }
                 var level = 0
-                while let top = stack.last, top.level == level {                // left subtree + right subtree
-                    stack.removeLast()
-                    var left = top.sum
-                    left.storage.withUnsafeMutableBufferPointer { l in part.storage.withUnsafeBufferPointer { r in
-                        FixedTreeReduction.add(l.baseAddress!, r.baseAddress!, count: T * hidden)
-                    } }
-                    part = left
+                while filled[level] {
+                    if T > 0 {
+                        sums[level].storage.withUnsafeMutableBufferPointer { l in carry.storage.withUnsafeBufferPointer { r in
+                            FixedTreeReduction.add(l.baseAddress!, r.baseAddress!, count: T * hidden)
+                        } }
+                    }
+                    filled[level] = false
+                    swap(&carry, &sums[level])
                     level += 1
                 }
-                stack.append((level, part))
+                swap(&carry, &sums[level])
+                filled[level] = true
             }
-            out = stack[0].sum
+            swap(&out, &sums[levels - 1])                                     // the root: every local block
+            sums.append(carry)
         }
         counters.record(.fixedOrder(FixedOrderGemm.isa), for: oProj.name)
         try countProjection(T, oProj)

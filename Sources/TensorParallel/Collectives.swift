@@ -103,14 +103,7 @@ public final class Collectives {
     /// Sums `m` element-wise across ranks, in place. A no-op for a single rank.
     public func allReduceSum(_ m: inout Matrix) throws {
         guard let comm = communicator, comm.size > 1 else { return }
-        if separateWait {
-            let arrived = Clock.now()
-            try comm.barrier()
-            let left = Clock.now()
-            waitSeconds += left - arrived
-            segments.append(Segment(kind: .wait, start: arrived, end: left))
-            traffic[.wait, default: (0, 0)].calls += 1
-        }
+        try waitForSlowerRanks(comm)
         let payload = m.count * reducePrecision.bytesPerElement
         let reducer = payload <= sharedMemoryLimit ? try smallReducer(comm) : nil
         let start = Clock.now()
@@ -125,6 +118,17 @@ public final class Collectives {
             try allReduceBF16(&m, comm, reducer)
         }
         record(.reduce, start: start, bytes: payload)
+    }
+
+    /// With `separateWait`, the barrier before a reduction, its time recorded as the wait.
+    func waitForSlowerRanks(_ comm: Communicator) throws {
+        guard separateWait else { return }
+        let arrived = Clock.now()
+        try comm.barrier()
+        let left = Clock.now()
+        waitSeconds += left - arrived
+        segments.append(Segment(kind: .wait, start: arrived, end: left))
+        traffic[.wait, default: (0, 0)].calls += 1
     }
 
     /// Gathers every rank's `send` (the same count on each) into `receive`, rank-major

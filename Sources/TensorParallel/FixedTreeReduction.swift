@@ -41,6 +41,7 @@ extension Collectives {
                            combine: (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int) -> Void) throws {
         guard let comm = communicator, comm.size > 1 else { return }
         if scratch.count < buffer.count { scratch = [Float](repeating: 0, count: buffer.count) }
+        if kind == .reduce { try waitForSlowerRanks(comm) }
         let start = Clock.now()
         for partner in FixedTreeReduction.partners(rank: comm.rank, size: comm.size, pairing: pairing) {
             try scratch.withUnsafeMutableBufferPointer { theirs in
