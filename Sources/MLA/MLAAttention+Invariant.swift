@@ -158,8 +158,11 @@ extension MLAAttention {
             try collectives.treeReduce(buffer, pairing: .adjacentFirst, as: .reduce, scratch: &workspace.tree, combine: FixedTreeReduction.add)
         }
         recordCollectives(collectives, since: mark, as: .allReduce)
-        try oProj.finish(&out)
+        // Hashed as reduced (f32, with the bias), before it is stored in the layer's precision, so
+        // that a change in the tree shows in bf16 too, where one rounding could hide it.
+        if let bias = oProj.bias { try out.addRowBias(bias) }
         try guardStage(.oProj, out)
         stageHashes?.record(.oProj, out)
+        out.round(to: precision)
     }
 }

@@ -83,7 +83,7 @@ public struct InvarianceReport: Codable, Sendable, Equatable {
         let differing = differingCells
         guard !differing.isEmpty else { return nil }
         return InvarianceDrift(differing: differing.count, configurations: cells.count, baseline: baseline.description,
-                               earliest: differing.compactMap(\.firstStage).min() ?? .output)
+                               earliest: differing.compactMap(\.firstStage).min() ?? .output, mode: mode)
     }
 }
 
@@ -111,11 +111,15 @@ public struct InvarianceDrift: Error, Equatable, CustomStringConvertible, ExitCl
     public var configurations: Int
     public var baseline: String
     public var earliest: HashedStage
+    /// The mode the configurations ran in: a drift is expected of the default one, a bug in the invariant one.
+    public var mode: ForwardMode = .default
 
     public var failureClass: FailureClass { .numeric }
 
     public var description: String {
         "\(differing) of \(configurations) configurations differ from \(baseline) (the earliest divergence at stage \(earliest.rawValue)) — "
-            + "the default forward's bits depend on the layout, the batch and the chunking; see the matrix above and docs/invariance.md"
+            + (mode == .invariant
+                ? "the invariant mode promises the same bits in every one: this is a bug — report it with the matrix above and invariance.json (--out)"
+                : "the default forward's bits depend on the layout, the batch and the chunking; see the matrix above and docs/invariance.md (--invariant removes that)")
     }
 }

@@ -119,9 +119,14 @@ struct Sweep: ParsableCommand {
                                                              progress: SweepProgress(rewrite: isatty(2) != 0) { RankOutput.write($0, fd: 2) })
             return RankOutputShim.out(report.text() + "\nWrote \(out)/layouts.json")
         }
-        if !replot { for k in tp.values { try config.validate(tp: k); try requireBudget(config, model: name, tp: k) } }
+        if !replot {
+            for k in tp.values {
+                try config.validate(tp: k)
+                if mode.invariant { try InvariantLayout.check(heads: config.numAttentionHeads, tp: k) }
+                try requireBudget(config, model: name, tp: k)
+            }
+        }
         try claimOut()
-        if mode.invariant { for t in tp.values { try InvariantLayout.check(heads: config.numAttentionHeads, tp: t) } }
         let runner = runner(config, name)
         let tty = isatty(2) != 0
         let (report, figures) = replot ? try runner.replot()
