@@ -59,6 +59,12 @@ public struct ReductionChoice: Codable, Sendable, Equatable {
     /// What the reduction runs in for a model held in `model`.
     public func reduction(dtype model: Precision) -> Precision { dtype ?? model }
 
+    /// Collectives over `world` as chosen, for a model held in `model` run in `mode`: the invariant
+    /// mode reduces its f32 partials along its fixed tree whatever the model's dtype.
+    public func collectives(_ world: Communicator, dtype model: Precision, mode: ForwardMode) -> Collectives {
+        collectives(world, dtype: mode == .invariant ? .f32 : model)
+    }
+
     /// Collectives over `world` as chosen, for a model held in `model`.
     public func collectives(_ world: Communicator, dtype model: Precision) -> Collectives {
         let c = Collectives(world, reducePrecision: reduction(dtype: model))

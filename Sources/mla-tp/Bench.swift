@@ -114,7 +114,7 @@ try mode.validate(model: model, reduce: reduce, decode: decode)
                                    loadedAnonymousBytes: ProcessMemory.current().anonymousBytes)
         (mine.prefill, mine.decode) = try measure(attention, world: world, config: config)
         mine.defaultMode = baseline
-        let engine = BenchEngine(world: world, config: config, attention: attention, collectives: reduce.choice.collectives(world, dtype: model.dtype),
+        let engine = BenchEngine(world: world, config: config, attention: attention, collectives: reduce.choice.collectives(world, dtype: model.dtype, mode: mode.mode),
                                  gate: model.gate, seed: model.seed)
         let ranks = try world.allGather(value: mine)
         let verdict = try engine.check(tokens: tokens, enabled: check) { try model.weightSource(for: config) }
@@ -135,7 +135,7 @@ try mode.validate(model: model, reduce: reduce, decode: decode)
 
     /// Every asked phase of `attention` on its own collectives (bench's barrier before each reduce).
     func measure(_ attention: MLAAttention, world: Communicator, config: MLAConfig) throws -> (prefill: BenchPhaseResult?, decode: BenchPhaseResult?) {
-        let collectives = reduce.choice.collectives(world, dtype: model.dtype)
+        let collectives = reduce.choice.collectives(world, dtype: model.dtype, mode: attention.mode)
         collectives.separateWait = true
         let engine = BenchEngine(world: world, config: config, attention: attention, collectives: collectives, gate: model.gate, seed: model.seed)
         var result: (prefill: BenchPhaseResult?, decode: BenchPhaseResult?) = (nil, nil)

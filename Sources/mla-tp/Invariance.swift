@@ -105,7 +105,7 @@ struct Invariance: ParsableCommand {
         if job.mode == .invariant { try InvariantLayout.check(heads: config.numAttentionHeads, tp: layout.tp, dcp: layout.dcp) }
         try Runtime.budget(world).requireWeights(config: config, tp: layout.tp, gate: job.model.gate, check: false, model: name)
         let trace = try InvarianceJob(config: config, choice: job.model, mode: job.mode, spec: spec, layout: layout)
-            .execute(world: world, collectives: { job.reduction.collectives($0, dtype: job.model.dtype) }) { try job.model.weightSource(for: config) }
+            .execute(world: world, collectives: { job.reduction.collectives($0, dtype: job.model.dtype, mode: job.mode) }) { try job.model.weightSource(for: config) }
         if let trace { try AtomicFile.write(Data(try Format.json(trace).utf8), to: spec.out) }
         try Environment.finalize()
     }

@@ -101,7 +101,7 @@ struct Run: ParsableCommand {
                          serving: s.serving ? RunJob.Serving(decodeSteps: s.decodeSteps, prefillChunk: s.prefillChunk) : nil,
                          decode: s.decode, check: checkOn, checkEveryStage: s.checkStages, storage: model.storage,
                          cacheDType: model.kvCacheDType, mode: mode, faultHook: FaultInjection.hook(rank: world.rank))
-        let outcome = try job.execute(world: world, collectives: { reduction.collectives($0, dtype: model.dtype) }) {
+        let outcome = try job.execute(world: world, collectives: { reduction.collectives($0, dtype: model.dtype, mode: mode) }) {
             let source = try model.weightSource(for: config)
             if case let .checkpoint(_, weights) = model.origin { FaultInjection.holdLoad(CheckpointIndex.files(at: weights).last ?? weights, rank: world.rank) }
             return source

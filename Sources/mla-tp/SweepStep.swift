@@ -106,7 +106,7 @@ struct SweepStep: ParsableCommand {
             }
             let layer = try MLAAttention(config: config, shard: Shard(rank: world.rank, size: world.size), gateLayout: model.gate,
                                          source: try model.weightSource(for: config), storage: model.storage, mode: mode)
-            let collectives = reduction.collectives(world, dtype: model.dtype)
+            let collectives = reduction.collectives(world, dtype: model.dtype, mode: mode)
             collectives.separateWait = true             // the barrier before the reduce: waiting for slower ranks, drawn apart
             var result = try StepTimer.time(s.context.map { .decode(context: $0, path: s.decode) } ?? .prefill(tokens: s.tokens),
                                             layer: layer, collectives: collectives, world: world, seed: model.seed, model: name, repeats: s.repeats,
