@@ -88,7 +88,7 @@ public struct SweepRunner {
                 check = try JSONDecoder().decode(RunReport.self, from: Data(r.stdout.utf8))
             }
             let probe = rates[min(k, launcher.cores)]!
-            var row = try SweepRow(config: config, tp: k, gate: gate, tokens: tokens, step: step, rates: probe, check: check)
+            var row = try SweepRow(config: config, tp: k, gate: gate, tokens: tokens, step: step, rates: probe, check: check, mode: mode)
             row.loadAverage = load
             if let decodeContext {
                 progress.waitForIdle(waitForIdle, maxWait: maxWait)
@@ -102,12 +102,14 @@ public struct SweepRunner {
         }
         progress.finish()
         var report = SweepReport(model: model, gate: gate, tokens: tokens, rates: probeCounts.map { rates[$0]! }, probeLoadAverage: probeLoad,
-                                 rows: rows, h100: try tps.map { Projection(cost: try FlopModel.prefill(config: config, tp: $0, gate: gate, sequenceLengths: [tokens]),
+                                 rows: rows, h100: try tps.map { Projection(cost: try FlopModel.prefill(config: config, tp: $0, gate: gate, sequenceLengths: [tokens], mode: mode),
                                                                         tokens: tokens, config: config, tp: $0, hardware: .h100) })
         report.dtype = choice.dtype == .f32 ? nil : choice.dtype
         report.quantization = choice.quantization == .some(.none) ? nil : choice.quantization
         report.cacheDType = decodeContext == nil ? nil : choice.kvCacheDType
-        report.kernels = GemmRoutes.prefill(precision: choice.dtype, quantization: choice.quantization)
+        report.kernels = mode == .invariant ? "fixed-order kernels (\(FixedOrderGemm.isa))"
+            : GemmRoutes.prefill(precision: choice.dtype, quantization: choice.quantization)
+        report.mode = mode == .invariant ? .invariant : nil
         try AtomicFile.write(Data(try Format.json(report).utf8), to: file("sweep.json"))
         return (report, try SweepFigures.write(report, config: config, to: out))
     }

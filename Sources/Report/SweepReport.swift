@@ -40,12 +40,13 @@ public struct SweepRow: Codable, Sendable {
     public var errorSameJob: Double?
 
     /// The timed prefill, projected with the probe's rates and with the same job's, and the check run's report.
-    public init(config: MLAConfig, tp: Int, gate: GateLayout, tokens: Int, step: StepResult, rates: MeasuredRates, check: RunReport?) throws {
+    public init(config: MLAConfig, tp: Int, gate: GateLayout, tokens: Int, step: StepResult, rates: MeasuredRates, check: RunReport?,
+                mode: ForwardMode = .default) throws {
         self.tp = tp
         self.step = step
         weightBytesPerRank = step.ranks.map(\.weightBytes).max() ?? ShardingPlan(config: config, tp: tp, gate: gate).bytesPerRank
         anonymousBytesMax = step.ranks.map(\.anonymousBytes).max() ?? 0
-        let cost = try FlopModel.prefill(config: config, tp: tp, gate: gate, sequenceLengths: [tokens])
+        let cost = try FlopModel.prefill(config: config, tp: tp, gate: gate, sequenceLengths: [tokens], mode: mode)
         let p = SweepRow.projections(cost: cost, tokens: tokens, config: config, tp: tp, rates: rates, step: step)
         projected = p.probe
         projectedSameJob = p.sameJob
@@ -98,6 +99,8 @@ public struct SweepReport: Codable, Sendable {
     public var quantization: WeightQuantization?
     public var cacheDType: KVCacheDType?
     public var kernels: String?
+    /// `invariant` under `--invariant` (nil: the default mode).
+    public var mode: ForwardMode?
     /// One probe per count of busy ranks (1 … cores).
     public var rates: [MeasuredRates]
     public var probeLoadAverage: [Double]
@@ -118,7 +121,7 @@ public struct SweepReport: Codable, Sendable {
 
     public func text() -> String {
         let fs = Format.seconds, pct = Format.percent
-        var s = "\nmla-tp sweep: model \(OutsideText.escaped(model)), gate \(gate.rawValue), prefill of \(tokens) tokens, "
+        var s = "\nmla-tp sweep: model \(OutsideText.escaped(model)), gate \(gate.rawValue), \(mode == .invariant ? "invariant mode, " : "")prefill of \(tokens) tokens, "
         s += "best and median of \(rows.first?.step.repeats ?? 0) forwards (first rank's start to last rank's end)\n"
         for r in rates { s += "rates (probe, \(r.ranks) rank\(r.ranks == 1 ? "" : "s") busy): \(r.hardware.source)\n" }
         s += "\n"
@@ -155,6 +158,7 @@ extension SweepReport {
     /// What the figures show, for their subtitles: precision, weights, cache, kernels, gate layout.
     public var shows: String {
         var parts = [(dtype ?? .f32).rawValue + (quantization == .fp8 ? " activations, fp8 weights" : "")]
+        if mode == .invariant { parts.insert("invariant mode", at: 0) }
         if let cacheDType { parts.append("\(cacheDType.rawValue) cache") }
         if let kernels { parts.append(kernels) }
         parts.append("gate \(gate.rawValue)")
