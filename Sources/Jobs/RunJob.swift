@@ -118,7 +118,9 @@ public struct RunJob {
         // Through a lossy cache the check is one comparison in the run's precision: an f32 reference
         // would round other latents (f32, not bf16) into the cache, a difference of the cache's own size.
         let enabled = check ?? TPCheck.fits(config: config)
-        let verdict = servedReference(served)
+        let verdict = mode == .invariant
+            ? try TPCheck.verifyBits(out, world: world, enabled: enabled) { try reference(precision: precision, served: served, source: source) }
+            : servedReference(served)
             ? try TPCheck.verify(out, world: world, enabled: enabled, tolerance: TPCheck.tolerance(for: precision)) {
                 try reference(precision: precision, served: served, source: source)
             }
@@ -126,7 +128,7 @@ public struct RunJob {
         var heads: [RunReport.HeadError] = []
         if !verdict.pass && schedule == nil && layout.dp == 1 {
             heads = try TPCheck.headErrors(attention, world: world, tolerance: TPCheck.tolerance(for: attention.precision), reference: {
-                try TPCheck.unshardedLayer(config: config, layer: layer, source: try source(), x: x, batch: batch, storage: storage)
+                try TPCheck.unshardedLayer(config: config, layer: layer, source: try source(), x: x, batch: batch, storage: storage, mode: mode)
             }, x: x, batch: batch).map { RunReport.HeadError(head: $0.head, relative: $0.relative) }
         }
         var report: RunReport?
@@ -138,6 +140,7 @@ public struct RunJob {
             r.assignment = layout.dp > 1 ? assignment : nil
             r.headErrors = heads.isEmpty ? nil : heads
             r.precisionCheck = verdict.precision
+            r.mode = mode == .invariant ? .invariant : nil
             if let schedule {
                 r.serving = .init(decodeSteps: schedule.decodeSteps, prefillChunk: schedule.prefillChunk, decode: decode, steps: schedule.steps.count,
                                   prefillTokens: schedule.prefillTokens, decodeTokens: schedule.decodeTokens,
@@ -157,7 +160,8 @@ public struct RunJob {
     /// Whether the check's reference serves the batch through the same cache: when the cache does
     /// not give back the values appended (fp8; bf16 holding f32 activations), the plain forward
     /// would differ from every served run by the cache's rounding, and the check is about the
-    /// sharding. Otherwise the reference is the plain forward.
+    /// sharding. Otherwise the reference is the plain forward (in the invariant mode, the plain
+    /// invariant forward: a served run must give its bits).
     func servedReference(_ served: Serving?) -> Bool { served != nil && !cacheDType.isExact(for: precision) }
 
     /// Rank 0's unsharded reference in `p`: the plain forward, or the whole batch served as
@@ -165,10 +169,10 @@ public struct RunJob {
     func reference(precision p: Precision, served: Serving?, source: () throws -> WeightSource) throws -> Matrix {
         guard let served, servedReference(served) else {
             return try TPCheck.reference(p, run: storage, config: config, layer: layer, source: try source(), x: x, batch: batch,
-                                         checkEveryStage: checkEveryStage)
+                                         checkEveryStage: checkEveryStage, mode: mode)
         }
         let (held, values) = TPCheck.referenceStorage(p, run: storage, source: try source())
-        let whole = try TPCheck.unshardedLayer(config: config, layer: layer, source: values, x: x, batch: batch, storage: held)
+        let whole = try TPCheck.unshardedLayer(config: config, layer: layer, source: values, x: x, batch: batch, storage: held, mode: mode)
         whole.checkEveryStage = checkEveryStage
         let schedule = try ServingSchedule(batch: batch, decodeSteps: served.decodeSteps, prefillChunk: served.prefillChunk)
         return try whole.serve(x, batch: batch, schedule: schedule, decode: decode, collectives: .local, cacheDType: cacheDType)
@@ -187,6 +191,12 @@ public struct RunJob {
     /// What a failed check means, in one line: which heads differ, and the likely cause.
     public static func failure(_ outcome: Outcome, config: MLAConfig, gate: GateLayout, precision: Precision = .f32) -> CheckFailure {
         let tolerance = TPCheck.tolerance(for: precision)
+        if outcome.report?.mode == .invariant {
+            let p = outcome.report?.precisionCheck
+            return CheckFailure(message: "the invariant mode's output is not bit-identical to the unsharded invariant forward"
+                + (p.map { " (\($0.differingElements) of \($0.elements) elements differ)" } ?? "")
+                + " — the invariant mode promises the same bits at every layout: this is a bug; report it with the command and --json")
+        }
         let heads = outcome.report?.differingHeads(tolerance: tolerance) ?? ""
         var what = "the TP result differs from the unsharded forward by more than \(tolerance) relative"
         if precision == .bf16 { what += " (in bf16 or against f32)" }

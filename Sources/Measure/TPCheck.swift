@@ -90,13 +90,32 @@ public enum TPCheck {
         return Verdict(result: result, pass: pass[0] == 1, precision: checks)
     }
 
+    /// The check of an invariant run (`--invariant`): `output` must equal `reference()` — the
+    /// unsharded forward in the invariant mode, in the run's precision — bit for bit. The result's
+    /// tolerance is 0; the precision check carries the count of differing elements.
+    public static func verifyBits(_ output: Matrix, world: Communicator, enabled: Bool = true,
+                                  reference: () throws -> Matrix) throws -> Verdict {
+        var result: CheckResult?, checks: PrecisionCheck?
+        if enabled && world.rank == 0 {
+            let same = try reference()
+            let r = CheckResult(try Comparison(output, reference: same), tolerance: 0)
+            let differing = zip(output.storage, same.storage).filter { $0.bitPattern != $1.bitPattern }.count
+            result = r
+            checks = PrecisionCheck(bitIdentical: differing == 0, differingElements: differing, elements: same.count, f32: r)
+        }
+        var pass: [Int64] = [checks.map { $0.bitIdentical ? 1 : 0 } ?? 1]
+        try world.broadcast(&pass, root: 0)
+        return Verdict(result: result, pass: pass[0] == 1, precision: checks)
+    }
+
     /// The unsharded layer's forward over the whole batch (rank 0's reference): every weight on one
     /// rank, the column gate (the config's own packing), no collective, weights held by `storage`;
     /// with `checkEveryStage` as the sharded forward had it, so that a non-finite value found here
     /// says the same about the stages checked.
     public static func unshardedForward(config: MLAConfig, layer: Int, source: WeightSource, x: Matrix, batch: Batch,
-                                        storage: any WeightStorage.Type = F32Storage.self, checkEveryStage: Bool = false) throws -> Matrix {
-        let whole = try unshardedLayer(config: config, layer: layer, source: source, x: x, batch: batch, storage: storage)
+                                        storage: any WeightStorage.Type = F32Storage.self, checkEveryStage: Bool = false,
+                                        mode: ForwardMode = .default) throws -> Matrix {
+        let whole = try unshardedLayer(config: config, layer: layer, source: source, x: x, batch: batch, storage: storage, mode: mode)
         whole.checkEveryStage = checkEveryStage
         return try whole.forward(x, batch: batch, collectives: .local)
     }
@@ -105,10 +124,11 @@ public enum TPCheck {
     /// format for its own precision; in f32, an f32 layer of the values the run holds (an fp8
     /// run's dequantized weights; bf16 and f32 runs: the source's values).
     public static func reference(_ precision: Precision, run: any WeightStorage.Type, config: MLAConfig, layer: Int,
-                                 source: WeightSource, x: Matrix, batch: Batch, checkEveryStage: Bool = false) throws -> Matrix {
+                                 source: WeightSource, x: Matrix, batch: Batch, checkEveryStage: Bool = false,
+                                 mode: ForwardMode = .default) throws -> Matrix {
         let (storage, values) = referenceStorage(precision, run: run, source: source)
         return try unshardedForward(config: config, layer: layer, source: values, x: x, batch: batch, storage: storage,
-                                    checkEveryStage: checkEveryStage)
+                                    checkEveryStage: checkEveryStage, mode: mode)
     }
 
     /// The format and weights of the reference in `precision` for a run held by `run` (see `reference`).
@@ -119,8 +139,8 @@ public enum TPCheck {
 
     /// The unsharded layer itself, for a caller that also wants its o_proj input.
     public static func unshardedLayer(config: MLAConfig, layer: Int, source: WeightSource, x: Matrix, batch: Batch,
-                                      storage: any WeightStorage.Type = F32Storage.self) throws -> MLAAttention {
-        try MLAAttention(config: config, layer: layer, shard: .whole, gateLayout: .column, source: source, storage: storage)
+                                      storage: any WeightStorage.Type = F32Storage.self, mode: ForwardMode = .default) throws -> MLAAttention {
+        try MLAAttention(config: config, layer: layer, shard: .whole, gateLayout: .column, source: source, storage: storage, mode: mode)
     }
 
     /// Which heads' o_proj inputs differ from the unsharded layer's, when a check failed: every

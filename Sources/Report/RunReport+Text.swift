@@ -15,6 +15,7 @@ extension RunReport {
         } else if let dtype {
             s += ", \(dtype) weights and activations, allreduce in \(allReduceDType ?? dtype)"
         }
+        if mode == .invariant { s += ", invariant mode (fixed-order kernels and reduction trees)" }
         s += "\n\n"
         s += "Per-rank plan\n"
         let hosts = ranks.contains { ($0.node ?? 0) > 0 }
@@ -75,7 +76,11 @@ extension RunReport {
         s += kernelText()
         let forward = serving.flatMap { $0.checkedAgainstServed ? "the unsharded forward served through the same \($0.cacheDType) cache" : nil }
             ?? "the unsharded forward"
-        if let c = check, let p = precisionCheck, let dtype {
+        if mode == .invariant, let c = check, let p = precisionCheck {
+            s += "Check against \(forward) in the invariant mode (tp = 1, \(dtype ?? .f32)): bit-identical: "
+                + (p.bitIdentical ? "yes" : "no (\(p.differingElements) of \(p.elements) elements differ; max |Δ| = \(sci(c.maxAbsDiff)))")
+                + (p.bitIdentical ? "  PASS" : "  FAIL") + "\n"
+        } else if let c = check, let p = precisionCheck, let dtype {
             s += "Check against \(forward) in \(dtype) (tp = 1 in \(dtype)): " + checkLine(c)
             s += "; bit-identical to it: " + (p.bitIdentical ? "yes" : "no (\(p.differingElements) of \(p.elements) elements differ)") + "\n"
             s += "Check against \(forward) in f32: " + checkLine(p.f32) + "\n"

@@ -142,6 +142,9 @@ public struct RunReport: Codable, Sendable {
     /// A bf16 run's check beyond `check` (which is against tp = 1 in bf16): bit identity with it,
     /// and the comparison with the unsharded f32 forward.
     public var precisionCheck: PrecisionCheck?
+    /// `invariant` under `--invariant` (nil: the default mode): then `check` is against the
+    /// unsharded invariant forward and passes only when bit-identical to it.
+    public var mode: ForwardMode?
     public struct HeadError: Codable, Sendable, Equatable {
         public var head: Int
         public var relative: Float

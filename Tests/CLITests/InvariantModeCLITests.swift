@@ -56,8 +56,11 @@ import TestSupport
         var outputs: [[UInt32]] = []
         for (i, run) in runs.enumerated() {
             let out = dir.appendingPathComponent("\(i).safetensors").path
-            let r = MPIJob.run(ranks: run.ranks, base + run.args + ["--output", out], timeout: 120)
+            let r = MPIJob.run(ranks: run.ranks, base + run.args + ["--output", out, "--json"], timeout: 120)
             #expect(r.status == 0, "\(run): \(r)")
+            // Every invariant run checks itself against the unsharded invariant forward, bit for bit.
+            let report = try r.decoded(RunReport.self)
+            #expect(report.mode == .invariant && report.precisionCheck?.bitIdentical == true && report.check?.pass == true, "\(run)")
             outputs.append(try Fixtures.output(out).map(\.bitPattern))
         }
         for (i, o) in outputs.enumerated().dropFirst() {
