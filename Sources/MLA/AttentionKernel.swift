@@ -90,27 +90,9 @@ struct AttentionKernel {
     /// over `nq / blockRows` blocks; below this (decode, short chunks) the two-GEMM form runs.
     static let gatherKeysFromQueries = 16
 
-    /// Scratch that outlives a call: the gathered keys of one head (f32, or bf16 with that head's
-    /// values; with bf16 keys and values, their f32 widening), grown to the longest sequence seen.
-    final class Scratch {
-        private var buffer: UnsafeMutableRawPointer?
-        private var capacity = 0
-        func bytes(_ count: Int) -> UnsafeMutableRawPointer {
-            if count > capacity {
-                buffer?.deallocate()
-                buffer = .allocate(byteCount: count, alignment: 64)
-                capacity = count
-            }
-            return buffer!
-        }
-        func keys(count: Int) -> UnsafeMutablePointer<Float> { bytes(4 * count).bindMemory(to: Float.self, capacity: count) }
-        func release() {
-            buffer?.deallocate()
-            buffer = nil
-            capacity = 0
-        }
-        deinit { buffer?.deallocate() }
-    }
+    /// Scratch that outlives a call (TensorCore's `Scratch`): the gathered keys of one head (f32,
+    /// or bf16 with that head's values; with bf16 keys and values, their f32 widening), grown to
+    /// the longest sequence seen.
     let scratch = Scratch()
 
     /// Whether `run` multiplies in bf16: scores and probabilities are bf16 values already (HF's
@@ -145,7 +127,7 @@ struct AttentionKernel {
         var widened = false
         if case .bf16 = o.kNope { widened = true }
         // [nk, dq] gathered keys; with bf16 operands also [nk, nope] k_nope (unless gathered) and [nk, v] values.
-        let base = gather || widened ? scratch.keys(count: o.nk * (dq + (widened ? nope + vDim : 0))) : scores
+        let base = gather || widened ? scratch.floats(o.nk * (dq + (widened ? nope + vDim : 0))) : scores
         let keys = base, wideNope = base + o.nk * dq, wideV = wideNope + o.nk * nope
         for h in 0..<heads {
             let kn = o.kNope.advanced(by: h * o.headStrideK)

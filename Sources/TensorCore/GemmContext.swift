@@ -124,16 +124,19 @@ public final class GemmContext: @unchecked Sendable {
     }
 }
 
-/// A growable scratch buffer (64-byte aligned, never shrunk): its contents do not survive a call.
-final class Scratch {
+/// A growable scratch buffer (64-byte aligned, never shrunk until released): the GEMM routes'
+/// bounded blocks and the attention kernels' gathered keys. Its contents do not survive a call.
+public final class Scratch {
     private var base: UnsafeMutableRawPointer?
     /// Bytes allocated now.
     private(set) var capacity = 0
 
+    public init() {}
+
     deinit { base?.deallocate() }
 
     /// At least `bytes` bytes.
-    func bytes(_ bytes: Int) -> UnsafeMutableRawPointer {
+    public func bytes(_ bytes: Int) -> UnsafeMutableRawPointer {
         if bytes > capacity || base == nil {
             base?.deallocate()
             capacity = max(bytes, 64)
@@ -143,12 +146,12 @@ final class Scratch {
     }
 
     /// Frees the buffer (the next `bytes` allocates again).
-    func release() {
+    public func release() {
         base?.deallocate()
         base = nil
         capacity = 0
     }
 
-    func floats(_ count: Int) -> UnsafeMutablePointer<Float> { bytes(4 * count).bindMemory(to: Float.self, capacity: count) }
-    func bf16(_ count: Int) -> UnsafeMutablePointer<BFloat16> { bytes(2 * count).bindMemory(to: BFloat16.self, capacity: count) }
+    public func floats(_ count: Int) -> UnsafeMutablePointer<Float> { bytes(4 * count).bindMemory(to: Float.self, capacity: count) }
+    public func bf16(_ count: Int) -> UnsafeMutablePointer<BFloat16> { bytes(2 * count).bindMemory(to: BFloat16.self, capacity: count) }
 }

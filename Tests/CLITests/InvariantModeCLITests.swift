@@ -13,7 +13,7 @@ import TestSupport
         ("tiny", "f32"), ("tiny", "bf16"), ("tiny-headwise", "f32"), ("tiny-headwise", "bf16"),
         ("tiny-packed", "f32"), ("tiny-packed", "bf16"), ("deepseek-v2-lite", "f32"), ("deepseek-v2-lite", "bf16"),
     ]
-    static let layouts = "tp1,tp2,tp4,tp8,tp2-dcp2,tp8-dcp8,dp2xtp4"
+    static let layouts = "tp1,tp2,tp4,tp8,tp2-dcp2,tp4-dcp4,tp8-dcp2,tp8-dcp8,dp2xtp4,dp2xtp4-dcp2"
 
     static func matrix(_ preset: String, _ dtype: String, invariant: Bool) -> [String] {
         let small = preset == "deepseek-v2-lite"                       // hidden 2048: a few tokens
@@ -28,7 +28,7 @@ import TestSupport
         #expect(r.status == 0, "\(preset) \(dtype): \(r)")
         let report = try r.decoded(InvarianceReport.self)
         let chunkings = preset == "deepseek-v2-lite" ? 3 : 4
-        #expect(report.mode == .invariant && report.cells.count == 7 * 3 * chunkings, "\(report.cells.count) cells")
+        #expect(report.mode == .invariant && report.cells.count == 10 * 3 * chunkings, "\(report.cells.count) cells")
         let differing = report.cells.filter { !$0.identical }.map { "\($0.configuration)" }
         #expect(differing.isEmpty && report.drift == nil, "\(preset) \(dtype): \(differing)")
     }
