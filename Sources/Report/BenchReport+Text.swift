@@ -86,7 +86,7 @@ extension BenchReport {
             let memory = results.max { $0.memory.anonymousBytes < $1.memory.anonymousBytes }.map {
                 "\(Self.mb($0.memory.anonymousBytes)) / \(Self.mb($0.memory.budgetBytes))"
             } ?? "–"
-            lines.append("| \(OutsideText.escaped(model)) | \(tp) | \(name) | \(tokens) | \(Self.range(slowest.totalSeconds)) | \(Self.ms(slowest.computeSeconds.median)) | "
+            lines.append("| \(OutsideText.escaped(model)) | \(tp) | \(name)\(mode == .invariant ? " (invariant)" : "") | \(tokens) | \(Self.range(slowest.totalSeconds)) | \(Self.ms(slowest.computeSeconds.median)) | "
                          + "\(reduce) | \(rate) | \(bandwidth) | \(memory) | \(loadAverage.map { String(format: "%.2f", $0) } ?? "–") |")
         }
         return lines.joined(separator: "\n")

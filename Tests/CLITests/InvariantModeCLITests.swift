@@ -1,5 +1,6 @@
 import Foundation
 import MLA
+import Measure
 import Report
 import Testing
 import TestSupport
@@ -66,6 +67,25 @@ import TestSupport
         for (i, o) in outputs.enumerated().dropFirst() {
             #expect(o == outputs[0], "\(runs[i]): \(zip(o, outputs[0]).filter { $0 != $1 }.count) of \(o.count) elements differ from tp 1")
         }
+    }
+
+    /// `bench --invariant` measures the default mode's phases in the same run and judges the
+    /// invariant mode's cost against them (counters and structure here, not timings).
+    @Test func benchMeasuresTheDefaultModeInTheSameRunAndJudgesTheCost() throws {
+        let r = MPIJob.run(ranks: 2, ["bench", "--preset", "tiny", "--tokens", "16", "--phase", "both", "--repeat", "1", "--invariant", "--json"],
+                           timeout: 120)
+        #expect(r.status == 0, "\(r)")
+        let report = try r.decoded(BenchReport.self)
+        #expect(report.mode == .invariant)
+        for rank in report.ranks {
+            #expect(rank.prefill != nil && rank.decode != nil && rank.defaultMode?.prefill != nil && rank.defaultMode?.decode != nil, "rank \(rank.rank)")
+            #expect(rank.prefill?.kernels?.allSatisfy { $0.kernel.hasPrefix("fixed-order kernel") } == true, "\(rank.prefill?.kernels ?? [])")
+            #expect(rank.defaultMode?.prefill?.kernels?.contains { $0.kernel.hasPrefix("fixed-order kernel") } == false)
+        }
+        let names = report.targets.map(\.name)
+        #expect(names.contains("invariant-prefill-cost") && names.contains("invariant-decode-cost"), "\(names)")
+        #expect(report.targets.first { $0.name == "flops-equal-plan" && $0.phase == .prefill }?.pass == true, "the plan counts absorbed attention")
+        #expect(report.text().contains("invariant mode (--invariant)") && report.markdown().contains("| prefill (invariant) |"))
     }
 
     static let badInputs: [(args: [String], ranks: Int?, code: Int32, needles: [String])] = [
