@@ -99,14 +99,7 @@ try mode.validate(model: model, reduce: reduce, decode: decode)
         let torch = try torchBaseline.map { try TorchBaseline.load($0, preset: name, tp: world.size, tokens: tokens) }
         let shard = Shard(rank: world.rank, size: world.size)
         if mode.invariant { try InvariantLayout.check(heads: config.numAttentionHeads, tp: world.size) }
-        // Under --invariant, the default mode's phases first, on a layer dropped before the invariant one is built.
-        let baseline = try mode.invariant ? { () throws -> BenchRankResult.DefaultModeResult in
-            let plain = try MLAAttention(config: config, shard: shard, gateLayout: model.gate, source: try model.weightSource(for: config),
-                                         storage: model.storage, mode: .default)
-            let phases = try measure(plain, world: world, config: config)
-            return BenchRankResult.DefaultModeResult(prefill: phases.prefill, decode: phases.decode)
-        }() : nil
-        if baseline != nil { _ = HeapPages.returnFreed() }
+        let baseline = try mode.invariant ? defaultModeBaseline(shard: shard, world: world, config: config) : nil
         let attention = try MLAAttention(config: config, shard: shard, gateLayout: model.gate,
                                          source: try model.weightSource(for: config), storage: model.storage, mode: mode.mode)
         var mine = BenchRankResult(rank: world.rank, blasThreads: BLAS.threads, weightBytes: attention.weightBytes,
@@ -131,21 +124,5 @@ try mode.validate(model: model, reduce: reduce, decode: decode)
             throw CLIError(code: .numeric, message: "the TP result differs from the unsharded forward by more than \(TPCheck.tolerance(for: model.dtype)) relative — this is a sharding bug; report it")
         }
         try Environment.finalize()
-    }
-
-    /// Every asked phase of `attention` on its own collectives (bench's barrier before each reduce).
-    func measure(_ attention: MLAAttention, world: Communicator, config: MLAConfig) throws -> (prefill: BenchPhaseResult?, decode: BenchPhaseResult?) {
-        let collectives = reduce.choice.collectives(world, dtype: model.dtype, mode: attention.mode)
-        collectives.separateWait = true
-        let engine = BenchEngine(world: world, config: config, attention: attention, collectives: collectives, gate: model.gate, seed: model.seed)
-        var result: (prefill: BenchPhaseResult?, decode: BenchPhaseResult?) = (nil, nil)
-        for p in phase.phases {
-            if p == .prefill { result.prefill = try engine.prefill(tokens: tokens, warmup: warmup, repeats: repeats) }
-            if p == .decode {
-                result.decode = try engine.decode(context: tokens, sequences: batch, path: decode, cacheDType: model.choice.kvCacheDType, warmup: warmup,
-                                                  repeats: repeats, copyBytes: copyMib << 20)
-            }
-        }
-        return result
     }
 }
