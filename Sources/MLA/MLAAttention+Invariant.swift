@@ -109,7 +109,8 @@ extension MLAAttention {
         let hidden = config.hiddenSize, blocks = InvariantLayout.blocks(heads: config.numAttentionHeads)
         let local = blocks / shard.size, kb = config.attnOutWidth / blocks
         let attn = workspace.attn                                           // [T, H/tp·v]
-        let outIn = oProj.order == .outIn, ldw = oProj.weight.cols
+        precondition(oProj.order == .inOut, "the invariant mode keeps o_proj [in, out] (MLAAttention.init)")
+        let ldw = oProj.weight.cols                                         // [H/tp·v, hidden]: block b is rows b·kb ..< (b+1)·kb
         try timed(.oProj) {
             // A binary counter over the blocks: sums[l] holds a finished subtree of 2^l blocks; the
             // next block's partial carries up, left subtree + right, as far as it completes one.
@@ -125,13 +126,8 @@ extension MLAAttention {
                 attn.storage.withUnsafeBufferPointer { a in oProj.weight.withGemmSource { wo in
                     carry.storage.withUnsafeMutableBufferPointer { p in
                         guard T > 0 else { return }
-                        if outIn {
-                            FixedOrderGemm.nt(m: T, n: hidden, k: kb, a: a.baseAddress! + b * kb, lda: attn.cols, b: wo.advanced(by: b * kb),
-                                              ldb: ldw, c: p.baseAddress!, ldc: hidden, isa: FixedOrderGemm.isa)
-                        } else {
-                            FixedOrderGemm.nn(m: T, n: hidden, k: kb, a: a.baseAddress! + b * kb, lda: attn.cols, b: wo.advanced(by: b * kb * ldw),
-                                              ldb: ldw, c: p.baseAddress!, ldc: hidden, isa: FixedOrderGemm.isa)
-                        }
+                        FixedOrderGemm.nn(m: T, n: hidden, k: kb, a: a.baseAddress! + b * kb, lda: attn.cols, b: wo.advanced(by: b * kb * ldw),
+                                          ldb: ldw, c: p.baseAddress!, ldc: hidden, isa: FixedOrderGemm.isa)
                     }
                 } }
                 var level = 0

@@ -84,6 +84,16 @@ public struct BenchReport: Codable, Sendable {
         targets = BenchReport.judge(ranks, tp: tp, precision: precision, bf16Support: bf16Support, torch: torchBaseline)
     }
 
+    /// Under `--invariant`: the slowest rank's median of `phase` in the invariant mode and in the
+    /// default mode measured in the same run (nil unless every rank has both).
+    public static func invariantCost(_ ranks: [BenchRankResult], _ phase: Phase) -> (invariant: Double, default: Double)? {
+        let pairs = ranks.map { r in phase == .prefill ? (r.prefill, r.defaultMode?.prefill) : (r.decode, r.defaultMode?.decode) }
+        guard !pairs.isEmpty, phase != .load else { return nil }
+        let invariant = pairs.compactMap { $0.0?.totalSeconds.median }, plain = pairs.compactMap { $0.1?.totalSeconds.median }
+        guard invariant.count == pairs.count, plain.count == pairs.count else { return nil }
+        return (invariant.max() ?? 0, plain.max() ?? 0)
+    }
+
     /// The performance targets, each on the worst rank. A bf16 run holds its GEMM efficiency
     /// against oneDNN's bf16 matmul and its prefill against PyTorch bf16 + gloo (issue 14's
     /// targets); on a CPU without native bf16 those targets, decode bandwidth and memory are n/a.
@@ -140,11 +150,8 @@ public struct BenchReport: Codable, Sendable {
                 "FLOPs counted while executing equal FlopModel's count, on every rank")
         }
         // The invariant mode's price, against the default mode measured in the same run.
-        for (phase, bound, pick) in [(Phase.prefill, 1.15, { (r: BenchRankResult) in (r.prefill, r.defaultMode?.prefill) }),
-                                     (.decode, 1.10, { (r: BenchRankResult) in (r.decode, r.defaultMode?.decode) })] {
-            let pairs = ranks.map(pick)
-            guard !pairs.isEmpty, pairs.allSatisfy({ $0.0 != nil && $0.1 != nil }) else { continue }
-            let fixed = pairs.map { $0.0!.totalSeconds.median }.max() ?? 0, plain = pairs.map { $0.1!.totalSeconds.median }.max() ?? 0
+        for (phase, bound) in [(Phase.prefill, 1.15), (.decode, 1.10)] {
+            guard let (fixed, plain) = invariantCost(ranks, phase) else { continue }
             add("invariant-\(phase.rawValue)-cost", phase, fixed / max(plain, 1e-12), bound, atLeast: false,
                 "the invariant mode's \(phase == .prefill ? "prefill" : "decode step") ÷ the default mode's, measured in the same run (slowest rank's medians)")
         }

@@ -26,11 +26,8 @@ extension BenchReport {
         s += "cpu is the rank's CPU time per forward (well below the forward's wall time: the core was busy with other work)\n"
         if mode == .invariant {
             s += "invariant mode (--invariant); the default mode's same phases, measured first in this run:"
-            for (name, pick) in [("prefill", { (r: BenchRankResult) in (r.prefill, r.defaultMode?.prefill) }),
-                                 ("decode step", { (r: BenchRankResult) in (r.decode, r.defaultMode?.decode) })] {
-                let pairs = ranks.map(pick).filter { $0.0 != nil && $0.1 != nil }
-                guard !pairs.isEmpty else { continue }
-                let fixed = pairs.map { $0.0!.totalSeconds.median }.max() ?? 0, plain = pairs.map { $0.1!.totalSeconds.median }.max() ?? 0
+            for (name, phase) in [("prefill", Phase.prefill), ("decode step", .decode)] {
+                guard let (fixed, plain) = Self.invariantCost(ranks, phase) else { continue }
                 s += " \(name) \(Self.ms(fixed)) ms invariant vs \(Self.ms(plain)) ms default (\(String(format: "%.2f", fixed / max(plain, 1e-12)))×);"
             }
             s += "\n"
