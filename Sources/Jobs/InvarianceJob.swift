@@ -9,6 +9,8 @@ import TensorParallel
 public struct InvarianceSpec: Codable, Sendable, Equatable {
     public var dp = 1
     public var dcp = 1
+    /// How each TP group holds the latent down-projections (a layout name's `-latcol` / `-latseq`).
+    public var latent: LatentProjection = .replicated
     /// Tokens of each sequence, by id. Sequence i's hidden states are its rows of one seeded
     /// input of every sequence in id order: the same values in whatever batch it runs.
     public var lengths: [Int] = []

@@ -42,7 +42,7 @@ public struct InvarianceRunner {
         var traces: [InvarianceTrace] = []
         for (i, l) in layouts.enumerated() {
             var spec = InvarianceSpec()
-            (spec.dp, spec.dcp, spec.lengths, spec.passes, spec.decode) = (l.dp, l.dcp, lengths, passes, decode)
+            (spec.dp, spec.dcp, spec.latent, spec.lengths, spec.passes, spec.decode) = (l.dp, l.dcp, l.latent, lengths, passes, decode)
             spec.out = file("traces/\(i)-\(l).json")
             let name = "invariance-\(i)-\(l)"
             try jobs.run("\(l): \(passes.count) pass\(passes.count == 1 ? "" : "es") over \(lengths.count) sequences", name: name, ranks: l.ranks,

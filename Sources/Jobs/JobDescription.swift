@@ -88,6 +88,8 @@ public struct RunSpec: Codable, Sendable, Equatable {
     public var decode: DecodePath = .absorbed
     public var dp = 1
     public var dcp = 1
+    /// `--latent-proj`: how each TP group holds q_a_proj and kv_a_proj_with_mqa.
+    public var latent: LatentProjection = .replicated
     /// Compare with the unsharded forward (nil: when it fits).
     public var check: Bool?
     public var checkStages = false

@@ -94,7 +94,7 @@ public struct RunJob {
         let tp = collectives(groups.tp)
         let weights = try source()
         let attention = try MLAAttention(config: config, layer: layer, shard: layout.shard(of: world.rank), gateLayout: gate, source: weights,
-                                         storage: storage, mode: mode)
+                                         storage: storage, mode: mode, latent: layout.latent)
         attention.checkEveryStage = checkEveryStage
         attention.faultHook = faultHook
         if let ids = hashSequences { attention.stageHashes = StageHashes(sequenceIDs: assignment[groups.position.dpGroup].map { ids[$0] }) }

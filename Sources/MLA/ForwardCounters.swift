@@ -21,6 +21,8 @@ public enum ForwardStage: String, Codable, Sendable, CaseIterable {
     /// Decode context parallelism's exchanges: the all-gathers of queries and log-sum-exps and
     /// the reduce-scatter of partial outputs (carved out of the attention stage).
     case contextExchange = "dcp"
+    /// The sharded latent projections' all-gather (`--latent-proj column|sequence`), with its copies.
+    case latentGather = "latent"
 
     /// The stages that are this rank's own arithmetic (not waiting, not communicating).
     public static let compute: [ForwardStage] = [.q, .kv, .attention, .gate, .oProj]

@@ -7,6 +7,11 @@ struct Workspace {
     var qa = Matrix(rows: 0, cols: 0)       // [T, q_lora]
     var q = Matrix(rows: 0, cols: 0)        // [T, H/tp·(nope+rope)], per head [q_h | g_h] with a packed gate
     var kva = Matrix(rows: 0, cols: 0)      // [T, kv_lora+rope]: latent | k_rope
+    var xPart = Matrix(rows: 0, cols: 0)    // [T_r, hidden]: this rank's tokens (--latent-proj sequence)
+    var qaPart = Matrix(rows: 0, cols: 0)   // [T_r, q_lora] or [T, q_lora/tp]: this rank's part of qa (sharded latent)
+    var kvaPart = Matrix(rows: 0, cols: 0)  // [T_r, kv_lora+rope] or [T, (kv_lora+rope)/tp]: its part of kva
+    var latentWire: [Float] = []            // [T·(q_lora+kv_lora+rope)]: the latent all-gather's buffer (f32 layers)
+    var latentWire16: [BFloat16] = []       // the same in 2 bytes (bf16 layers)
     var kv = Matrix(rows: 0, cols: 0)       // [T, H/tp·(nope+v)]: per head k_nope | v (f32 layers)
     var kv16 = BF16Matrix(rows: 0, cols: 0) // [T, H/tp·(nope+v)]: the same in 2 bytes (bf16 layers)
     var kvBlock = Matrix(rows: 0, cols: 0)  // [≤ expandBlockRows, H/tp·(nope+v)]: one block's f32 product before rounding
@@ -42,7 +47,7 @@ extension MLAAttention {
         try checkInput(x, batch: batch)
         stageHashes?.begin(batch)
         let fixed = mode == .invariant
-        try gatedAttention(x, positions: batch.positions, expandKV: !fixed) { w in
+        try gatedAttention(x, positions: batch.positions, expandKV: !fixed, collectives: collectives, decodeOnly: false) { w in
             if fixed { try self.attendInvariant(&w, batch: batch) } else { try self.attend(&w, batch: batch) }
         }
         try faultHook?()
@@ -54,7 +59,10 @@ extension MLAAttention {
     /// summing it over ranks and adding `outputBias` once gives the layer's output.
     public func forwardPartial(_ x: Matrix, batch: Batch) throws -> Matrix {
         try checkInput(x, batch: batch)
-        try gatedAttention(x, positions: batch.positions, expandKV: true) { w in try self.attend(&w, batch: batch) }
+        precondition(down.scheme == .replicated || shard.size == 1, "forwardPartial has no TP group to gather a sharded latent over")
+        try gatedAttention(x, positions: batch.positions, expandKV: true, collectives: .local, decodeOnly: false) { w in
+            try self.attend(&w, batch: batch)
+        }
         var out = Matrix(rows: x.rows, cols: config.hiddenSize)          // [T, hidden]
         try oProj.partial(workspace.attn, into: &out)
         return out
@@ -95,26 +103,30 @@ extension MLAAttention {
     /// Everything before o_proj: the projections and RoPE for the T new tokens, then `attend`
     /// (which fills `attn [T, H/tp·v]`), then the gate. Leaves `attn(x) ⊙ act(gate(x))` in
     /// `workspace.attn`. `expandKV` computes `kv = latent · kv_b_projᵀ` for the new tokens
-    /// (the cache paths expand or absorb from the cache instead).
-    func gatedAttention(_ x: Matrix, positions: [Int], expandKV: Bool, attend: (inout Workspace) throws -> Void) throws {
+    /// (the cache paths expand or absorb from the cache instead). `collectives` is the TP group's
+    /// (a sharded latent's all-gather); `decodeOnly` says the step is one new token per sequence
+    /// after a cached prefix (the sequence form then computes the latent replicated).
+    func gatedAttention(_ x: Matrix, positions: [Int], expandKV: Bool, collectives: Collectives, decodeOnly: Bool,
+                        attend: (inout Workspace) throws -> Void) throws {
         let c = config
         let T = x.rows
         counters = ForwardCounters()
-        let hl = localHeads, dq = qStride, kvAWidth = c.kvLoraRank + c.qkRopeHeadDim
+        let hl = localHeads, dq = qStride
         var w = workspace
         workspace = Workspace()            // hand the buffers over without copying them
         defer { workspace = w }
+
+        // The latent down-projections: qa [T, q_lora] and kva [T, kv_lora+rope], whole on every rank.
+        try downProjections(x, &w, collectives: collectives, decodeOnly: decodeOnly)
 
         // q path: [T, hidden] → [T, H/tp·(nope+rope)]
         try timed(.q) {
             w.q.reshapeDiscarding(rows: T, cols: hl * dq)
             switch qPath {
-            case let .lora(qA, norm, qB):
-                w.qa.reshapeDiscarding(rows: T, cols: qA.localOut)               // [T, q_lora]
-                counters.record(try qA.forward(x, into: &w.qa, kernels: kernels), for: qA.name)
+            case let .lora(norm, qB):
                 try w.qa.rmsNormRows(weight: norm, eps: c.rmsNormEps, storing: precision)
                 counters.record(try qB.forward(w.qa, into: &w.q, kernels: kernels), for: qB.name)     // [T, H/tp·dq]
-                try countProjection(T, qA); try countProjection(T, qB)
+                try countProjection(T, qB)
             case let .direct(qProj):
                 counters.record(try qProj.forward(x, into: &w.q, kernels: kernels), for: qProj.name)  // [T, H/tp·dq]
                 try countProjection(T, qProj)
@@ -123,11 +135,8 @@ extension MLAAttention {
         try guardStage(.q, w.q)
         stageHashes?.record(.q, w.q, firstHead: firstHead, heads: hl, width: dq, stride: dq)
 
-        // kv path: [T, hidden] → latent [T, kv_lora] | k_rope [T, rope] → [T, H/tp·(nope+v)]
+        // kv path: latent [T, kv_lora] | k_rope [T, rope] → [T, H/tp·(nope+v)]
         try timed(.kv) {
-            w.kva.reshapeDiscarding(rows: T, cols: kvAWidth)
-            counters.record(try kvA.forward(x, into: &w.kva, kernels: kernels), for: kvA.name)
-            try countProjection(T, kvA)
             normalizeLatent(&w, tokens: T)
             if expandKV && precision == .bf16 {
                 try expandLatentInBF16(&w, tokens: T)

@@ -7,17 +7,19 @@ import TensorParallel
 ///
 /// | weight                 | global shape             | layout     | collective |
 /// |------------------------|--------------------------|------------|------------|
-/// | q_a_proj               | [q_lora, hidden]         | replicated | —          |
+/// | q_a_proj               | [q_lora, hidden]         | replicated¹| —          |
 /// | q_a_layernorm          | [q_lora]                 | replicated | —          |
 /// | q_b_proj (or q_proj)   | [H·(nope+rope), q_lora]  | column     | —          |
-/// | kv_a_proj_with_mqa     | [kv_lora+rope, hidden]   | replicated | —          |
+/// | kv_a_proj_with_mqa     | [kv_lora+rope, hidden]   | replicated¹| —          |
 /// | kv_a_layernorm         | [kv_lora]                | replicated | —          |
 /// | kv_b_proj              | [H·(nope+v), kv_lora]    | column     | —          |
 /// | gate (column layout)   | [H·v, hidden]            | column     | —          |
 /// | o_proj                 | [hidden, H·v]            | row        | allreduce  |
 ///
-/// The latent projections are small and feed every head, so they are replicated; everything
-/// per-head is column-parallel by heads, and the only collective is o_proj's allreduce.
+/// The latent projections feed every head, so the engines replicate them; everything per-head is
+/// column-parallel by heads, and the only collective is o_proj's allreduce. ¹ `--latent-proj
+/// column` or `sequence` shards them instead, at the cost of one all-gather of the latent before
+/// the RMSNorms (`LatentProjections`).
 public final class MLAAttention {
     public let config: MLAConfig
     public let shard: Shard
@@ -37,7 +39,8 @@ public final class MLAAttention {
     public var precision: Precision { storage.activations }
 
     enum QPath {
-        case lora(qA: ReplicatedLinear, norm: AnyVector, qB: ColumnParallelLinear)
+        /// q_a_proj is `down.qA`; its output goes through `norm` and `qB`.
+        case lora(norm: AnyVector, qB: ColumnParallelLinear)
         case direct(ColumnParallelLinear)
     }
     enum Gate {
@@ -48,7 +51,8 @@ public final class MLAAttention {
     }
 
     let qPath: QPath
-    let kvA: ReplicatedLinear
+    /// q_a_proj and kv_a_proj_with_mqa, as `--latent-proj` holds them.
+    let down: LatentProjections
     let kvANorm: AnyVector
     let kvB: ColumnParallelLinear
     let gate: Gate?
@@ -78,16 +82,19 @@ public final class MLAAttention {
     /// Builds rank `shard.rank`'s part of layer `layer` with every weight stored in `precision`
     /// (bf16: a bf16 checkpoint's values as they are, anything else rounded to nearest even once).
     public convenience init(config: MLAConfig, layer: Int = 0, shard: Shard, gateLayout: GateLayout = .column,
-                            source: WeightSource, precision: Precision = .f32, mode: ForwardMode = .default) throws {
-        try self.init(config: config, layer: layer, shard: shard, gateLayout: gateLayout, source: source, storage: precision.storage, mode: mode)
+                            source: WeightSource, precision: Precision = .f32, mode: ForwardMode = .default,
+                            latent: LatentProjection = .replicated) throws {
+        try self.init(config: config, layer: layer, shard: shard, gateLayout: gateLayout, source: source, storage: precision.storage, mode: mode,
+                      latent: latent)
     }
 
     /// Builds rank `shard.rank`'s part of layer `layer`, asking `source` only for its own blocks,
-    /// with every projection held by `storage`. The invariant mode keeps every forward-only weight
-    /// `[in, out]`, the order its NN kernel reads.
+    /// with every projection held by `storage` and the latent projections as `latent` says. The
+    /// invariant mode keeps every forward-only weight `[in, out]`, the order its NN kernel reads.
     public init(config: MLAConfig, layer: Int = 0, shard: Shard, gateLayout: GateLayout = .column,
-                source: WeightSource, storage: any WeightStorage.Type, mode: ForwardMode = .default) throws {
-        try config.validate(tp: shard.size)
+                source: WeightSource, storage: any WeightStorage.Type, mode: ForwardMode = .default,
+                latent: LatentProjection = .replicated) throws {
+        try config.validate(tp: shard.size, latent: latent)
         if mode == .invariant {
             try InvariantLayout.check(quantization: storage.quantization)
             try InvariantLayout.check(heads: config.numAttentionHeads, tp: shard.size)
@@ -114,10 +121,13 @@ public final class MLAAttention {
                                                           p = gateLayout.assumedPacking(stored: gateForm.packing)] in
                 GateForm.storedRow($0, packing: p, heads: heads, dq: dq, w: w) })
             : source
+        // kv_a is narrow (576 outputs): kept [out, in], a decode token's product streams it as dot
+        // products, measured 1.3–1.6× faster than x·W over [in, 576]; its prefill GEMM, under 3%
+        // of the layer's FLOPs, packs about 5% slower that way.
+        down = try LatentProjections(config: config, names: names, shard: shard, scheme: latent, source: source, storage: storage,
+                                     qOrder: forwardOnly, kvOrder: mode == .invariant ? .inOut : .outIn)
         if let qLora = config.qLoraRank {
             qPath = .lora(
-                qA: try ReplicatedLinear(name: names.qAProj, inFeatures: hidden, outFeatures: qLora, bias: config.attentionBias,
-                                         source: source, initializer: std(hidden), order: forwardOnly, storage: storage),
                 norm: AnyVector(try source.vector(names.qALayernorm, count: qLora, range: 0..<qLora, initializer: .nearOne(spread: 0.1)),
                                 storedAs: storage.activations),
                 qB: try ColumnParallelLinear(name: names.qBProj, inFeatures: qLora, outFeatures: heads * qStride, bias: false, shard: shard,
@@ -126,12 +136,6 @@ public final class MLAAttention {
             qPath = .direct(try ColumnParallelLinear(name: names.qProj, inFeatures: hidden, outFeatures: heads * qStride, bias: false,
                                                      shard: shard, source: qSource, initializer: std(hidden), order: forwardOnly, storage: storage))
         }
-        // kv_a is narrow (576 outputs): kept [out, in], a decode token's product streams it as dot
-        // products, measured 1.3–1.6× faster than x·W over [in, 576]; its prefill GEMM, under 3%
-        // of the layer's FLOPs, packs about 5% slower that way.
-        let kvAWidth = config.kvLoraRank + config.qkRopeHeadDim
-        kvA = try ReplicatedLinear(name: names.kvAProj, inFeatures: hidden, outFeatures: kvAWidth, bias: config.attentionBias,
-                                   source: source, initializer: std(hidden), order: mode == .invariant ? .inOut : .outIn, storage: storage)
         kvANorm = AnyVector(try source.vector(names.kvALayernorm, count: config.kvLoraRank, range: 0..<config.kvLoraRank,
                                               initializer: .nearOne(spread: 0.1)), storedAs: storage.activations)
         // kv_b_proj's rows are W_UK and W_UV, which the absorbed kernels read themselves: held in a
@@ -169,10 +173,10 @@ public final class MLAAttention {
     public var layers: [ParallelLayer] {
         var list: [ParallelLayer] = []
         switch qPath {
-        case let .lora(qA, _, qB): list += [qA, qB]
+        case let .lora(_, qB): list += [down.qA!.layer, qB]
         case let .direct(q): list.append(q)
         }
-        list += [kvA, kvB]
+        list += [down.kvA.layer, kvB]
         switch gate {
         case let .column(g): list.append(g)
         case let .replicated(g): list.append(g)
@@ -185,7 +189,7 @@ public final class MLAAttention {
     /// Bytes of every weight this rank holds (norm weights included), in their precision.
     public var weightBytes: Int {
         var norms = kvANorm.bytes
-        if case let .lora(_, norm, _) = qPath { norms += norm.bytes }
+        if case let .lora(norm, _) = qPath { norms += norm.bytes }
         return layers.reduce(0) { $0 + $1.localBytes } + norms
     }
 }
@@ -213,14 +217,15 @@ extension MLAAttention {
             return .f32(out)
         }
         switch qPath {
-        case let .lora(qA, norm, qB):
+        case let .lora(norm, qB):
+            let qA = down.qA!.layer
             add(qA.name, qA.weightOutIn, qA.bias)
             list.append((names.qALayernorm, [norm.count], norm.widened()))
             add(qB.name, stored(qB.weightOutIn), qB.bias)
         case let .direct(q):
             add(q.name, stored(q.weightOutIn), q.bias)
         }
-        add(kvA.name, kvA.weightOutIn, kvA.bias)
+        add(down.kvA.layer.name, down.kvA.layer.weightOutIn, down.kvA.layer.bias)
         list.append((names.kvALayernorm, [kvANorm.count], kvANorm.widened()))
         add(kvB.name, kvB.weight, kvB.bias)
         switch gate {

@@ -1,3 +1,5 @@
+import TensorParallel
+
 /// A `config.json` (or preset) that cannot describe a runnable layer, or a layout that
 /// cannot run it. Each message names the key and says what to change.
 public enum ConfigError: Error, Equatable, CustomStringConvertible {
@@ -10,6 +12,8 @@ public enum ConfigError: Error, Equatable, CustomStringConvertible {
     case tooLarge(key: String, value: Int, limit: Int)
     case oddRopeDim(Int)
     case headsNotDivisible(heads: Int, tp: Int)
+    /// `--latent-proj column` at a tp that does not divide a down-projection's outputs.
+    case latentNotDivisible(projection: String, width: Int, tp: Int, sizes: [Int])
     case unknownActivation(String)
     case unknownGateForm(key: String, value: String, allowed: [String])
     case unknownPreset(String)
@@ -41,6 +45,9 @@ public enum ConfigError: Error, Equatable, CustomStringConvertible {
         case let .headsNotDivisible(heads, tp):
             let ok = MLAConfig.tensorParallelSizes(heads: heads).map(String.init).joined(separator: ", ")
             return "num_attention_heads = \(heads) is not divisible by tp=\(tp) — run with -n one of \(ok)"
+        case let .latentNotDivisible(projection, width, tp, sizes):
+            return "--latent-proj column splits \(projection)'s \(width) outputs over tp=\(tp), which does not divide them — "
+                + "use --latent-proj replicated or sequence, or a tp that divides every down-projection (\(sizes.map(String.init).joined(separator: ", ")))"
         case let .unknownActivation(name):
             return "gated_attn_act \"\(name)\" is unknown — use one of: \(GateActivation.allCases.map(\.rawValue).joined(separator: ", "))"
         case let .unknownGateForm(key, value, allowed):
@@ -103,6 +110,16 @@ extension MLAConfig {
     }
 
     /// Checks everything a forward relies on, before any weight is allocated.
+    public func validate(tp: Int = 1, latent: LatentProjection) throws {
+        try validate(tp: tp)
+        guard latent == .column else { return }
+        let widths = (qLoraRank.map { [("q_a_proj", $0)] } ?? []) + [("kv_a_proj_with_mqa", kvLoraRank + qkRopeHeadDim)]
+        if let (name, width) = widths.first(where: { $0.1 % tp != 0 }) {
+            let sizes = MLAConfig.tensorParallelSizes(heads: numAttentionHeads).filter { t in widths.allSatisfy { $0.1 % t == 0 } }
+            throw ConfigError.latentNotDivisible(projection: name, width: width, tp: tp, sizes: sizes)
+        }
+    }
+
     public func validate(tp: Int = 1) throws {
         let dims: [(String, Int)] = [
             ("hidden_size", hiddenSize), ("num_attention_heads", numAttentionHeads), ("kv_lora_rank", kvLoraRank),

@@ -79,7 +79,8 @@ public struct BenchEngine {
 
     func memory(rssBefore: Int, peakReset: Bool, activations: Int) -> BenchMemory {
         let now = ProcessMemory.current()
-        let plan = ShardingPlan(config: config, tp: tp, gate: gate, precision: attention.precision, quantization: attention.storage.quantization)
+        let plan = ShardingPlan(config: config, tp: tp, gate: gate, precision: attention.precision, quantization: attention.storage.quantization,
+                                latent: attention.latentProjection)
         let full = ShardingPlan(config: config, tp: 1, gate: .column, precision: attention.precision, quantization: attention.storage.quantization)
         let smallest = plan.weights.filter { $0.localShape.count == 2 }.map(\.bytesPerRank).min() ?? 0
         let weights = attention.weightBytes

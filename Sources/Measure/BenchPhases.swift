@@ -35,7 +35,8 @@ extension BenchEngine {
         let x = try seededInput(tokens: T, hidden: config.hiddenSize, seed: seed)     // [T, hidden]
         let batch = try Batch(sequenceLengths: [T])
         var out = Matrix(rows: T, cols: config.hiddenSize)                              // [T, hidden]
-        let plan = try FlopModel.prefill(config: config, tp: tp, gate: gate, sequenceLengths: [T], mode: attention.mode)
+        let plan = try FlopModel.prefill(config: config, tp: tp, gate: gate, sequenceLengths: [T], mode: attention.mode,
+                                         latent: attention.latentProjection)
         let bytes = ShardingPlan.allReduceBytes(tokens: T, config: config, bytesPerElement: collectives.reducePrecision.bytesPerElement)
         let gemm = largestHiddenWideWeight(x: x)
         let probe = Probe(world: world)
@@ -100,7 +101,7 @@ extension BenchEngine {
             let (hot, cold) = try rawAllReduce(probe, bytes: bytes, repeats: 5)
             return Reference(kernel: c, rawHot: hot, rawCold: cold)
         })
-        let plan = try FlopModel.decode(config: config, tp: tp, gate: gate, contexts: lastContexts, path: path)
+        let plan = try FlopModel.decode(config: config, tp: tp, gate: gate, contexts: lastContexts, path: path, latent: attention.latentProjection)
         var result = result(timed, tokensPerForward: B, sequences: B, planFlops: plan.totalFlops, allReduceBytes: bytes, memory: memory)
         recordKernels(&result)
         let weights = attention.weightBytes                     // in the weights' own precision: bf16 counts 2 bytes

@@ -1,5 +1,6 @@
 import MLA
 import TensorCore
+import TensorParallel
 
 /// What `bench` reports on rank 0: every rank's results per phase, and the targets with their verdicts.
 public struct BenchReport: Codable, Sendable {
@@ -34,6 +35,8 @@ public struct BenchReport: Codable, Sendable {
     /// `invariant` under `--invariant` (nil: the default mode), whose cost against the default
     /// mode measured in the same run is judged by two targets.
     public var mode: ForwardMode?
+    /// How q_a_proj and kv_a_proj_with_mqa were held (`--latent-proj`; nil: replicated).
+    public var latent: LatentProjection?
 
     public var command = "bench"
     public var model: String

@@ -8,6 +8,7 @@ public enum SegmentKind: String, Codable, Sendable, CaseIterable {
     case wait
     case allReduce = "allreduce"
     case contextExchange = "dcp"
+    case latentGather = "latent"
 
     public init(_ stage: ForwardStage) {
         switch stage {
@@ -19,6 +20,7 @@ public enum SegmentKind: String, Codable, Sendable, CaseIterable {
         case .wait: self = .wait
         case .allReduce: self = .allReduce
         case .contextExchange: self = .contextExchange
+        case .latentGather: self = .latentGather
         }
     }
 }

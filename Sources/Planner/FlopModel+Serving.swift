@@ -10,12 +10,12 @@ extension FlopModel {
     /// sequence that has tokens cached already; expanded otherwise. Equal to what the serving
     /// forward counts; every count checked.
     public static func serving(config c: MLAConfig, tp: Int, gate: GateLayout, schedule: ServingSchedule, path: DecodePath,
-                               sequences: Int, dcp: TokenShare = .whole) throws(CountOverflow) -> Cost {
+                               sequences: Int, dcp: TokenShare = .whole, latent: LatentProjection = .replicated) throws(CountOverflow) -> Cost {
         var lengths = [Int](repeating: 0, count: sequences)
         var total: [Stage] = []
         for step in schedule.steps {
             let cost = try servingStep(config: c, tp: tp, gate: gate, newTokens: step.step.newTokens,
-                                       cached: step.step.slots.map { lengths[$0] }, path: path, dcp: dcp)
+                                       cached: step.step.slots.map { lengths[$0] }, path: path, dcp: dcp, latent: latent)
             for s in cost.stages {
                 if let i = total.firstIndex(where: { $0.name == s.name }) {
                     total[i].flops = try Checked.sum(total[i].flops, s.flops, what: "FLOPs of the serving pass")
@@ -31,10 +31,12 @@ extension FlopModel {
 
     /// One serving step: sequence b brings `newTokens[b]` tokens after `cached[b]` cached ones.
     public static func servingStep(config c: MLAConfig, tp: Int, gate: GateLayout, newTokens: [Int], cached: [Int],
-                                   path: DecodePath, dcp: TokenShare = .whole) throws(CountOverflow) -> Cost {
+                                   path: DecodePath, dcp: TokenShare = .whole, latent: LatentProjection = .replicated) throws(CountOverflow) -> Cost {
         let hl = c.numAttentionHeads / tp, lora = c.kvLoraRank, cacheRow = lora + c.qkRopeHeadDim
         let what = "attention FLOPs of a serving step"
-        var stages = try projections(config: c, tp: tp, gate: gate, tokens: Checked.sum(of: newTokens, what: "tokens of a step"), expandKV: false)
+        let decodeOnly = zip(newTokens, cached).allSatisfy { $0 == 1 && $1 > 0 }
+        var stages = try projections(config: c, tp: tp, gate: gate, tokens: Checked.sum(of: newTokens, what: "tokens of a step"), expandKV: false,
+                                     latent: latent, decodeOnly: decodeOnly)
         let at = stages.count - (c.hasSeparateGate ? 2 : 1)
         var expand = Stage(name: "kv_b_proj (cache)", kind: .projection, flops: 0, elements: 0)
         var expanded = Stage(name: "attention", kind: .attention, flops: 0, elements: 0)
@@ -60,5 +62,17 @@ extension FlopModel {
         }
         stages.insert(contentsOf: [expand, expanded, absorbed].filter { $0.flops > 0 }, at: at)
         return try Cost(stages: stages)
+    }
+
+    /// Elements the busiest rank (rank 0) puts into the latent all-gather of a step of `tokens`
+    /// tokens (`MLAAttention`'s sharded latent projections), or nil when the step makes none:
+    /// `[T, (q_lora + kv_lora + rope)/tp]` under `column`, `[⌈T/tp⌉, q_lora + kv_lora + rope]`
+    /// under `sequence` in a step that splits its tokens.
+    public static func latentGatherElements(config c: MLAConfig, tp: Int, latent: LatentProjection, tokens T: Int,
+                                            decodeOnly: Bool) throws(CountOverflow) -> Int? {
+        let width = (c.qLoraRank ?? 0) + c.kvLoraRank + c.qkRopeHeadDim, what = "elements of the latent all-gather"
+        if latent == .column && tp > 1 { return try Checked.product(T, width / tp, what: what) }
+        guard latent.splitsTokens(T, ranks: tp, decodeOnly: decodeOnly) else { return nil }
+        return try Checked.product(LatentProjection.tokenCounts(T, ranks: tp)[0], width, what: what)
     }
 }

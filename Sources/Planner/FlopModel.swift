@@ -1,5 +1,6 @@
 import MLA
 import TensorCore
+import TensorParallel
 
 /// FLOPs and memory traffic of one rank's forward, computed from the config alone (no weights,
 /// no MPI). This is the single source `plan` and the projection use, and it must equal what the
@@ -91,18 +92,23 @@ public enum FlopModel {
     }
 
     /// The projections that run for `tokens` new tokens, in forward order. `expandKV: false`
-    /// leaves kv_b_proj out (the decode paths expand the cache, or absorb it, separately).
-    public static func projections(config c: MLAConfig, tp: Int, gate: GateLayout, tokens T: Int,
-                                   expandKV: Bool = true) throws(CountOverflow) -> [Stage] {
+    /// leaves kv_b_proj out (the decode paths expand the cache, or absorb it, separately). The
+    /// latent down-projections as `latent` holds them on the busiest rank (rank 0): 1/tp of their
+    /// outputs under `column`; under `sequence`, its run of the tokens in a step that splits them
+    /// (not `decodeOnly`, at least tp tokens).
+    public static func projections(config c: MLAConfig, tp: Int, gate: GateLayout, tokens T: Int, expandKV: Bool = true,
+                                   latent: LatentProjection = .replicated, decodeOnly: Bool = false) throws(CountOverflow) -> [Stage] {
         let H = c.numAttentionHeads, hl = H / tp
+        let downRows = latent.splitsTokens(T, ranks: tp, decodeOnly: decodeOnly) ? LatentProjection.tokenCounts(T, ranks: tp)[0] : T
+        let downShare = latent == .column ? tp : 1
         var list: [Stage] = []
         if let rq = c.qLoraRank {
-            list.append(try gemm("q_a_proj", m: T, out: rq, in: c.hiddenSize))
+            list.append(try gemm("q_a_proj", m: downRows, out: rq / downShare, in: c.hiddenSize))
             list.append(try gemm("q_b_proj", m: T, out: hl * c.qRowsPerHead, in: rq))
         } else {
             list.append(try gemm("q_proj", m: T, out: hl * c.qRowsPerHead, in: c.hiddenSize))
         }
-        list.append(try gemm("kv_a_proj_with_mqa", m: T, out: c.kvLoraRank + c.qkRopeHeadDim, in: c.hiddenSize))
+        list.append(try gemm("kv_a_proj_with_mqa", m: downRows, out: (c.kvLoraRank + c.qkRopeHeadDim) / downShare, in: c.hiddenSize))
         if expandKV {
             list.append(try gemm("kv_b_proj", m: T, out: hl * (c.qkNopeHeadDim + c.vHeadDim), in: c.kvLoraRank))
         }
@@ -117,10 +123,10 @@ public enum FlopModel {
     /// One forward over a batch of fresh sequences (prefill, causal within each sequence). The
     /// invariant mode attends absorbed (no kv_b_proj expansion; each sequence's nq × nk rectangle).
     public static func prefill(config c: MLAConfig, tp: Int, gate: GateLayout, sequenceLengths: [Int],
-                               mode: ForwardMode = .default) throws(CountOverflow) -> Cost {
+                               mode: ForwardMode = .default, latent: LatentProjection = .replicated) throws(CountOverflow) -> Cost {
         let T = try Checked.sum(of: sequenceLengths, what: "tokens of the batch"), hl = c.numAttentionHeads / tp
         let invariant = mode == .invariant
-        var stages = try projections(config: c, tp: tp, gate: gate, tokens: T, expandKV: !invariant)
+        var stages = try projections(config: c, tp: tp, gate: gate, tokens: T, expandKV: !invariant, latent: latent)
         var flops = 0, elements = 0
         for n in sequenceLengths {
             let attention = invariant ? try absorbedFlops(config: c, heads: hl, nq: n, nk: n) : try attentionFlops(config: c, heads: hl, nq: n, nk: n)
@@ -133,9 +139,10 @@ public enum FlopModel {
 
     /// One decode step (`MLAAttention.decode`): one new token for each sequence, sequence b
     /// attending to `contexts[b]` cached tokens plus itself (nk = context + 1).
-    public static func decode(config c: MLAConfig, tp: Int, gate: GateLayout, contexts: [Int], path: DecodePath) throws(CountOverflow) -> Cost {
+    public static func decode(config c: MLAConfig, tp: Int, gate: GateLayout, contexts: [Int], path: DecodePath,
+                              latent: LatentProjection = .replicated) throws(CountOverflow) -> Cost {
         let hl = c.numAttentionHeads / tp
-        var stages = try projections(config: c, tp: tp, gate: gate, tokens: contexts.count, expandKV: false)
+        var stages = try projections(config: c, tp: tp, gate: gate, tokens: contexts.count, expandKV: false, latent: latent, decodeOnly: true)
         let at = stages.count - (c.hasSeparateGate ? 2 : 1)
         let cacheRow = c.kvLoraRank + c.qkRopeHeadDim, lora = c.kvLoraRank
         func add(_ s: inout Stage, flops: Int, elements: Int) throws(CountOverflow) {

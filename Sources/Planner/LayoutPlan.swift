@@ -47,10 +47,17 @@ public struct LayoutPlan: Codable, Sendable {
     }
 
     public struct CollectiveBytes: Codable, Sendable, Equatable {
-        /// `allreduce` (o_proj, TP group), `all-gather` (DCP queries and log-sum-exps), `reduce-scatter` (DCP outputs).
+        /// `allreduce` (o_proj, TP group), `all-gather` (DCP queries and log-sum-exps, or the
+        /// sharded latent projections' latent), `reduce-scatter` (DCP outputs).
         public var kind: String
         public var ranks: Int
         public var bytes: Int
+        /// `latent` for the latent all-gather over the TP group (nil: the others).
+        public var purpose: String?
+
+        public init(kind: String, ranks: Int, bytes: Int, purpose: String? = nil) {
+            (self.kind, self.ranks, self.bytes, self.purpose) = (kind, ranks, bytes, purpose)
+        }
     }
 
     public init(config c: MLAConfig, layout l: ParallelLayout, gate: GateLayout = .column, context: Int, batch: Int,
@@ -62,8 +69,8 @@ public struct LayoutPlan: Codable, Sendable {
         self.cacheDType = cacheDType
         let sequences = (batch + l.dp - 1) / l.dp
         sequencesPerGroup = sequences
-        weightBytesPerRank = quantization == .fp8 ? ShardingPlan(config: c, tp: l.tp, gate: gate, quantization: .fp8).bytesPerRank
-                                                  : ShardingPlan(config: c, tp: l.tp, gate: gate).bytesPerRank / 4 * e
+        weightBytesPerRank = quantization == .fp8 ? ShardingPlan(config: c, tp: l.tp, gate: gate, quantization: .fp8, latent: l.latent).bytesPerRank
+                                                  : ShardingPlan(config: c, tp: l.tp, gate: gate, latent: l.latent).bytesPerRank / 4 * e
         let perToken = KVCache.bytesPerToken(config: c, dtype: cacheDType)
         kvBytesPerToken = Double(perToken) / Double(l.dcp)
         let share = TokenShare(index: 0, count: l.dcp)
@@ -80,12 +87,15 @@ public struct LayoutPlan: Codable, Sendable {
         }
         let prompts = Array(repeating: context, count: sequences)
         // A prefill is the same under every layout's TP group: DCP splits only what is cached before a step.
-        prefill = try FlopModel.prefill(config: c, tp: l.tp, gate: gate, sequenceLengths: prompts)
+        prefill = try FlopModel.prefill(config: c, tp: l.tp, gate: gate, sequenceLengths: prompts, latent: l.latent)
         decode = try FlopModel.servingStep(config: c, tp: l.tp, gate: gate, newTokens: Array(repeating: 1, count: sequences),
-                                       cached: prompts, path: .absorbed, dcp: share)
-        func collectives(newTokens n: Int) throws(CountOverflow) -> [CollectiveBytes] {
+                                       cached: prompts, path: .absorbed, dcp: share, latent: l.latent)
+        func collectives(newTokens n: Int, decodeOnly: Bool) throws(CountOverflow) -> [CollectiveBytes] {
             var list: [CollectiveBytes] = []
             let what = "collective bytes"
+            if let g = try FlopModel.latentGatherElements(config: c, tp: l.tp, latent: l.latent, tokens: n, decodeOnly: decodeOnly) {
+                list.append(CollectiveBytes(kind: "all-gather", ranks: l.tp, bytes: try Checked.product(g, e, what: what), purpose: "latent"))
+            }
             if l.tp > 1 { list.append(CollectiveBytes(kind: "allreduce", ranks: l.tp, bytes: try Checked.product(n, c.hiddenSize, e, what: what))) }
             if l.dcp > 1 {
                 let rows = try Checked.product(c.numAttentionHeads / l.tp, n, what: what)
@@ -95,8 +105,9 @@ public struct LayoutPlan: Codable, Sendable {
             }
             return list
         }
-        prefillCollectives = try collectives(newTokens: Checked.product(sequences, context, what: "prefill tokens")).filter { $0.kind == "allreduce" }
-        decodeCollectives = try collectives(newTokens: sequences)
+        prefillCollectives = try collectives(newTokens: Checked.product(sequences, context, what: "prefill tokens"), decodeOnly: false)
+            .filter { $0.kind == "allreduce" || $0.purpose == "latent" }
+        decodeCollectives = try collectives(newTokens: sequences, decodeOnly: context > 0)
     }
 
     /// Seconds of a step with `cost` and `collectives` on `hardware`, at this plan's element

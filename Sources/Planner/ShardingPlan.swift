@@ -22,14 +22,19 @@ public struct ShardingPlan: Codable, Sendable {
     /// per element plus four per 128×128 tile its block touches (the busiest rank's), kv_b_proj
     /// two per element (dequantized to bf16 for the absorbed kernels), norms and biases two.
     public var quantization: WeightQuantization?
+    /// How q_a_proj and kv_a_proj_with_mqa are held (nil: replicated, as plans made before the
+    /// choice existed read).
+    public var latent: LatentProjection?
     public var weights: [Weight]
     /// Whether this layout runs at this tp (the replicated gate does not for tp > 1).
     public var runs: Bool
 
     public init(config c: MLAConfig, tp: Int, gate: GateLayout, layer: Int = 0, precision: Precision = .f32,
-                quantization: WeightQuantization? = nil) {
+                quantization: WeightQuantization? = nil, latent: LatentProjection = .replicated) {
         self.tp = tp
         self.gate = gate
+        self.latent = latent == .replicated ? nil : latent
+        let down: Layout = latent == .column ? .column : .replicated
         let fp8 = quantization == .fp8
         let precision = fp8 ? .bf16 : precision
         self.precision = precision == .f32 ? nil : precision
@@ -53,15 +58,15 @@ public struct ShardingPlan: Codable, Sendable {
         }
         var list: [Weight] = []
         if let q = c.qLoraRank {
-            list.append(w(n.qAProj + ".weight", .replicated, q, c.hiddenSize))
-            if c.attentionBias { list.append(v(n.qAProj + ".bias", .replicated, q)) }
+            list.append(w(n.qAProj + ".weight", down, q, c.hiddenSize))
+            if c.attentionBias { list.append(v(n.qAProj + ".bias", down, q)) }
             list.append(v(n.qALayernorm, .replicated, q))
             list.append(w(n.qBProj + ".weight", .column, H * c.qRowsPerHead, q))
         } else {
             list.append(w(n.qProj + ".weight", .column, H * c.qRowsPerHead, c.hiddenSize))
         }
-        list.append(w(n.kvAProj + ".weight", .replicated, c.kvLoraRank + c.qkRopeHeadDim, c.hiddenSize))
-        if c.attentionBias { list.append(v(n.kvAProj + ".bias", .replicated, c.kvLoraRank + c.qkRopeHeadDim)) }
+        list.append(w(n.kvAProj + ".weight", down, c.kvLoraRank + c.qkRopeHeadDim, c.hiddenSize))
+        if c.attentionBias { list.append(v(n.kvAProj + ".bias", down, c.kvLoraRank + c.qkRopeHeadDim)) }
         list.append(v(n.kvALayernorm, .replicated, c.kvLoraRank))
         list.append(w(n.kvBProj + ".weight", .column, H * (c.qkNopeHeadDim + c.vHeadDim), c.kvLoraRank))
         if c.hasSeparateGate {                                          // a packed gate is in q instead

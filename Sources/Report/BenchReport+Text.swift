@@ -2,6 +2,7 @@ import ExitClass
 import Foundation
 import MLA
 import Measure
+import TensorParallel
 
 extension BenchReport {
     public func json() throws -> String { try Format.json(self) }
@@ -24,6 +25,10 @@ extension BenchReport {
         }
         s += "\(warmup) warm-up + 1 for memory + \(repeats) timed forward\(repeats == 1 ? "" : "s") per phase; times are median [min–max] in ms; "
         s += "cpu is the rank's CPU time per forward (well below the forward's wall time: the core was busy with other work)\n"
+        if let latent {
+            s += "latent projections (q_a_proj, kv_a_proj_with_mqa): \(latent == .column ? "column-sharded, 1/tp of their outputs per rank" : "sequence-parallel, a prefill's 1/tp of the tokens per rank"), "
+            s += "then one all-gather of the latent (the latent stage below; --latent-proj \(latent))\n"
+        }
         if mode == .invariant {
             s += "invariant mode (--invariant); the default mode's same phases, measured first in this run:"
             for (name, phase) in [("prefill", Phase.prefill), ("decode step", .decode)] {

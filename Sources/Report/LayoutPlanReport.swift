@@ -21,6 +21,9 @@ public struct LayoutPlanReport: Codable, Sendable {
     public var memoryPerRank: Int?
     public var hardware: Hardware?
     public var layouts: [Row]
+    /// For each `-latcol` layout, with a hardware model: where it stops winning a decode step
+    /// against its replicated twin (nil without either).
+    public var latentCrossovers: [LatentCrossover]?
 
     public struct Row: Codable, Sendable {
         public var plan: LayoutPlan
@@ -50,6 +53,13 @@ public struct LayoutPlanReport: Codable, Sendable {
             rows.append(Row(plan: p, decodeSeconds: d.map { [$0.compute, $0.communication] }, prefillSeconds: f.map { [$0.compute, $0.communication] }))
         }
         self.layouts = rows
+        if let hardware {
+            let sharded = layouts.filter { $0.latent == .column }
+            latentCrossovers = sharded.isEmpty ? nil : try sharded.map { l throws(CountOverflow) in
+                try LatentCrossover(config: config, layout: l, context: context, batch: batch, bytesPerElement: bytesPerElement,
+                                    cacheDType: cacheDType, quantization: quantization, hardware: hardware)
+            }
+        }
     }
 
     public func json() throws -> String { try Format.json(self) }
@@ -72,7 +82,8 @@ public struct LayoutPlanReport: Codable, Sendable {
             s += layouts.dropFirst().map { "\($0.plan.layout) \(String(format: "%.3g", Double($0.plan.kvBytesPerRank) / Double(base)))×" }.joined(separator: ", ") + "\n"
         }
         s += "sent = bytes each rank contributes to its collectives: o_proj's allreduce over the TP group; under DCP the all-gathers of "
-        s += "absorbed queries and log-sum-exps and the reduce-scatter of partial outputs over the DCP group.\n"
+        s += "absorbed queries and log-sum-exps and the reduce-scatter of partial outputs over the DCP group; with -latcol or -latseq, "
+        s += "the all-gather of the latent (q_a_proj's and kv_a_proj_with_mqa's outputs) over the TP group.\n"
         if let m = memoryPerRank {
             s += "max context×batch: tokens a rank can cache in \(Format.bytes(m)) less its weights, × dcp × dp.\n"
             s += "\nCapacity by KV-cache dtype (--kv-cache-dtype; bytes per token over \(perLayer)): tokens cached per rank / context×batch that fits\n"
@@ -89,6 +100,7 @@ public struct LayoutPlanReport: Codable, Sendable {
                         Format.seconds((f[0] + f[1]) * Double(L)), "(\(Format.seconds(f[0] * Double(L))) + \(Format.seconds(f[1] * Double(L))))"]
             }) + "\n"
         }
+        s += crossoverText()
         s += "Not modelled: the MoE layers (DP attention needs an all-gather of tokens before a TP MoE and a scatter after), "
         s += "activations, and dp groups' idle time when their batches differ.\n"
         return s

@@ -16,6 +16,7 @@ extension RunReport {
             s += ", \(dtype) weights and activations, allreduce in \(allReduceDType ?? dtype)"
         }
         if mode == .invariant { s += ", invariant mode (fixed-order kernels and reduction trees)" }
+        if let latent { s += ", latent projections \(latent == .column ? "column-sharded" : "sequence-parallel") (--latent-proj \(latent))" }
         s += "\n\n"
         s += "Per-rank plan\n"
         let hosts = ranks.contains { ($0.node ?? 0) > 0 }
@@ -54,6 +55,12 @@ extension RunReport {
             }
         } else {
             s += "Collective traffic per forward: none (tp=1)\n"
+        }
+        if let latent, tp > 1 {
+            let what = latent == .column ? "each rank's 1/tp of q_a_proj's and kv_a_proj_with_mqa's outputs for every token"
+                                         : "each rank's run of the tokens through q_a_proj and kv_a_proj_with_mqa"
+            s += latentGather.map { "Latent all-gather (\(what)), before the RMSNorms: \($0.calls) call\($0.calls == 1 ? "" : "s"), \(Format.bytes($0.bytes)) from rank 0\n" }
+                ?? "Latent all-gather: none in this run (\(latent == .sequence ? "every step had fewer tokens than ranks or was decode only, so the latent was computed replicated" : "no step"))\n"
         }
         s += "Forward on rank 0: \(ms(forwardSeconds)) ms (allreduce \(ms(allReduceSeconds)) ms), \(Format.gflop(flops)) GFLOP\n"
         if let v = serving {

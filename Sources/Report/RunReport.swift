@@ -145,6 +145,10 @@ public struct RunReport: Codable, Sendable {
     /// `invariant` under `--invariant` (nil: the default mode): then `check` is against the
     /// unsharded invariant forward and passes only when bit-identical to it.
     public var mode: ForwardMode?
+    /// How q_a_proj and kv_a_proj_with_mqa were held (nil: replicated), and the latent all-gather
+    /// this rank-0 made: calls and the bytes it contributed (nil when it made none).
+    public var latent: LatentProjection?
+    public var latentGather: CommunicatorTraffic.Kind?
     public struct HeadError: Codable, Sendable, Equatable {
         public var head: Int
         public var relative: Float
@@ -184,7 +188,10 @@ public struct RunReport: Codable, Sendable {
         tokens = batch.tokenCount
         hidden = config.hiddenSize
         sequences = batch.sequenceCount
-        let plan = ShardingPlan(config: config, tp: tp, gate: gate, layer: layer, precision: precision, quantization: quantization)
+        let plan = ShardingPlan(config: config, tp: tp, gate: gate, layer: layer, precision: precision, quantization: quantization,
+                                latent: layout.latent)
+        latent = layout.latent == .replicated ? nil : layout.latent
+        latentGather = CommunicatorTraffic(collectives).kinds.first { $0.kind == .gather }
         self.plan = plan
         ranks = facts.map { f in
             let h = ShardingPlan.heads(rank: f.position.tpRank, tp: tp, config: config)

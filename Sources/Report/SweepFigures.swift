@@ -26,7 +26,7 @@ public enum SweepFigures {
     /// The colour of each segment kind, in legend order.
     static let palette: [(SegmentKind, String)] = [
         (.q, Palette.blue), (.kv, Palette.sky), (.attention, Palette.green), (.gate, Palette.orange),
-        (.oProj, Palette.purple), (.wait, Palette.grey), (.allReduce, Palette.vermillion), (.contextExchange, "#7F3C8D"),
+        (.oProj, Palette.purple), (.wait, Palette.grey), (.allReduce, Palette.vermillion), (.contextExchange, "#7F3C8D"), (.latentGather, "#B5651D"),
         (.compute, Palette.blue),
     ]
 

@@ -5,33 +5,48 @@
 ///     P = 8, dp 2 × tp 4, dcp 2:   ranks 0 1 2 3 │ 4 5 6 7        DP groups (TP inside)
 ///                                   [0 1][2 3]     [4 5][6 7]      DCP groups
 ///
-/// Names follow the plan's `--layouts`: `tp8`, `dp2xtp4`, `dp8` (tp 1), `tp8-dcp8`, `dp2xtp2-dcp2`.
+/// Each TP group holds MLA's latent down-projections as `latent` says (`LatentProjection`).
+///
+/// Names follow the plan's `--layouts`: `tp8`, `dp2xtp4`, `dp8` (tp 1), `tp8-dcp8`, `dp2xtp2-dcp2`,
+/// with `-latcol` or `-latseq` last for the sharded latent projections (`tp8-latcol`).
 public struct ParallelLayout: Codable, Sendable, Equatable, CustomStringConvertible {
     public var dp: Int
     public var tp: Int
     public var dcp: Int
+    /// How each TP group holds q_a_proj and kv_a_proj_with_mqa (replicated, as the engines do).
+    public var latent: LatentProjection
     /// Ranks the layout uses: dp · tp.
     public var ranks: Int { dp * tp }
 
-    public init(dp: Int = 1, tp: Int, dcp: Int = 1) {
+    public init(dp: Int = 1, tp: Int, dcp: Int = 1, latent: LatentProjection = .replicated) {
         self.dp = dp
         self.tp = tp
         self.dcp = dcp
+        self.latent = latent
+    }
+
+    private enum CodingKeys: String, CodingKey { case dp, tp, dcp, latent }
+
+    /// Reads a layout written before `latent` existed as replicated.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(dp: try c.decode(Int.self, forKey: .dp), tp: try c.decode(Int.self, forKey: .tp), dcp: try c.decode(Int.self, forKey: .dcp),
+                  latent: try c.decodeIfPresent(LatentProjection.self, forKey: .latent) ?? .replicated)
     }
 
     /// The layout of `ranks` ranks with `dp` groups and `dcp`; throws naming the numbers when
     /// they do not fit (D must divide P, C must divide the group's size).
-    public init(ranks: Int, dp: Int, dcp: Int) throws(LayoutError) {
+    public init(ranks: Int, dp: Int, dcp: Int, latent: LatentProjection = .replicated) throws(LayoutError) {
         guard dp >= 1, dcp >= 1 else { throw .nonPositive(dp: dp, dcp: dcp) }
         guard ranks % dp == 0 else { throw .dpDoesNotDivideRanks(dp: dp, ranks: ranks) }
         guard (ranks / dp) % dcp == 0 else { throw .dcpDoesNotDivideGroup(dcp: dcp, group: ranks / dp, dp: dp) }
-        self.init(dp: dp, tp: ranks / dp, dcp: dcp)
+        self.init(dp: dp, tp: ranks / dp, dcp: dcp, latent: latent)
     }
 
-    /// Parses a layout name (`tp8`, `dp2xtp4`, `dp8`, `tp8-dcp8`, `dp2xtp2-dcp2`) for `ranks` ranks
+    /// Parses a layout name (`tp8`, `dp2xtp4`, `dp8`, `tp8-dcp8`, `dp2xtp2-dcp2`, `tp8-latcol`) for `ranks` ranks
     /// (nil: the ranks the name gives, dp × tp, or `fallback` for a name without tp such as `dp4`).
     public init(name: String, ranks: Int?, fallback: Int? = nil) throws(LayoutError) {
-        var rest = Substring(name), dp = 1, tp: Int?, dcp = 1
+        var rest = Substring(name), dp = 1, tp: Int?, dcp = 1, latent = LatentProjection.replicated
         func number(after prefix: String) -> Int? {
             guard rest.hasPrefix(prefix) else { return nil }
             rest = rest.dropFirst(prefix.count)
@@ -46,10 +61,15 @@ public struct ParallelLayout: Codable, Sendable, Equatable, CustomStringConverti
             tp = number(after: "tp")
             if tp == nil { throw .badName(name) }
         }
-        if rest.hasPrefix("-") {
+        if rest.hasPrefix("-dcp") {
             rest = rest.dropFirst()
             guard let c = number(after: "dcp") else { throw .badName(name) }
             dcp = c
+        }
+        if rest.hasPrefix("-") {
+            guard let l = LatentProjection(suffix: rest.dropFirst()) else { throw .badName(name) }
+            latent = l
+            rest = ""
         }
         guard rest.isEmpty, dp >= 1, dcp >= 1, (tp ?? 1) >= 1 else { throw .badName(name) }
         // Every message about a name speaks of the name and --ranks, never of --dp, --dcp or -n.
@@ -60,7 +80,7 @@ public struct ParallelLayout: Codable, Sendable, Equatable, CustomStringConverti
         let (product, overflow) = dp.multipliedReportingOverflow(by: t)
         guard !overflow, product == ranks else { throw .ranksMismatch(name: name, dp: dp, tp: t, ranks: ranks) }
         guard t % dcp == 0 else { throw .dcpInName(name: name, dcp: dcp, tp: t) }
-        self.init(dp: dp, tp: t, dcp: dcp)
+        self.init(dp: dp, tp: t, dcp: dcp, latent: latent)
     }
 
     /// The layouts of a comma-separated list (`--layouts tp8,dp2xtp4`) for `ranks` ranks (nil:
@@ -75,7 +95,7 @@ public struct ParallelLayout: Codable, Sendable, Equatable, CustomStringConverti
     }
 
     public var description: String {
-        (dp > 1 ? (tp == 1 ? "dp\(dp)" : "dp\(dp)xtp\(tp)") : "tp\(tp)") + (dcp > 1 ? "-dcp\(dcp)" : "")
+        (dp > 1 ? (tp == 1 ? "dp\(dp)" : "dp\(dp)xtp\(tp)") : "tp\(tp)") + (dcp > 1 ? "-dcp\(dcp)" : "") + latent.layoutSuffix
     }
 
     /// Where a rank sits.
@@ -122,7 +142,7 @@ public enum LayoutError: Error, Equatable, CustomStringConvertible {
         case let .dcpDoesNotDivideGroup(dcp, group, dp):
             return "--dcp \(dcp) does not divide the tensor-parallel group of \(group) ranks (\(dp) data-parallel group\(dp == 1 ? "" : "s")) — use one of \(divisors(group))"
         case let .badName(name):
-            return "layout \"\(name)\" is not a layout name — write tpT, dpD or dpDxtpT with numbers ≥ 1 and an optional -dcpC, in lower case (e.g. tp8, dp2xtp4, dp8, tp8-dcp8)"
+            return "layout \"\(name)\" is not a layout name — write tpT, dpD or dpDxtpT with numbers ≥ 1, an optional -dcpC and an optional -latcol or -latseq last, in lower case (e.g. tp8, dp2xtp4, dp8, tp8-dcp8, tp8-latcol)"
         case let .ranksMismatch(name, dp, tp, ranks):
             let (product, overflow) = dp.multipliedReportingOverflow(by: tp)
             return "layout \(name) uses \(dp) × \(tp) = \(overflow ? "more than \(Int.max)" : "\(product)") ranks, not the \(ranks) of --ranks — make dp × tp equal --ranks \(ranks)"

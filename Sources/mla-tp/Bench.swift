@@ -68,6 +68,9 @@ struct Bench: ParsableCommand {
     @Option(help: "With --dtype bf16: the PyTorch bf16 + gloo baseline (scripts/bench/torch_gloo_baseline.py --dtype bfloat16 --json), measured in the same session, for the prefill target.")
     var torchBaseline: String?
 
+    @Option(help: "How the tensor-parallel group holds q_a_proj and kv_a_proj_with_mqa: replicated, column or sequence (as run's --latent-proj).")
+    var latentProj: LatentProjection = .replicated
+
     func validate() throws {
         try requireAtLeast(1, "--tokens", tokens, "the prefill tokens (for decode, the tokens cached per sequence)")
         try requireAtLeast(1, "--repeat", repeats, "the timed forwards per phase")
@@ -93,7 +96,7 @@ try mode.validate(model: model, reduce: reduce, decode: decode)
         let world = try Runtime.start()
         let load = loadAverage(), runtimeMemory = ProcessMemory.current()
         let (config, name) = try model.loadConfig()
-        try config.validate(tp: world.size)
+        try config.validate(tp: world.size, latent: latentProj)
         let phases = phase.phases
         try requireBudget(try Runtime.budget(world), config: config, model: name, tp: world.size, phases: phases)
         let torch = try torchBaseline.map { try TorchBaseline.load($0, preset: name, tp: world.size, tokens: tokens) }
@@ -101,7 +104,8 @@ try mode.validate(model: model, reduce: reduce, decode: decode)
         if mode.invariant { try InvariantLayout.check(heads: config.numAttentionHeads, tp: world.size) }
         let baseline = try mode.invariant ? defaultModeBaseline(shard: shard, world: world, config: config) : nil
         let attention = try MLAAttention(config: config, shard: shard, gateLayout: model.gate,
-                                         source: try model.weightSource(for: config), storage: model.storage, mode: mode.mode)
+                                         source: try model.weightSource(for: config), storage: model.storage, mode: mode.mode,
+                                         latent: latentProj)
         var mine = BenchRankResult(rank: world.rank, blasThreads: BLAS.threads, weightBytes: attention.weightBytes,
                                    runtimeAnonymousBytes: runtimeMemory.anonymousBytes,
                                    loadedAnonymousBytes: ProcessMemory.current().anonymousBytes)
@@ -117,6 +121,7 @@ try mode.validate(model: model, reduce: reduce, decode: decode)
                                      decodePath: phases.contains(.decode) ? decode : nil, batch: phases.contains(.decode) ? batch : nil, ranks: ranks,
                                      precision: model.dtype, allReduceDType: engine.collectives.reducePrecision, torchBaseline: torch)
             report.mode = mode.invariant ? .invariant : nil
+            report.latent = latentProj == .replicated ? nil : latentProj
             report.check = verdict.result
             RankOutput(rank: 0).printRoot(try render(report))
         }

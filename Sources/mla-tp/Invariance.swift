@@ -80,6 +80,7 @@ struct Invariance: ParsableCommand {
             let sizes = MLAConfig.tensorParallelSizes(heads: config.numAttentionHeads).map(String.init).joined(separator: ", ")
             throw CLIError.config("layout \(bad) splits \(config.numAttentionHeads) heads over tp \(bad.tp), which does not divide them — use layouts whose tp is one of \(sizes)")
         }
+        for l in list { try config.validate(tp: l.tp, latent: l.latent) }
         if mode.invariant { for l in list { try InvariantLayout.check(heads: config.numAttentionHeads, tp: l.tp, dcp: l.dcp) } }
         if decode == .naive, let split = list.first(where: { $0.dcp > 1 }) {
             throw CLIError.usage("--decode naive expands the whole cache on every rank, which layout \(split) splits — use --decode absorbed (the default) with a -dcp layout")
@@ -100,8 +101,8 @@ struct Invariance: ParsableCommand {
     static func perform(_ job: JobDescription, _ spec: InvarianceSpec) throws {
         let world = try Runtime.start()
         let (config, name) = try job.model.loadConfig()
-        let layout = try ParallelLayout(ranks: world.size, dp: spec.dp, dcp: spec.dcp)
-        try config.validate(tp: layout.tp)
+        let layout = try ParallelLayout(ranks: world.size, dp: spec.dp, dcp: spec.dcp, latent: spec.latent)
+        try config.validate(tp: layout.tp, latent: layout.latent)
         if job.mode == .invariant { try InvariantLayout.check(heads: config.numAttentionHeads, tp: layout.tp, dcp: layout.dcp) }
         try Runtime.budget(world).requireWeights(config: config, tp: layout.tp, gate: job.model.gate, check: false, model: name)
         let trace = try InvarianceJob(config: config, choice: job.model, mode: job.mode, spec: spec, layout: layout)

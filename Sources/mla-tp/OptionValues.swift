@@ -26,6 +26,7 @@ extension Precision: ExpressibleByArgument {}
 extension WeightQuantization: ExpressibleByArgument {}
 extension KVCacheChoice: ExpressibleByArgument {}
 extension ReductionChoice.Route: ExpressibleByArgument {}
+extension LatentProjection: ExpressibleByArgument {}
 
 /// `--repeat N`: the timed forwards of `sweep` and `sweep-step`, spelled as `bench` spells it.
 /// `--repeats`, their old spelling, is still accepted (hidden) so that scripts keep working.

@@ -10,7 +10,7 @@ extension Plan {
     /// `--layouts`: each layout's busiest rank, side by side.
     func compare(_ names: String, ranks: Int, config: MLAConfig, name: String) throws {
         let list = try ParallelLayout.list(names, ranks: ranks)
-        for l in list { try config.validate(tp: l.tp) }
+        for l in list { try config.validate(tp: l.tp, latent: l.latent) }
         let hw = try hardware?.hardware(ratesFile: rates) {
             try MeasuredRates.probe(Runtime.launcher, ranks: min(ranks, ProcessInfo.processInfo.activeProcessorCount),
                                     shape: .forward(tokens: batchSize, hidden: config.hiddenSize),
@@ -20,7 +20,14 @@ extension Plan {
                                       layers: layers, dtype: model.choice.quantization == .fp8 ? "fp8 weights, bf16 activations" : model.dtype.rawValue,
                                       bytesPerElement: model.dtype.bytesPerElement, cacheDType: model.choice.kvCacheDType,
                                       memoryPerRank: memoryPerRank?.bytes, hardware: hw, quantization: model.choice.quantization)
-        if let figure { try AtomicFile.write(Data(report.figure().utf8), to: figure) }
+        if let figure {
+            try AtomicFile.write(Data(report.figure().utf8), to: figure)
+            // Beside it: where a -latcol layout stops winning (with a hardware model).
+            if let crossover = report.crossoverFigure() {
+                let path = URL(fileURLWithPath: figure).deletingLastPathComponent().appendingPathComponent("latent-crossover.svg").path
+                try AtomicFile.write(Data(crossover.utf8), to: path)
+            }
+        }
         RankOutputShim.out(json ? try report.json() : report.text())
     }
 }

@@ -49,6 +49,9 @@ struct Run: ParsableCommand {
     @Option(parsing: .unconditional, help: "Decode context parallelism: split every sequence's cached tokens over C ranks of each tensor-parallel group (token i on rank i mod C).")
     var dcp = 1
 
+    @Option(help: "How each tensor-parallel group holds q_a_proj and kv_a_proj_with_mqa: replicated (as the engines), column (each rank its 1/tp of the outputs, then an all-gather of the latent) or sequence (each rank a prefill's 1/tp of the tokens, then an all-gather).")
+    var latentProj: LatentProjection = .replicated
+
     @Flag(inversion: .prefixedNo, help: "Compare with the unsharded forward on rank 0 (default: on when it fits in memory).")
     var check: Bool?
 
@@ -78,7 +81,7 @@ struct Run: ParsableCommand {
     var spec: RunSpec {
         var s = RunSpec()
         (s.layer, s.input, s.output, s.tokens, s.seqs) = (layer, inputFile, output, input.tokens, input.seqs?.values)
-        (s.decodeSteps, s.prefillChunk, s.decode, s.dp, s.dcp) = (decodeSteps, prefillChunk, decode, dp, dcp)
+        (s.decodeSteps, s.prefillChunk, s.decode, s.dp, s.dcp, s.latent) = (decodeSteps, prefillChunk, decode, dp, dcp, latentProj)
         (s.check, s.checkStages, s.json) = (check, checkStages, json)
         return s
     }
@@ -90,8 +93,8 @@ struct Run: ParsableCommand {
         if let output = s.output { try OutputTarget.check(output, against: model.inputFiles + (s.input.map { [$0] } ?? [])) }
         let world = try Runtime.start()
         let (config, name) = try model.loadConfig()
-        let layout = try ParallelLayout(ranks: world.size, dp: s.dp, dcp: s.dcp)
-        try config.validate(tp: layout.tp)
+        let layout = try ParallelLayout(ranks: world.size, dp: s.dp, dcp: s.dcp, latent: s.latent)
+        try config.validate(tp: layout.tp, latent: layout.latent)
         if mode == .invariant { try InvariantLayout.check(heads: config.numAttentionHeads, tp: layout.tp, dcp: layout.dcp) }
         if s.layer >= (config.numHiddenLayers ?? Int.max) {
             throw CLIError.usage(CheckpointError.layerOutOfRange(layer: s.layer, layers: config.numHiddenLayers ?? 0).description)

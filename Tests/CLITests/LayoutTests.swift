@@ -101,14 +101,15 @@ import TestSupport
 /// `plan --layouts` counts what a run of the same layout counts on its busiest rank (rank 0):
 /// FLOPs, and the bytes it contributes to each collective, for a prefill and one decode step.
 @Suite(.serialized, .tags(.mpirun), .skippedInFastLane) struct LayoutPlanTests {
-    @Test(arguments: ["tp4", "dp2xtp2", "dp4", "tp4-dcp2", "tp4-dcp4", "dp2xtp2-dcp2"])
+    @Test(arguments: ["tp4", "dp2xtp2", "dp4", "tp4-dcp2", "tp4-dcp4", "dp2xtp2-dcp2", "tp4-latcol", "tp4-latseq", "dp2xtp2-latcol",
+                      "tp4-dcp2-latseq", "tp4-dcp4-latcol"])
     func planEqualsWhatTheRunCounts(layout: String) throws {
         let (context, batch) = (11, 3)
         let plan = MPIJob.single(["plan", "--ranks", "4", "--layouts", layout, "--context", "\(context)", "--batch", "\(batch)", "--json"], timeout: 30)
         #expect(plan.status == 0, "\(plan)")
         let row = try #require(try plan.decoded(LayoutPlanReport.self).layouts.first?.plan)
         let l = try ParallelLayoutArgs(layout)
-        let run = MPIJob.run(ranks: 4, ["run", "--dp", "\(l.dp)", "--dcp", "\(l.dcp)", "--seqs", Array(repeating: "\(context + 1)", count: batch).joined(separator: ","),
+        let run = MPIJob.run(ranks: 4, ["run", "--dp", "\(l.dp)", "--dcp", "\(l.dcp)", "--latent-proj", l.latent, "--seqs", Array(repeating: "\(context + 1)", count: batch).joined(separator: ","),
                                         "--decode-steps", "1", "--no-check", "--json"], timeout: 60)
         #expect(run.status == 0, "\(run)")
         let report = try run.decoded(RunReport.self)
@@ -121,7 +122,8 @@ import TestSupport
             let kind = ["allreduce": "reduce", "all-gather": "gather", "reduce-scatter": "scatter"][c.kind]!
             planned[kind, default: 0] += c.bytes
         }
-        if l.dp > 1 || l.dcp > 1 {
+        #expect(report.ranks.first?.bytes == row.weightBytesPerRank, "\(layout): rank 0 holds \(report.ranks.first?.bytes ?? 0) bytes, plan \(row.weightBytesPerRank)")
+        if l.dp > 1 || l.dcp > 1 || l.latent != "replicated" {
             for (kind, bytes) in planned { #expect(counted[kind] == bytes, "\(layout) \(kind): counted \(String(describing: counted[kind])), plan \(bytes)") }
         }
         // The cache: the busiest rank holds what the plan says, after the decode step's token.
@@ -167,8 +169,10 @@ import TestSupport
 
 /// dp and dcp of a layout name, for building the matching `run` flags.
 struct ParallelLayoutArgs {
-    var dp = 1, dcp = 1
+    var dp = 1, dcp = 1, latent = "replicated"
     init(_ name: String) throws {
+        if name.hasSuffix("-latcol") { latent = "column" }
+        if name.hasSuffix("-latseq") { latent = "sequence" }
         if let m = name.firstMatch(of: /dp(\d+)/) { dp = Int(m.1)! }
         if let m = name.firstMatch(of: /dcp(\d+)/) { dcp = Int(m.1)! }
     }

@@ -20,7 +20,7 @@ import Testing
             #expect(layer.kernel.scaling.precision == precision && layer.absorbed.precision == precision)
             #expect(layer.kernel.scaling.scale == layer.absorbed.scale)
             // Forward-only projections in the order the storage's kernel prefers; kv_a and kv_b are read as [out, in].
-            #expect(layer.oProj.order == storage.forwardOrder && layer.kvA.order == .outIn && layer.kvB.order == .outIn)
+            #expect(layer.oProj.order == storage.forwardOrder && layer.down.kvA.layer.order == .outIn && layer.kvB.order == .outIn)
         }
     }
 

@@ -8,10 +8,10 @@ import Testing
 @Suite struct WeightOrderChoiceTests {
     @Test func narrowKvAAndKvBStayOutInTheOthersInOut() throws {
         let layer = try MLAAttention(config: Presets.tiny, shard: .whole, source: SeededWeights(seed: 1))
-        #expect(layer.kvA.order == .outIn)
+        #expect(layer.down.kvA.layer.order == .outIn)
         #expect(layer.kvB.order == .outIn)
         #expect(layer.oProj.order == .inOut)
-        if case let .lora(qA, _, qB) = layer.qPath { #expect(qA.order == .inOut && qB.order == .inOut) } else { Issue.record("tiny uses q LoRA") }
+        if case let .lora(_, qB) = layer.qPath, let qA = layer.down.qA?.layer { #expect(qA.order == .inOut && qB.order == .inOut) } else { Issue.record("tiny uses q LoRA") }
         if case let .column(g) = layer.gate { #expect(g.order == .inOut) } else { Issue.record("tiny is gated, column layout") }
     }
 }

@@ -1,0 +1,53 @@
+import Foundation
+import Planner
+import Plot
+
+extension LayoutPlanReport {
+    /// Each `-latcol` layout's crossover against its replicated twin, as sentences.
+    func crossoverText() -> String {
+        guard let list = latentCrossovers, !list.isEmpty else { return "" }
+        var s = "\nSharded latent projections in a decode step (projected on \(list[0].hardware), context \(context), per layer):\n"
+        for c in list {
+            s += "  \(c.layout) against \(c.against): "
+            if let b = c.stopsWinningAtBatch {
+                s += b == 1 ? "slower at every batch up to \(c.batches.last ?? 0) (the all-gather costs more than it saves)"
+                            : "faster up to a batch of \(b - 1) sequence\(b == 2 ? "" : "s") per DP group, no faster from \(b) on"
+            } else {
+                s += "faster at every batch up to \(c.batches.last ?? 0) sequences per DP group"
+            }
+            let i = c.batches.lastIndex { $0 <= c.planBatch } ?? 0
+            s += String(format: " (batch %d: %@ against %@)", c.batches[i], Format.seconds(c.sharded[i]), Format.seconds(c.replicated[i]))
+            if let l = c.breakEvenLatencySeconds {
+                s += String(format: "; at batch %d it wins while each all-gather step's latency is below %.2f µs (assumed %.2f µs)",
+                            c.planBatch, l * 1e6, c.assumedLatencySeconds * 1e6)
+            } else {
+                s += "; at batch \(c.planBatch) no link latency makes it win"
+            }
+            s += "\n"
+        }
+        return s
+    }
+
+    /// Decode-step time by batch for each `-latcol` layout and its replicated twin (SVG), nil
+    /// without a crossover to draw.
+    public func crossoverFigure() -> String? {
+        guard let list = latentCrossovers, let first = list.first else { return nil }
+        let colors = [Palette.blue, Palette.vermillion, Palette.green, Palette.purple]
+        var series: [LineChart.Series] = []
+        for (k, c) in list.enumerated() {
+            let color = colors[k % colors.count]
+            let xs = c.batches.map { log2(Double($0)) }
+            series.append(.init(name: "\(c.layout)", points: zip(xs, c.sharded.map { $0 * 1e6 }).map { ($0, $1) }, color: color))
+            series.append(.init(name: "\(c.against) (replicated)", points: zip(xs, c.replicated.map { $0 * 1e6 }).map { ($0, $1) },
+                                color: color, dashed: true))
+        }
+        let ticks = first.batches.enumerated().filter { $0.offset % 2 == 0 }.map(\.element)
+        var chart = LineChart(
+            title: "Sharded latent projections, decode step: \(model), \(ranks) ranks, context \(context)",
+            subtitle: "projected on \(first.hardware), one layer, \(dtype); solid: -latcol, dashed: replicated (from mla-tp plan --layouts)",
+            series: series, xTitle: "sequences per DP group (batch)", yTitle: "µs per decode step",
+            xTicks: ticks.map { log2(Double($0)) }, xTickLabels: ticks.map(String.init))
+        chart.frame = Frame(width: 860, height: 460)
+        return chart.render()
+    }
+}
