@@ -90,6 +90,8 @@ public struct RunSpec: Codable, Sendable, Equatable {
     public var dcp = 1
     /// `--latent-proj`: how each TP group holds q_a_proj and kv_a_proj_with_mqa.
     public var latent: LatentProjection = .replicated
+    /// `--pad-heads`: a tp that does not divide the heads pads them with zero heads.
+    public var padHeads = false
     /// Compare with the unsharded forward (nil: when it fits).
     public var check: Bool?
     public var checkStages = false

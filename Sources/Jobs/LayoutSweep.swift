@@ -18,6 +18,7 @@ extension SweepRunner {
         for l in layouts {
             progress.waitForIdle(waitForIdle, maxWait: maxWait)
             var run = RunSpec()
+            run.padHeads = config.numAttentionHeads % l.tp != 0          // a layout name's tp pads, as in plan
             (run.dp, run.dcp, run.latent, run.seqs, run.decodeSteps) = (l.dp, l.dcp, l.latent, Array(repeating: context + 1, count: batch), 1)
             (run.check, run.json, run.decode) = (true, true, decode)
             let r = try job("\(l): \(batch) sequences of \(context) tokens, then a decode step", name: "layout-\(l)", ranks: ranks,

@@ -34,6 +34,8 @@ public struct RunJob {
     public var cacheDType: KVCacheDType
     /// How the forward orders its reductions (`--invariant`).
     public var mode: ForwardMode
+    /// Pad the heads to a multiple of tp with zero heads when tp does not divide them (`--pad-heads`).
+    public var padHeads = false
     /// Called mid-forward on this rank (the failure tests' fault switch).
     public var faultHook: (() throws -> Void)?
     /// When set, the id of each of the batch's sequences: every stage is hashed per sequence
@@ -94,7 +96,8 @@ public struct RunJob {
         let tp = collectives(groups.tp)
         let weights = try source()
         let attention = try MLAAttention(config: config, layer: layer, shard: layout.shard(of: world.rank), gateLayout: gate, source: weights,
-                                         storage: storage, mode: mode, latent: layout.latent)
+                                         storage: storage, mode: mode, latent: layout.latent,
+                                         padHeads: padHeads)
         attention.checkEveryStage = checkEveryStage
         attention.faultHook = faultHook
         if let ids = hashSequences { attention.stageHashes = StageHashes(sequenceIDs: assignment[groups.position.dpGroup].map { ids[$0] }) }

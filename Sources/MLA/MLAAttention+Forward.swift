@@ -133,7 +133,7 @@ extension MLAAttention {
             }
         }
         try guardStage(.q, w.q)
-        stageHashes?.record(.q, w.q, firstHead: firstHead, heads: hl, width: dq, stride: dq)
+        stageHashes?.record(.q, w.q, firstHead: firstHead, heads: realHeads.count, width: dq, stride: dq)
 
         // kv path: latent [T, kv_lora] | k_rope [T, rope] → [T, H/tp·(nope+v)]
         try timed(.kv) {
@@ -156,12 +156,12 @@ extension MLAAttention {
             w.attn.round(to: precision)                                          // the attention output, stored
         }
         try guardStage(.attention, w.attn)
-        stageHashes?.record(.attention, w.attn, firstHead: firstHead, heads: hl, width: c.vHeadDim, stride: c.vHeadDim)
+        stageHashes?.record(.attention, w.attn, firstHead: firstHead, heads: realHeads.count, width: c.vHeadDim, stride: c.vHeadDim)
 
         // The gate: attn ⊙ act(x·gateᵀ + b), on this rank's heads.
         if let gate {
             try timed(.gate) { try applyGate(gate, x: x, &w) }
-            stageHashes?.record(.gate, w.attn, firstHead: firstHead, heads: hl, width: c.vHeadDim, stride: c.vHeadDim)
+            stageHashes?.record(.gate, w.attn, firstHead: firstHead, heads: realHeads.count, width: c.vHeadDim, stride: c.vHeadDim)
         }
     }
 }

@@ -83,18 +83,19 @@ public final class MLAAttention {
     /// (bf16: a bf16 checkpoint's values as they are, anything else rounded to nearest even once).
     public convenience init(config: MLAConfig, layer: Int = 0, shard: Shard, gateLayout: GateLayout = .column,
                             source: WeightSource, precision: Precision = .f32, mode: ForwardMode = .default,
-                            latent: LatentProjection = .replicated) throws {
+                            latent: LatentProjection = .replicated, padHeads: Bool = false) throws {
         try self.init(config: config, layer: layer, shard: shard, gateLayout: gateLayout, source: source, storage: precision.storage, mode: mode,
-                      latent: latent)
+                      latent: latent, padHeads: padHeads)
     }
 
     /// Builds rank `shard.rank`'s part of layer `layer`, asking `source` only for its own blocks,
     /// with every projection held by `storage` and the latent projections as `latent` says. The
     /// invariant mode keeps every forward-only weight `[in, out]`, the order its NN kernel reads.
+    /// `padHeads`: a tp that does not divide the heads pads them with zero heads (`padding`).
     public init(config: MLAConfig, layer: Int = 0, shard: Shard, gateLayout: GateLayout = .column,
-                source: WeightSource, storage: any WeightStorage.Type, mode: ForwardMode = .default,
-                latent: LatentProjection = .replicated) throws {
-        try config.validate(tp: shard.size, latent: latent)
+                source unpadded: WeightSource, storage: any WeightStorage.Type, mode: ForwardMode = .default,
+                latent: LatentProjection = .replicated, padHeads: Bool = false) throws {
+        try config.validate(tp: shard.size, latent: latent, padHeads: padHeads)
         if mode == .invariant {
             try InvariantLayout.check(quantization: storage.quantization)
             try InvariantLayout.check(heads: config.numAttentionHeads, tp: shard.size)
@@ -106,20 +107,22 @@ public final class MLAAttention {
         self.shard = shard
         self.gateLayout = gateLayout
         names = WeightNames(layer: layer)
-        localHeads = config.numAttentionHeads / shard.size
-        let hidden = config.hiddenSize, heads = config.numAttentionHeads
+        localHeads = config.localHeads(tp: shard.size)
+        let hidden = config.hiddenSize, heads = config.numAttentionHeads, padded = config.paddedHeads(tp: shard.size)
         let std = { (fanIn: Int) in Initializer.random(std: 1 / Float(fanIn).squareRoot()) }
         gateForm = try config.gateForm()
         let packed = config.useGatedAttn && gateForm.placement == .packed
         qStride = config.qRowsPerHead
+        let pad = try MLAAttention.padding(config: config, names: names, tp: shard.size, gate: gateLayout, storage: storage, qStride: qStride)
+        let source = pad(unpadded)
         try MLAAttention.checkGate(config: config, form: gateForm, layout: gateLayout, names: names, source: source)
         // A packed q projection is read through the packing the layout assumes (the config's own
         // unless --gate says otherwise); its rows reach each rank as [q_h | g_h] per head.
         let qName = (config.qLoraRank == nil ? names.qProj : names.qBProj) + ".weight"
         let qSource: WeightSource = packed
-            ? RowMappedSource(source, name: qName, map: { [dq = config.qkHeadDim, w = config.gateWidthPerHead,
+            ? pad(RowMappedSource(unpadded, name: qName, map: { [dq = config.qkHeadDim, w = config.gateWidthPerHead,
                                                           p = gateLayout.assumedPacking(stored: gateForm.packing)] in
-                GateForm.storedRow($0, packing: p, heads: heads, dq: dq, w: w) })
+                GateForm.storedRow($0, packing: p, heads: heads, dq: dq, w: w) }))
             : source
         // kv_a is narrow (576 outputs): kept [out, in], a decode token's product streams it as dot
         // products, measured 1.3–1.6× faster than x·W over [in, 576]; its prefill GEMM, under 3%
@@ -130,10 +133,10 @@ public final class MLAAttention {
             qPath = .lora(
                 norm: AnyVector(try source.vector(names.qALayernorm, count: qLora, range: 0..<qLora, initializer: .nearOne(spread: 0.1)),
                                 storedAs: storage.activations),
-                qB: try ColumnParallelLinear(name: names.qBProj, inFeatures: qLora, outFeatures: heads * qStride, bias: false, shard: shard,
+                qB: try ColumnParallelLinear(name: names.qBProj, inFeatures: qLora, outFeatures: padded * qStride, bias: false, shard: shard,
                                              source: qSource, initializer: std(qLora), order: forwardOnly, storage: storage))
         } else {
-            qPath = .direct(try ColumnParallelLinear(name: names.qProj, inFeatures: hidden, outFeatures: heads * qStride, bias: false,
+            qPath = .direct(try ColumnParallelLinear(name: names.qProj, inFeatures: hidden, outFeatures: padded * qStride, bias: false,
                                                      shard: shard, source: qSource, initializer: std(hidden), order: forwardOnly, storage: storage))
         }
         kvANorm = AnyVector(try source.vector(names.kvALayernorm, count: config.kvLoraRank, range: 0..<config.kvLoraRank,
@@ -141,10 +144,10 @@ public final class MLAAttention {
         // kv_b_proj's rows are W_UK and W_UV, which the absorbed kernels read themselves: held in a
         // format they read (fp8 dequantized to bf16 once here, as vLLM's MLA backend does).
         kvB = try ColumnParallelLinear(name: names.kvBProj, inFeatures: config.kvLoraRank,
-                                       outFeatures: heads * (config.qkNopeHeadDim + config.vHeadDim), bias: false, shard: shard,
+                                       outFeatures: padded * (config.qkNopeHeadDim + config.vHeadDim), bias: false, shard: shard,
                                        source: source, initializer: std(config.kvLoraRank), storage: storage.kernelOperandStorage)
         gateActivation = config.useGatedAttn ? try config.gateActivation() : .sigmoid
-        let gateOut = heads * config.gateWidthPerHead
+        let gateOut = padded * config.gateWidthPerHead
         if !config.useGatedAttn {
             gate = nil
         } else if packed {
@@ -156,7 +159,7 @@ public final class MLAAttention {
             gate = .replicated(try ReplicatedLinear(name: names.gate, inFeatures: hidden, outFeatures: gateOut, bias: config.useBias,
                                                     source: source, initializer: std(hidden), order: forwardOnly, storage: storage))
         }
-        oProj = try RowParallelLinear(name: names.oProj, inFeatures: config.attnOutWidth, outFeatures: hidden, bias: config.oProjBias, shard: shard,
+        oProj = try RowParallelLinear(name: names.oProj, inFeatures: padded * config.vHeadDim, outFeatures: hidden, bias: config.oProjBias, shard: shard,
                                       source: source, initializer: std(config.attnOutWidth), order: forwardOnly, storage: storage)
         rope = Rope(config: config)
         // One scaling for both kernels: the softmax scale, and the storage's precision for scores and probabilities.

@@ -12,6 +12,10 @@ public enum ConfigError: Error, Equatable, CustomStringConvertible {
     case tooLarge(key: String, value: Int, limit: Int)
     case oddRopeDim(Int)
     case headsNotDivisible(heads: Int, tp: Int)
+    /// More ranks in a tensor-parallel group than heads: padding would leave ranks with no real head.
+    case tpExceedsHeads(heads: Int, tp: Int)
+    /// Padded heads with something that cannot hold them (the name says what, `remedy` what to do).
+    case paddingUnsupported(heads: Int, tp: Int, what: String, remedy: String)
     /// `--latent-proj column` at a tp that does not divide a down-projection's outputs.
     case latentNotDivisible(projection: String, width: Int, tp: Int, sizes: [Int])
     case unknownActivation(String)
@@ -44,7 +48,13 @@ public enum ConfigError: Error, Equatable, CustomStringConvertible {
             return "qk_rope_head_dim = \(d) must be even: RoPE rotates pairs — fix the config"
         case let .headsNotDivisible(heads, tp):
             let ok = MLAConfig.tensorParallelSizes(heads: heads).map(String.init).joined(separator: ", ")
-            return "num_attention_heads = \(heads) is not divisible by tp=\(tp) — run with -n one of \(ok)"
+            return "num_attention_heads = \(heads) is not divisible by tp=\(tp) — run with -n one of \(ok), "
+                + "or add --pad-heads to pad to \((heads + tp - 1) / tp * tp) heads with zero ones (as SGLang does)"
+        case let .tpExceedsHeads(heads, tp):
+            return "tp=\(tp) is more than the \(heads) attention heads: \(tp - heads) rank\(tp - heads == 1 ? "" : "s") would hold only padding — "
+                + "run at most \(heads) ranks per tensor-parallel group (--dp D for more ranks)"
+        case let .paddingUnsupported(heads, tp, what, remedy):
+            return "tp=\(tp) pads \(heads) heads to \((heads + tp - 1) / tp * tp), which \(what) does not support — \(remedy)"
         case let .latentNotDivisible(projection, width, tp, sizes):
             return "--latent-proj column splits \(projection)'s \(width) outputs over tp=\(tp), which does not divide them — "
                 + "use --latent-proj replicated or sequence, or a tp that divides every down-projection (\(sizes.map(String.init).joined(separator: ", ")))"
@@ -110,8 +120,8 @@ extension MLAConfig {
     }
 
     /// Checks everything a forward relies on, before any weight is allocated.
-    public func validate(tp: Int = 1, latent: LatentProjection) throws {
-        try validate(tp: tp)
+    public func validate(tp: Int = 1, latent: LatentProjection, padHeads: Bool = false) throws {
+        try validate(tp: tp, padHeads: padHeads)
         guard latent == .column else { return }
         let widths = (qLoraRank.map { [("q_a_proj", $0)] } ?? []) + [("kv_a_proj_with_mqa", kvLoraRank + qkRopeHeadDim)]
         if let (name, width) = widths.first(where: { $0.1 % tp != 0 }) {
@@ -120,7 +130,7 @@ extension MLAConfig {
         }
     }
 
-    public func validate(tp: Int = 1) throws {
+    public func validate(tp: Int = 1, padHeads: Bool = false) throws {
         let dims: [(String, Int)] = [
             ("hidden_size", hiddenSize), ("num_attention_heads", numAttentionHeads), ("kv_lora_rank", kvLoraRank),
             ("qk_nope_head_dim", qkNopeHeadDim), ("qk_rope_head_dim", qkRopeHeadDim), ("v_head_dim", vHeadDim),
@@ -155,7 +165,19 @@ extension MLAConfig {
         _ = try gateActivation()   // rejected even with the gate off: never silently ignored
         _ = try gateForm()
         if tp < 1 { throw ConfigError.nonPositive(key: "tp", value: tp) }
-        if numAttentionHeads % tp != 0 { throw ConfigError.headsNotDivisible(heads: numAttentionHeads, tp: tp) }
+        if tp > numAttentionHeads { throw ConfigError.tpExceedsHeads(heads: numAttentionHeads, tp: tp) }
+        if numAttentionHeads % tp != 0 && !padHeads { throw ConfigError.headsNotDivisible(heads: numAttentionHeads, tp: tp) }
+    }
+
+    /// Heads each of `tp` ranks holds: ⌈H / tp⌉. When tp does not divide H the last ranks' extra
+    /// heads are zero padding (`--pad-heads`).
+    public func localHeads(tp: Int) -> Int { (numAttentionHeads + tp - 1) / max(tp, 1) }
+    /// The heads the ranks hold together, padding included: a multiple of tp.
+    public func paddedHeads(tp: Int) -> Int { localHeads(tp: tp) * max(tp, 1) }
+    /// The real (not padding) heads rank `rank` of `tp` holds.
+    public func realHeads(rank: Int, tp: Int) -> Range<Int> {
+        let l = localHeads(tp: tp), H = numAttentionHeads
+        return min(rank * l, H) ..< min((rank + 1) * l, H)
     }
 
     /// The tp sizes `heads` attention heads split into: its divisors.

@@ -82,7 +82,7 @@ extension BenchEngine {
         ProcessMemory.returnFreedPages()
         let x = try seededInput(tokens: B, hidden: hidden, seed: seed &+ 1)          // [B, hidden]
         let bytes = ShardingPlan.allReduceBytes(tokens: B, config: config, bytesPerElement: collectives.reducePrecision.bytesPerElement)
-        let hl = config.numAttentionHeads / tp
+        let hl = config.localHeads(tp: tp)
         var firstContext = 0, lastContexts: [Int] = [], steps = 0
         let probe = Probe(world: world)
         let (timed, memory) = try time(warmup: warmup, repeats: repeats, activations: {

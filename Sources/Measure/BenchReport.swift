@@ -68,7 +68,7 @@ public struct BenchReport: Codable, Sendable {
         self.gate = gate
         hidden = config.hiddenSize
         heads = config.numAttentionHeads
-        localHeads = config.numAttentionHeads / tp
+        localHeads = config.localHeads(tp: tp)
         self.tokens = tokens
         self.repeats = repeats
         self.warmup = warmup

@@ -32,7 +32,7 @@ extension FlopModel {
     /// One serving step: sequence b brings `newTokens[b]` tokens after `cached[b]` cached ones.
     public static func servingStep(config c: MLAConfig, tp: Int, gate: GateLayout, newTokens: [Int], cached: [Int],
                                    path: DecodePath, dcp: TokenShare = .whole, latent: LatentProjection = .replicated) throws(CountOverflow) -> Cost {
-        let hl = c.numAttentionHeads / tp, lora = c.kvLoraRank, cacheRow = lora + c.qkRopeHeadDim
+        let hl = c.localHeads(tp: tp), lora = c.kvLoraRank, cacheRow = lora + c.qkRopeHeadDim
         let what = "attention FLOPs of a serving step"
         let decodeOnly = zip(newTokens, cached).allSatisfy { $0 == 1 && $1 > 0 }
         var stages = try projections(config: c, tp: tp, gate: gate, tokens: Checked.sum(of: newTokens, what: "tokens of a step"), expandKV: false,

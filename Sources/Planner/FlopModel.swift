@@ -55,6 +55,18 @@ public enum FlopModel {
         public var elements: Int { stages.reduce(0) { $0 + $1.elements } }
         /// Stage `name`, if present.
         public func stage(_ name: String) -> Stage? { stages.first { $0.name == name } }
+
+        /// The stages that scale with a rank's heads (everything but the latent down-projections).
+        public var perHeadFlops: Int {
+            stages.filter { $0.name != "q_a_proj" && $0.name != "kv_a_proj_with_mqa" }.reduce(0) { $0 + $1.flops }
+        }
+    }
+
+    /// FLOPs the whole job spends on zero heads in one forward costing `cost` per rank, when tp
+    /// pads the heads (`--pad-heads`): one head's share of the per-head stages × the padded heads.
+    public static func paddingFlops(_ cost: Cost, config c: MLAConfig, tp: Int) -> Int {
+        let hl = c.localHeads(tp: tp), extra = c.paddedHeads(tp: tp) - c.numAttentionHeads
+        return extra == 0 ? 0 : cost.perHeadFlops / hl * extra
     }
 
     /// `x [m, inF] · Wᵀ` with a local weight `[out, inF]`.
@@ -98,7 +110,7 @@ public enum FlopModel {
     /// (not `decodeOnly`, at least tp tokens).
     public static func projections(config c: MLAConfig, tp: Int, gate: GateLayout, tokens T: Int, expandKV: Bool = true,
                                    latent: LatentProjection = .replicated, decodeOnly: Bool = false) throws(CountOverflow) -> [Stage] {
-        let H = c.numAttentionHeads, hl = H / tp
+        let H = c.numAttentionHeads, hl = c.localHeads(tp: tp)
         let downRows = latent.splitsTokens(T, ranks: tp, decodeOnly: decodeOnly) ? LatentProjection.tokenCounts(T, ranks: tp)[0] : T
         let downShare = latent == .column ? tp : 1
         var list: [Stage] = []
@@ -124,7 +136,7 @@ public enum FlopModel {
     /// invariant mode attends absorbed (no kv_b_proj expansion; each sequence's nq × nk rectangle).
     public static func prefill(config c: MLAConfig, tp: Int, gate: GateLayout, sequenceLengths: [Int],
                                mode: ForwardMode = .default, latent: LatentProjection = .replicated) throws(CountOverflow) -> Cost {
-        let T = try Checked.sum(of: sequenceLengths, what: "tokens of the batch"), hl = c.numAttentionHeads / tp
+        let T = try Checked.sum(of: sequenceLengths, what: "tokens of the batch"), hl = c.localHeads(tp: tp)
         let invariant = mode == .invariant
         var stages = try projections(config: c, tp: tp, gate: gate, tokens: T, expandKV: !invariant, latent: latent)
         var flops = 0, elements = 0
@@ -141,7 +153,7 @@ public enum FlopModel {
     /// attending to `contexts[b]` cached tokens plus itself (nk = context + 1).
     public static func decode(config c: MLAConfig, tp: Int, gate: GateLayout, contexts: [Int], path: DecodePath,
                               latent: LatentProjection = .replicated) throws(CountOverflow) -> Cost {
-        let hl = c.numAttentionHeads / tp
+        let hl = c.localHeads(tp: tp)
         var stages = try projections(config: c, tp: tp, gate: gate, tokens: contexts.count, expandKV: false, latent: latent, decodeOnly: true)
         let at = stages.count - (c.hasSeparateGate ? 2 : 1)
         let cacheRow = c.kvLoraRank + c.qkRopeHeadDim, lora = c.kvLoraRank

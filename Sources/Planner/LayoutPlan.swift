@@ -35,6 +35,17 @@ public struct LayoutPlan: Codable, Sendable {
     /// Bytes the rank contributes to each collective of a prefill and of a decode step.
     public var prefillCollectives: [CollectiveBytes]
     public var decodeCollectives: [CollectiveBytes]
+    /// When tp does not divide the heads: the zero heads that pad them and what they waste (nil: none).
+    public var padding: Padding?
+
+    public struct Padding: Codable, Sendable, Equatable {
+        public var modelHeads: Int
+        public var paddedHeads: Int
+        /// Zero weights over the TP group, and the FLOPs the group spends on the zero heads.
+        public var bytes: Int
+        public var prefillFlops: Int
+        public var decodeFlops: Int
+    }
 
     /// What a rank's memory holds of the cache when it holds its tokens in `dtype`.
     public struct CacheCapacity: Codable, Sendable, Equatable {
@@ -98,7 +109,7 @@ public struct LayoutPlan: Codable, Sendable {
             }
             if l.tp > 1 { list.append(CollectiveBytes(kind: "allreduce", ranks: l.tp, bytes: try Checked.product(n, c.hiddenSize, e, what: what))) }
             if l.dcp > 1 {
-                let rows = try Checked.product(c.numAttentionHeads / l.tp, n, what: what)
+                let rows = try Checked.product(c.localHeads(tp: l.tp), n, what: what)
                 list.append(CollectiveBytes(kind: "all-gather", ranks: l.dcp, bytes: try Checked.sum(
                     Checked.product(rows, c.kvLoraRank + c.qkRopeHeadDim, e, what: what), Checked.product(l.dcp, rows, 4, what: what), what: what)))
                 list.append(CollectiveBytes(kind: "reduce-scatter", ranks: l.dcp, bytes: try Checked.product(l.dcp, rows, c.kvLoraRank, e, what: what)))
@@ -108,6 +119,12 @@ public struct LayoutPlan: Codable, Sendable {
         prefillCollectives = try collectives(newTokens: Checked.product(sequences, context, what: "prefill tokens"), decodeOnly: false)
             .filter { $0.kind == "allreduce" || $0.purpose == "latent" }
         decodeCollectives = try collectives(newTokens: sequences, decodeOnly: context > 0)
+        let sharding = ShardingPlan(config: c, tp: l.tp, gate: gate, latent: l.latent)
+        let (prefillCost, decodeCost) = (prefill, decode)
+        padding = sharding.paddedHeads.map {
+            Padding(modelHeads: c.numAttentionHeads, paddedHeads: $0, bytes: sharding.paddingBytes / 4 * e,
+                    prefillFlops: FlopModel.paddingFlops(prefillCost, config: c, tp: l.tp), decodeFlops: FlopModel.paddingFlops(decodeCost, config: c, tp: l.tp))
+        }
     }
 
     /// Seconds of a step with `cost` and `collectives` on `hardware`, at this plan's element

@@ -12,6 +12,8 @@ public struct ShardingPlan: Codable, Sendable {
         public var localShape: [Int]
         /// Bytes one rank holds (in the plan's precision).
         public var bytesPerRank: Int
+        /// Split by heads (its padding, if any, is zeros); nil in plans made before padding.
+        public var perHead: Bool?
     }
 
     public var tp: Int
@@ -26,6 +28,11 @@ public struct ShardingPlan: Codable, Sendable {
     /// choice existed read).
     public var latent: LatentProjection?
     public var weights: [Weight]
+    /// Heads the ranks hold together when tp does not divide the model's (zero heads pad them to
+    /// a multiple of tp; nil: no padding).
+    public var paddedHeads: Int?
+    /// The model's heads (nil in plans made before padding).
+    public var modelHeads: Int?
     /// Whether this layout runs at this tp (the replicated gate does not for tp > 1).
     public var runs: Bool
 
@@ -40,41 +47,46 @@ public struct ShardingPlan: Codable, Sendable {
         self.precision = precision == .f32 ? nil : precision
         self.quantization = fp8 ? .fp8 : nil
         let size = precision.bytesPerElement
-        let n = WeightNames(layer: layer), H = c.numAttentionHeads
-        func w(_ name: String, _ layout: Layout, _ out: Int, _ inF: Int) -> Weight {
+        let n = WeightNames(layer: layer), H = c.numAttentionHeads, Hp = c.paddedHeads(tp: tp)
+        paddedHeads = Hp == H ? nil : Hp
+        modelHeads = H
+        // A per-head weight's split axis holds Hp heads (zero rows or columns beyond H).
+        func w(_ name: String, _ layout: Layout, _ out: Int, _ inF: Int, perHead: Bool = false) -> Weight {
             let local: [Int]
             switch layout {
             case .replicated: local = [out, inF]
-            case .column: local = [out / tp, inF]
-            case .row: local = [out, inF / tp]
+            case .column: local = [(perHead ? out / H * Hp : out) / tp, inF]
+            case .row: local = [out, (perHead ? inF / H * Hp : inF) / tp]
             }
             let inFP8 = fp8 && !name.hasPrefix(n.kvBProj + ".") && (c.quantMethod != "fp8" || WeightNames.isFP8Module(name))
             let bytes = inFP8 ? Self.fp8Bytes(layout, out: out, in: inF, tp: tp, block: c.fp8BlockSize) : size * local[0] * local[1]
-            return Weight(name: name, layout: layout, globalShape: [out, inF], localShape: local, bytesPerRank: bytes)
+            return Weight(name: name, layout: layout, globalShape: [out, inF], localShape: local, bytesPerRank: bytes,
+                          perHead: perHead && layout != .replicated ? true : nil)
         }
-        func v(_ name: String, _ layout: Layout, _ count: Int) -> Weight {
-            let local = layout == .replicated ? count : count / tp
-            return Weight(name: name, layout: layout, globalShape: [count], localShape: [local], bytesPerRank: size * local)
+        func v(_ name: String, _ layout: Layout, _ count: Int, perHead: Bool = false) -> Weight {
+            let local = layout == .replicated ? count : (perHead ? count / H * Hp : count) / tp
+            return Weight(name: name, layout: layout, globalShape: [count], localShape: [local], bytesPerRank: size * local,
+                          perHead: perHead && layout != .replicated ? true : nil)
         }
         var list: [Weight] = []
         if let q = c.qLoraRank {
             list.append(w(n.qAProj + ".weight", down, q, c.hiddenSize))
             if c.attentionBias { list.append(v(n.qAProj + ".bias", down, q)) }
             list.append(v(n.qALayernorm, .replicated, q))
-            list.append(w(n.qBProj + ".weight", .column, H * c.qRowsPerHead, q))
+            list.append(w(n.qBProj + ".weight", .column, H * c.qRowsPerHead, q, perHead: true))
         } else {
-            list.append(w(n.qProj + ".weight", .column, H * c.qRowsPerHead, c.hiddenSize))
+            list.append(w(n.qProj + ".weight", .column, H * c.qRowsPerHead, c.hiddenSize, perHead: true))
         }
         list.append(w(n.kvAProj + ".weight", down, c.kvLoraRank + c.qkRopeHeadDim, c.hiddenSize))
         if c.attentionBias { list.append(v(n.kvAProj + ".bias", down, c.kvLoraRank + c.qkRopeHeadDim)) }
         list.append(v(n.kvALayernorm, .replicated, c.kvLoraRank))
-        list.append(w(n.kvBProj + ".weight", .column, H * (c.qkNopeHeadDim + c.vHeadDim), c.kvLoraRank))
+        list.append(w(n.kvBProj + ".weight", .column, H * (c.qkNopeHeadDim + c.vHeadDim), c.kvLoraRank, perHead: true))
         if c.hasSeparateGate {                                          // a packed gate is in q instead
             let layout: Layout = gate == .column ? .column : .replicated
-            list.append(w(n.gate + ".weight", layout, H * c.gateWidthPerHead, c.hiddenSize))
-            if c.useBias { list.append(v(n.gate + ".bias", layout, H * c.gateWidthPerHead)) }
+            list.append(w(n.gate + ".weight", layout, H * c.gateWidthPerHead, c.hiddenSize, perHead: true))
+            if c.useBias { list.append(v(n.gate + ".bias", layout, H * c.gateWidthPerHead, perHead: true)) }
         }
-        list.append(w(n.oProj + ".weight", .row, c.hiddenSize, c.attnOutWidth))
+        list.append(w(n.oProj + ".weight", .row, c.hiddenSize, c.attnOutWidth, perHead: true))
         if c.oProjBias { list.append(v(n.oProj + ".bias", .replicated, c.hiddenSize)) }
         weights = list
         runs = !(c.useGatedAttn && gate == .replicated && tp > 1)
@@ -101,10 +113,17 @@ public struct ShardingPlan: Codable, Sendable {
     /// Bytes of this rank's shards of the column/row weights.
     public var shardedBytes: Int { bytesPerRank - replicatedBytes }
 
-    /// The heads rank r holds.
+    /// The real heads rank r holds (its padding heads, if any, come after them).
     public static func heads(rank: Int, tp: Int, config: MLAConfig) -> Range<Int> {
-        let l = config.numAttentionHeads / tp
-        return rank * l ..< (rank + 1) * l
+        config.realHeads(rank: rank, tp: tp)
+    }
+
+    /// Bytes of zero weights the job holds for padded heads, over all ranks: each padded head's
+    /// share of every weight split by heads (0 without padding).
+    public var paddingBytes: Int {
+        guard let Hp = paddedHeads else { return 0 }
+        let perHead = weights.filter { $0.perHead == true }.reduce(0) { $0 + $1.bytesPerRank } * tp / Hp   // one head's bytes
+        return perHead * (Hp - (modelHeads ?? Hp))
     }
 
     /// Payload bytes of the one allreduce per forward (o_proj's `[T, hidden]` partials; f32 unless

@@ -15,7 +15,7 @@ extension SizeBudget {
     /// the RoPE tables and the positions, in f32; a bf16 layer holds the expanded keys and values
     /// (the largest) in 2 bytes, beside one f32 block of `MLAAttention.expandBlockRows` rows.
     public static func activationBytes(tokens T: Int, config c: MLAConfig, tp: Int, precision: Precision = .f32) throws(CountOverflow) -> Int {
-        let hl = c.numAttentionHeads / max(tp, 1), kvWidth = hl * (c.qkNopeHeadDim + c.vHeadDim)
+        let hl = c.localHeads(tp: tp), kvWidth = hl * (c.qkNopeHeadDim + c.vHeadDim)
         let floatsPerToken = 2 * c.hiddenSize + (c.qLoraRank ?? 0) + hl * c.qkHeadDim + c.kvLoraRank + c.qkRopeHeadDim
             + hl * c.vHeadDim + c.attnOutWidth + AttentionCounts.queryBlockRows + c.qkRopeHeadDim
         let rest = try Checked.product(T, 4 * floatsPerToken + 8, what: "activation bytes of \(T) tokens")
@@ -27,7 +27,7 @@ extension SizeBudget {
     /// Bytes per token that serving through the latent cache adds: the cache row, the naive
     /// path's expanded keys and values, the absorbed path's stacked queries, the schedule.
     static func servingBytesPerToken(config c: MLAConfig, tp: Int) -> Int {
-        let hl = c.numAttentionHeads / max(tp, 1)
+        let hl = c.localHeads(tp: tp)
         return 4 * (c.kvLoraRank + c.qkRopeHeadDim + hl * (c.qkNopeHeadDim + c.vHeadDim) + AttentionCounts.absorbedGroupRows) + 48
     }
 

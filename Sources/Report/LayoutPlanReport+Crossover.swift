@@ -51,3 +51,16 @@ extension LayoutPlanReport {
         return chart.render()
     }
 }
+
+extension LayoutPlanReport {
+    /// A line per layout whose tp pads the heads: the zero heads and what they waste.
+    func paddingText() -> String {
+        let rows = layouts.compactMap { r -> String? in
+            guard let pad = r.plan.padding else { return nil }
+            return "  \(r.plan.layout): \(pad.modelHeads) heads padded to \(pad.paddedHeads) with zero heads: "
+                + "\(Format.bytes(pad.bytes * layers)) of zero weights per TP group, \(Format.gflop(pad.prefillFlops * layers)) GFLOP of the prefill and "
+                + "\(Format.gflop(pad.decodeFlops * layers)) of a decode step on them\n"
+        }
+        return rows.isEmpty ? "" : "\nPadded heads (a tp that does not divide the heads, as run --pad-heads holds them):\n" + rows.joined()
+    }
+}

@@ -100,6 +100,7 @@ public struct LayoutPlanReport: Codable, Sendable {
                         Format.seconds((f[0] + f[1]) * Double(L)), "(\(Format.seconds(f[0] * Double(L))) + \(Format.seconds(f[1] * Double(L))))"]
             }) + "\n"
         }
+        s += paddingText()
         s += crossoverText()
         s += "Not modelled: the MoE layers (DP attention needs an all-gather of tokens before a TP MoE and a scatter after), "
         s += "activations, and dp groups' idle time when their batches differ.\n"

@@ -14,6 +14,10 @@ extension PlanReport {
             s += "NOTE: the replicated gate does not run at tp=\(tp) (its [T, H·v] output cannot multiply a rank's [T, H/tp·v] heads) — "
             s += "use --gate column\n"
         }
+        if let hp = plan.paddedHeads {
+            s += "NOTE: tp=\(tp) does not divide the \(plan.modelHeads ?? 0) heads: planned padded to \(hp) with zero heads (as run --pad-heads holds them), "
+            s += "waste over the job: \(Format.bytes(plan.paddingBytes)) of zero weights, \(Format.gflop(paddingPrefillFlops ?? 0)) GFLOP of the prefill\n"
+        }
         s += "\nWeights (\(type), per rank)\n" + plan.weightTable() + "\n"
 
         s += "\nGate layouts at tp=\(tp) (prefill of \(T) tokens)\n"

@@ -137,6 +137,8 @@ public struct PlanReport: Codable, Sendable {
     /// Every gate form of this config's dimensions, element-wise separate first.
     public var gateForms: [GateFormRow]
     public var projection: ProjectionReport?
+    /// When tp pads the heads: FLOPs the job spends on the zero heads in the prefill (nil: no padding).
+    public var paddingPrefillFlops: Int?
 
     /// Every count is checked (`FlopModel`, `Checked`); `plan` calls `SizeBudget.planCounts` first,
     /// so a size too large is refused with its name before this runs.
@@ -156,6 +158,7 @@ public struct PlanReport: Codable, Sendable {
         shardedBytes = plan.shardedBytes
         let prefillCost = try FlopModel.prefill(config: c, tp: tp, gate: gate, sequenceLengths: lengths)
         prefill = CostReport(prefillCost, tokens: T, bytesPerElement: size)
+        paddingPrefillFlops = plan.paddedHeads == nil ? nil : FlopModel.paddingFlops(prefillCost, config: c, tp: tp)
         let decodeCosts = try DecodePath.allCases.map { ($0, try FlopModel.decode(config: c, tp: tp, gate: gate, contexts: lengths, path: $0)) }
         decode = decodeCosts.map { path, cost in
             Decode(path: path, contexts: lengths, cost: CostReport(cost, tokens: B, bytesPerElement: size), bytesPerToken: B > 0 ? size * cost.elements / B : 0)

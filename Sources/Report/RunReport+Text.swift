@@ -16,6 +16,9 @@ extension RunReport {
             s += ", \(dtype) weights and activations, allreduce in \(allReduceDType ?? dtype)"
         }
         if mode == .invariant { s += ", invariant mode (fixed-order kernels and reduction trees)" }
+        if let hp = plan.paddedHeads {
+            s += ", heads padded \(plan.modelHeads ?? 0) → \(hp) with zero heads (--pad-heads: \(Format.bytes(plan.paddingBytes)) of zero weights over the job)"
+        }
         if let latent { s += ", latent projections \(latent == .column ? "column-sharded" : "sequence-parallel") (--latent-proj \(latent))" }
         s += "\n\n"
         s += "Per-rank plan\n"
@@ -26,7 +29,7 @@ extension RunReport {
             ["\(r.rank)"] + (hosts ? ["\(r.host ?? "?") (\(r.node ?? 0))"] : [])
                 + (dp != nil ? ["\(r.dpGroup ?? 0)"] : []) + (dcp != nil ? ["\(r.dcpIndex ?? 0)"] : [])
                 + (ranks.contains { $0.cachedTokens != nil } ? ["\(r.cachedTokens ?? 0)"] : [])
-                + ["\(r.heads[0])..<\(r.heads[1])", Format.bytes(r.bytes), Format.bytes(r.bytesReadFromFiles), Format.bytes(r.anonymousMemory)]
+                + [headsCell(r), Format.bytes(r.bytes), Format.bytes(r.bytesReadFromFiles), Format.bytes(r.anonymousMemory)]
         }) + "\n\n"
         if let assignment {
             s += "Sequences per data-parallel group (balanced by tokens; each group serves and caches only its own):\n"
@@ -101,6 +104,13 @@ extension RunReport {
     }
 
     func ms(_ s: Double) -> String { String(format: "%.3f", s * 1e3) }
+
+    /// A rank's real heads, and its zero heads when the heads are padded (`6..<8 + 1 zero`).
+    func headsCell(_ r: RankRow) -> String {
+        let real = r.heads[1] - r.heads[0], local = (plan.paddedHeads ?? 0) / max(tp, 1)
+        let zero = plan.paddedHeads == nil ? 0 : local - real
+        return (real > 0 ? "\(r.heads[0])..<\(r.heads[1])" : "none") + (zero > 0 ? " + \(zero) zero" : "")
+    }
 
     func checkLine(_ c: CheckResult) -> String {
         "max |Δ| = \(sci(c.maxAbsDiff)), relative \(sci(c.relative)) (tolerance \(String(format: "%.0e", c.tolerance)))  \(c.pass ? "PASS" : "FAIL")"

@@ -71,6 +71,9 @@ struct Bench: ParsableCommand {
     @Option(help: "How the tensor-parallel group holds q_a_proj and kv_a_proj_with_mqa: replicated, column or sequence (as run's --latent-proj).")
     var latentProj: LatentProjection = .replicated
 
+    @Flag(help: "When tp does not divide the heads, pad them with zero heads (as run's --pad-heads).")
+    var padHeads = false
+
     func validate() throws {
         try requireAtLeast(1, "--tokens", tokens, "the prefill tokens (for decode, the tokens cached per sequence)")
         try requireAtLeast(1, "--repeat", repeats, "the timed forwards per phase")
@@ -96,7 +99,7 @@ try mode.validate(model: model, reduce: reduce, decode: decode)
         let world = try Runtime.start()
         let load = loadAverage(), runtimeMemory = ProcessMemory.current()
         let (config, name) = try model.loadConfig()
-        try config.validate(tp: world.size, latent: latentProj)
+        try config.validate(tp: world.size, latent: latentProj, padHeads: padHeads)
         let phases = phase.phases
         try requireBudget(try Runtime.budget(world), config: config, model: name, tp: world.size, phases: phases)
         let torch = try torchBaseline.map { try TorchBaseline.load($0, preset: name, tp: world.size, tokens: tokens) }
@@ -105,7 +108,7 @@ try mode.validate(model: model, reduce: reduce, decode: decode)
         let baseline = try mode.invariant ? defaultModeBaseline(shard: shard, world: world, config: config) : nil
         let attention = try MLAAttention(config: config, shard: shard, gateLayout: model.gate,
                                          source: try model.weightSource(for: config), storage: model.storage, mode: mode.mode,
-                                         latent: latentProj)
+                                         latent: latentProj, padHeads: padHeads)
         var mine = BenchRankResult(rank: world.rank, blasThreads: BLAS.threads, weightBytes: attention.weightBytes,
                                    runtimeAnonymousBytes: runtimeMemory.anonymousBytes,
                                    loadedAnonymousBytes: ProcessMemory.current().anonymousBytes)

@@ -10,7 +10,7 @@ extension Plan {
     /// `--layouts`: each layout's busiest rank, side by side.
     func compare(_ names: String, ranks: Int, config: MLAConfig, name: String) throws {
         let list = try ParallelLayout.list(names, ranks: ranks)
-        for l in list { try config.validate(tp: l.tp, latent: l.latent) }
+        for l in list { try config.validate(tp: l.tp, latent: l.latent, padHeads: true) }      // a tp that does not divide the heads is planned padded
         let hw = try hardware?.hardware(ratesFile: rates) {
             try MeasuredRates.probe(Runtime.launcher, ranks: min(ranks, ProcessInfo.processInfo.activeProcessorCount),
                                     shape: .forward(tokens: batchSize, hidden: config.hiddenSize),

@@ -109,7 +109,7 @@ struct Plan: ParsableCommand {
         let (config, name) = try model.loadConfig()
         if let layouts, let ranks { return try compare(layouts, ranks: ranks, config: config, name: name) }
         let tp = self.tp ?? 1
-        try config.validate(tp: tp)
+        try config.validate(tp: tp, padHeads: true)
         let lengths = seqs?.values ?? [tokens]
         // Nothing here grows with the tokens but the counts: every one is checked, and a size
         // whose counts overflow is refused with the largest --tokens that fits.

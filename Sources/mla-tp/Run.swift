@@ -52,6 +52,9 @@ struct Run: ParsableCommand {
     @Option(help: "How each tensor-parallel group holds q_a_proj and kv_a_proj_with_mqa: replicated (as the engines), column (each rank its 1/tp of the outputs, then an all-gather of the latent) or sequence (each rank a prefill's 1/tp of the tokens, then an all-gather).")
     var latentProj: LatentProjection = .replicated
 
+    @Flag(help: "When tp does not divide the heads, pad them to a multiple of tp with zero heads (SGLang's way): each padded head holds zero weights and adds exactly zero; the report shows the waste.")
+    var padHeads = false
+
     @Flag(inversion: .prefixedNo, help: "Compare with the unsharded forward on rank 0 (default: on when it fits in memory).")
     var check: Bool?
 
@@ -82,6 +85,7 @@ struct Run: ParsableCommand {
         var s = RunSpec()
         (s.layer, s.input, s.output, s.tokens, s.seqs) = (layer, inputFile, output, input.tokens, input.seqs?.values)
         (s.decodeSteps, s.prefillChunk, s.decode, s.dp, s.dcp, s.latent) = (decodeSteps, prefillChunk, decode, dp, dcp, latentProj)
+        s.padHeads = padHeads
         (s.check, s.checkStages, s.json) = (check, checkStages, json)
         return s
     }
@@ -94,16 +98,17 @@ struct Run: ParsableCommand {
         let world = try Runtime.start()
         let (config, name) = try model.loadConfig()
         let layout = try ParallelLayout(ranks: world.size, dp: s.dp, dcp: s.dcp, latent: s.latent)
-        try config.validate(tp: layout.tp, latent: layout.latent)
+        try config.validate(tp: layout.tp, latent: layout.latent, padHeads: s.padHeads)
         if mode == .invariant { try InvariantLayout.check(heads: config.numAttentionHeads, tp: layout.tp, dcp: layout.dcp) }
         if s.layer >= (config.numHiddenLayers ?? Int.max) {
             throw CLIError.usage(CheckpointError.layerOutOfRange(layer: s.layer, layers: config.numHiddenLayers ?? 0).description)
         }
         let (x, batch, checkOn) = try loadInput(config, name: name, model: model, s, world: world, tp: layout.tp)
-        let job = RunJob(config: config, model: name, layer: s.layer, gate: model.gate, x: x, batch: batch, layout: layout,
+        var job = RunJob(config: config, model: name, layer: s.layer, gate: model.gate, x: x, batch: batch, layout: layout,
                          serving: s.serving ? RunJob.Serving(decodeSteps: s.decodeSteps, prefillChunk: s.prefillChunk) : nil,
                          decode: s.decode, check: checkOn, checkEveryStage: s.checkStages, storage: model.storage,
                          cacheDType: model.kvCacheDType, mode: mode, faultHook: FaultInjection.hook(rank: world.rank))
+        job.padHeads = s.padHeads
         let outcome = try job.execute(world: world, collectives: { reduction.collectives($0, dtype: model.dtype, mode: mode) }) {
             let source = try model.weightSource(for: config)
             if case let .checkpoint(_, weights) = model.origin { FaultInjection.holdLoad(CheckpointIndex.files(at: weights).last ?? weights, rank: world.rank) }

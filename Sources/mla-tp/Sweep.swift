@@ -108,7 +108,7 @@ struct Sweep: ParsableCommand {
         if let layouts {
             let list = try ParallelLayout.list(layouts, ranks: ranks)
             for l in list {
-                try config.validate(tp: l.tp, latent: l.latent)
+                try config.validate(tp: l.tp, latent: l.latent, padHeads: true)
                 if mode.invariant { try InvariantLayout.check(heads: config.numAttentionHeads, tp: l.tp, dcp: l.dcp) }
             }
             if decode == .naive, let split = list.first(where: { $0.dcp > 1 }) {

@@ -43,6 +43,17 @@ enum Fixtures {
         try SafeTensorsFile(path: path).readFloats("attn_output")
     }
 
+    /// The output written at `path` against golden case `name`'s expected output (its f32 file,
+    /// else its float64 one): nil when the shapes differ, else max |Δ| relative to the largest value.
+    static func goldenError(_ name: String, output path: String) throws -> Float? {
+        let dir = golden(name), f32 = dir + "/expected.safetensors"
+        let expected = try SafeTensorsFile(path: FileManager.default.fileExists(atPath: f32) ? f32 : dir + "/expected_f64.safetensors")
+            .readFloats("attn_output")
+        let got = try output(path), scale = expected.map(abs).max() ?? 1
+        guard got.count == expected.count else { return nil }
+        return (zip(got, expected).map { abs($0 - $1) }.max() ?? .infinity) / scale
+    }
+
     /// A safetensors file's header as JSON and its data section.
     static func split(_ data: Data) -> (header: [String: Any], body: Data) {
         let n = data.prefix(8).withUnsafeBytes { Int($0.loadUnaligned(as: UInt64.self)) }

@@ -63,12 +63,8 @@ import TestSupport
             let r = MPIJob.run(ranks: 4, ["run", "--model", dir, "--layer", "\(layer)", "--input", dir + "/input.safetensors",
                                           "--latent-proj", latent, "--output", out], timeout: 60)
             #expect(r.status == 0, "\(name): \(r)")
-            let f32 = dir + "/expected.safetensors"
-            let expected = try SafeTensorsFile(path: FileManager.default.fileExists(atPath: f32) ? f32 : dir + "/expected_f64.safetensors")
-                .readFloats("attn_output")
-            let got = try Fixtures.output(out), scale = expected.map(abs).max() ?? 1
-            let worst = zip(got, expected).map { abs($0 - $1) }.max() ?? .infinity
-            #expect(got.count == expected.count && worst / scale < 1e-4, "\(name) \(latent): relative \(worst / scale)")
+            let err = try Fixtures.goldenError(name, output: out)
+            #expect(err.map { $0 < 1e-4 } == true, "\(name) \(latent): relative \(String(describing: err))")
         }
     }
 

@@ -160,7 +160,7 @@ import TestSupport
                                      (["--ranks", "8", "--layouts", "tp8-dcp3"], 3, "tp8-dcp3 splits each sequence's cache over 3"),
                                      (["--ranks", "8", "--layouts", "pp8"], 3, "tpT, dpD"),
                                      (["--layouts", "tp8"], 2, "--ranks"),
-                                     (["--ranks", "6", "--layouts", "tp6"], 3, "num_attention_heads = 8")] as [([String], Int32, String)] {
+                                     (["--ranks", "16", "--layouts", "tp16"], 3, "more than the 8 attention heads")] as [([String], Int32, String)] {
             let r = MPIJob.single(["plan"] + args, timeout: 30)
             #expect(r.status == code && r.stderr.contains(needle), "\(args): \(r)")
         }

@@ -83,8 +83,11 @@ import TestSupport
         #expect(hw.status == 2 && hw.stderr.contains("h100"), "\(hw)")
         let custom = MPIJob.single(["plan", "--tp", "2", "--hardware", "custom:1,2"], timeout: 30)
         #expect(custom.status == 2 && custom.stderr.contains("TFLOPS"), "\(custom)")
-        let indivisible = MPIJob.single(["plan", "--tp", "3"], timeout: 30)
-        #expect(indivisible.status == 3, "\(indivisible)")
+        // A tp that does not divide the heads is planned padded (and says so); one above the heads is refused.
+        let padded = MPIJob.single(["plan", "--tp", "3"], timeout: 30)
+        #expect(padded.status == 0 && padded.stdout.contains("planned padded to 9 with zero heads"), "\(padded)")
+        let tooMany = MPIJob.single(["plan", "--tp", "9"], timeout: 30)
+        #expect(tooMany.status == 3 && tooMany.stderr.contains("tp=9 is more than the 8 attention heads"), "\(tooMany)")
     }
 }
 

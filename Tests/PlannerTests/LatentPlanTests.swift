@@ -95,3 +95,29 @@ import Testing
         #expect((slow.stopsWinningAtBatch ?? Int.max) < b)
     }
 }
+
+/// Heads padded to a multiple of tp: the plan holds what the padded layer holds, and names the waste.
+@Suite struct PaddedHeadsPlanTests {
+    @Test(arguments: [3, 5, 6, 7])
+    func paddedPlanBytesMatchThePaddedLayer(tp: Int) throws {
+        let c = Presets.tiny, source = SeededWeights(seed: 5)
+        let plan = ShardingPlan(config: c, tp: tp, gate: .column)
+        #expect(plan.paddedHeads == c.paddedHeads(tp: tp) && c.paddedHeads(tp: tp) % tp == 0 && c.paddedHeads(tp: tp) > 8)
+        for rank in [0, tp - 1] {
+            let layer = try MLAAttention(config: c, shard: Shard(rank: rank, size: tp), source: source, padHeads: true)
+            #expect(layer.weightBytes == plan.bytesPerRank && layer.localHeads == c.localHeads(tp: tp))
+            #expect(layer.realHeads == c.realHeads(rank: rank, tp: tp))
+        }
+        // The zero weights: one head's share of every per-head weight, times the padded heads.
+        let onePerHead = ShardingPlan(config: c, tp: 1, gate: .column).weights.filter { $0.perHead == true }.reduce(0) { $0 + $1.bytesPerRank } / 8
+        #expect(plan.paddingBytes == onePerHead * (c.paddedHeads(tp: tp) - 8))
+        #expect(ShardingPlan(config: c, tp: 4, gate: .column).paddingBytes == 0)
+    }
+
+    @Test func unpaddedLayersRefuseATpThatDoesNotDivideAndNoneTakesMoreRanksThanHeads() {
+        #expect(throws: ConfigError.headsNotDivisible(heads: 8, tp: 3)) { try Presets.tiny.validate(tp: 3) }
+        #expect(throws: ConfigError.tpExceedsHeads(heads: 8, tp: 9)) { try Presets.tiny.validate(tp: 9, padHeads: true) }
+        #expect(throws: Never.self) { try Presets.tiny.validate(tp: 3, padHeads: true) }
+        #expect(Presets.tiny.realHeads(rank: 5, tp: 6) == 8..<8 && Presets.tiny.realHeads(rank: 3, tp: 6) == 6..<8)
+    }
+}
