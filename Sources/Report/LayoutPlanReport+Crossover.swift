@@ -28,24 +28,22 @@ extension LayoutPlanReport {
         return s
     }
 
-    /// Decode-step time by batch for each `-latcol` layout and its replicated twin (SVG), nil
-    /// without a crossover to draw.
+    /// Each `-latcol` layout's decode-step time over its replicated twin's, by batch (SVG): below
+    /// 1 it wins. nil without a crossover to draw.
     public func crossoverFigure() -> String? {
         guard let list = latentCrossovers, let first = list.first else { return nil }
         let colors = [Palette.blue, Palette.vermillion, Palette.green, Palette.purple]
-        var series: [LineChart.Series] = []
-        for (k, c) in list.enumerated() {
-            let color = colors[k % colors.count]
-            let xs = c.batches.map { log2(Double($0)) }
-            series.append(.init(name: "\(c.layout)", points: zip(xs, c.sharded.map { $0 * 1e6 }).map { ($0, $1) }, color: color))
-            series.append(.init(name: "\(c.against) (replicated)", points: zip(xs, c.replicated.map { $0 * 1e6 }).map { ($0, $1) },
-                                color: color, dashed: true))
+        let xs = first.batches.map { log2(Double($0)) }
+        var series: [LineChart.Series] = list.enumerated().map { k, c in
+            .init(name: "\(c.layout) / \(c.against)", points: zip(xs, zip(c.sharded, c.replicated).map { $0 / $1 }).map { ($0, $1) },
+                  color: colors[k % colors.count])
         }
+        series.append(.init(name: "break-even", points: [(xs.first ?? 0, 1), (xs.last ?? 0, 1)], color: Palette.grey, dashed: true))
         let ticks = first.batches.enumerated().filter { $0.offset % 2 == 0 }.map(\.element)
         var chart = LineChart(
             title: "Sharded latent projections, decode step: \(model), \(ranks) ranks, context \(context)",
-            subtitle: "projected on \(first.hardware), one layer, \(dtype); solid: -latcol, dashed: replicated (from mla-tp plan --layouts)",
-            series: series, xTitle: "sequences per DP group (batch)", yTitle: "µs per decode step",
+            subtitle: "step time with -latcol over the same layout replicated; below 1 it wins; projected on \(first.hardware), \(dtype) (mla-tp plan --layouts)",
+            series: series, xTitle: "sequences per DP group (batch)", yTitle: "time ratio, sharded / replicated",
             xTicks: ticks.map { log2(Double($0)) }, xTickLabels: ticks.map(String.init))
         chart.frame = Frame(width: 860, height: 460)
         return chart.render()
