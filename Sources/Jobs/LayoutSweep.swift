@@ -13,7 +13,16 @@ extension SweepRunner {
     public func runLayouts(_ layouts: [ParallelLayout], ranks: Int, batch: Int, context: Int,
                            progress: SweepProgress) throws -> LayoutSweepReport {
         try OutputDirectory.subdirectory(file("jobs"))
-        progress.total = layouts.count
+        progress.total = layouts.count + 1
+        // The machine's rates with as many ranks busy as will run at once, as the tp sweep probes
+        // them: the projection of every layout's pass.
+        let n = min(ranks, launcher.cores), tokens = max(1, batch * context)
+        var probe = StepSpec()
+        (probe.probe, probe.probeShape, probe.out) = (true, .forward(tokens: tokens, hidden: config.hiddenSize), file("rates-\(n)rank\(n == 1 ? "" : "s").json"))
+        probe.probeAllReduceBytes = ShardingPlan.allReduceBytes(tokens: tokens, config: config)
+        progress.waitForIdle(waitForIdle, maxWait: maxWait)
+        try job("rate probe (\(n) rank\(n == 1 ? "" : "s"))", name: "probe-\(n)", ranks: n, .step(probe), timeout: 120, progress)
+        let rates = try MeasuredRates.load(probe.out ?? "")
         var rows: [LayoutSweepReport.Row] = []
         for l in layouts {
             progress.waitForIdle(waitForIdle, maxWait: maxWait)
@@ -24,15 +33,18 @@ extension SweepRunner {
             let r = try job("\(l): \(batch) sequences of \(context) tokens, then a decode step", name: "layout-\(l)", ranks: ranks,
                             .run(run), timeout: timeout, progress)
             let report = try JSONDecoder().decode(RunReport.self, from: Data(r.stdout.utf8))
-            rows.append(.init(layout: l.description, run: report,
-                              plan: try LayoutPlan(config: config, layout: l, gate: gate, context: context, batch: batch,
-                                                   cacheDType: choice.kvCacheDType),
+            let plan = try LayoutPlan(config: config, layout: l, gate: gate, context: context, batch: batch,
+                                      bytesPerElement: choice.dtype.bytesPerElement, cacheDType: choice.kvCacheDType)
+            var row = LayoutSweepReport.Row(layout: l.description, run: report, plan: plan,
                               cachedTokensMax: report.ranks.compactMap(\.cachedTokens).max() ?? 0,
                               anonymousBytesMax: report.ranks.map(\.anonymousMemory).max() ?? 0,
-                              bytesSentRank0: (report.ranks.first?.communicators ?? []).flatMap(\.kinds).reduce(0) { $0 + $1.bytes }))
+                              bytesSentRank0: (report.ranks.first?.communicators ?? []).flatMap(\.kinds).reduce(0) { $0 + $1.bytes })
+            row.project(config: config, hardware: rates.hardware(for: choice.storage.activations))
+            rows.append(row)
         }
         progress.finish()
-        let report = LayoutSweepReport(model: model, ranks: ranks, batch: batch, context: context, rows: rows)
+        var report = LayoutSweepReport(model: model, ranks: ranks, batch: batch, context: context, rows: rows)
+        report.rates = rates
         try AtomicFile.write(Data(try Format.json(report).utf8), to: file("layouts.json"))
         return report
     }

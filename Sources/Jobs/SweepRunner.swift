@@ -88,7 +88,8 @@ public struct SweepRunner {
                 check = try JSONDecoder().decode(RunReport.self, from: Data(r.stdout.utf8))
             }
             let probe = rates[min(k, launcher.cores)]!
-            var row = try SweepRow(config: config, tp: k, gate: gate, tokens: tokens, step: step, rates: probe, check: check, mode: mode)
+            var row = try SweepRow(config: config, tp: k, gate: gate, tokens: tokens, step: step, rates: probe, check: check, mode: mode,
+                                   precision: choice.storage.activations)
             row.loadAverage = load
             if let decodeContext {
                 progress.waitForIdle(waitForIdle, maxWait: maxWait)
@@ -96,7 +97,8 @@ public struct SweepRunner {
                 (steps.context, steps.decode) = (decodeContext, decode)
                 let d = try timedStep("tp=\(k): \(repeats) decode steps (\(decode.rawValue)) after \(decodeContext) cached tokens",
                                       name: "decode-tp\(k)", tp: k, steps, progress)
-                try row.addDecode(config: config, gate: gate, context: decodeContext, path: decode, step: d, rates: probe)
+                try row.addDecode(config: config, gate: gate, context: decodeContext, path: decode, step: d, rates: probe,
+                                  precision: choice.storage.activations)
             }
             rows.append(row)
         }

@@ -2,6 +2,7 @@ import Foundation
 import Launch
 import MLA
 import Planner
+import TensorCore
 
 /// The hardware a projection runs on, as `--hardware` names it.
 public enum HardwareSpec: Sendable, Equatable, CustomStringConvertible {
@@ -38,12 +39,13 @@ public enum HardwareSpec: Sendable, Equatable, CustomStringConvertible {
 
     /// The rates: published figures, or this machine's (from `ratesFile`, else a probe run with
     /// `probe` as a child job).
-    public func hardware(ratesFile: String?, probe: () throws -> MeasuredRates) throws -> Hardware {
+    /// The model for this choice; `cpu-measured` at the rate of the kernel `precision`'s projections run on.
+    public func hardware(ratesFile: String?, precision: Precision = .f32, probe: () throws -> MeasuredRates) throws -> Hardware {
         switch self {
         case .h100: return .h100
         case .h200: return .h200
         case let .custom(hw): return hw
-        case .cpuMeasured: return try (ratesFile.map { try MeasuredRates.load($0) } ?? probe()).hardware
+        case .cpuMeasured: return try (ratesFile.map { try MeasuredRates.load($0) } ?? probe()).hardware(for: precision)
         }
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import Launch
 import MLA
 import Planner
+import TensorCore
 
 /// This machine's rates, measured by the rate probe (`mla-tp sweep-step --probe` under
 /// `mpirun -n N`) with every rank busy at once, or taken from a bench report: the inputs of
@@ -23,6 +24,13 @@ public struct MeasuredRates: Codable, Sendable {
     /// Ranks of the probe and cores of the machine.
     public var ranks: Int
     public var cores: Int
+    /// The bf16 product at the same shape, on the kernel a bf16 layer's projections take here
+    /// (oneDNN's bf16 matmul where the CPU has native bf16, the widening fallback elsewhere),
+    /// per rank with every rank busy, FLOP/s (best of 15), and that kernel; the sgemm's kernel.
+    /// nil in rates measured before the probe timed them.
+    public var bf16GemmFlopsPerSecond: Double?
+    public var bf16GemmKernel: String?
+    public var sgemmKernel: String?
 
     /// The rates as the projection's hardware model: one rank's arithmetic and memory rate,
     /// the link, f32 elements, and the cores the ranks share.
@@ -33,6 +41,26 @@ public struct MeasuredRates: Codable, Sendable {
                  source: String(format: "measured here: sgemm %@ %.1f GFLOP/s per rank, copy %.1f GB/s, MPI allreduce %.2f GB/s + %.2f µs per ring step, %d cores",
                                 (sgemmShape ?? [1024, 1024, 1024]).map(String.init).joined(separator: "×"), sgemmFlopsPerSecond / 1e9,
                                 copyBytesPerSecond / 1e9, allReduceBytesPerSecond / 1e9, allReduceStepLatencySeconds * 1e6, cores))
+    }
+
+    /// The hardware model of a layer whose projections run in `precision`: the rate of the kernel
+    /// those GEMMs take (sgemm for f32; the bf16 product for bf16 and for fp8 weights, whose
+    /// prefill dequantizes a tile to bf16 and multiplies it there), at that precision's element
+    /// size. Rates measured before the bf16 product was probed fall back to the sgemm's, and
+    /// the source says so.
+    public func hardware(for precision: Precision) -> Hardware {
+        guard precision == .bf16 else { return hardware }
+        var hw = hardware
+        hw.bytesPerElement = 2
+        if let rate = bf16GemmFlopsPerSecond {
+            hw.flopsPerSecond = rate
+            hw.source = String(format: "measured here: bf16 GEMM (%@) %.1f GFLOP/s per rank, copy %.1f GB/s, MPI allreduce %.2f GB/s + %.2f µs per ring step, %d cores",
+                               bf16GemmKernel ?? "?", rate / 1e9, copyBytesPerSecond / 1e9, allReduceBytesPerSecond / 1e9,
+                               allReduceStepLatencySeconds * 1e6, cores)
+        } else {
+            hw.source += "; no bf16 GEMM rate in these rates: the sgemm's stands in"
+        }
+        return hw
     }
 
     /// Reads a rates file written by `mla-tp sweep-step --probe --out FILE`.

@@ -1,6 +1,7 @@
 import Foundation
 import SwiftMPI
 import TensorCore
+import TensorParallel
 
 /// The rate probe: this machine's sgemm, copy and MPI allreduce rates with every rank busy at
 /// once, as in a forward: the inputs of `plan --hardware cpu-measured` and of the sweep's projection.
@@ -20,7 +21,7 @@ public enum RateProbe {
     }
 
     /// What each rank measured while all ran together.
-    struct RankRates: Codable { var sgemm: Double; var copy: Double }
+    struct RankRates: Codable { var sgemm: Double; var copy: Double; var bf16: Double }
 
     public static func measure(_ world: Communicator, shape: Shape = Shape(m: 1024, n: 1024, k: 1024),
                                allReduceBytes: Int = 4 << 20) throws -> MeasuredRates {
@@ -29,6 +30,10 @@ public enum RateProbe {
         // sgemm x [M, K] · W, W [K, N], in the [in, out] order the layer keeps its projections in.
         let gemm = GemmProbe(m: shape.m, n: shape.n, k: shape.k)
         let sgemm = Double(try gemm.flops) / max(try probe.sgemm(gemm, repeats: repeats).min, 1e-12)
+        // The same product with a bf16 weight, on whatever kernel a bf16 layer's projection takes here.
+        let bf16 = GemmProbe(x: gemm.x, weight: .bf16(BF16Matrix(rows: shape.n, cols: shape.k, repeating: BFloat16(0.25))),
+                             order: BF16Storage.forwardOrder)
+        let bf16Rate = Double(try bf16.flops) / max(try probe.sgemm(bf16, repeats: repeats).min, 1e-12)
         // memcpy of 64 MiB, read + written counted.
         let copyBytes = 64 << 20
         let copy = 2 * Double(copyBytes) / max(try probe.copy(bytes: copyBytes, repeats: repeats).min, 1e-12)
@@ -43,10 +48,14 @@ public enum RateProbe {
             linkRate = sent / max(t - 2 * Double(p - 1) * stepLatency, 1e-9)
         }
         // The slowest rank's compute rates (they ran concurrently); the collective is shared.
-        let all = try world.allGather(value: RankRates(sgemm: sgemm, copy: copy))
-        return MeasuredRates(sgemmFlopsPerSecond: all.map(\.sgemm).min() ?? sgemm, copyBytesPerSecond: all.map(\.copy).min() ?? copy,
-                             allReduceBytesPerSecond: linkRate, allReduceStepLatencySeconds: stepLatency,
-                             allReduceLargeBytes: large, allReduceSmallBytes: small, sgemmShape: shape.dims,
-                             ranks: p, cores: ProcessInfo.processInfo.activeProcessorCount)
+        let all = try world.allGather(value: RankRates(sgemm: sgemm, copy: copy, bf16: bf16Rate))
+        var rates = MeasuredRates(sgemmFlopsPerSecond: all.map(\.sgemm).min() ?? sgemm, copyBytesPerSecond: all.map(\.copy).min() ?? copy,
+                                  allReduceBytesPerSecond: linkRate, allReduceStepLatencySeconds: stepLatency,
+                                  allReduceLargeBytes: large, allReduceSmallBytes: small, sgemmShape: shape.dims,
+                                  ranks: p, cores: ProcessInfo.processInfo.activeProcessorCount)
+        rates.bf16GemmFlopsPerSecond = all.map(\.bf16).min() ?? bf16Rate
+        rates.bf16GemmKernel = probe.kernel(of: bf16).description
+        rates.sgemmKernel = probe.kernel(of: gemm).description
+        return rates
     }
 }

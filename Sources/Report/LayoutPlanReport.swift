@@ -69,13 +69,15 @@ public struct LayoutPlanReport: Codable, Sendable {
         var s = "mla-tp plan: model \(OutsideText.escaped(model)), \(ranks) ranks, batch \(batch) × context \(context), \(perLayer), \(dtype), KV cache in \(cacheDType); "
         s += "each figure is the busiest rank's (DP group 0, DCP index 0)\n\n"
         let gb = { (b: Double) in Format.bytes(Int(b)) }
+        // Bytes a rank contributes over the layers, and its collective calls (each kind once per layer).
+        let sent = { (list: [LayoutPlan.CollectiveBytes]) in "\(gb(Double(list.reduce(0) { $0 + $1.bytes } * L))) (\(list.count * L))" }
         s += Format.table(["layout", "seqs/group", "weights/rank", "KV/token/rank", "KV/rank (batch)", "max context×batch",
-                           "decode GFLOP", "decode sent", "prefill GFLOP", "prefill sent"], layouts.map { r in
+                           "decode GFLOP", "decode sent (calls)", "prefill GFLOP", "prefill sent (calls)"], layouts.map { r in
             let p = r.plan
             return [p.layout, "\(p.sequencesPerGroup)", gb(Double(p.weightBytesPerRank * L)), gb(p.kvBytesPerToken * Double(L)),
                     gb(Double(p.kvBytesPerRank * L)), p.maxContextTimesBatch.map { "\($0)" } ?? "—",
-                    Format.gflop(p.decode.totalFlops * L), gb(Double(p.decodeCollectives.reduce(0) { $0 + $1.bytes } * L)),
-                    Format.gflop(p.prefill.totalFlops * L), gb(Double(p.prefillCollectives.reduce(0) { $0 + $1.bytes } * L))]
+                    Format.gflop(p.decode.totalFlops * L), sent(p.decodeCollectives),
+                    Format.gflop(p.prefill.totalFlops * L), sent(p.prefillCollectives)]
         }) + "\n"
         if let base = layouts.first?.plan.kvBytesPerRank, base > 0 {
             s += "KV cache per rank against \(layouts[0].plan.layout): "

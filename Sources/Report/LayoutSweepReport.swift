@@ -16,6 +16,24 @@ public struct LayoutSweepReport: Codable, Sendable {
         public var cachedTokensMax: Int
         public var anonymousBytesMax: Int
         public var bytesSentRank0: Int
+        /// The plan's prefill and decode step on the probe's rates (`plan --hardware cpu-measured`),
+        /// compute + communication, against the run's pass on rank 0 (nil in reports made before).
+        public var projectedSeconds: Double?
+        public var projectedPrefillSeconds: Double?
+        public var projectedDecodeSeconds: Double?
+
+        /// Projected over measured, less one: +0.2 is a projection 20% slower than the run.
+        public var projectionError: Double? {
+            projectedSeconds.map { $0 / max(run.forwardSeconds, 1e-12) - 1 }
+        }
+
+        /// Projects the plan's prefill and decode step on `hardware`.
+        public mutating func project(config: MLAConfig, hardware: Hardware) {
+            let f = plan.seconds(plan.prefill, plan.prefillCollectives, config: config, hardware: hardware)
+            let d = plan.seconds(plan.decode, plan.decodeCollectives, config: config, hardware: hardware)
+            (projectedPrefillSeconds, projectedDecodeSeconds) = (f.compute + f.communication, d.compute + d.communication)
+            projectedSeconds = f.compute + f.communication + d.compute + d.communication
+        }
 
         public init(layout: String, run: RunReport, plan: LayoutPlan, cachedTokensMax: Int, anonymousBytesMax: Int, bytesSentRank0: Int) {
             (self.layout, self.run, self.plan) = (layout, run, plan)
@@ -27,6 +45,8 @@ public struct LayoutSweepReport: Codable, Sendable {
     public var batch: Int
     public var context: Int
     public var rows: [Row]
+    /// The rates the projections used (nil in reports made before).
+    public var rates: MeasuredRates?
 
     public init(model: String, ranks: Int, batch: Int, context: Int, rows: [Row]) {
         (self.model, self.ranks, self.batch, self.context, self.rows) = (model, ranks, batch, context, rows)
@@ -36,12 +56,17 @@ public struct LayoutSweepReport: Codable, Sendable {
         var s = "\nmla-tp sweep: model \(OutsideText.escaped(model)), \(ranks) ranks, \(batch) sequences × \(context) cached tokens, then one decode step; "
         s += "each layout a real run checked against the unsharded forward\n\n"
         s += Format.table(["layout", "max rel. error", "cached tokens/rank (max)", "KV/rank (plan)", "anon RSS/rank (max)",
-                           "rank 0 sent", "plan: rank 0 sends", "pass on rank 0"], rows.map { r in
+                           "rank 0 sent", "plan: rank 0 sends", "pass on rank 0", "projected", "error"], rows.map { r in
             let planned = (r.plan.prefillCollectives + r.plan.decodeCollectives).reduce(0) { $0 + $1.bytes }
             return [r.layout, r.run.check.map { String(format: "%.2e", $0.relative) } ?? "—", "\(r.cachedTokensMax)",
                     Format.bytes(r.plan.kvBytesPerRank), Format.bytes(r.anonymousBytesMax), Format.bytes(r.bytesSentRank0),
-                    Format.bytes(planned), Format.seconds(r.run.forwardSeconds)]
+                    Format.bytes(planned), Format.seconds(r.run.forwardSeconds), r.projectedSeconds.map(Format.seconds) ?? "—",
+                    r.projectionError.map { String(format: "%+.0f%%", $0 * 100) } ?? "—"]
         }) + "\n"
+        if let hw = rates?.hardware(for: rows.first?.run.dtype ?? .f32) {
+            s += "projected: the plan's prefill and decode step (compute + communication) on \(hw.source); error = projected / pass − 1, "
+            s += "one pass each (prefill + one decode step on rank 0), so the error includes that pass's noise\n"
+        }
         return s
     }
 }

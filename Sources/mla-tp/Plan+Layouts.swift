@@ -11,7 +11,7 @@ extension Plan {
     func compare(_ names: String, ranks: Int, config: MLAConfig, name: String) throws {
         let list = try ParallelLayout.list(names, ranks: ranks)
         for l in list { try config.validate(tp: l.tp, latent: l.latent, padHeads: true) }      // a tp that does not divide the heads is planned padded
-        let hw = try hardware?.hardware(ratesFile: rates) {
+        let hw = try hardware?.hardware(ratesFile: rates, precision: model.choice.storage.activations) {
             try MeasuredRates.probe(Runtime.launcher, ranks: min(ranks, ProcessInfo.processInfo.activeProcessorCount),
                                     shape: .forward(tokens: batchSize, hidden: config.hiddenSize),
                                     allReduceBytes: ShardingPlan.allReduceBytes(tokens: batchSize, config: config))

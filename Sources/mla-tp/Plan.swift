@@ -124,7 +124,7 @@ struct Plan: ParsableCommand {
         if let benchJson {
             hw = try MeasuredRates.fromBench(benchJson, needLink: tp > 1).hardware
         } else {
-            hw = try hardware?.hardware(ratesFile: rates) {
+            hw = try hardware?.hardware(ratesFile: rates, precision: model.choice.storage.activations) {
                 try MeasuredRates.probe(Runtime.launcher, ranks: min(tp, ProcessInfo.processInfo.activeProcessorCount),
                                         shape: .forward(tokens: total, hidden: config.hiddenSize),
                                         allReduceBytes: ShardingPlan.allReduceBytes(tokens: max(total, 1), config: config))

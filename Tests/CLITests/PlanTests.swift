@@ -132,16 +132,23 @@ import TestSupport
     @Test func layoutSweepRunsEveryLayoutCheckedBesideItsPlan() throws {
         let dir = try Fixtures.scratch("lsweep")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let r = MPIJob.single(["sweep", "--layouts", "tp2,dp2,tp2-dcp2", "--ranks", "2", "--batch", "3", "--decode-context", "9",
+        let r = MPIJob.single(["sweep", "--layouts", "tp2,dp2,tp2-dcp2,tp2-latcol", "--ranks", "2", "--batch", "3", "--decode-context", "9",
                                "--out", dir.path], timeout: 120)
         #expect(r.status == 0, "\(r)")
         let doc = try JSONDecoder().decode(LayoutSweepReport.self, from: Data(contentsOf: dir.appendingPathComponent("layouts.json")))
-        #expect(doc.rows.map(\.layout) == ["tp2", "dp2", "tp2-dcp2"])
+        #expect(doc.rows.map(\.layout) == ["tp2", "dp2", "tp2-dcp2", "tp2-latcol"])
         for row in doc.rows {
             #expect((row.run.check?.relative ?? 1) <= 1e-5, "\(row.layout)")
             let planned = (row.plan.prefillCollectives + row.plan.decodeCollectives).reduce(0) { $0 + $1.bytes }
             #expect(row.bytesSentRank0 == planned, "\(row.layout): sent \(row.bytesSentRank0), plan \(planned)")
+            // Each layout projected on the probe's rates beside its measured pass: the error column.
+            let projected = try #require(row.projectedSeconds, "\(row.layout) has no projection")
+            #expect(projected > 0 && row.projectionError?.isFinite == true
+                    && abs(projected - (row.projectedPrefillSeconds ?? 0) - (row.projectedDecodeSeconds ?? 0)) < 1e-12, "\(row.layout)")
         }
+        #expect(doc.rates?.ranks == 2 && r.stdout.contains("projected") && r.stdout.contains("error = projected / pass − 1"), "\(r)")
+        let errors = r.stdout.split(separator: "\n").filter { $0.hasPrefix("tp2") || $0.hasPrefix("dp2") }.filter { $0.contains("%") }
+        #expect(errors.count == 4, "one error per layout row: \(r.stdout)")
         #expect(doc.rows[0].cachedTokensMax == 3 * 10 && doc.rows[1].cachedTokensMax == 2 * 10 && doc.rows[2].cachedTokensMax == 3 * 5)
         #expect(r.stdout.contains("tp2-dcp2") && r.stdout.contains("cached tokens/rank"), "\(r)")
     }

@@ -1,4 +1,6 @@
 import Foundation
+import Measure
+import Report
 import Testing
 import TestSupport
 
@@ -23,6 +25,17 @@ import TestSupport
             let text = try Self.subtitles(dir, name)
             #expect(text.contains(precision + ",") && text.contains(detail) && text.contains("gate column"), "\(name): \(text)")
             #expect(precision == "f32" || !text.contains("f32)") && !text.contains("f32;"), "\(name) names f32: \(text)")
+        }
+        // Every row projected at the rate of the kernel its GEMMs ran on: bf16 layers (and fp8
+        // weights, multiplied in bf16) at the probe's bf16 product, f32 at its sgemm.
+        let doc = try JSONDecoder().decode(SweepReport.self, from: Data(contentsOf: dir.appendingPathComponent("sweep.json")))
+        for row in doc.rows where !flags.contains("--invariant") {      // the fixed-order kernels have no probe of their own yet
+            let rates = try #require(doc.rates.first { $0.ranks == min(row.tp, $0.cores) } ?? doc.rates.first)
+            let rate = try #require(precision.contains("bf16") ? rates.bf16GemmFlopsPerSecond : rates.sgemmFlopsPerSecond)
+            let share = rates.hardware.share(tp: row.tp)
+            for stage in row.projected.stages where stage.bound == .compute {
+                #expect(abs(stage.seconds - Double(stage.flops) / (rate * share)) <= 1e-9 * stage.seconds, "tp\(row.tp) \(stage.name)")
+            }
         }
         let bytes = try Self.subtitles(dir, "bytes-per-rank.svg")
         let held = precision.replacingOccurrences(of: "invariant mode, ", with: "")       // the bytes do not depend on the mode
