@@ -38,6 +38,9 @@ public struct SweepRow: Codable, Sendable {
     public var error: Double = 0
     public var errorVsMedian: Double = 0
     public var errorSameJob: Double?
+    /// Where the prefill's and the decode step's projections miss by more than 20% (nil: within it).
+    public var prefillMiss: StageMiss?
+    public var decodeMiss: StageMiss?
 
     /// The timed prefill, projected with the probe's rates and with the same job's, and the check run's report.
     public init(config: MLAConfig, tp: Int, gate: GateLayout, tokens: Int, step: StepResult, rates: MeasuredRates, check: RunReport?,
@@ -58,6 +61,7 @@ public struct SweepRow: Codable, Sendable {
         error = SweepRow.error(projected, step.bestSeconds)
         errorVsMedian = SweepRow.error(projected, step.seconds)
         errorSameJob = projectedSameJob.map { SweepRow.error($0, step.bestSeconds) }
+        prefillMiss = StageMiss.largest(projected, step: step)
     }
 
     /// Adds timed decode steps after `context` cached tokens and their projections.
@@ -71,6 +75,7 @@ public struct SweepRow: Codable, Sendable {
         decodeProjectedSameJob = p.sameJob
         decodeError = SweepRow.error(p.probe, step.bestSeconds)
         decodeErrorSameJob = p.sameJob.map { SweepRow.error($0, step.bestSeconds) }
+        decodeMiss = StageMiss.largest(p.probe, step: step)
     }
 
     /// The projection error: projected / measured − 1.
@@ -152,6 +157,10 @@ public struct SweepReport: Codable, Sendable {
         }
         s += "error = projected / best − 1 (rates: best of their repeats too); allreduce = mean over ranks, waiting included. Projected on one H100 SXM per rank (BF16): "
         s += zip(rows, h100).map { "tp=\($0.tp) \(fs($1.totalSeconds))" }.joined(separator: ", ") + "\n"
+        for r in rows {
+            if let m = r.prefillMiss { s += "tp=\(r.tp) prefill misses by more than 20%; the stage furthest off is \(m.text)\n" }
+            if let m = r.decodeMiss { s += "tp=\(r.tp) decode misses by more than 20%; the stage furthest off is \(m.text)\n" }
+        }
         return s
     }
 }
