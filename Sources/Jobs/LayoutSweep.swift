@@ -16,13 +16,8 @@ extension SweepRunner {
         progress.total = layouts.count + 1
         // The machine's rates with as many ranks busy as will run at once, as the tp sweep probes
         // them: the projection of every layout's pass.
-        let n = min(ranks, launcher.cores), tokens = max(1, batch * context)
-        var probe = StepSpec()
-        (probe.probe, probe.probeShape, probe.out) = (true, .forward(tokens: tokens, hidden: config.hiddenSize), file("rates-\(n)rank\(n == 1 ? "" : "s").json"))
-        probe.probeAllReduceBytes = ShardingPlan.allReduceBytes(tokens: tokens, config: config)
         progress.waitForIdle(waitForIdle, maxWait: maxWait)
-        try job("rate probe (\(n) rank\(n == 1 ? "" : "s"))", name: "probe-\(n)", ranks: n, .step(probe), timeout: 120, progress)
-        let rates = try MeasuredRates.load(probe.out ?? "")
+        let rates = try probeRates(ranks: min(ranks, launcher.cores), tokens: max(1, batch * context), progress)
         var rows: [LayoutSweepReport.Row] = []
         for l in layouts {
             progress.waitForIdle(waitForIdle, maxWait: maxWait)

@@ -63,14 +63,9 @@ public struct SweepRunner {
         let shape = RateProbe.Shape.forward(tokens: tokens, hidden: config.hiddenSize)
         var rates: [Int: MeasuredRates] = [:], probeLoad: [Double] = []
         for n in probeCounts {
-            let path = file("rates-\(n)rank\(n == 1 ? "" : "s").json")
             progress.waitForIdle(waitForIdle, maxWait: maxWait)
             probeLoad.append(loadAverage() ?? 0)
-            var probe = StepSpec()
-            (probe.probe, probe.probeShape, probe.out) = (true, shape, path)
-            probe.probeAllReduceBytes = ShardingPlan.allReduceBytes(tokens: tokens, config: config)
-            try job("rate probe (\(n) rank\(n == 1 ? "" : "s"))", name: "probe-\(n)", ranks: n, .step(probe), timeout: 120, progress)
-            rates[n] = try MeasuredRates.load(path)
+            rates[n] = try probeRates(ranks: n, tokens: tokens, progress)
         }
         var rows: [SweepRow] = []
         for k in tps {
@@ -114,6 +109,16 @@ public struct SweepRunner {
         report.mode = mode == .invariant ? .invariant : nil
         try AtomicFile.write(Data(try Format.json(report).utf8), to: file("sweep.json"))
         return (report, try SweepFigures.write(report, config: config, to: out))
+    }
+
+    /// The rate probe as a child job of `ranks` ranks, all busy at once (`rates-Nranks.json`), at
+    /// the shape of a forward of `tokens` tokens and its allreduce.
+    func probeRates(ranks n: Int, tokens: Int, _ progress: SweepProgress) throws -> MeasuredRates {
+        var probe = StepSpec()
+        (probe.probe, probe.probeShape) = (true, .forward(tokens: tokens, hidden: config.hiddenSize))
+        (probe.probeAllReduceBytes, probe.out) = (ShardingPlan.allReduceBytes(tokens: tokens, config: config), file("rates-\(n)rank\(n == 1 ? "" : "s").json"))
+        try job("rate probe (\(n) rank\(n == 1 ? "" : "s"))", name: "probe-\(n)", ranks: n, .step(probe), timeout: 120, progress)
+        return try MeasuredRates.load(probe.out ?? "")
     }
 
     /// A timed step (`--repeat` forwards, the rates measured first in the same job) writing its result to `file`.

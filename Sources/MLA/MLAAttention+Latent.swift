@@ -54,33 +54,42 @@ extension MLAAttention {
     /// This rank's `qaPart | kvaPart` into its block, the all-gather, and every block into `qa`
     /// and `kva`; in bf16 the buffer holds bf16 (the values are bf16 already, so both copies are exact).
     private func gatherLatent(_ w: inout Workspace, blocks: [LatentProjections.Block], collectives: Collectives) throws {
-        let total = blocks.reduce(0) { $0 + $1.count }, mine = blocks[shard.rank], counts = blocks.map(\.count)
+        let counts = blocks.map(\.count)
         if precision == .bf16 {
-            if w.latentWire16.count < total { w.latentWire16 = [BFloat16](repeating: BFloat16(bitPattern: 0), count: total) }
-            try w.latentWire16.withUnsafeMutableBufferPointer { buffer in
-                let wire = buffer.baseAddress!
-                Self.rectangles(mine, &w.qaPart, &w.kvaPart, whole: false) { m, ld, width, at in
-                    BF16.round(rows: mine.rows.count, width: width, m, ld: ld, into: wire + mine.offset + at, ldd: mine.width)
-                }
-                try collectives.allGather(inPlace: UnsafeMutableBufferPointer(start: wire, count: total), counts: counts)
-                for b in blocks {
-                    Self.rectangles(b, &w.qa, &w.kva, whole: true) { m, ld, width, at in
-                        BF16.widen(rows: b.rows.count, width: width, wire + b.offset + at, ld: b.width, into: m, ldd: ld)
-                    }
-                }
-            }
+            var wire = w.latentWire16
+            w.latentWire16 = []                                                   // hand the buffer over without copying it
+            defer { w.latentWire16 = wire }
+            try exchange(&wire, zero: BFloat16(bitPattern: 0), blocks: blocks, &w,
+                         gather: { try collectives.allGather(inPlace: $0, counts: counts) },
+                         pack: { BF16.round(rows: $0, width: $1, $2, ld: $3, into: $4, ldd: $5) },
+                         unpack: { BF16.widen(rows: $0, width: $1, $2, ld: $3, into: $4, ldd: $5) })
         } else {
-            if w.latentWire.count < total { w.latentWire = [Float](repeating: 0, count: total) }
-            try w.latentWire.withUnsafeMutableBufferPointer { buffer in
-                let wire = buffer.baseAddress!
-                Self.rectangles(mine, &w.qaPart, &w.kvaPart, whole: false) { m, ld, width, at in
-                    Self.copyRows(mine.rows.count, width, m, ld, wire + mine.offset + at, mine.width)
-                }
-                try collectives.allGather(inPlace: UnsafeMutableBufferPointer(start: wire, count: total), counts: counts)
-                for b in blocks {
-                    Self.rectangles(b, &w.qa, &w.kva, whole: true) { m, ld, width, at in
-                        Self.copyRows(b.rows.count, width, wire + b.offset + at, b.width, m, ld)
-                    }
+            var wire = w.latentWire
+            w.latentWire = []
+            defer { w.latentWire = wire }
+            try exchange(&wire, zero: 0, blocks: blocks, &w, gather: { try collectives.allGather(inPlace: $0, counts: counts) },
+                         pack: Self.copyRows, unpack: Self.copyRows)
+        }
+    }
+
+    /// The gather in elements `E`: grows `wire` to every block, packs this rank's parts into its
+    /// block, gathers, and unpacks every block into the whole latent. `pack` and `unpack` move
+    /// one rectangle (rows, width, source, its row stride, destination, its row stride).
+    private func exchange<E>(_ wire: inout [E], zero: E, blocks: [LatentProjections.Block], _ w: inout Workspace,
+                             gather: (UnsafeMutableBufferPointer<E>) throws -> Void,
+                             pack: (Int, Int, UnsafePointer<Float>, Int, UnsafeMutablePointer<E>, Int) -> Void,
+                             unpack: (Int, Int, UnsafePointer<E>, Int, UnsafeMutablePointer<Float>, Int) -> Void) throws {
+        let total = blocks.reduce(0) { $0 + $1.count }, mine = blocks[shard.rank]
+        if wire.count < total { wire = [E](repeating: zero, count: total) }
+        try wire.withUnsafeMutableBufferPointer { buffer in
+            let base = buffer.baseAddress!
+            Self.rectangles(mine, &w.qaPart, &w.kvaPart, whole: false) { m, ld, width, at in
+                pack(mine.rows.count, width, m, ld, base + mine.offset + at, mine.width)
+            }
+            try gather(UnsafeMutableBufferPointer(start: base, count: total))
+            for b in blocks {
+                Self.rectangles(b, &w.qa, &w.kva, whole: true) { m, ld, width, at in
+                    unpack(b.rows.count, width, base + b.offset + at, b.width, m, ld)
                 }
             }
         }

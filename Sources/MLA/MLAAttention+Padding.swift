@@ -13,8 +13,8 @@ extension MLAAttention {
     /// q_b_proj / q_proj, kv_b_proj and the gate, columns of o_proj), as SGLang pads. Throws for
     /// what padding cannot serve: fp8 weights (a padded tile would need its own scales) and a gate
     /// not split with the heads.
-    static func padding(config c: MLAConfig, names: WeightNames, tp: Int, gate: GateLayout, storage: any WeightStorage.Type,
-                        qStride: Int) throws -> (WeightSource) -> WeightSource {
+    static func padding(config c: MLAConfig, names: WeightNames, tp: Int, gate: GateLayout,
+                        storage: any WeightStorage.Type) throws -> (WeightSource) -> WeightSource {
         let H = c.numAttentionHeads
         guard c.paddedHeads(tp: tp) != H else { return { $0 } }
         if storage.quantization == .fp8 {
@@ -24,7 +24,7 @@ extension MLAAttention {
         if c.useGatedAttn && c.hasSeparateGate && gate != .column {
             throw ConfigError.paddingUnsupported(heads: H, tp: tp, what: "--gate \(gate.rawValue)", remedy: "use --gate column")
         }
-        var rows = [c.qLoraRank == nil ? names.qProj : names.qBProj: H * qStride, names.kvBProj: H * (c.qkNopeHeadDim + c.vHeadDim)]
+        var rows = [c.qLoraRank == nil ? names.qProj : names.qBProj: H * c.qRowsPerHead, names.kvBProj: H * (c.qkNopeHeadDim + c.vHeadDim)]
         if c.useGatedAttn && c.hasSeparateGate { rows[names.gate] = H * c.gateWidthPerHead }
         let columns = [names.oProj: H * c.vHeadDim]
         return { HeadPaddedSource($0, rows: rows, columns: columns) }

@@ -28,7 +28,7 @@ extension MLAAttention {
             throw ShapeError(op: "MLA serving positions", Shape(pos.count), Shape(x.rows), hint: "one position per new token")
         }
         stageHashes?.begin(step)
-        let decodeOnly = zip(step.slots, step.newTokens).allSatisfy { $1 == 1 && cache.lengths[$0] > 0 }
+        let decodeOnly = LatentProjection.isDecodeOnly(newTokens: step.newTokens, cached: step.slots.map { cache.lengths[$0] })
         try gatedAttention(x, positions: pos, expandKV: false, collectives: collectives, decodeOnly: decodeOnly) { w in
             try self.attendCached(&w, step: step, cache: cache, decode: decode, dcp: dcp)
         }

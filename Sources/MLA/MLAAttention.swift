@@ -113,7 +113,7 @@ public final class MLAAttention {
         gateForm = try config.gateForm()
         let packed = config.useGatedAttn && gateForm.placement == .packed
         qStride = config.qRowsPerHead
-        let pad = try MLAAttention.padding(config: config, names: names, tp: shard.size, gate: gateLayout, storage: storage, qStride: qStride)
+        let pad = try MLAAttention.padding(config: config, names: names, tp: shard.size, gate: gateLayout, storage: storage)
         let source = pad(unpadded)
         try MLAAttention.checkGate(config: config, form: gateForm, layout: gateLayout, names: names, source: source)
         // A packed q projection is read through the packing the layout assumes (the config's own

@@ -38,9 +38,13 @@ public struct MeasuredRates: Codable, Sendable {
         Hardware(name: "cpu-measured", flopsPerSecond: sgemmFlopsPerSecond, memoryBytesPerSecond: copyBytesPerSecond,
                  linkBytesPerSecond: allReduceBytesPerSecond, linkLatencySeconds: allReduceStepLatencySeconds,
                  bytesPerElement: 4, cores: cores,
-                 source: String(format: "measured here: sgemm %@ %.1f GFLOP/s per rank, copy %.1f GB/s, MPI allreduce %.2f GB/s + %.2f µs per ring step, %d cores",
-                                (sgemmShape ?? [1024, 1024, 1024]).map(String.init).joined(separator: "×"), sgemmFlopsPerSecond / 1e9,
-                                copyBytesPerSecond / 1e9, allReduceBytesPerSecond / 1e9, allReduceStepLatencySeconds * 1e6, cores))
+                 source: source(gemm: "sgemm " + (sgemmShape ?? [1024, 1024, 1024]).map(String.init).joined(separator: "×"), rate: sgemmFlopsPerSecond))
+    }
+
+    /// Where the rates come from, naming the GEMM whose rate the model takes.
+    private func source(gemm: String, rate: Double) -> String {
+        String(format: "measured here: %@ %.1f GFLOP/s per rank, copy %.1f GB/s, MPI allreduce %.2f GB/s + %.2f µs per ring step, %d cores",
+               gemm, rate / 1e9, copyBytesPerSecond / 1e9, allReduceBytesPerSecond / 1e9, allReduceStepLatencySeconds * 1e6, cores)
     }
 
     /// The hardware model of a layer whose projections run in `precision`: the rate of the kernel
@@ -54,9 +58,7 @@ public struct MeasuredRates: Codable, Sendable {
         hw.bytesPerElement = 2
         if let rate = bf16GemmFlopsPerSecond {
             hw.flopsPerSecond = rate
-            hw.source = String(format: "measured here: bf16 GEMM (%@) %.1f GFLOP/s per rank, copy %.1f GB/s, MPI allreduce %.2f GB/s + %.2f µs per ring step, %d cores",
-                               bf16GemmKernel ?? "?", rate / 1e9, copyBytesPerSecond / 1e9, allReduceBytesPerSecond / 1e9,
-                               allReduceStepLatencySeconds * 1e6, cores)
+            hw.source = source(gemm: "bf16 GEMM (\(bf16GemmKernel ?? "?"))", rate: rate)
         } else {
             hw.source += "; no bf16 GEMM rate in these rates: the sgemm's stands in"
         }

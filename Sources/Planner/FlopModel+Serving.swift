@@ -34,7 +34,7 @@ extension FlopModel {
                                    path: DecodePath, dcp: TokenShare = .whole, latent: LatentProjection = .replicated) throws(CountOverflow) -> Cost {
         let hl = c.localHeads(tp: tp), lora = c.kvLoraRank, cacheRow = lora + c.qkRopeHeadDim
         let what = "attention FLOPs of a serving step"
-        let decodeOnly = zip(newTokens, cached).allSatisfy { $0 == 1 && $1 > 0 }
+        let decodeOnly = LatentProjection.isDecodeOnly(newTokens: newTokens, cached: cached)
         var stages = try projections(config: c, tp: tp, gate: gate, tokens: Checked.sum(of: newTokens, what: "tokens of a step"), expandKV: false,
                                      latent: latent, decodeOnly: decodeOnly)
         let at = stages.count - (c.hasSeparateGate ? 2 : 1)

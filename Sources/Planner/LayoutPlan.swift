@@ -80,8 +80,9 @@ public struct LayoutPlan: Codable, Sendable {
         self.cacheDType = cacheDType
         let sequences = (batch + l.dp - 1) / l.dp
         sequencesPerGroup = sequences
+        let sharding = ShardingPlan(config: c, tp: l.tp, gate: gate, latent: l.latent)            // f32 bytes
         weightBytesPerRank = quantization == .fp8 ? ShardingPlan(config: c, tp: l.tp, gate: gate, quantization: .fp8, latent: l.latent).bytesPerRank
-                                                  : ShardingPlan(config: c, tp: l.tp, gate: gate, latent: l.latent).bytesPerRank / 4 * e
+                                                  : sharding.bytesPerRank / 4 * e
         let perToken = KVCache.bytesPerToken(config: c, dtype: cacheDType)
         kvBytesPerToken = Double(perToken) / Double(l.dcp)
         let share = TokenShare(index: 0, count: l.dcp)
@@ -118,8 +119,8 @@ public struct LayoutPlan: Codable, Sendable {
         }
         prefillCollectives = try collectives(newTokens: Checked.product(sequences, context, what: "prefill tokens"), decodeOnly: false)
             .filter { $0.kind == "allreduce" || $0.purpose == "latent" }
-        decodeCollectives = try collectives(newTokens: sequences, decodeOnly: context > 0)
-        let sharding = ShardingPlan(config: c, tp: l.tp, gate: gate, latent: l.latent)
+        decodeCollectives = try collectives(newTokens: sequences,
+                                            decodeOnly: LatentProjection.isDecodeOnly(newTokens: Array(repeating: 1, count: sequences), cached: prompts))
         let (prefillCost, decodeCost) = (prefill, decode)
         padding = sharding.paddedHeads.map {
             Padding(modelHeads: c.numAttentionHeads, paddedHeads: $0, bytes: sharding.paddingBytes / 4 * e,

@@ -42,6 +42,12 @@ public enum LatentProjection: String, CaseIterable, Codable, Sendable {
         self == .sequence && ranks > 1 && !decodeOnly && tokens >= ranks
     }
 
+    /// Whether a serving step is decode only: every sequence brings one new token after a cached
+    /// prefix (`newTokens[b]` after `cached[b]`). The runtime and the plan both ask this.
+    public static func isDecodeOnly(newTokens: [Int], cached: [Int]) -> Bool {
+        zip(newTokens, cached).allSatisfy { $0 == 1 && $1 > 0 }
+    }
+
     /// The tokens of a step each rank computes under the sequence form: contiguous runs, the first
     /// `tokens mod ranks` ranks one more than the others.
     public static func tokenCounts(_ tokens: Int, ranks: Int) -> [Int] {
