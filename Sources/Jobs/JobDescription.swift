@@ -96,6 +96,8 @@ public struct RunSpec: Codable, Sendable, Equatable {
     public var check: Bool?
     public var checkStages = false
     public var json = false
+    /// Passes of the same work, the fastest reported (a layout sweep's timing; `run` makes one).
+    public var passes = 1
 
     public init() {}
 
@@ -117,6 +119,9 @@ public struct StepSpec: Codable, Sendable, Equatable {
     public var probeFirst = false
     public var probeShape = RateProbe.Shape(m: 1024, n: 1024, k: 1024)
     public var probeAllReduceBytes = 4 << 20
+    /// Also time the expanded attention kernel on one sequence of this many tokens (the model's
+    /// dimensions, up to 16 heads); nil: not.
+    public var probeAttentionTokens: Int?
     /// Where rank 0 writes the JSON result (nil: printed).
     public var out: String?
 

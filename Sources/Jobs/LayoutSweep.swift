@@ -17,14 +17,14 @@ extension SweepRunner {
         // The machine's rates with as many ranks busy as will run at once, as the tp sweep probes
         // them: the projection of every layout's pass.
         progress.waitForIdle(waitForIdle, maxWait: maxWait)
-        let rates = try probeRates(ranks: min(ranks, launcher.cores), tokens: max(1, batch * context), progress)
+        let rates = try probeRates(ranks: min(ranks, launcher.cores), tokens: max(1, batch * context), sequence: max(1, context), progress)
         var rows: [LayoutSweepReport.Row] = []
         for l in layouts {
             progress.waitForIdle(waitForIdle, maxWait: maxWait)
             var run = RunSpec()
             run.padHeads = config.numAttentionHeads % l.tp != 0          // a layout name's tp pads, as in plan
             (run.dp, run.dcp, run.latent, run.seqs, run.decodeSteps) = (l.dp, l.dcp, l.latent, Array(repeating: context + 1, count: batch), 1)
-            (run.check, run.json, run.decode) = (true, true, decode)
+            (run.check, run.json, run.decode, run.passes) = (true, true, decode, repeats)
             let r = try job("\(l): \(batch) sequences of \(context) tokens, then a decode step", name: "layout-\(l)", ranks: ranks,
                             .run(run), timeout: timeout, progress)
             let report = try JSONDecoder().decode(RunReport.self, from: Data(r.stdout.utf8))
@@ -34,7 +34,7 @@ extension SweepRunner {
                               cachedTokensMax: report.ranks.compactMap(\.cachedTokens).max() ?? 0,
                               anonymousBytesMax: report.ranks.map(\.anonymousMemory).max() ?? 0,
                               bytesSentRank0: (report.ranks.first?.communicators ?? []).flatMap(\.kinds).reduce(0) { $0 + $1.bytes })
-            row.project(config: config, hardware: rates.hardware(for: choice.storage.activations))
+            row.project(config: config, hardware: choice.holding(rates.hardware(for: choice.storage.activations), config: config))
             rows.append(row)
         }
         progress.finish()

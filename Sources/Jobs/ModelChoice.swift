@@ -1,5 +1,6 @@
 import Foundation
 import MLA
+import Planner
 import SafeTensors
 import TensorCore
 import TensorParallel
@@ -55,6 +56,12 @@ public struct ModelChoice: Codable, Sendable, Equatable {
 
     /// The cache dtype `kvCache` means for this model's activations.
     public var kvCacheDType: KVCacheDType { kvCache.resolved(activations: dtype) }
+
+    /// `hw` holding this model's weights and latent cache as it holds them (`Hardware.holding`):
+    /// fp8 weights' bytes (and a GPU's FP8 rate), the cache dtype's bytes per cached value.
+    public func holding(_ hw: Hardware, config: MLAConfig) -> Hardware {
+        hw.holding(quantization: quantization, cacheBytesPerToken: KVCache.bytesPerToken(config: config, dtype: kvCacheDType), config: config)
+    }
 
     /// The config (the activation and every override applied) and a short name for reports.
     public func loadConfig() throws -> (MLAConfig, String) {

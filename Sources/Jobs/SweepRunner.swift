@@ -65,7 +65,7 @@ public struct SweepRunner {
         for n in probeCounts {
             progress.waitForIdle(waitForIdle, maxWait: maxWait)
             probeLoad.append(loadAverage() ?? 0)
-            rates[n] = try probeRates(ranks: n, tokens: tokens, progress)
+            rates[n] = try probeRates(ranks: n, tokens: tokens, sequence: tokens, progress)
         }
         var rows: [SweepRow] = []
         for k in tps {
@@ -83,8 +83,9 @@ public struct SweepRunner {
                 check = try JSONDecoder().decode(RunReport.self, from: Data(r.stdout.utf8))
             }
             let probe = rates[min(k, launcher.cores)]!
+            let holding = { (hw: Hardware) in choice.holding(hw, config: config) }
             var row = try SweepRow(config: config, tp: k, gate: gate, tokens: tokens, step: step, rates: probe, check: check, mode: mode,
-                                   precision: choice.storage.activations)
+                                   precision: choice.storage.activations, holding: holding)
             row.loadAverage = load
             if let decodeContext {
                 progress.waitForIdle(waitForIdle, maxWait: maxWait)
@@ -93,14 +94,14 @@ public struct SweepRunner {
                 let d = try timedStep("tp=\(k): \(repeats) decode steps (\(decode.rawValue)) after \(decodeContext) cached tokens",
                                       name: "decode-tp\(k)", tp: k, steps, progress)
                 try row.addDecode(config: config, gate: gate, context: decodeContext, path: decode, step: d, rates: probe,
-                                  precision: choice.storage.activations)
+                                  precision: choice.storage.activations, holding: holding)
             }
             rows.append(row)
         }
         progress.finish()
         var report = SweepReport(model: model, gate: gate, tokens: tokens, rates: probeCounts.map { rates[$0]! }, probeLoadAverage: probeLoad,
                                  rows: rows, h100: try tps.map { Projection(cost: try FlopModel.prefill(config: config, tp: $0, gate: gate, sequenceLengths: [tokens], mode: mode),
-                                                                        tokens: tokens, config: config, tp: $0, hardware: .h100) })
+                                                                        tokens: tokens, config: config, tp: $0, hardware: choice.holding(.h100, config: config)) })
         report.dtype = choice.dtype == .f32 ? nil : choice.dtype
         report.quantization = choice.quantization == .some(.none) ? nil : choice.quantization
         report.cacheDType = decodeContext == nil ? nil : choice.kvCacheDType
@@ -112,10 +113,11 @@ public struct SweepRunner {
     }
 
     /// The rate probe as a child job of `ranks` ranks, all busy at once (`rates-Nranks.json`), at
-    /// the shape of a forward of `tokens` tokens and its allreduce.
-    func probeRates(ranks n: Int, tokens: Int, _ progress: SweepProgress) throws -> MeasuredRates {
+    /// the shape of a forward of `tokens` tokens and its allreduce, the attention kernel on one
+    /// sequence of `sequence` tokens.
+    func probeRates(ranks n: Int, tokens: Int, sequence: Int, _ progress: SweepProgress) throws -> MeasuredRates {
         var probe = StepSpec()
-        (probe.probe, probe.probeShape) = (true, .forward(tokens: tokens, hidden: config.hiddenSize))
+        (probe.probe, probe.probeShape, probe.probeAttentionTokens) = (true, .forward(tokens: tokens, hidden: config.hiddenSize), sequence)
         (probe.probeAllReduceBytes, probe.out) = (ShardingPlan.allReduceBytes(tokens: tokens, config: config), file("rates-\(n)rank\(n == 1 ? "" : "s").json"))
         try job("rate probe (\(n) rank\(n == 1 ? "" : "s"))", name: "probe-\(n)", ranks: n, .step(probe), timeout: 120, progress)
         return try MeasuredRates.load(probe.out ?? "")

@@ -31,28 +31,50 @@ public struct MeasuredRates: Codable, Sendable {
     public var bf16GemmFlopsPerSecond: Double?
     public var bf16GemmKernel: String?
     public var sgemmKernel: String?
+    /// The expanded attention kernel (a prefill's) on one causal sequence of
+    /// `attentionShape` = [heads, tokens], in the probed layer's precision, per rank with every
+    /// rank busy, FLOP/s (best of 15): the `attention` stage's rate. nil: not probed (the GEMM's stands in).
+    public var attentionFlopsPerSecond: Double?
+    public var attentionShape: [Int]?
+    /// The fixed-order kernels' product (`--invariant`) at the sgemm's shape with the weight in
+    /// `fixedOrderPrecision`, per rank with every rank busy, FLOP/s (best of 15); nil: not probed.
+    public var fixedOrderGemmFlopsPerSecond: Double?
+    public var fixedOrderPrecision: Precision?
 
     /// The rates as the projection's hardware model: one rank's arithmetic and memory rate,
     /// the link, f32 elements, and the cores the ranks share.
     public var hardware: Hardware {
-        Hardware(name: "cpu-measured", flopsPerSecond: sgemmFlopsPerSecond, memoryBytesPerSecond: copyBytesPerSecond,
-                 linkBytesPerSecond: allReduceBytesPerSecond, linkLatencySeconds: allReduceStepLatencySeconds,
-                 bytesPerElement: 4, cores: cores,
-                 source: source(gemm: "sgemm " + (sgemmShape ?? [1024, 1024, 1024]).map(String.init).joined(separator: "×"), rate: sgemmFlopsPerSecond))
+        var hw = Hardware(name: "cpu-measured", flopsPerSecond: sgemmFlopsPerSecond, memoryBytesPerSecond: copyBytesPerSecond,
+                          linkBytesPerSecond: allReduceBytesPerSecond, linkLatencySeconds: allReduceStepLatencySeconds,
+                          bytesPerElement: 4, cores: cores,
+                          source: source(gemm: "sgemm " + (sgemmShape ?? [1024, 1024, 1024]).map(String.init).joined(separator: "×"), rate: sgemmFlopsPerSecond))
+        hw.attentionFlopsPerSecond = attentionFlopsPerSecond
+        return hw
     }
 
     /// Where the rates come from, naming the GEMM whose rate the model takes.
     private func source(gemm: String, rate: Double) -> String {
-        String(format: "measured here: %@ %.1f GFLOP/s per rank, copy %.1f GB/s, MPI allreduce %.2f GB/s + %.2f µs per ring step, %d cores",
-               gemm, rate / 1e9, copyBytesPerSecond / 1e9, allReduceBytesPerSecond / 1e9, allReduceStepLatencySeconds * 1e6, cores)
+        let attention = attentionFlopsPerSecond.map { r in
+            String(format: ", attention kernel %.1f GFLOP/s (%@)", r / 1e9, (attentionShape ?? []).map(String.init).joined(separator: " heads × ") + " tokens")
+        } ?? ""
+        return String(format: "measured here: %@ %.1f GFLOP/s per rank%@, copy %.1f GB/s, MPI allreduce %.2f GB/s + %.2f µs per ring step, %d cores",
+                      gemm, rate / 1e9, attention, copyBytesPerSecond / 1e9, allReduceBytesPerSecond / 1e9, allReduceStepLatencySeconds * 1e6, cores)
     }
 
     /// The hardware model of a layer whose projections run in `precision`: the rate of the kernel
-    /// those GEMMs take (sgemm for f32; the bf16 product for bf16 and for fp8 weights, whose
+    /// those GEMMs take (the fixed-order product where the probe timed it, that is in an
+    /// invariant job; else sgemm for f32; the bf16 product for bf16 and for fp8 weights, whose
     /// prefill dequantizes a tile to bf16 and multiplies it there), at that precision's element
     /// size. Rates measured before the bf16 product was probed fall back to the sgemm's, and
     /// the source says so.
     public func hardware(for precision: Precision) -> Hardware {
+        if let rate = fixedOrderGemmFlopsPerSecond, fixedOrderPrecision == precision {
+            var hw = hardware
+            // The invariant attention's products run on the same fixed-order kernels.
+            (hw.flopsPerSecond, hw.bytesPerElement, hw.attentionFlopsPerSecond) = (rate, precision.bytesPerElement, nil)
+            hw.source = source(gemm: "fixed-order product (\(FixedOrderGemm.isa), \(precision.rawValue) weights)", rate: rate)
+            return hw
+        }
         guard precision == .bf16 else { return hardware }
         var hw = hardware
         hw.bytesPerElement = 2

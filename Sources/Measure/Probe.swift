@@ -115,6 +115,8 @@ public struct GemmProbe {
     /// `.automatic` runs the product on the kernel the layer's own product takes; `.oneDNN` asks
     /// for oneDNN's matmul (bench's bf16 reference).
     public var route: GemmRoute
+    /// Run on the fixed-order kernels (`FixedOrderGemm`, the invariant mode's) instead.
+    public var fixedOrder = false
 
     public init(x: Matrix, weight: AnyMatrix, order: WeightOrder, route: GemmRoute = .automatic) {
         self.x = x
@@ -138,6 +140,13 @@ public struct GemmProbe {
     @discardableResult
     public func run(into c: UnsafeMutablePointer<Float>) -> GemmKernel {
         let (m, n, k, transposed, route) = (self.m, self.n, self.k, order == .outIn, self.route)
+        if fixedOrder {
+            return x.storage.withUnsafeBufferPointer { xp in weight.withGemmSource { w in
+                if transposed { FixedOrderGemm.nt(m: m, n: n, k: k, a: xp.baseAddress!, lda: k, b: w, ldb: k, c: c, ldc: n) }
+                else { FixedOrderGemm.nn(m: m, n: n, k: k, a: xp.baseAddress!, lda: k, b: w, ldb: n, c: c, ldc: n) }
+                return m == 0 || n == 0 ? .empty : .fixedOrder(FixedOrderGemm.isa)
+            } }
+        }
         return x.storage.withUnsafeBufferPointer { xp in weight.withGemmSource { w in
             Gemm.run(transB: transposed, m: m, n: n, k: k, a: .f32(xp.baseAddress!), lda: k,
                      b: w, ldb: transposed ? k : n, c: .f32(c), ldc: n, route: route)

@@ -1,4 +1,5 @@
 import Foundation
+import MLA
 import SwiftMPI
 import TensorCore
 import TensorParallel
@@ -21,10 +22,13 @@ public enum RateProbe {
     }
 
     /// What each rank measured while all ran together.
-    struct RankRates: Codable { var sgemm: Double; var copy: Double; var bf16: Double }
+    struct RankRates: Codable { var sgemm: Double; var copy: Double; var bf16: Double; var attention: Double?; var fixedOrder: Double? }
 
+    /// The rates, and with `attention` the expanded attention kernel's too; with `fixedOrder`
+    /// the fixed-order kernels' product (the invariant mode's) on weights held in that precision.
     public static func measure(_ world: Communicator, shape: Shape = Shape(m: 1024, n: 1024, k: 1024),
-                               allReduceBytes: Int = 4 << 20) throws -> MeasuredRates {
+                               allReduceBytes: Int = 4 << 20, attention: AttentionProbe? = nil,
+                               fixedOrder: Precision? = nil) throws -> MeasuredRates {
         let p = world.size
         let probe = Probe(world: world)
         // sgemm x [M, K] · W, W [K, N], in the [in, out] order the layer keeps its projections in.
@@ -34,6 +38,14 @@ public enum RateProbe {
         let bf16 = GemmProbe(x: gemm.x, weight: .bf16(BF16Matrix(rows: shape.n, cols: shape.k, repeating: BFloat16(0.25))),
                              order: BF16Storage.forwardOrder)
         let bf16Rate = Double(try bf16.flops) / max(try probe.sgemm(bf16, repeats: repeats).min, 1e-12)
+        // The invariant mode keeps its weights [in, out] (the NN form) in the layer's precision.
+        let fixedOrderRate = try fixedOrder.map { p in
+            var fixed = p == .bf16 ? GemmProbe(x: gemm.x, weight: .bf16(BF16Matrix(rows: shape.k, cols: shape.n, repeating: BFloat16(0.25))),
+                                               order: .inOut) : gemm
+            fixed.fixedOrder = true
+            return Double(try fixed.flops) / max(try probe.sgemm(fixed, repeats: repeats).min, 1e-12)
+        }
+        let attentionRate = try attention.map { a in Double(a.flops) / max(try probe.samples(repeats) { a.run() }.min, 1e-12) }
         // memcpy of 64 MiB, read + written counted.
         let copyBytes = 64 << 20
         let copy = 2 * Double(copyBytes) / max(try probe.copy(bytes: copyBytes, repeats: repeats).min, 1e-12)
@@ -48,7 +60,8 @@ public enum RateProbe {
             linkRate = sent / max(t - 2 * Double(p - 1) * stepLatency, 1e-9)
         }
         // The slowest rank's compute rates (they ran concurrently); the collective is shared.
-        let all = try world.allGather(value: RankRates(sgemm: sgemm, copy: copy, bf16: bf16Rate))
+        let all = try world.allGather(value: RankRates(sgemm: sgemm, copy: copy, bf16: bf16Rate, attention: attentionRate,
+                                                       fixedOrder: fixedOrderRate))
         var rates = MeasuredRates(sgemmFlopsPerSecond: all.map(\.sgemm).min() ?? sgemm, copyBytesPerSecond: all.map(\.copy).min() ?? copy,
                                   allReduceBytesPerSecond: linkRate, allReduceStepLatencySeconds: stepLatency,
                                   allReduceLargeBytes: large, allReduceSmallBytes: small, sgemmShape: shape.dims,
@@ -56,6 +69,14 @@ public enum RateProbe {
         rates.bf16GemmFlopsPerSecond = all.map(\.bf16).min() ?? bf16Rate
         rates.bf16GemmKernel = probe.kernel(of: bf16).description
         rates.sgemmKernel = probe.kernel(of: gemm).description
+        if let fixedOrder {
+            rates.fixedOrderGemmFlopsPerSecond = all.compactMap(\.fixedOrder).min()
+            rates.fixedOrderPrecision = fixedOrder
+        }
+        if let attention {
+            rates.attentionFlopsPerSecond = all.compactMap(\.attention).min()
+            rates.attentionShape = [attention.heads, attention.tokens]
+        }
         return rates
     }
 }

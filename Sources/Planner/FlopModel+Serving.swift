@@ -40,7 +40,7 @@ extension FlopModel {
         let at = stages.count - (c.hasSeparateGate ? 2 : 1)
         var expand = Stage(name: "kv_b_proj (cache)", kind: .projection, flops: 0, elements: 0)
         var expanded = Stage(name: "attention", kind: .attention, flops: 0, elements: 0)
-        var absorbed = Stage(name: "attention (absorbed)", kind: .attention, flops: 0, elements: 0)
+        var absorbed = Stage(name: "attention (absorbed)", kind: .attention, flops: 0, elements: 0, weightElements: 0, cacheElements: 0)
         for (n, before) in zip(newTokens, cached) where n > 0 {
             let nk = try Checked.sum(before, n, what: "tokens of a sequence")
             // Under DCP a sequence that starts in this step attends over its own new tokens, as without DCP.
@@ -49,13 +49,18 @@ extension FlopModel {
                 let own = try Checked.product(hl, 2, n, lora, c.qkNopeHeadDim + c.vHeadDim, what: what)
                 let per = try Checked.product(attended, 2, n, local, 2 * lora + c.qkRopeHeadDim, what: what)
                 absorbed.flops = try Checked.sum(absorbed.flops, own, per, what: what)
-                absorbed.elements = try Checked.sum(absorbed.elements, Checked.product(local, cacheRow, what: what),
+                let cachedRows = try Checked.product(local, cacheRow, what: what)
+                absorbed.elements = try Checked.sum(absorbed.elements, cachedRows,
                                                     Checked.product(hl, (c.qkNopeHeadDim + c.vHeadDim) * lora + n * (c.qkHeadDim + c.vHeadDim), what: what),
                                                     Checked.product(attended, n, cacheRow + lora, what: what), what: what)
+                absorbed.cacheElements = try Checked.sum(absorbed.cacheElements ?? 0, cachedRows, what: what)
+                absorbed.weightElements = try Checked.sum(absorbed.weightElements ?? 0,
+                                                          Checked.product(hl, (c.qkNopeHeadDim + c.vHeadDim) * lora, what: what), what: what)
             } else {
                 let g = try gemm("kv_b_proj (cache)", m: nk, out: hl * (c.qkNopeHeadDim + c.vHeadDim), in: lora)
                 expand.flops = try Checked.sum(expand.flops, g.flops, what: what)
                 expand.elements = try Checked.sum(expand.elements, g.elements, what: what)
+                try expand.addOperands(of: g, cachedRows: nk, width: lora)
                 expanded.flops = try Checked.sum(expanded.flops, attentionFlops(config: c, heads: hl, nq: n, nk: nk), what: what)
                 expanded.elements = try Checked.sum(expanded.elements, attentionElements(config: c, heads: hl, nq: n, nk: nk), what: what)
             }

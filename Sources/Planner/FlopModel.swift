@@ -35,6 +35,17 @@ public enum FlopModel {
         public var flops: Int
         /// Elements read and written.
         public var elements: Int
+        /// Of `elements`: the weight's (held in the weights' format, fp8 under `--quantization
+        /// fp8`) and the latent cache's (held as the cache dtype); the rest are activations.
+        public var weightElements: Int? = nil
+        public var cacheElements: Int? = nil
+
+        /// Adds `g`'s weight, and its `rows × width` input as cached latents (kv_b_proj over the cache).
+        mutating func addOperands(of g: Stage, cachedRows rows: Int, width: Int) throws(CountOverflow) {
+            let what = "elements of \(name)"
+            weightElements = try Checked.sum(weightElements ?? 0, g.weightElements ?? 0, what: what)
+            cacheElements = try Checked.sum(cacheElements ?? 0, Checked.product(rows, width, what: what), what: what)
+        }
     }
 
     /// The stages of one forward on one rank. Built only through `init(stages:)`, which checks
@@ -74,7 +85,8 @@ public enum FlopModel {
         let what = "elements of \(name) at \(m) tokens"
         let elements = m > 0 ? try Checked.sum(Checked.product(m, inF, what: what), Checked.product(out, inF, what: what),
                                                Checked.product(m, out, what: what), what: what) : 0
-        return Stage(name: name, kind: kind, flops: try Gemm.flops(m: m, n: out, k: inF), elements: elements)
+        return Stage(name: name, kind: kind, flops: try Gemm.flops(m: m, n: out, k: inF), elements: elements,
+                     weightElements: m > 0 ? out * inF : 0)
     }
 
     /// FLOPs of `AttentionKernel.run` for `heads` local heads, nq queries over nk keys
@@ -171,6 +183,7 @@ public enum FlopModel {
                 let nk = try Checked.sum(context, 1, what: "cached tokens")
                 let g = try gemm("kv_b_proj (cache)", m: nk, out: hl * (c.qkNopeHeadDim + c.vHeadDim), in: lora)
                 try add(&expand, flops: g.flops, elements: g.elements)
+                try expand.addOperands(of: g, cachedRows: nk, width: lora)
                 try add(&attn, flops: attentionFlops(config: c, heads: hl, nq: 1, nk: nk), elements: attentionElements(config: c, heads: hl, nq: 1, nk: nk))
             }
             stages.insert(contentsOf: [expand, attn], at: at)
@@ -178,13 +191,17 @@ public enum FlopModel {
             // The cached rows once (every local head reads the same latent and k_rope, so they come
             // from memory once and from cache after), and per head: its W_UK and W_UV rows of
             // kv_b_proj, the query, the absorbed query and latent output, the head's output.
-            var attn = Stage(name: "attention (absorbed)", kind: .attention, flops: 0, elements: 0)
+            var attn = Stage(name: "attention (absorbed)", kind: .attention, flops: 0, elements: 0, weightElements: 0, cacheElements: 0)
             let perHead = (c.qkNopeHeadDim + c.vHeadDim) * lora + c.qkHeadDim + 2 * lora + c.vHeadDim
             for context in contexts {
                 let nk = try Checked.sum(context, 1, what: "cached tokens")
                 let what = "elements absorbed attention moves over \(nk) cached tokens"
+                let cached = try Checked.product(nk, cacheRow, what: what)
                 try add(&attn, flops: absorbedFlops(config: c, heads: hl, nq: 1, nk: nk),
-                        elements: Checked.sum(Checked.product(nk, cacheRow, what: what), Checked.product(hl, perHead, what: what), what: what))
+                        elements: Checked.sum(cached, Checked.product(hl, perHead, what: what), what: what))
+                attn.cacheElements = try Checked.sum(attn.cacheElements ?? 0, cached, what: what)
+                attn.weightElements = try Checked.sum(attn.weightElements ?? 0, Checked.product(hl, (c.qkNopeHeadDim + c.vHeadDim) * lora, what: what),
+                                                      what: what)
             }
             stages.insert(attn, at: at)
         }

@@ -131,20 +131,38 @@ public struct LayoutPlan: Codable, Sendable {
     /// Seconds of a step with `cost` and `collectives` on `hardware`, at this plan's element
     /// size: the roofline of each stage, a ring allreduce, ring all-gathers (each rank receives
     /// the other p−1 blocks) and ring reduce-scatters ((p−1)/p of the buffer), p−1 latencies each.
+    /// The layout's dp · tp ranks share the cores (`Hardware.share`).
     public func seconds(_ cost: FlopModel.Cost, _ collectives: [CollectiveBytes], config: MLAConfig,
                         hardware: Hardware) -> (compute: Double, communication: Double) {
+        let parts = stageSeconds(cost, collectives, config: config, hardware: hardware)
+        let comm = parts.filter { $0.collective }.reduce(0) { $0 + $1.seconds }
+        return (parts.reduce(0) { $0 + $1.seconds } - comm, comm)
+    }
+
+    /// One projected part of a step: a compute stage (by its FlopModel name) or a collective
+    /// (`allreduce`, `latent` for the latent all-gather, `dcp` for DCP's exchanges).
+    public struct Part: Sendable, Equatable {
+        public var name: String
+        public var seconds: Double
+        public var collective: Bool
+    }
+
+    /// The step's projected time, part by part (`seconds` sums them).
+    public func stageSeconds(_ cost: FlopModel.Cost, _ collectives: [CollectiveBytes], config: MLAConfig,
+                             hardware: Hardware) -> [Part] {
         var hw = hardware
         hw.bytesPerElement = bytesPerElement
-        let compute = Projection(cost: cost, tokens: 0, config: config, tp: tp, hardware: hw).computeSeconds
-        var comm = 0.0
+        let stages = Projection(cost: cost, tokens: 0, config: config, tp: dp * tp, hardware: hw).stages
+        var parts = stages.map { Part(name: $0.name, seconds: $0.seconds, collective: false) }
         for c in collectives where c.ranks > 1 {
-            let p = Double(c.ranks)
+            let p = Double(c.ranks), t: Double
             switch c.kind {
-            case "allreduce": comm += Projection.ringAllReduceSeconds(bytes: c.bytes, tp: c.ranks, hardware: hw)
-            case "all-gather": comm += (p - 1) * Double(c.bytes) / hw.linkBytesPerSecond + (p - 1) * hw.linkLatencySeconds
-            default: comm += (p - 1) / p * Double(c.bytes) / hw.linkBytesPerSecond + (p - 1) * hw.linkLatencySeconds
+            case "allreduce": t = Projection.ringAllReduceSeconds(bytes: c.bytes, tp: c.ranks, hardware: hw)
+            case "all-gather": t = (p - 1) * Double(c.bytes) / hw.linkBytesPerSecond + (p - 1) * hw.linkLatencySeconds
+            default: t = (p - 1) / p * Double(c.bytes) / hw.linkBytesPerSecond + (p - 1) * hw.linkLatencySeconds
             }
+            parts.append(Part(name: c.kind == "allreduce" ? "allreduce" : c.purpose == "latent" ? "latent" : "dcp", seconds: t, collective: true))
         }
-        return (compute, comm)
+        return parts
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import MLA
+import TensorParallel
 
 /// The rates a projection needs for one rank: arithmetic, memory and link.
 ///
@@ -23,9 +24,40 @@ public struct Hardware: Codable, Sendable, Equatable {
     public var cores: Int?
     /// Where the numbers come from.
     public var source: String
+    /// The expanded attention kernel's rate, FLOP/s, for the `attention` stage (its many small
+    /// per-head products run far below a large GEMM's rate on a CPU); nil: `flopsPerSecond`.
+    public var attentionFlopsPerSecond: Double?
+    /// Dense FP8 tensor rate, FLOP/s, where the hardware has one (the GPUs); nil: none.
+    public var fp8FlopsPerSecond: Double?
+    /// Bytes per weight element and per latent-cache element when they differ from
+    /// `bytesPerElement` (fp8 weights; a cache dtype other than the activations'); nil: the same.
+    public var weightBytesPerElement: Double?
+    public var cacheBytesPerElement: Double?
+
+    /// This hardware holding the weights as `quantization` and the latent cache at
+    /// `cacheBytesPerToken` bytes per cached token of `config`: fp8 weights stream one byte per
+    /// value plus one f32 scale per 128×128 block, and where the hardware has an FP8 tensor rate
+    /// their products run at it (a GPU's block-scaled W8A8); on a CPU they run as bf16 tiles.
+    public func holding(quantization: WeightQuantization?, cacheBytesPerToken: Int?, config: MLAConfig) -> Hardware {
+        var hw = self
+        if quantization == .fp8 {
+            hw.weightBytesPerElement = 1 + 4.0 / Double(128 * 128)
+            if let fp8 = fp8FlopsPerSecond {
+                hw.flopsPerSecond = fp8
+                hw.source += String(format: "; FP8 weights at the FP8 dense rate %.0f TFLOPS", fp8 / 1e12)
+            } else {
+                hw.source += "; FP8 weights: 1 byte per value + a scale per 128×128 block, multiplied as bf16 tiles"
+            }
+        }
+        if let cacheBytesPerToken {
+            hw.cacheBytesPerElement = Double(cacheBytesPerToken) / Double(config.kvLoraRank + config.qkRopeHeadDim)
+        }
+        return hw
+    }
 
     public init(name: String, flopsPerSecond: Double, memoryBytesPerSecond: Double, linkBytesPerSecond: Double,
-                linkLatencySeconds: Double, bytesPerElement: Int, cores: Int? = nil, source: String) {
+                linkLatencySeconds: Double, bytesPerElement: Int, cores: Int? = nil, fp8: Double? = nil, source: String) {
+        fp8FlopsPerSecond = fp8
         self.name = name
         self.flopsPerSecond = flopsPerSecond
         self.memoryBytesPerSecond = memoryBytesPerSecond
@@ -36,18 +68,18 @@ public struct Hardware: Codable, Sendable, Equatable {
         self.source = source
     }
 
-    /// NVIDIA H100 SXM: 989 TFLOPS dense BF16 (1,979 with 2:4 sparsity), 3.35 TB/s HBM3, NVLink 4
+    /// NVIDIA H100 SXM: 989 TFLOPS dense BF16 (1,979 with 2:4 sparsity), 1,979 dense FP8, 3.35 TB/s HBM3, NVLink 4
     /// 900 GB/s per GPU (both directions together, so 450 GB/s each way).
     public static let h100 = Hardware(
         name: "h100", flopsPerSecond: 989e12, memoryBytesPerSecond: 3.35e12, linkBytesPerSecond: 450e9,
-        linkLatencySeconds: Hardware.assumedNVLinkStepLatency, bytesPerElement: 2,
-        source: "NVIDIA H100 SXM datasheet: BF16 dense 989 TFLOPS, HBM3 3.35 TB/s, NVLink 900 GB/s (450 GB/s per direction)")
+        linkLatencySeconds: Hardware.assumedNVLinkStepLatency, bytesPerElement: 2, fp8: 1979e12,
+        source: "NVIDIA H100 SXM datasheet: BF16 dense 989 TFLOPS, FP8 dense 1,979 TFLOPS, HBM3 3.35 TB/s, NVLink 900 GB/s (450 GB/s per direction)")
 
-    /// NVIDIA H200 SXM: the H100's compute (989 TFLOPS dense BF16), 4.8 TB/s HBM3e, NVLink 4 900 GB/s.
+    /// NVIDIA H200 SXM: the H100's compute (989 TFLOPS dense BF16, 1,979 dense FP8), 4.8 TB/s HBM3e, NVLink 4 900 GB/s.
     public static let h200 = Hardware(
         name: "h200", flopsPerSecond: 989e12, memoryBytesPerSecond: 4.8e12, linkBytesPerSecond: 450e9,
-        linkLatencySeconds: Hardware.assumedNVLinkStepLatency, bytesPerElement: 2,
-        source: "NVIDIA H200 SXM datasheet: BF16 dense 989 TFLOPS, HBM3e 4.8 TB/s, NVLink 900 GB/s (450 GB/s per direction)")
+        linkLatencySeconds: Hardware.assumedNVLinkStepLatency, bytesPerElement: 2, fp8: 1979e12,
+        source: "NVIDIA H200 SXM datasheet: BF16 dense 989 TFLOPS, FP8 dense 1,979 TFLOPS, HBM3e 4.8 TB/s, NVLink 900 GB/s (450 GB/s per direction)")
 
     /// Per ring step. Not a datasheet figure: an assumption, overridable with `custom:`.
     public static let assumedNVLinkStepLatency = 1e-6
@@ -114,9 +146,13 @@ public struct Projection: Codable, Sendable, Equatable {
         self.tp = tp
         let share = hw.share(tp: tp)
         let flopRate = hw.flopsPerSecond * share, memRate = hw.memoryBytesPerSecond * share
+        let e = Double(hw.bytesPerElement)
         stages = cost.stages.map { s in
-            let bytes = s.elements * hw.bytesPerElement
-            let compute = Double(s.flops) / flopRate, memory = Double(bytes) / memRate
+            let w = s.weightElements ?? 0, k = s.cacheElements ?? 0
+            let bytes = Int((Double(s.elements - w - k) * e + Double(w) * (hw.weightBytesPerElement ?? e)
+                             + Double(k) * (hw.cacheBytesPerElement ?? e)).rounded())
+            let rate = s.name == "attention" ? (hw.attentionFlopsPerSecond ?? hw.flopsPerSecond) * share : flopRate
+            let compute = Double(s.flops) / rate, memory = Double(bytes) / memRate
             return StageTime(name: s.name, flops: s.flops, bytes: bytes, seconds: max(compute, memory),
                              bound: compute >= memory ? .compute : .memory)
         }

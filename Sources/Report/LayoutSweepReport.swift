@@ -21,6 +21,8 @@ public struct LayoutSweepReport: Codable, Sendable {
         public var projectedSeconds: Double?
         public var projectedPrefillSeconds: Double?
         public var projectedDecodeSeconds: Double?
+        /// When the projection misses the pass by more than 20%: the stage that missed most.
+        public var miss: StageMiss?
 
         /// Projected over measured, less one: +0.2 is a projection 20% slower than the run.
         public var projectionError: Double? {
@@ -33,6 +35,7 @@ public struct LayoutSweepReport: Codable, Sendable {
             let d = plan.seconds(plan.decode, plan.decodeCollectives, config: config, hardware: hardware)
             (projectedPrefillSeconds, projectedDecodeSeconds) = (f.compute + f.communication, d.compute + d.communication)
             projectedSeconds = f.compute + f.communication + d.compute + d.communication
+            miss = StageMiss.largest(self, config: config, hardware: hardware)
         }
 
         public init(layout: String, run: RunReport, plan: LayoutPlan, cachedTokensMax: Int, anonymousBytesMax: Int, bytesSentRank0: Int) {
@@ -65,8 +68,11 @@ public struct LayoutSweepReport: Codable, Sendable {
         }) + "\n"
         if let hw = rates?.hardware(for: rows.first?.run.dtype ?? .f32) {
             s += "projected: the plan's prefill and decode step (compute + communication) on \(hw.source); error = projected / pass − 1, "
-            s += "one pass each (prefill + one decode step on rank 0), so the error includes that pass's noise\n"
+            let passes = rows.first?.run.passes ?? 1
+            s += passes > 1 ? "the pass: the fastest of \(passes) (prefill + one decode step on rank 0)\n"
+                            : "one pass each (prefill + one decode step on rank 0), so the error includes that pass's noise\n"
         }
+        for r in rows { if let miss = r.miss { s += "\(r.layout) misses by more than 20%; furthest off: \(miss.text)\n" } }
         return s
     }
 }

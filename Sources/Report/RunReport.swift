@@ -149,6 +149,10 @@ public struct RunReport: Codable, Sendable {
     /// this rank-0 made: calls and the bytes it contributed (nil when it made none).
     public var latent: LatentProjection?
     public var latentGather: CommunicatorTraffic.Kind?
+    /// Passes of the same work the run made (nil: one; a layout sweep's timing) and, for the
+    /// fastest pass (the one `forwardSeconds` is), rank 0's seconds in each forward stage.
+    public var passes: Int?
+    public var stageSeconds: [String: Double]?
     public struct HeadError: Codable, Sendable, Equatable {
         public var head: Int
         public var relative: Float
@@ -207,6 +211,8 @@ public struct RunReport: Codable, Sendable {
                                                      bytesPerElement: collectives.reducePrecision.bytesPerElement)
         ringBytesPerRank = ShardingPlan.ringBytesPerRank(allReduceBytes, tp: tp)
         forwardSeconds = counters.seconds
+        let stages = ForwardStage.allCases.map { ($0.rawValue, counters.seconds(in: $0)) }.filter { $0.1 > 0 }
+        stageSeconds = stages.isEmpty ? nil : Dictionary(uniqueKeysWithValues: stages)
         allReduceSeconds = collectives.seconds
         allReducePath = collectives.lastPath
         flops = counters.totalFlops

@@ -1,3 +1,4 @@
+import MLA
 import Measure
 import Planner
 
@@ -26,22 +27,44 @@ public struct StageMiss: Codable, Sendable, Equatable {
     /// with the largest gap between its projected time and the slowest rank's time in it in that
     /// forward (the allreduce, with its wait, counted as one stage).
     public static func largest(_ projection: Projection, step: StepResult, tolerance: Double = 0.2) -> StageMiss? {
-        guard step.bestSeconds > 0, abs(projection.totalSeconds / step.bestSeconds - 1) > tolerance else { return nil }
-        var projected: [SegmentKind: Double] = [.allReduce: projection.allReduceSeconds]
-        for s in projection.stages { projected[stage(of: s.name), default: 0] += s.seconds }
-        var measured: [SegmentKind: Double] = [:]
+        var projected: [String: Double] = [SegmentKind.allReduce.rawValue: projection.allReduceSeconds]
+        for s in projection.stages { projected[stage(of: s.name).rawValue, default: 0] += s.seconds }
+        var measured: [String: Double] = [:]
         for rank in step.timeline {
-            var mine: [SegmentKind: Double] = [:]
-            for seg in rank {
-                let kind: SegmentKind = seg.kind == .wait ? .allReduce : seg.kind
-                mine[kind, default: 0] += seg.end - seg.start
+            var mine: [String: Double] = [:]
+            for seg in rank where seg.kind != .compute {
+                mine[(seg.kind == .wait ? .allReduce : seg.kind).rawValue, default: 0] += seg.end - seg.start
             }
             for (k, v) in mine { measured[k] = max(measured[k] ?? 0, v) }
         }
-        let kinds = Set(projected.keys).union(measured.keys).filter { $0 != .compute }
-        guard let worst = kinds.max(by: { abs((projected[$0] ?? 0) - (measured[$0] ?? 0)) < abs((projected[$1] ?? 0) - (measured[$1] ?? 0)) })
-        else { return nil }
-        return StageMiss(stage: worst.rawValue, projectedSeconds: projected[worst] ?? 0, measuredSeconds: measured[worst] ?? 0)
+        return largest(projected: projected, projectedTotal: projection.totalSeconds, measured: measured,
+                       measuredTotal: step.bestSeconds, tolerance: tolerance)
+    }
+
+    /// The same for a layout sweep's row: its plan's prefill and decode step, part by part,
+    /// against rank 0's stages in the run's fastest pass (nil when that run recorded none).
+    public static func largest(_ row: LayoutSweepReport.Row, config: MLAConfig, hardware: Hardware, tolerance: Double = 0.2) -> StageMiss? {
+        guard let measured = row.run.stageSeconds, let total = row.projectedSeconds else { return nil }
+        var projected: [String: Double] = [:]
+        let plan = row.plan
+        for part in plan.stageSeconds(plan.prefill, plan.prefillCollectives, config: config, hardware: hardware)
+            + plan.stageSeconds(plan.decode, plan.decodeCollectives, config: config, hardware: hardware) {
+            // A served prefill expands the cached latents through kv_b_proj inside its attention stage.
+            let kind = part.name == "kv_b_proj" ? SegmentKind.attention : stage(of: part.name)
+            projected[part.collective ? part.name : kind.rawValue, default: 0] += part.seconds
+        }
+        var folded: [String: Double] = [:]
+        for (k, v) in measured { folded[k == SegmentKind.wait.rawValue ? SegmentKind.allReduce.rawValue : k, default: 0] += v }
+        return largest(projected: projected, projectedTotal: total, measured: folded, measuredTotal: row.run.forwardSeconds, tolerance: tolerance)
+    }
+
+    /// nil when the totals are within `tolerance`; otherwise the stage with the largest gap.
+    static func largest(projected: [String: Double], projectedTotal: Double, measured: [String: Double], measuredTotal: Double,
+                        tolerance: Double) -> StageMiss? {
+        guard measuredTotal > 0, abs(projectedTotal / measuredTotal - 1) > tolerance else { return nil }
+        let gap = { (k: String) in abs((projected[k] ?? 0) - (measured[k] ?? 0)) }
+        guard let worst = Set(projected.keys).union(measured.keys).max(by: { gap($0) < gap($1) }) else { return nil }
+        return StageMiss(stage: worst, projectedSeconds: projected[worst] ?? 0, measuredSeconds: measured[worst] ?? 0)
     }
 
     /// `stage: projected X, measured Y` for the report.

@@ -43,14 +43,16 @@ public struct SweepRow: Codable, Sendable {
     public var decodeMiss: StageMiss?
 
     /// The timed prefill, projected with the probe's rates and with the same job's, and the check run's report.
+    /// `holding` gives the hardware the model's weight and cache bytes (`Hardware.holding`).
     public init(config: MLAConfig, tp: Int, gate: GateLayout, tokens: Int, step: StepResult, rates: MeasuredRates, check: RunReport?,
-                mode: ForwardMode = .default, precision: Precision = .f32) throws {
+                mode: ForwardMode = .default, precision: Precision = .f32, holding: (Hardware) -> Hardware = { $0 }) throws {
         self.tp = tp
         self.step = step
         weightBytesPerRank = step.ranks.map(\.weightBytes).max() ?? ShardingPlan(config: config, tp: tp, gate: gate).bytesPerRank
         anonymousBytesMax = step.ranks.map(\.anonymousBytes).max() ?? 0
         let cost = try FlopModel.prefill(config: config, tp: tp, gate: gate, sequenceLengths: [tokens], mode: mode)
-        let p = SweepRow.projections(cost: cost, tokens: tokens, config: config, tp: tp, rates: rates, step: step, precision: precision)
+        let p = SweepRow.projections(cost: cost, tokens: tokens, config: config, tp: tp, rates: rates, step: step, precision: precision,
+                                     holding: holding)
         projected = p.probe
         projectedSameJob = p.sameJob
         checkRelative = check?.check.map { Double($0.relative) }
@@ -66,10 +68,10 @@ public struct SweepRow: Codable, Sendable {
 
     /// Adds timed decode steps after `context` cached tokens and their projections.
     public mutating func addDecode(config: MLAConfig, gate: GateLayout, context: Int, path: DecodePath, step: StepResult, rates: MeasuredRates,
-                                   precision: Precision = .f32) throws {
+                                   precision: Precision = .f32, holding: (Hardware) -> Hardware = { $0 }) throws {
         // The timed steps run at contexts context+1 … context+repeats (the warm-up adds one); plan the middle one.
         let cost = try FlopModel.decode(config: config, tp: tp, gate: gate, contexts: [context + 1 + step.repeats / 2], path: path)
-        let p = SweepRow.projections(cost: cost, tokens: 1, config: config, tp: tp, rates: rates, step: step, precision: precision)
+        let p = SweepRow.projections(cost: cost, tokens: 1, config: config, tp: tp, rates: rates, step: step, precision: precision, holding: holding)
         decodeStep = step
         decodeProjected = p.probe
         decodeProjectedSameJob = p.sameJob
@@ -85,9 +87,9 @@ public struct SweepRow: Codable, Sendable {
     /// its own rates just before timing, with those (already per rank: no core scaling): each at
     /// the rate of the kernel `precision`'s projections run on (`MeasuredRates.hardware(for:)`).
     static func projections(cost: FlopModel.Cost, tokens: Int, config: MLAConfig, tp: Int, rates: MeasuredRates,
-                            step: StepResult, precision: Precision) -> (probe: Projection, sameJob: Projection?) {
-        let probe = Projection(cost: cost, tokens: tokens, config: config, tp: tp, hardware: rates.hardware(for: precision))
-        guard var same = step.rates?.hardware(for: precision) else { return (probe, nil) }
+                            step: StepResult, precision: Precision, holding: (Hardware) -> Hardware) -> (probe: Projection, sameJob: Projection?) {
+        let probe = Projection(cost: cost, tokens: tokens, config: config, tp: tp, hardware: holding(rates.hardware(for: precision)))
+        guard var same = step.rates.map({ holding($0.hardware(for: precision)) }) else { return (probe, nil) }
         same.cores = nil
         return (probe, Projection(cost: cost, tokens: tokens, config: config, tp: tp, hardware: same))
     }

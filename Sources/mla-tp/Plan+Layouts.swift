@@ -19,7 +19,8 @@ extension Plan {
         let report = try LayoutPlanReport(config: config, model: name, ranks: ranks, layouts: list, context: context, batch: batchSize,
                                       layers: layers, dtype: model.choice.quantization == .fp8 ? "fp8 weights, bf16 activations" : model.dtype.rawValue,
                                       bytesPerElement: model.dtype.bytesPerElement, cacheDType: model.choice.kvCacheDType,
-                                      memoryPerRank: memoryPerRank?.bytes, hardware: hw, quantization: model.choice.quantization)
+                                      memoryPerRank: memoryPerRank?.bytes, hardware: hw.map { model.choice.holding($0, config: config) },
+                                      quantization: model.choice.quantization)
         if let figure {
             try AtomicFile.write(Data(report.figure().utf8), to: figure)
             // Beside it: where a -latcol layout stops winning (with a hardware model).

@@ -130,7 +130,8 @@ struct Plan: ParsableCommand {
                                         allReduceBytes: ShardingPlan.allReduceBytes(tokens: max(total, 1), config: config))
             }
         }
-        let report = try PlanReport(config: config, model: name, tp: tp, gate: model.gate, sequenceLengths: lengths, hardware: hw,
+        let report = try PlanReport(config: config, model: name, tp: tp, gate: model.gate, sequenceLengths: lengths,
+                                    hardware: hw.map { model.choice.holding($0, config: config) },
                                     precision: model.dtype, cacheDType: model.choice.kvCacheDType, quantization: model.choice.quantization)
         RankOutputShim.out(json ? try report.json() : report.text())
     }

@@ -108,7 +108,7 @@ struct Run: ParsableCommand {
                          serving: s.serving ? RunJob.Serving(decodeSteps: s.decodeSteps, prefillChunk: s.prefillChunk) : nil,
                          decode: s.decode, check: checkOn, checkEveryStage: s.checkStages, storage: model.storage,
                          cacheDType: model.kvCacheDType, mode: mode, faultHook: FaultInjection.hook(rank: world.rank))
-        job.padHeads = s.padHeads
+        (job.padHeads, job.passes) = (s.padHeads, s.passes)
         let outcome = try job.execute(world: world, collectives: { reduction.collectives($0, dtype: model.dtype, mode: mode) }) {
             let source = try model.weightSource(for: config)
             if case let .checkpoint(_, weights) = model.origin { FaultInjection.holdLoad(CheckpointIndex.files(at: weights).last ?? weights, rank: world.rank) }

@@ -24,7 +24,8 @@ struct Sweep: ParsableCommand {
             Writes sweep.json, timeline-tpK.svg, bytes-per-rank.svg and time-vs-projection.svg into --out.
             mla-tp sweep --layouts tp4,dp2xtp2,dp4,tp4-dcp2 --ranks 4 --batch 8 --decode-context 64
             With --layouts: each layout runs the same batch (--batch sequences of --decode-context tokens, then one \
-            decode step) as a `run --dp D --dcp C … --check --json` job of RANKS ranks, beside its plan; writes layouts.json.
+            decode step) as a `run --dp D --dcp C … --check --json` job of RANKS ranks making --repeat passes (the fastest \
+            is timed), beside its plan and its projection; writes layouts.json.
             """)
 
     @OptionGroup var model: ModelOptions

@@ -85,7 +85,12 @@ struct SweepStep: ParsableCommand {
                 .init(perRank: try SizeBudget.probeOnly(m: shape.m, n: shape.n, k: shape.k, allReduceBytes: v))
             }
         }
-        let rates = s.probe || s.probeFirst ? try RateProbe.measure(world, shape: shape, allReduceBytes: s.probeAllReduceBytes) : nil
+        let attention = try s.probeAttentionTokens.map { t in
+            let config = try model.loadConfig().0
+            return try AttentionProbe(config: config, heads: min(config.localHeads(tp: world.size), 16), tokens: t, precision: model.dtype)
+        }
+        let rates = s.probe || s.probeFirst ? try RateProbe.measure(world, shape: shape, allReduceBytes: s.probeAllReduceBytes, attention: attention,
+                                                                     fixedOrder: mode == .invariant ? model.dtype : nil) : nil
         let text: String
         if s.probe, let rates {
             text = try Report.Format.json(rates)

@@ -133,7 +133,7 @@ import TestSupport
         let dir = try Fixtures.scratch("lsweep")
         defer { try? FileManager.default.removeItem(at: dir) }
         let r = MPIJob.single(["sweep", "--layouts", "tp2,dp2,tp2-dcp2,tp2-latcol", "--ranks", "2", "--batch", "3", "--decode-context", "9",
-                               "--out", dir.path], timeout: 120)
+                               "--repeat", "2", "--out", dir.path], timeout: 120)
         #expect(r.status == 0, "\(r)")
         let doc = try JSONDecoder().decode(LayoutSweepReport.self, from: Data(contentsOf: dir.appendingPathComponent("layouts.json")))
         #expect(doc.rows.map(\.layout) == ["tp2", "dp2", "tp2-dcp2", "tp2-latcol"])
@@ -145,9 +145,18 @@ import TestSupport
             let projected = try #require(row.projectedSeconds, "\(row.layout) has no projection")
             #expect(projected > 0 && row.projectionError?.isFinite == true
                     && abs(projected - (row.projectedPrefillSeconds ?? 0) - (row.projectedDecodeSeconds ?? 0)) < 1e-12, "\(row.layout)")
+            // --repeat passes, the fastest timed, its stages recorded; a row off by more than 20% names its stage.
+            let stages = try #require(row.run.stageSeconds, "\(row.layout) has no stage times")
+            #expect(row.run.passes == 2 && stages["attention"] != nil && stages["q"] != nil, "\(row.layout): \(stages)")
+            let missed = abs(row.projectionError ?? 0) > 0.2
+            #expect((row.miss != nil) == missed && r.stdout.contains("\(row.layout) misses by more than 20%") == missed, "\(row.layout)")
         }
+        // The probe timed the attention kernel on one sequence of the context (tiny: 8 heads, 4 per rank).
+        #expect(doc.rates?.attentionFlopsPerSecond ?? 0 > 0 && doc.rates?.attentionShape == [4, 9], "\(String(describing: doc.rates))")
+        #expect(r.stdout.contains("the fastest of 2") && r.stdout.contains("attention kernel"), "\(r)")
         #expect(doc.rates?.ranks == 2 && r.stdout.contains("projected") && r.stdout.contains("error = projected / pass − 1"), "\(r)")
-        let errors = r.stdout.split(separator: "\n").filter { $0.hasPrefix("tp2") || $0.hasPrefix("dp2") }.filter { $0.contains("%") }
+        let errors = r.stdout.split(separator: "\n").filter { $0.hasPrefix("tp2") || $0.hasPrefix("dp2") }
+            .filter { $0.contains("%") && !$0.contains("misses") }
         #expect(errors.count == 4, "one error per layout row: \(r.stdout)")
         #expect(doc.rows[0].cachedTokensMax == 3 * 10 && doc.rows[1].cachedTokensMax == 2 * 10 && doc.rows[2].cachedTokensMax == 3 * 5)
         #expect(r.stdout.contains("tp2-dcp2") && r.stdout.contains("cached tokens/rank"), "\(r)")

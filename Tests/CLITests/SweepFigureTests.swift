@@ -29,12 +29,19 @@ import TestSupport
         // Every row projected at the rate of the kernel its GEMMs ran on: bf16 layers (and fp8
         // weights, multiplied in bf16) at the probe's bf16 product, f32 at its sgemm.
         let doc = try JSONDecoder().decode(SweepReport.self, from: Data(contentsOf: dir.appendingPathComponent("sweep.json")))
-        for row in doc.rows where !flags.contains("--invariant") {      // the fixed-order kernels have no probe of their own yet
+        // Under --invariant every product, attention's too, at the probe's fixed-order product.
+        let invariant = flags.contains("--invariant")
+        for row in doc.rows {
             let rates = try #require(doc.rates.first { $0.ranks == min(row.tp, $0.cores) } ?? doc.rates.first)
-            let rate = try #require(precision.contains("bf16") ? rates.bf16GemmFlopsPerSecond : rates.sgemmFlopsPerSecond)
+            let rate = try #require(invariant ? rates.fixedOrderGemmFlopsPerSecond
+                                    : precision.contains("bf16") ? rates.bf16GemmFlopsPerSecond : rates.sgemmFlopsPerSecond)
+            #expect(invariant == (rates.fixedOrderPrecision != nil), "the fixed-order product is probed for invariant sweeps only")
             let share = rates.hardware.share(tp: row.tp)
+            // The expanded attention at the probe's attention kernel's rate (timed in the sweep's precision).
+            let attention = try #require(invariant ? rate : rates.attentionFlopsPerSecond, "the probe timed no attention kernel")
             for stage in row.projected.stages where stage.bound == .compute {
-                #expect(abs(stage.seconds - Double(stage.flops) / (rate * share)) <= 1e-9 * stage.seconds, "tp\(row.tp) \(stage.name)")
+                let r = stage.name == "attention" ? attention : rate
+                #expect(abs(stage.seconds - Double(stage.flops) / (r * share)) <= 1e-9 * stage.seconds, "tp\(row.tp) \(stage.name)")
             }
         }
         let bytes = try Self.subtitles(dir, "bytes-per-rank.svg")
