@@ -40,6 +40,15 @@ public struct MeasuredRates: Codable, Sendable {
     /// `fixedOrderPrecision`, per rank with every rank busy, FLOP/s (best of 15); nil: not probed.
     public var fixedOrderGemmFlopsPerSecond: Double?
     public var fixedOrderPrecision: Precision?
+    /// The run's own reduction (`--allreduce`, `--allreduce-dtype`: MPI_Allreduce, the
+    /// shared-memory window or the bf16 reduction) timed as the link: its rate (bytes a rank
+    /// sends in a ring, 2(p−1)/p of the payload in `reductionPrecision`, per second, latency taken
+    /// off) and its latency per ring step, and the paths its small and large reductions took.
+    /// nil: not probed (the raw f32 MPI_Allreduce's rates stand in).
+    public var reductionBytesPerSecond: Double?
+    public var reductionStepLatencySeconds: Double?
+    public var reductionPrecision: Precision?
+    public var reductionPaths: [String]?
 
     /// The rates as the projection's hardware model: one rank's arithmetic and memory rate,
     /// the link, f32 elements, and the cores the ranks share.
@@ -49,6 +58,9 @@ public struct MeasuredRates: Codable, Sendable {
                           bytesPerElement: 4, cores: cores,
                           source: source(gemm: "sgemm " + (sgemmShape ?? [1024, 1024, 1024]).map(String.init).joined(separator: "×"), rate: sgemmFlopsPerSecond))
         hw.attentionFlopsPerSecond = attentionFlopsPerSecond
+        if let rate = reductionBytesPerSecond, let latency = reductionStepLatencySeconds {
+            (hw.linkBytesPerSecond, hw.linkLatencySeconds) = (rate, latency)
+        }
         return hw
     }
 
@@ -57,8 +69,13 @@ public struct MeasuredRates: Codable, Sendable {
         let attention = attentionFlopsPerSecond.map { r in
             String(format: ", attention kernel %.1f GFLOP/s (%@)", r / 1e9, (attentionShape ?? []).map(String.init).joined(separator: " heads × ") + " tokens")
         } ?? ""
-        return String(format: "measured here: %@ %.1f GFLOP/s per rank%@, copy %.1f GB/s, MPI allreduce %.2f GB/s + %.2f µs per ring step, %d cores",
-                      gemm, rate / 1e9, attention, copyBytesPerSecond / 1e9, allReduceBytesPerSecond / 1e9, allReduceStepLatencySeconds * 1e6, cores)
+        var link = String(format: "MPI allreduce %.2f GB/s + %.2f µs per ring step", allReduceBytesPerSecond / 1e9, allReduceStepLatencySeconds * 1e6)
+        if let r = reductionBytesPerSecond, let l = reductionStepLatencySeconds {
+            link = String(format: "the run's reduction (%@, %@) %.2f GB/s + %.2f µs per ring step",
+                          reductionPrecision?.rawValue ?? "f32", (reductionPaths ?? []).joined(separator: " / "), r / 1e9, l * 1e6)
+        }
+        return String(format: "measured here: %@ %.1f GFLOP/s per rank%@, copy %.1f GB/s, %@, %d cores",
+                      gemm, rate / 1e9, attention, copyBytesPerSecond / 1e9, link, cores)
     }
 
     /// The hardware model of a layer whose projections run in `precision`: the rate of the kernel

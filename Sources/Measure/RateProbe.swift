@@ -28,7 +28,7 @@ public enum RateProbe {
     /// the fixed-order kernels' product (the invariant mode's) on weights held in that precision.
     public static func measure(_ world: Communicator, shape: Shape = Shape(m: 1024, n: 1024, k: 1024),
                                allReduceBytes: Int = 4 << 20, attention: AttentionProbe? = nil,
-                               fixedOrder: Precision? = nil) throws -> MeasuredRates {
+                               fixedOrder: Precision? = nil, reduction: Collectives? = nil) throws -> MeasuredRates {
         let p = world.size
         let probe = Probe(world: world)
         // sgemm x [M, K] · W, W [K, N], in the [in, out] order the layer keeps its projections in.
@@ -59,6 +59,16 @@ public enum RateProbe {
             let sent = 2 * Double(p - 1) / Double(p) * Double(large)
             linkRate = sent / max(t - 2 * Double(p - 1) * stepLatency, 1e-9)
         }
+        // The same two sizes through the reduction the run makes (`reduction`: its path, the
+        // shared-memory window or MPI, in its precision): the rate and latency its allreduces get.
+        var path: (rate: Double, latency: Double, large: String, small: String)?
+        if p > 1, let reduction {
+            let ring = Double(2 * (p - 1))
+            let (smallT, smallPath) = try timeReduction(reduction, bytes: small, probe: probe, repeats: 5, batch: 50)
+            let (largeT, largePath) = try timeReduction(reduction, bytes: large, probe: probe, repeats: repeats, batch: 1)
+            let latency = smallT / ring, payload = Double(large / 4 * reduction.reducePrecision.bytesPerElement)
+            path = (ring / Double(p) * payload / max(largeT - ring * latency, 1e-9), latency, largePath, smallPath)
+        }
         // The slowest rank's compute rates (they ran concurrently); the collective is shared.
         let all = try world.allGather(value: RankRates(sgemm: sgemm, copy: copy, bf16: bf16Rate, attention: attentionRate,
                                                        fixedOrder: fixedOrderRate))
@@ -69,6 +79,11 @@ public enum RateProbe {
         rates.bf16GemmFlopsPerSecond = all.map(\.bf16).min() ?? bf16Rate
         rates.bf16GemmKernel = probe.kernel(of: bf16).description
         rates.sgemmKernel = probe.kernel(of: gemm).description
+        if let path, let reduction {
+            (rates.reductionBytesPerSecond, rates.reductionStepLatencySeconds) = (path.rate, path.latency)
+            rates.reductionPrecision = reduction.reducePrecision
+            rates.reductionPaths = [path.small, path.large]
+        }
         if let fixedOrder {
             rates.fixedOrderGemmFlopsPerSecond = all.compactMap(\.fixedOrder).min()
             rates.fixedOrderPrecision = fixedOrder
@@ -78,5 +93,16 @@ public enum RateProbe {
             rates.attentionShape = [attention.heads, attention.tokens]
         }
         return rates
+    }
+
+    /// The best of `repeats` samples of `batch` back-to-back reductions of `bytes / 4` values
+    /// through `collectives`, per reduction, and the path it took.
+    static func timeReduction(_ collectives: Collectives, bytes: Int, probe: Probe, repeats: Int, batch: Int) throws -> (Double, String) {
+        var m = Matrix(rows: 1, cols: max(bytes / 4, 1), repeating: 0)
+        try collectives.allReduceSum(&m)                                      // untimed: sets up the window
+        let t = try probe.samples(repeats) { for _ in 0..<batch { try collectives.allReduceSum(&m) } }.min / Double(batch)
+        let path = collectives.lastPath.rawValue
+        collectives.resetCounters()
+        return (t, path)
     }
 }

@@ -90,7 +90,8 @@ struct SweepStep: ParsableCommand {
             return try AttentionProbe(config: config, heads: min(config.localHeads(tp: world.size), 16), tokens: t, precision: model.dtype)
         }
         let rates = s.probe || s.probeFirst ? try RateProbe.measure(world, shape: shape, allReduceBytes: s.probeAllReduceBytes, attention: attention,
-                                                                     fixedOrder: mode == .invariant ? model.dtype : nil) : nil
+                                                                     fixedOrder: mode == .invariant ? model.dtype : nil,
+                                                                     reduction: reduction.collectives(world, dtype: model.dtype, mode: mode)) : nil
         let text: String
         if s.probe, let rates {
             text = try Report.Format.json(rates)

@@ -154,6 +154,9 @@ import TestSupport
         // The probe timed the attention kernel on one sequence of the context (tiny: 8 heads, 4 per rank).
         #expect(doc.rates?.attentionFlopsPerSecond ?? 0 > 0 && doc.rates?.attentionShape == [4, 9], "\(String(describing: doc.rates))")
         #expect(r.stdout.contains("the fastest of 2") && r.stdout.contains("attention kernel"), "\(r)")
+        // The link is the run's own reduction, both sizes timed through it.
+        #expect(doc.rates?.reductionPaths?.count == 2 && doc.rates?.reductionBytesPerSecond ?? 0 > 0
+                && r.stdout.contains("the run's reduction (f32"), "\(String(describing: doc.rates))")
         #expect(doc.rates?.ranks == 2 && r.stdout.contains("projected") && r.stdout.contains("error = projected / pass − 1"), "\(r)")
         let errors = r.stdout.split(separator: "\n").filter { $0.hasPrefix("tp2") || $0.hasPrefix("dp2") }
             .filter { $0.contains("%") && !$0.contains("misses") }

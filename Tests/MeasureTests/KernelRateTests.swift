@@ -29,6 +29,22 @@ import Testing
         #expect(abs(gate16.seconds - Double(gate16.flops) / 100e9) < 1e-12 && abs(gate32.seconds / gate16.seconds - 2) < 1e-9)
     }
 
+    /// The link is the run's own reduction where the probe timed it (its path and precision in
+    /// the source), the raw f32 MPI_Allreduce otherwise; an allreduce projects at that rate.
+    @Test func theAllreduceIsProjectedAtTheRunsOwnReductionPath() {
+        var r = Self.rates(bf16: 100e9)
+        #expect(r.hardware.linkBytesPerSecond == 2e9 && r.hardware.linkLatencySeconds == 2e-6)
+        (r.reductionBytesPerSecond, r.reductionStepLatencySeconds) = (0.5e9, 0.4e-6)
+        (r.reductionPrecision, r.reductionPaths) = (.bf16, ["shared memory", "MPI reduce-scatter + all-gather (bf16)"])
+        for precision in [Precision.f32, .bf16] {
+            let hw = r.hardware(for: precision)
+            #expect(hw.linkBytesPerSecond == 0.5e9 && hw.linkLatencySeconds == 0.4e-6, "\(precision)")
+            #expect(hw.source.contains("the run's reduction (bf16, shared memory / MPI") && !hw.source.contains("MPI allreduce"), "\(hw.source)")
+            let t = Projection.ringAllReduceSeconds(bytes: 1 << 20, tp: 2, hardware: hw)
+            #expect(abs(t - (Double(1 << 20) / 0.5e9 + 2 * 0.4e-6)) < 1e-15)
+        }
+    }
+
     /// Rates measured before the bf16 product was probed stand in with the sgemm's, and say so.
     @Test func ratesWithoutABF16RateSayTheSgemmStandsIn() {
         let hw = Self.rates(bf16: nil).hardware(for: .bf16)
