@@ -45,6 +45,12 @@ public struct MeasuredRates: Codable, Sendable {
     /// sends in a ring, 2(p−1)/p of the payload in `reductionPrecision`, per second, latency taken
     /// off) and its latency per ring step, and the paths its small and large reductions took.
     /// nil: not probed (the raw f32 MPI_Allreduce's rates stand in).
+    /// A decode step's weight streaming (`StreamProbe`): one row through the product the run's
+    /// decode takes, on a 64 MiB weight held as `decodeStreamFormat` (f32, bf16, fp8), weight
+    /// bytes read per second, per rank with every rank busy (best of 15); the memory rate of the
+    /// projection where probed (nil: the copy's stands in).
+    public var decodeStreamBytesPerSecond: Double?
+    public var decodeStreamFormat: String?
     public var reductionBytesPerSecond: Double?
     public var reductionStepLatencySeconds: Double?
     public var reductionPrecision: Precision?
@@ -58,6 +64,7 @@ public struct MeasuredRates: Codable, Sendable {
                           bytesPerElement: 4, cores: cores,
                           source: source(gemm: "sgemm " + (sgemmShape ?? [1024, 1024, 1024]).map(String.init).joined(separator: "×"), rate: sgemmFlopsPerSecond))
         hw.attentionFlopsPerSecond = attentionFlopsPerSecond
+        if let stream = decodeStreamBytesPerSecond { hw.memoryBytesPerSecond = stream }
         if let rate = reductionBytesPerSecond, let latency = reductionStepLatencySeconds {
             (hw.linkBytesPerSecond, hw.linkLatencySeconds) = (rate, latency)
         }
@@ -74,8 +81,11 @@ public struct MeasuredRates: Codable, Sendable {
             link = String(format: "the run's reduction (%@, %@) %.2f GB/s + %.2f µs per ring step",
                           reductionPrecision?.rawValue ?? "f32", (reductionPaths ?? []).joined(separator: " / "), r / 1e9, l * 1e6)
         }
-        return String(format: "measured here: %@ %.1f GFLOP/s per rank%@, copy %.1f GB/s, %@, %d cores",
-                      gemm, rate / 1e9, attention, copyBytesPerSecond / 1e9, link, cores)
+        let memory = decodeStreamBytesPerSecond.map { String(format: "%@ weights streamed by the decode's product %.1f GB/s (copy %.1f)",
+                                                            decodeStreamFormat ?? "?", $0 / 1e9, copyBytesPerSecond / 1e9) }
+            ?? String(format: "copy %.1f GB/s", copyBytesPerSecond / 1e9)
+        return String(format: "measured here: %@ %.1f GFLOP/s per rank%@, %@, %@, %d cores",
+                      gemm, rate / 1e9, attention, memory, link, cores)
     }
 
     /// The hardware model of a layer whose projections run in `precision`: the rate of the kernel

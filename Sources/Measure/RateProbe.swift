@@ -22,13 +22,16 @@ public enum RateProbe {
     }
 
     /// What each rank measured while all ran together.
-    struct RankRates: Codable { var sgemm: Double; var copy: Double; var bf16: Double; var attention: Double?; var fixedOrder: Double? }
+    struct RankRates: Codable {
+        var sgemm: Double, copy: Double, bf16: Double, attention: Double?, fixedOrder: Double?, stream: Double?
+    }
 
     /// The rates, and with `attention` the expanded attention kernel's too; with `fixedOrder`
     /// the fixed-order kernels' product (the invariant mode's) on weights held in that precision.
     public static func measure(_ world: Communicator, shape: Shape = Shape(m: 1024, n: 1024, k: 1024),
                                allReduceBytes: Int = 4 << 20, attention: AttentionProbe? = nil,
-                               fixedOrder: Precision? = nil, reduction: Collectives? = nil) throws -> MeasuredRates {
+                               fixedOrder: Precision? = nil, reduction: Collectives? = nil,
+                               stream: StreamProbe? = nil) throws -> MeasuredRates {
         let p = world.size
         let probe = Probe(world: world)
         // sgemm x [M, K] · W, W [K, N], in the [in, out] order the layer keeps its projections in.
@@ -44,6 +47,12 @@ public enum RateProbe {
                                                order: .inOut) : gemm
             fixed.fixedOrder = true
             return Double(try fixed.flops) / max(try probe.sgemm(fixed, repeats: repeats).min, 1e-12)
+        }
+        let streamRate = try stream.map { st in
+            let y = UnsafeMutablePointer<Float>.allocate(capacity: st.outFeatures)
+            defer { y.deallocate() }
+            st.run(into: y)                                                   // untimed: pages in, kernel chosen
+            return Double(st.weightBytes) / max(try probe.samples(repeats) { st.run(into: y) }.min, 1e-12)
         }
         let attentionRate = try attention.map { a in Double(a.flops) / max(try probe.samples(repeats) { a.run() }.min, 1e-12) }
         // memcpy of 64 MiB, read + written counted.
@@ -71,7 +80,7 @@ public enum RateProbe {
         }
         // The slowest rank's compute rates (they ran concurrently); the collective is shared.
         let all = try world.allGather(value: RankRates(sgemm: sgemm, copy: copy, bf16: bf16Rate, attention: attentionRate,
-                                                       fixedOrder: fixedOrderRate))
+                                                       fixedOrder: fixedOrderRate, stream: streamRate))
         var rates = MeasuredRates(sgemmFlopsPerSecond: all.map(\.sgemm).min() ?? sgemm, copyBytesPerSecond: all.map(\.copy).min() ?? copy,
                                   allReduceBytesPerSecond: linkRate, allReduceStepLatencySeconds: stepLatency,
                                   allReduceLargeBytes: large, allReduceSmallBytes: small, sgemmShape: shape.dims,
@@ -83,6 +92,10 @@ public enum RateProbe {
             (rates.reductionBytesPerSecond, rates.reductionStepLatencySeconds) = (path.rate, path.latency)
             rates.reductionPrecision = reduction.reducePrecision
             rates.reductionPaths = [path.small, path.large]
+        }
+        if let stream {
+            rates.decodeStreamBytesPerSecond = all.compactMap(\.stream).min()
+            rates.decodeStreamFormat = stream.format
         }
         if let fixedOrder {
             rates.fixedOrderGemmFlopsPerSecond = all.compactMap(\.fixedOrder).min()

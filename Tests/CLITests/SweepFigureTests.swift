@@ -37,6 +37,10 @@ import TestSupport
                                     : precision.contains("bf16") ? rates.bf16GemmFlopsPerSecond : rates.sgemmFlopsPerSecond)
             #expect(invariant == (rates.fixedOrderPrecision != nil), "the fixed-order product is probed for invariant sweeps only")
             let share = rates.hardware.share(tp: row.tp)
+            // Memory-bound stages stream at the rate of the decode's product on weights held as the sweep holds them.
+            let format = flags.contains("fp8") ? "fp8" : flags.contains("bf16") ? "bf16" : "f32"
+            #expect(rates.decodeStreamFormat == format && row.projected.stages.allSatisfy { $0.bound == .compute || abs($0.seconds
+                    - Double($0.bytes) / ((rates.decodeStreamBytesPerSecond ?? 0) * share)) <= 1e-9 * $0.seconds }, "tp\(row.tp) \(format)")
             // The expanded attention at the probe's attention kernel's rate (timed in the sweep's precision).
             let attention = try #require(invariant ? rate : rates.attentionFlopsPerSecond, "the probe timed no attention kernel")
             for stage in row.projected.stages where stage.bound == .compute {

@@ -2,6 +2,7 @@
 import MLA
 import Planner
 import TensorCore
+import TensorParallel
 import Testing
 
 /// The projection takes the rate of the kernel a stage runs on: a bf16 layer's GEMMs are never
@@ -42,6 +43,35 @@ import Testing
             #expect(hw.source.contains("the run's reduction (bf16, shared memory / MPI") && !hw.source.contains("MPI allreduce"), "\(hw.source)")
             let t = Projection.ringAllReduceSeconds(bytes: 1 << 20, tp: 2, hardware: hw)
             #expect(abs(t - (Double(1 << 20) / 0.5e9 + 2 * 0.4e-6)) < 1e-15)
+        }
+    }
+
+    /// Memory-bound stages stream at the decode product's measured rate on the run's weight
+    /// format where the probe timed it (named in the source), at memcpy's otherwise.
+    @Test func memoryBoundStagesStreamAtTheDecodeProductsRate() throws {
+        var r = Self.rates(bf16: 100e9)
+        #expect(r.hardware.memoryBytesPerSecond == 20e9 && r.hardware.source.contains("copy 20.0 GB/s"))
+        (r.decodeStreamBytesPerSecond, r.decodeStreamFormat) = (31e9, "fp8")
+        let hw = r.hardware(for: .bf16)
+        #expect(hw.memoryBytesPerSecond == 31e9 && hw.source.contains("fp8 weights streamed by the decode's product 31.0 GB/s"), "\(hw.source)")
+        let cost = try FlopModel.decode(config: Presets.deepseekV3, tp: 2, gate: .column, contexts: [256], path: .absorbed)
+        let oProj = try #require(Projection(cost: cost, tokens: 1, config: Presets.deepseekV3, tp: 2, hardware: hw).stages.first { $0.name == "o_proj" })
+        #expect(oProj.bound == .memory && abs(oProj.seconds - Double(oProj.bytes) / 31e9) < 1e-15)
+    }
+
+    /// A stream probe holds its weight as the run does and reads every byte of it.
+    @Test func theStreamProbeHoldsTheRunsWeightFormat() {
+        for (storage, format, bytes) in [(F32Storage.self as any WeightStorage.Type, "f32", 4), (BF16Storage.self, "bf16", 2),
+                                         (FP8BlockStorage.self, "fp8", 1)] {
+            let probe = StreamProbe(storage: storage, bytes: 1 << 20)
+            #expect(probe.format == format, "\(storage)")
+            let values = probe.outFeatures * StreamProbe.inFeatures
+            #expect(probe.weightBytes == values * bytes + (format == "fp8" ? 4 * values / (128 * 128) : 0), "\(format)")
+            var y = [Float](repeating: 0, count: probe.outFeatures)
+            y.withUnsafeMutableBufferPointer { probe.run(into: $0.baseAddress!) }
+            // 0.5 · 0.25 (f32, bf16) or 0.5 · 1/64 (fp8) over 4096 inputs, in every output.
+            let expected: Float = format == "fp8" ? 0.5 / 64 * 4096 : 0.125 * 4096
+            #expect(y.allSatisfy { abs($0 - expected) <= 1e-3 * expected }, "\(format): \(y.prefix(3))")
         }
     }
 
