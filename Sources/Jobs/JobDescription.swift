@@ -122,6 +122,9 @@ public struct StepSpec: Codable, Sendable, Equatable {
     /// Also time the expanded attention kernel on one sequence of this many tokens (the model's
     /// dimensions, up to 16 heads); nil: not.
     public var probeAttentionTokens: Int?
+    /// Also time the absorbed decode kernel over this many cached tokens (the model's local
+    /// heads at the probe's rank count); nil: not.
+    public var probeDecodeContext: Int?
     /// Where rank 0 writes the JSON result (nil: printed).
     public var out: String?
 

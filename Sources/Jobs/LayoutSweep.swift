@@ -17,7 +17,8 @@ extension SweepRunner {
         // The machine's rates with as many ranks busy as will run at once, as the tp sweep probes
         // them: the projection of every layout's pass.
         progress.waitForIdle(waitForIdle, maxWait: maxWait)
-        let rates = try probeRates(ranks: min(ranks, launcher.cores), tokens: max(1, batch * context), sequence: max(1, context), progress)
+        let rates = try probeRates(ranks: min(ranks, launcher.cores), tokens: max(1, batch * context), sequence: max(1, context),
+                                    context: context, progress)
         var rows: [LayoutSweepReport.Row] = []
         for l in layouts {
             progress.waitForIdle(waitForIdle, maxWait: maxWait)

@@ -65,7 +65,7 @@ public struct SweepRunner {
         for n in probeCounts {
             progress.waitForIdle(waitForIdle, maxWait: maxWait)
             probeLoad.append(loadAverage() ?? 0)
-            rates[n] = try probeRates(ranks: n, tokens: tokens, sequence: tokens, progress)
+            rates[n] = try probeRates(ranks: n, tokens: tokens, sequence: tokens, context: decodeContext, progress)
         }
         var rows: [SweepRow] = []
         for k in tps {
@@ -114,10 +114,11 @@ public struct SweepRunner {
 
     /// The rate probe as a child job of `ranks` ranks, all busy at once (`rates-Nranks.json`), at
     /// the shape of a forward of `tokens` tokens and its allreduce, the attention kernel on one
-    /// sequence of `sequence` tokens.
-    func probeRates(ranks n: Int, tokens: Int, sequence: Int, _ progress: SweepProgress) throws -> MeasuredRates {
+    /// sequence of `sequence` tokens, the absorbed decode after `context` cached ones.
+    func probeRates(ranks n: Int, tokens: Int, sequence: Int, context: Int?, _ progress: SweepProgress) throws -> MeasuredRates {
         var probe = StepSpec()
         (probe.probe, probe.probeShape, probe.probeAttentionTokens) = (true, .forward(tokens: tokens, hidden: config.hiddenSize), sequence)
+        probe.probeDecodeContext = context.map { $0 + 1 }
         (probe.probeAllReduceBytes, probe.out) = (ShardingPlan.allReduceBytes(tokens: tokens, config: config), file("rates-\(n)rank\(n == 1 ? "" : "s").json"))
         try job("rate probe (\(n) rank\(n == 1 ? "" : "s"))", name: "probe-\(n)", ranks: n, .step(probe), timeout: 120, progress)
         return try MeasuredRates.load(probe.out ?? "")

@@ -47,3 +47,51 @@ public final class AttentionProbe {
         } } }
     }
 }
+
+/// The absorbed decode kernel (`AbsorbedKernel`, a decode step's attention) on synthetic
+/// operands, for the rate probe: one query of each of `heads` heads over `cached` cached rows,
+/// W_UK and W_UV read from a kv_b_proj slice held in `precision`. It streams that slice and the
+/// cache, so its rate is bytes over seconds: `bytes` counts the slice at the precision's element
+/// size and the cached rows at 4 bytes (held f32 here), as the plan counts the stage.
+public final class AbsorbedProbe {
+    public let heads: Int
+    public let cached: Int
+    /// Bytes one `run()` streams: the heads' W_UK and W_UV rows, and the cached rows.
+    public let bytes: Int
+    private let kernel: AbsorbedKernel
+    private let q: Matrix          // [1, heads·(nope+rope)]
+    private let kvB: AnyMatrix     // [heads·(nope+v), lora]
+    private let keys: Matrix       // [cached, lora+rope]
+    private var out: Matrix        // [1, heads·v]
+    private var work: [Float]
+
+    public init(config c: MLAConfig, heads: Int, cached: Int, precision: Precision) {
+        (self.heads, self.cached) = (max(heads, 1), max(cached, 1))
+        let h = self.heads, nk = self.cached, lora = c.kvLoraRank, width = lora + c.qkRopeHeadDim
+        kernel = AbsorbedKernel(heads: h, nope: c.qkNopeHeadDim, rope: c.qkRopeHeadDim, vDim: c.vHeadDim, lora: lora,
+                                scaling: SoftmaxScaling(scale: Rope.softmaxScale(config: c), storing: precision))
+        q = Matrix(rows: 1, cols: h * c.qkHeadDim) { for i in $0.indices { $0[i] = Float(i % 7) * 0.01 - 0.03 } }
+        let w = Matrix(rows: h * (c.qkNopeHeadDim + c.vHeadDim), cols: lora) { for i in $0.indices { $0[i] = Float(i % 5) * 0.01 - 0.02 } }
+        kvB = AnyMatrix(w, storedAs: precision)
+        keys = Matrix(rows: nk, cols: width) { for i in $0.indices { $0[i] = Float(i % 3) * 0.01 } }
+        out = Matrix(rows: 1, cols: h * c.vHeadDim)
+        work = Array(repeating: 0, count: kernel.workspaceCount(nq: 1, nk: nk))
+        bytes = w.rows * lora * precision.bytesPerElement + nk * width * 4
+    }
+
+    /// The last run's output `[1, heads·v]`.
+    public var lastOutput: [Float] { out.storage }
+
+    /// One decode step's attention over every head.
+    public func run() {
+        let ldq = q.cols, ldo = out.cols
+        keys.storage.withUnsafeBufferPointer { kp in
+            let rows = CachedRows(rows: kp.baseAddress!, count: cached, width: keys.cols)
+            q.storage.withUnsafeBufferPointer { qp in kvB.withGemmSource { wb in
+                out.storage.withUnsafeMutableBufferPointer { op in work.withUnsafeMutableBufferPointer { wp in
+                    _ = kernel.run(q: qp.baseAddress!, ldq: ldq, keys: rows, kvB: wb, out: op.baseAddress!, ldo: ldo, nq: 1, work: wp.baseAddress!)
+                } }
+            } }
+        }
+    }
+}

@@ -51,6 +51,11 @@ public struct MeasuredRates: Codable, Sendable {
     /// projection where probed (nil: the copy's stands in).
     public var decodeStreamBytesPerSecond: Double?
     public var decodeStreamFormat: String?
+    /// The absorbed decode kernel (`AbsorbedProbe`) on one query of `absorbedShape` = [heads,
+    /// cached tokens] after the caches are evicted, bytes streamed per second, per rank with every
+    /// rank busy (best of 15): the `attention (absorbed)` stage's memory rate. nil: not probed.
+    public var absorbedBytesPerSecond: Double?
+    public var absorbedShape: [Int]?
     public var reductionBytesPerSecond: Double?
     public var reductionStepLatencySeconds: Double?
     public var reductionPrecision: Precision?
@@ -65,6 +70,7 @@ public struct MeasuredRates: Codable, Sendable {
                           source: source(gemm: "sgemm " + (sgemmShape ?? [1024, 1024, 1024]).map(String.init).joined(separator: "×"), rate: sgemmFlopsPerSecond))
         hw.attentionFlopsPerSecond = attentionFlopsPerSecond
         if let stream = decodeStreamBytesPerSecond { hw.memoryBytesPerSecond = stream }
+        hw.absorbedBytesPerSecond = absorbedBytesPerSecond
         if let rate = reductionBytesPerSecond, let latency = reductionStepLatencySeconds {
             (hw.linkBytesPerSecond, hw.linkLatencySeconds) = (rate, latency)
         }
@@ -84,8 +90,10 @@ public struct MeasuredRates: Codable, Sendable {
         let memory = decodeStreamBytesPerSecond.map { String(format: "%@ weights streamed by the decode's product %.1f GB/s (copy %.1f)",
                                                             decodeStreamFormat ?? "?", $0 / 1e9, copyBytesPerSecond / 1e9) }
             ?? String(format: "copy %.1f GB/s", copyBytesPerSecond / 1e9)
-        return String(format: "measured here: %@ %.1f GFLOP/s per rank%@, %@, %@, %d cores",
-                      gemm, rate / 1e9, attention, memory, link, cores)
+        let absorbed = absorbedBytesPerSecond.map { String(format: ", absorbed decode %.1f GB/s (%@)", $0 / 1e9,
+                                                           (absorbedShape ?? []).map(String.init).joined(separator: " heads × ") + " cached") } ?? ""
+        return String(format: "measured here: %@ %.1f GFLOP/s per rank%@, %@%@, %@, %d cores",
+                      gemm, rate / 1e9, attention, memory, absorbed, link, cores)
     }
 
     /// The hardware model of a layer whose projections run in `precision`: the rate of the kernel

@@ -64,6 +64,13 @@ public final class Probe {
         return Samples(s.samples.map { $0 / Double(batch) })
     }
 
+    /// Seconds of `body` after reading 64 MiB (the caches evicted, untimed) and a barrier.
+    public func afterEviction(_ body: () throws -> Void) throws -> Double {
+        let evict = block("eviction", bytes: 64 << 20)
+        Probe.keep(evict.pointer, bytes: evict.count, stride: 64)
+        return try afterBarrier(body)
+    }
+
     /// One such allreduce right after reading 64 MiB (the caches evicted), as the forward's
     /// allreduce follows streaming its weights. 0 at one rank.
     public func allReduceAfterEviction(bytes: Int) throws -> Double {

@@ -23,7 +23,7 @@ public enum RateProbe {
 
     /// What each rank measured while all ran together.
     struct RankRates: Codable {
-        var sgemm: Double, copy: Double, bf16: Double, attention: Double?, fixedOrder: Double?, stream: Double?
+        var sgemm: Double, copy: Double, bf16: Double, attention: Double?, fixedOrder: Double?, stream: Double?, absorbed: Double?
     }
 
     /// The rates, and with `attention` the expanded attention kernel's too; with `fixedOrder`
@@ -31,7 +31,7 @@ public enum RateProbe {
     public static func measure(_ world: Communicator, shape: Shape = Shape(m: 1024, n: 1024, k: 1024),
                                allReduceBytes: Int = 4 << 20, attention: AttentionProbe? = nil,
                                fixedOrder: Precision? = nil, reduction: Collectives? = nil,
-                               stream: StreamProbe? = nil) throws -> MeasuredRates {
+                               stream: StreamProbe? = nil, absorbed: AbsorbedProbe? = nil) throws -> MeasuredRates {
         let p = world.size
         let probe = Probe(world: world)
         // sgemm x [M, K] · W, W [K, N], in the [in, out] order the layer keeps its projections in.
@@ -53,6 +53,13 @@ public enum RateProbe {
             defer { y.deallocate() }
             st.run(into: y)                                                   // untimed: pages in, kernel chosen
             return Double(st.weightBytes) / max(try probe.samples(repeats) { st.run(into: y) }.min, 1e-12)
+        }
+        // The absorbed decode after 64 MiB of other reads, as a step reaches it after streaming
+        // the projections' weights: its slice of kv_b_proj comes from memory, not the caches.
+        let absorbedRate = try absorbed.map { a in
+            a.run()
+            let seconds = try (0..<repeats).map { _ in try probe.afterEviction { a.run() } }.min() ?? 0
+            return Double(a.bytes) / max(seconds, 1e-12)
         }
         let attentionRate = try attention.map { a in Double(a.flops) / max(try probe.samples(repeats) { a.run() }.min, 1e-12) }
         // memcpy of 64 MiB, read + written counted.
@@ -80,7 +87,7 @@ public enum RateProbe {
         }
         // The slowest rank's compute rates (they ran concurrently); the collective is shared.
         let all = try world.allGather(value: RankRates(sgemm: sgemm, copy: copy, bf16: bf16Rate, attention: attentionRate,
-                                                       fixedOrder: fixedOrderRate, stream: streamRate))
+                                                       fixedOrder: fixedOrderRate, stream: streamRate, absorbed: absorbedRate))
         var rates = MeasuredRates(sgemmFlopsPerSecond: all.map(\.sgemm).min() ?? sgemm, copyBytesPerSecond: all.map(\.copy).min() ?? copy,
                                   allReduceBytesPerSecond: linkRate, allReduceStepLatencySeconds: stepLatency,
                                   allReduceLargeBytes: large, allReduceSmallBytes: small, sgemmShape: shape.dims,
@@ -92,6 +99,10 @@ public enum RateProbe {
             (rates.reductionBytesPerSecond, rates.reductionStepLatencySeconds) = (path.rate, path.latency)
             rates.reductionPrecision = reduction.reducePrecision
             rates.reductionPaths = [path.small, path.large]
+        }
+        if let absorbed {
+            rates.absorbedBytesPerSecond = all.compactMap(\.absorbed).min()
+            rates.absorbedShape = [absorbed.heads, absorbed.cached]
         }
         if let stream {
             rates.decodeStreamBytesPerSecond = all.compactMap(\.stream).min()

@@ -27,6 +27,9 @@ public struct Hardware: Codable, Sendable, Equatable {
     /// The expanded attention kernel's rate, FLOP/s, for the `attention` stage (its many small
     /// per-head products run far below a large GEMM's rate on a CPU); nil: `flopsPerSecond`.
     public var attentionFlopsPerSecond: Double?
+    /// The absorbed decode kernel's streaming rate, bytes/s, for the `attention (absorbed)`
+    /// stage (its per-head W_UK and W_UV products stream below the row kernels' rate); nil: `memoryBytesPerSecond`.
+    public var absorbedBytesPerSecond: Double?
     /// Dense FP8 tensor rate, FLOP/s, where the hardware has one (the GPUs); nil: none.
     public var fp8FlopsPerSecond: Double?
     /// Bytes per weight element and per latent-cache element when they differ from
@@ -152,7 +155,8 @@ public struct Projection: Codable, Sendable, Equatable {
             let bytes = Int((Double(s.elements - w - k) * e + Double(w) * (hw.weightBytesPerElement ?? e)
                              + Double(k) * (hw.cacheBytesPerElement ?? e)).rounded())
             let rate = s.name == "attention" ? (hw.attentionFlopsPerSecond ?? hw.flopsPerSecond) * share : flopRate
-            let compute = Double(s.flops) / rate, memory = Double(bytes) / memRate
+            let stream = s.name == "attention (absorbed)" ? (hw.absorbedBytesPerSecond ?? hw.memoryBytesPerSecond) * share : memRate
+            let compute = Double(s.flops) / rate, memory = Double(bytes) / stream
             return StageTime(name: s.name, flops: s.flops, bytes: bytes, seconds: max(compute, memory),
                              bound: compute >= memory ? .compute : .memory)
         }

@@ -85,14 +85,18 @@ struct SweepStep: ParsableCommand {
                 .init(perRank: try SizeBudget.probeOnly(m: shape.m, n: shape.n, k: shape.k, allReduceBytes: v))
             }
         }
-        let attention = try s.probeAttentionTokens.map { t in
-            let config = try model.loadConfig().0
-            return try AttentionProbe(config: config, heads: min(config.localHeads(tp: world.size), 16), tokens: t, precision: model.dtype)
-        }
+        // The attention kernels at the model's dimensions, on the heads one of these ranks holds.
+        let probed = try (s.probeAttentionTokens ?? s.probeDecodeContext).map { _ in try model.loadConfig().0 }
+        let attention = try probed.flatMap { c in try s.probeAttentionTokens.map { t in
+            try AttentionProbe(config: c, heads: min(c.localHeads(tp: world.size), 16), tokens: t, precision: model.dtype)
+        } }
+        let absorbed = probed.flatMap { c in s.probeDecodeContext.map {
+            AbsorbedProbe(config: c, heads: c.localHeads(tp: world.size), cached: $0, precision: model.dtype)
+        } }
         let rates = s.probe || s.probeFirst ? try RateProbe.measure(world, shape: shape, allReduceBytes: s.probeAllReduceBytes, attention: attention,
                                                                      fixedOrder: mode == .invariant ? model.dtype : nil,
                                                                      reduction: reduction.collectives(world, dtype: model.dtype, mode: mode),
-                                                                     stream: StreamProbe(storage: model.storage)) : nil
+                                                                     stream: StreamProbe(storage: model.storage), absorbed: absorbed) : nil
         let text: String
         if s.probe, let rates {
             text = try Report.Format.json(rates)

@@ -153,6 +153,8 @@ import TestSupport
         }
         // The probe timed the attention kernel on one sequence of the context (tiny: 8 heads, 4 per rank).
         #expect(doc.rates?.attentionFlopsPerSecond ?? 0 > 0 && doc.rates?.attentionShape == [4, 9], "\(String(describing: doc.rates))")
+        // And the absorbed decode over the context and the step's token, on a rank's heads.
+        #expect(doc.rates?.absorbedBytesPerSecond ?? 0 > 0 && doc.rates?.absorbedShape == [4, 10], "\(String(describing: doc.rates))")
         #expect(r.stdout.contains("the fastest of 2") && r.stdout.contains("attention kernel"), "\(r)")
         // The link is the run's own reduction, both sizes timed through it.
         #expect(doc.rates?.reductionPaths?.count == 2 && doc.rates?.reductionBytesPerSecond ?? 0 > 0

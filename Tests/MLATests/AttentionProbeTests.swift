@@ -23,4 +23,18 @@ import Testing
             #expect(probe.lastOutput.contains { $0 != 0 }, "\(precision): the kernel wrote nothing")
         }
     }
+
+    /// The absorbed probe streams its heads' W_UK/W_UV slice in the layer's precision and the
+    /// cached rows, and attends every head.
+    @Test func theAbsorbedProbeCountsTheBytesItStreams() {
+        let c = Presets.tiny
+        for precision in [Precision.f32, .bf16] {
+            let probe = AbsorbedProbe(config: c, heads: 3, cached: 70, precision: precision)
+            let slice = 3 * (c.qkNopeHeadDim + c.vHeadDim) * c.kvLoraRank
+            #expect(probe.bytes == slice * precision.bytesPerElement + 70 * (c.kvLoraRank + c.qkRopeHeadDim) * 4, "\(precision)")
+            probe.run()
+            #expect(probe.lastOutput.count == 3 * c.vHeadDim && probe.lastOutput.allSatisfy(\.isFinite), "\(precision)")
+            #expect(probe.lastOutput.contains { $0 != 0 }, "\(precision): the kernel wrote nothing")
+        }
+    }
 }

@@ -23,6 +23,18 @@ import Testing
         for (s, s0) in zip(slowed.stages, plain.stages) where s.name != "attention" { #expect(s == s0, "\(s.name)") }
     }
 
+    @Test func theAbsorbedDecodeStreamsAtItsKernelsRate() throws {
+        let c = Presets.deepseekV3
+        let cost = try FlopModel.decode(config: c, tp: 2, gate: .column, contexts: [256], path: .absorbed)
+        var hw = Self.cpu
+        let plain = Projection(cost: cost, tokens: 1, config: c, tp: 2, hardware: hw)
+        hw.absorbedBytesPerSecond = 2.5e9
+        let slowed = Projection(cost: cost, tokens: 1, config: c, tp: 2, hardware: hw)
+        let a = try #require(slowed.stages.first { $0.name == "attention (absorbed)" })
+        #expect(a.bound == .memory && abs(a.seconds - Double(a.bytes) / 2.5e9) < 1e-15)
+        for (s, s0) in zip(slowed.stages, plain.stages) where s.name != a.name { #expect(s == s0, "\(s.name)") }
+    }
+
     @Test func fp8WeightsStreamOneBytePerValueAndScalesPerBlock() throws {
         let c = Presets.deepseekV3
         let cost = try FlopModel.decode(config: c, tp: 2, gate: .column, contexts: [256], path: .absorbed)
