@@ -110,13 +110,14 @@ public struct RunJob {
         let throughCache = layout.dcp > 1 || (mode == .invariant && !cacheDType.isExact(for: precision))
         let served = serving ?? (throughCache ? Serving(decodeSteps: 0, prefillChunk: nil) : nil)
         let schedule = try served.map { try ServingSchedule(batch: mine, decodeSteps: $0.decodeSteps, prefillChunk: $0.prefillChunk) }
-        var groupOut = Matrix(rows: 0, cols: 0), fastest: ForwardCounters?
+        var groupOut = Matrix(rows: 0, cols: 0), fastest: ForwardCounters?, passSeconds: [Double] = []
         for pass in 0..<max(passes, 1) {
             if pass > 0 { tp.resetCounters(); dcp?.collectives.resetCounters() }
             groupOut = try schedule.map { try attention.serve(xs, batch: mine, schedule: $0, decode: decode, collectives: tp, dcp: dcp,
                                                               cacheDType: cacheDType) }
                 ?? attention.forward(xs, batch: mine, collectives: tp)
             if fastest.map({ attention.counters.seconds < $0.seconds }) ?? true { fastest = attention.counters }
+            passSeconds.append(attention.counters.seconds)
         }
         let out = try groups.gather(groupOut, assignment: assignment, batch: batch)
 
@@ -152,7 +153,7 @@ public struct RunJob {
             r.headErrors = heads.isEmpty ? nil : heads
             r.precisionCheck = verdict.precision
             r.mode = mode == .invariant ? .invariant : nil
-            r.passes = passes > 1 ? passes : nil
+            (r.passes, r.passSeconds) = passSeconds.count > 1 ? (passSeconds.count, passSeconds) : (nil, nil)
             if let schedule {
                 r.serving = .init(decodeSteps: schedule.decodeSteps, prefillChunk: schedule.prefillChunk, decode: decode, steps: schedule.steps.count,
                                   prefillTokens: schedule.prefillTokens, decodeTokens: schedule.decodeTokens,

@@ -4,8 +4,9 @@ import SwiftMPI
 import TensorCore
 import TensorParallel
 
-/// The rate probe: this machine's sgemm, copy and MPI allreduce rates with every rank busy at
-/// once, as in a forward: the inputs of `plan --hardware cpu-measured` and of the sweep's projection.
+/// The rate probe: this machine's rates with every rank busy at once, as in a forward, for each
+/// kernel a stage runs on (GEMMs, attention kernels, weight streaming, the reduction): the inputs
+/// of `plan --hardware cpu-measured` and of the sweep's projection.
 public enum RateProbe {
     /// Samples of each timed measurement; the best counts (on a shared machine most samples are
     /// slowed by other work, so more of them give a better chance of a clean one).
@@ -26,8 +27,11 @@ public enum RateProbe {
         var sgemm: Double, copy: Double, bf16: Double, attention: Double?, fixedOrder: Double?, stream: Double?, absorbed: Double?
     }
 
-    /// The rates, and with `attention` the expanded attention kernel's too; with `fixedOrder`
-    /// the fixed-order kernels' product (the invariant mode's) on weights held in that precision.
+    /// The rates, each rank busy at once. Besides the sgemm, the bf16 product, memcpy and the raw
+    /// MPI allreduce, each kernel a run will use, when given: `attention`, the expanded attention
+    /// kernel; `absorbed`, the absorbed decode after the caches are evicted; `stream`, the decode's
+    /// weight streaming on the run's weight format; `fixedOrder`, the invariant mode's product on
+    /// weights in that precision; `reduction`, the run's own allreduce path at both sizes.
     public static func measure(_ world: Communicator, shape: Shape = Shape(m: 1024, n: 1024, k: 1024),
                                allReduceBytes: Int = 4 << 20, attention: AttentionProbe? = nil,
                                fixedOrder: Precision? = nil, reduction: Collectives? = nil,

@@ -149,9 +149,11 @@ public struct RunReport: Codable, Sendable {
     /// this rank-0 made: calls and the bytes it contributed (nil when it made none).
     public var latent: LatentProjection?
     public var latentGather: CommunicatorTraffic.Kind?
-    /// Passes of the same work the run made (nil: one; a layout sweep's timing) and, for the
-    /// fastest pass (the one `forwardSeconds` is), rank 0's seconds in each forward stage.
+    /// Passes of the same work the run made (nil: one; a layout sweep's timing), rank 0's seconds
+    /// in each, and, for the fastest pass (the one `forwardSeconds` is), rank 0's seconds in each
+    /// forward stage.
     public var passes: Int?
+    public var passSeconds: [Double]?
     public var stageSeconds: [String: Double]?
     public struct HeadError: Codable, Sendable, Equatable {
         public var head: Int

@@ -16,7 +16,7 @@ import TensorParallel
 struct SweepStep: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sweep-step",
-        abstract: "Time repeated forwards per rank (the sweep's step), or measure sgemm/copy/allreduce rates with --probe.",
+        abstract: "Time repeated forwards per rank (the sweep's step), or measure the rates of the kernels a run uses with --probe.",
         shouldDisplay: false)
 
     @OptionGroup var model: ModelOptions
@@ -34,7 +34,7 @@ struct SweepStep: ParsableCommand {
 
     @OptionGroup var repeats: RepeatOptions
 
-    @Flag(help: "Measure sgemm, copy and allreduce rates instead of timing a forward.")
+    @Flag(help: "Measure the rates of the kernels a run uses (GEMMs, attention kernels, weight streaming, the reduction) instead of timing a forward.")
     var probe = false
 
     @Flag(help: "Measure the rates first, in the same job, then time the forward (the result holds both).")

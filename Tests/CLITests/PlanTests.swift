@@ -148,6 +148,7 @@ import TestSupport
             // --repeat passes, the fastest timed, its stages recorded; a row off by more than 20% names its stage.
             let stages = try #require(row.run.stageSeconds, "\(row.layout) has no stage times")
             #expect(row.run.passes == 2 && stages["attention"] != nil && stages["q"] != nil, "\(row.layout): \(stages)")
+            #expect(row.run.passSeconds?.count == 2 && row.run.passSeconds?.min() == row.run.forwardSeconds, "\(row.layout): the fastest pass is reported")
             let missed = abs(row.projectionError ?? 0) > 0.2
             #expect((row.miss != nil) == missed && r.stdout.contains("\(row.layout) misses by more than 20%") == missed, "\(row.layout)")
         }
