@@ -127,9 +127,18 @@ public struct MeasuredRates: Codable, Sendable {
         let remedy = "write one with `mpirun -n 2 mla-tp sweep-step --probe --out \(path)`"
         let rates = try MeasureError.decode(MeasuredRates.self, path: path, what: "rates file", remedy: remedy)
         // A rate of zero, below zero or not finite would project "inf s" or a negative time.
+        // Each kernel's rate, where the file has one, is held to the same rule.
+        let kernels: [(String, Double?)] = [("bf16GemmFlopsPerSecond", rates.bf16GemmFlopsPerSecond),
+                                            ("attentionFlopsPerSecond", rates.attentionFlopsPerSecond),
+                                            ("fixedOrderGemmFlopsPerSecond", rates.fixedOrderGemmFlopsPerSecond),
+                                            ("decodeStreamBytesPerSecond", rates.decodeStreamBytesPerSecond),
+                                            ("absorbedBytesPerSecond", rates.absorbedBytesPerSecond),
+                                            ("reductionBytesPerSecond", rates.reductionBytesPerSecond)]
         let positive: [(String, Double)] = [("sgemmFlopsPerSecond", rates.sgemmFlopsPerSecond), ("copyBytesPerSecond", rates.copyBytesPerSecond)]
             + (rates.ranks > 1 ? [("allReduceBytesPerSecond", rates.allReduceBytesPerSecond)] : [])
+            + kernels.compactMap { key, value in value.map { (key, $0) } }
         let atLeastZero = [("allReduceBytesPerSecond", rates.allReduceBytesPerSecond), ("allReduceStepLatencySeconds", rates.allReduceStepLatencySeconds)]
+            + (rates.reductionStepLatencySeconds.map { [("reductionStepLatencySeconds", $0)] } ?? [])
         if let (key, value) = positive.first(where: { !$0.1.isFinite || $0.1 <= 0 }) ?? atLeastZero.first(where: { !$0.1.isFinite || $0.1 < 0 }) {
             throw MeasureError.unreadable(path: path, what: "rates file",
                                           detail: "\(key) is \(value): every rate must be finite and above zero (the latency at least zero)", remedy: remedy)

@@ -1,3 +1,4 @@
+import Foundation
 @testable import Measure
 import MLA
 import Planner
@@ -73,6 +74,31 @@ import Testing
             let expected: Float = format == "fp8" ? 0.5 / 64 * 4096 : 0.125 * 4096
             #expect(y.allSatisfy { abs($0 - expected) <= 1e-3 * expected }, "\(format): \(y.prefix(3))")
         }
+    }
+
+    /// A rates file's kernel rates are read and held to the rule the base rates are: every rate
+    /// finite and above zero, the latency at least zero, or the file is refused naming the key.
+    @Test func aRatesFileWithABadKernelRateIsRefusedNamingIt() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mla-tp-kernel-rates-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let base = #"{"sgemmFlopsPerSecond": 5e10, "copyBytesPerSecond": 1e10, "allReduceBytesPerSecond": 1e9, "allReduceStepLatencySeconds": 1e-6, "allReduceLargeBytes": 1048576, "allReduceSmallBytes": 4096, "ranks": 2, "cores": 2"#
+        let keys = ["bf16GemmFlopsPerSecond", "attentionFlopsPerSecond", "fixedOrderGemmFlopsPerSecond", "decodeStreamBytesPerSecond",
+                    "absorbedBytesPerSecond", "reductionBytesPerSecond"]
+        let file = dir.appendingPathComponent("rates.json")
+        for key in keys {
+            try Data((base + ", \"\(key)\": 3e9}").utf8).write(to: file)
+            #expect(try MeasuredRates.load(file.path).hardware(for: .bf16).source.isEmpty == false, "\(key) 3e9 is a rate")
+            for bad in ["0", "-1e9"] {
+                try Data((base + ", \"\(key)\": \(bad)}").utf8).write(to: file)
+                #expect(throws: MeasureError.self, "\(key) \(bad)") { try MeasuredRates.load(file.path) }
+                do { _ = try MeasuredRates.load(file.path) } catch { #expect("\(error)".contains(key) && "\(error)".contains(file.path), "\(error)") }
+            }
+        }
+        try Data((base + #", "reductionBytesPerSecond": 1e9, "reductionStepLatencySeconds": -1e-6}"#).utf8).write(to: file)
+        #expect(throws: MeasureError.self) { try MeasuredRates.load(file.path) }
+        try Data((base + #", "reductionBytesPerSecond": 1e9, "reductionStepLatencySeconds": 0}"#).utf8).write(to: file)
+        #expect(try MeasuredRates.load(file.path).hardware.linkLatencySeconds == 0)
     }
 
     /// Rates measured before the bf16 product was probed stand in with the sgemm's, and say so.
