@@ -22,9 +22,8 @@ public final class AttentionProbe {
         let scaling = SoftmaxScaling(scale: Rope.softmaxScale(config: c), storing: precision)
         kernel = AttentionKernel(heads: self.heads, nope: c.qkNopeHeadDim, rope: c.qkRopeHeadDim, vDim: c.vHeadDim, scaling: scaling)
         let t = self.tokens, h = self.heads
-        // Small values of both signs, so the softmax neither saturates nor underflows.
-        q = Matrix(rows: t, cols: h * c.qkHeadDim) { for i in $0.indices { $0[i] = Float(i % 7) * 0.01 - 0.03 } }
-        kv = Matrix(rows: t, cols: h * (c.qkNopeHeadDim + c.vHeadDim)) { for i in $0.indices { $0[i] = Float(i % 5) * 0.01 - 0.02 } }
+        q = .probeOperand(rows: t, cols: h * c.qkHeadDim, period: 7)
+        kv = .probeOperand(rows: t, cols: h * (c.qkNopeHeadDim + c.vHeadDim), period: 5)
         kRope = Matrix(rows: t, cols: c.qkRopeHeadDim, repeating: 0.01)
         out = Matrix(rows: t, cols: h * c.vHeadDim)
         scores = Array(repeating: 0, count: AttentionKernel.blockRows * t)
@@ -70,10 +69,10 @@ public final class AbsorbedProbe {
         let h = self.heads, nk = self.cached, lora = c.kvLoraRank, width = lora + c.qkRopeHeadDim
         kernel = AbsorbedKernel(heads: h, nope: c.qkNopeHeadDim, rope: c.qkRopeHeadDim, vDim: c.vHeadDim, lora: lora,
                                 scaling: SoftmaxScaling(scale: Rope.softmaxScale(config: c), storing: precision))
-        q = Matrix(rows: 1, cols: h * c.qkHeadDim) { for i in $0.indices { $0[i] = Float(i % 7) * 0.01 - 0.03 } }
-        let w = Matrix(rows: h * (c.qkNopeHeadDim + c.vHeadDim), cols: lora) { for i in $0.indices { $0[i] = Float(i % 5) * 0.01 - 0.02 } }
+        q = .probeOperand(rows: 1, cols: h * c.qkHeadDim, period: 7)
+        let w = Matrix.probeOperand(rows: h * (c.qkNopeHeadDim + c.vHeadDim), cols: lora, period: 5)
         kvB = AnyMatrix(w, storedAs: precision)
-        keys = Matrix(rows: nk, cols: width) { for i in $0.indices { $0[i] = Float(i % 3) * 0.01 } }
+        keys = .probeOperand(rows: nk, cols: width, period: 3)
         out = Matrix(rows: 1, cols: h * c.vHeadDim)
         work = Array(repeating: 0, count: kernel.workspaceCount(nq: 1, nk: nk))
         bytes = w.rows * lora * precision.bytesPerElement + nk * width * 4
@@ -93,5 +92,13 @@ public final class AbsorbedProbe {
                 } }
             } }
         }
+    }
+}
+
+extension Matrix {
+    /// A probe's operand: small values of both signs repeating every `period` elements, so the
+    /// softmax neither saturates nor underflows.
+    fileprivate static func probeOperand(rows: Int, cols: Int, period: Int) -> Matrix {
+        Matrix(rows: rows, cols: cols) { for i in $0.indices { $0[i] = Float(i % period - period / 2) * 0.01 } }
     }
 }

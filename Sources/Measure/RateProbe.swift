@@ -40,54 +40,50 @@ public enum RateProbe {
         let probe = Probe(world: world)
         // sgemm x [M, K] · W, W [K, N], in the [in, out] order the layer keeps its projections in.
         let gemm = GemmProbe(m: shape.m, n: shape.n, k: shape.k)
-        let sgemm = Double(try gemm.flops) / max(try probe.sgemm(gemm, repeats: repeats).min, 1e-12)
+        let sgemm = perSecond(try gemm.flops, try probe.sgemm(gemm, repeats: repeats).min)
         // The same product with a bf16 weight, on whatever kernel a bf16 layer's projection takes here.
         let bf16 = GemmProbe(x: gemm.x, weight: .bf16(BF16Matrix(rows: shape.n, cols: shape.k, repeating: BFloat16(0.25))),
                              order: BF16Storage.forwardOrder)
-        let bf16Rate = Double(try bf16.flops) / max(try probe.sgemm(bf16, repeats: repeats).min, 1e-12)
+        let bf16Rate = perSecond(try bf16.flops, try probe.sgemm(bf16, repeats: repeats).min)
         // The invariant mode keeps its weights [in, out] (the NN form) in the layer's precision.
         let fixedOrderRate = try fixedOrder.map { p in
             var fixed = p == .bf16 ? GemmProbe(x: gemm.x, weight: .bf16(BF16Matrix(rows: shape.k, cols: shape.n, repeating: BFloat16(0.25))),
                                                order: .inOut) : gemm
             fixed.fixedOrder = true
-            return Double(try fixed.flops) / max(try probe.sgemm(fixed, repeats: repeats).min, 1e-12)
+            return perSecond(try fixed.flops, try probe.sgemm(fixed, repeats: repeats).min)
         }
         let streamRate = try stream.map { st in
             let y = UnsafeMutablePointer<Float>.allocate(capacity: st.outFeatures)
             defer { y.deallocate() }
             st.run(into: y)                                                   // untimed: pages in, kernel chosen
-            return Double(st.weightBytes) / max(try probe.samples(repeats) { st.run(into: y) }.min, 1e-12)
+            return perSecond(st.weightBytes, try probe.samples(repeats) { st.run(into: y) }.min)
         }
         // The absorbed decode after 64 MiB of other reads, as a step reaches it after streaming
         // the projections' weights: its slice of kv_b_proj comes from memory, not the caches.
         let absorbedRate = try absorbed.map { a in
             a.run()
-            let seconds = try (0..<repeats).map { _ in try probe.afterEviction { a.run() } }.min() ?? 0
-            return Double(a.bytes) / max(seconds, 1e-12)
+            return perSecond(a.bytes, try (0..<repeats).map { _ in try probe.afterEviction { a.run() } }.min() ?? 0)
         }
-        let attentionRate = try attention.map { a in Double(a.flops) / max(try probe.samples(repeats) { a.run() }.min, 1e-12) }
+        let attentionRate = try attention.map { a in perSecond(a.flops, try probe.samples(repeats) { a.run() }.min) }
         // memcpy of 64 MiB, read + written counted.
         let copyBytes = 64 << 20
-        let copy = 2 * Double(copyBytes) / max(try probe.copy(bytes: copyBytes, repeats: repeats).min, 1e-12)
+        let copy = perSecond(2 * copyBytes, try probe.copy(bytes: copyBytes, repeats: repeats).min)
         // Allreduce: a small one (4 KiB, 5 × 50 calls back to back) for the per-step latency, a
         // large one (the forward's payload) for the bandwidth.
         let small = 4096, large = max(allReduceBytes, 8192)
-        var stepLatency = 0.0, linkRate = 0.0
+        var (linkRate, stepLatency) = (0.0, 0.0)
         if p > 1 {
-            stepLatency = try probe.allReduce(bytes: small, repeats: 5, batch: 50).min / Double(2 * (p - 1))
-            let t = try probe.allReduce(bytes: large, repeats: repeats).min
-            let sent = 2 * Double(p - 1) / Double(p) * Double(large)
-            linkRate = sent / max(t - 2 * Double(p - 1) * stepLatency, 1e-9)
+            (linkRate, stepLatency) = link(small: try probe.allReduce(bytes: small, repeats: 5, batch: 50).min,
+                                           large: try probe.allReduce(bytes: large, repeats: repeats).min, payload: large, ranks: p)
         }
         // The same two sizes through the reduction the run makes (`reduction`: its path, the
         // shared-memory window or MPI, in its precision): the rate and latency its allreduces get.
         var path: (rate: Double, latency: Double, large: String, small: String)?
         if p > 1, let reduction {
-            let ring = Double(2 * (p - 1))
             let (smallT, smallPath) = try timeReduction(reduction, bytes: small, probe: probe, repeats: 5, batch: 50)
             let (largeT, largePath) = try timeReduction(reduction, bytes: large, probe: probe, repeats: repeats, batch: 1)
-            let latency = smallT / ring, payload = Double(large / 4 * reduction.reducePrecision.bytesPerElement)
-            path = (ring / Double(p) * payload / max(largeT - ring * latency, 1e-9), latency, largePath, smallPath)
+            let l = link(small: smallT, large: largeT, payload: large / 4 * reduction.reducePrecision.bytesPerElement, ranks: p)
+            path = (l.rate, l.latency, largePath, smallPath)
         }
         // The slowest rank's compute rates (they ran concurrently); the collective is shared.
         let all = try world.allGather(value: RankRates(sgemm: sgemm, copy: copy, bf16: bf16Rate, attention: attentionRate,
@@ -121,6 +117,17 @@ public enum RateProbe {
             rates.attentionShape = [attention.heads, attention.tokens]
         }
         return rates
+    }
+
+    /// `amount` (FLOPs or bytes) over `seconds`, the best sample.
+    static func perSecond(_ amount: Int, _ seconds: Double) -> Double { Double(amount) / max(seconds, 1e-12) }
+
+    /// A ring allreduce's link from two timings over `ranks` ranks: the latency per ring step from
+    /// the small one's `2(p−1)` steps, the rate from the bytes a rank sends of the large one's
+    /// `payload` (`2(p−1)/p` of it) once that latency is taken off.
+    static func link(small: Double, large: Double, payload: Int, ranks p: Int) -> (rate: Double, latency: Double) {
+        let ring = Double(2 * (p - 1)), latency = small / ring
+        return (ring / Double(p) * Double(payload) / max(large - ring * latency, 1e-9), latency)
     }
 
     /// The best of `repeats` samples of `batch` back-to-back reductions of `bytes / 4` values

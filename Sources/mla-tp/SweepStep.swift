@@ -85,12 +85,14 @@ struct SweepStep: ParsableCommand {
                 .init(perRank: try SizeBudget.probeOnly(m: shape.m, n: shape.n, k: shape.k, allReduceBytes: v))
             }
         }
-        // The attention kernels at the model's dimensions, on the heads one of these ranks holds.
-        let probed = try (s.probeAttentionTokens ?? s.probeDecodeContext).map { _ in try model.loadConfig().0 }
-        let attention = try probed.flatMap { c in try s.probeAttentionTokens.map { t in
+        // The model's config, read once: for the attention probes (their dimensions, on the heads
+        // one of these ranks holds) and for the timed forward.
+        let needsConfig = !s.probe || s.probeAttentionTokens != nil || s.probeDecodeContext != nil
+        let loaded = needsConfig ? try model.loadConfig() : nil
+        let attention = try loaded.flatMap { (c, _) in try s.probeAttentionTokens.map { t in
             try AttentionProbe(config: c, heads: min(c.localHeads(tp: world.size), 16), tokens: t, precision: model.dtype)
         } }
-        let absorbed = probed.flatMap { c in s.probeDecodeContext.map {
+        let absorbed = loaded.flatMap { (c, _) in s.probeDecodeContext.map {
             AbsorbedProbe(config: c, heads: c.localHeads(tp: world.size), cached: $0, precision: model.dtype)
         } }
         let rates = s.probe || s.probeFirst ? try RateProbe.measure(world, shape: shape, allReduceBytes: s.probeAllReduceBytes, attention: attention,
@@ -101,7 +103,7 @@ struct SweepStep: ParsableCommand {
         if s.probe, let rates {
             text = try Report.Format.json(rates)
         } else {
-            let (config, name) = try model.loadConfig()
+            let (config, name) = try loaded ?? model.loadConfig()
             try config.validate(tp: world.size)
             if mode == .invariant { try InvariantLayout.check(heads: config.numAttentionHeads, tp: world.size) }
             let probed = s.probeFirst ? (shape.m, shape.n, shape.k, s.probeAllReduceBytes) : nil
