@@ -2,6 +2,7 @@
 // kernel serves bf16 products under the oneDNN ISA this process runs with (DNNL_MAX_CPU_ISA).
 //   kernel-bench gemm [rounds]     GFLOP/s per path at [256, 7168]·[7168, 8192] and MLA's prefill shapes
 //   kernel-bench decode [rounds]   weight GB/s of one-row and small-batch products against memcpy
+//                                  (KERNEL_BENCH_SHAPES="m,n,k,transB;…" for other shapes)
 //   kernel-bench one m n k transB [rounds]   one product shape
 //   kernel-bench overhead          the per-call cost of Gemm.run on a tiny bf16 product
 //   kernel-bench route             one line per route: the kernel that ran and its error (used by the tests)
@@ -36,7 +37,11 @@ case "one":    // kernel-bench one m n k transB rounds: one shape
 case "decode":
     line(conditions())
     let only = ProcessInfo.processInfo.environment["KERNEL_BENCH_ONLY"].map { $0.split(separator: ",").compactMap { Int($0) } }
-    let cases: [(Int, Int, Int, Bool)] = [
+    let shapes = ProcessInfo.processInfo.environment["KERNEL_BENCH_SHAPES"].map {
+        $0.split(separator: ";").map { $0.split(separator: ",").compactMap { Int($0) } }.filter { $0.count == 4 }
+            .map { ($0[0], $0[1], $0[2], $0[3] != 0) }
+    }
+    let cases: [(Int, Int, Int, Bool)] = shapes ?? [
         (1, 24576, 7168, true), (1, 24576, 7168, false), (1, 576, 2048, true), (1, 576, 2048, false),
         (1, 8192, 7168, false), (1, 1536, 7168, false), (1, 576, 7168, true), (1, 12288, 1536, false), (1, 7168, 8192, false),
         (2, 24576, 7168, true), (4, 24576, 7168, true), (8, 24576, 7168, true),
