@@ -60,6 +60,14 @@ public struct MeasuredRates: Codable, Sendable {
     public var reductionStepLatencySeconds: Double?
     public var reductionPrecision: Precision?
     public var reductionPaths: [String]?
+    /// DCP's exchanges (and the sharded latent's gather) through the run's collectives, each as
+    /// a link of p − 1 ring steps: f32 `MPI_Allgather` and `MPI_Reduce_scatter_block`, bytes a
+    /// rank receives per second (latency taken off, best of 15) and the latency per step (best
+    /// of 5 × 50 small calls). nil: not probed (the allreduce's link stands in).
+    public var allGatherBytesPerSecond: Double?
+    public var allGatherStepLatencySeconds: Double?
+    public var reduceScatterBytesPerSecond: Double?
+    public var reduceScatterStepLatencySeconds: Double?
 
     /// The rates as the projection's hardware model: one rank's arithmetic and memory rate,
     /// the link, f32 elements, and the cores the ranks share.
@@ -74,6 +82,8 @@ public struct MeasuredRates: Codable, Sendable {
         if let rate = reductionBytesPerSecond, let latency = reductionStepLatencySeconds {
             (hw.linkBytesPerSecond, hw.linkLatencySeconds) = (rate, latency)
         }
+        if let rate = allGatherBytesPerSecond, let latency = allGatherStepLatencySeconds { hw.allGatherLink = .init(rate, latency) }
+        if let rate = reduceScatterBytesPerSecond, let latency = reduceScatterStepLatencySeconds { hw.reduceScatterLink = .init(rate, latency) }
         return hw
     }
 
@@ -92,6 +102,10 @@ public struct MeasuredRates: Codable, Sendable {
             ?? String(format: "copy %.1f GB/s", copyBytesPerSecond / 1e9)
         let absorbed = absorbedBytesPerSecond.map { String(format: ", absorbed decode %.1f GB/s (%@)", $0 / 1e9,
                                                            (absorbedShape ?? []).map(String.init).joined(separator: " heads × ") + " cached") } ?? ""
+        if let g = allGatherBytesPerSecond, let gl = allGatherStepLatencySeconds,
+           let r = reduceScatterBytesPerSecond, let rl = reduceScatterStepLatencySeconds {
+            link += String(format: ", all-gather %.2f GB/s + %.2f µs, reduce-scatter %.2f GB/s + %.2f µs per step", g / 1e9, gl * 1e6, r / 1e9, rl * 1e6)
+        }
         return String(format: "measured here: %@ %.1f GFLOP/s per rank%@, %@%@, %@, %d cores",
                       gemm, rate / 1e9, attention, memory, absorbed, link, cores)
     }
@@ -133,12 +147,15 @@ public struct MeasuredRates: Codable, Sendable {
                                             ("fixedOrderGemmFlopsPerSecond", rates.fixedOrderGemmFlopsPerSecond),
                                             ("decodeStreamBytesPerSecond", rates.decodeStreamBytesPerSecond),
                                             ("absorbedBytesPerSecond", rates.absorbedBytesPerSecond),
-                                            ("reductionBytesPerSecond", rates.reductionBytesPerSecond)]
+                                            ("reductionBytesPerSecond", rates.reductionBytesPerSecond),
+                                            ("allGatherBytesPerSecond", rates.allGatherBytesPerSecond),
+                                            ("reduceScatterBytesPerSecond", rates.reduceScatterBytesPerSecond)]
         let positive: [(String, Double)] = [("sgemmFlopsPerSecond", rates.sgemmFlopsPerSecond), ("copyBytesPerSecond", rates.copyBytesPerSecond)]
             + (rates.ranks > 1 ? [("allReduceBytesPerSecond", rates.allReduceBytesPerSecond)] : [])
             + kernels.compactMap { key, value in value.map { (key, $0) } }
         let atLeastZero = [("allReduceBytesPerSecond", rates.allReduceBytesPerSecond), ("allReduceStepLatencySeconds", rates.allReduceStepLatencySeconds)]
-            + (rates.reductionStepLatencySeconds.map { [("reductionStepLatencySeconds", $0)] } ?? [])
+            + [("reductionStepLatencySeconds", rates.reductionStepLatencySeconds), ("allGatherStepLatencySeconds", rates.allGatherStepLatencySeconds),
+               ("reduceScatterStepLatencySeconds", rates.reduceScatterStepLatencySeconds)].compactMap { key, value in value.map { (key, $0) } }
         if let (key, value) = positive.first(where: { !$0.1.isFinite || $0.1 <= 0 }) ?? atLeastZero.first(where: { !$0.1.isFinite || $0.1 < 0 }) {
             throw MeasureError.unreadable(path: path, what: "rates file",
                                           detail: "\(key) is \(value): every rate must be finite and above zero (the latency at least zero)", remedy: remedy)

@@ -85,6 +85,13 @@ public enum RateProbe {
             let l = link(small: smallT, large: largeT, payload: large / 4 * reduction.reducePrecision.bytesPerElement, ranks: p)
             path = (l.rate, l.latency, largePath, smallPath)
         }
+        // DCP's exchanges (and the sharded latent's gather) through the same collectives: an
+        // all-gather and a reduce-scatter at both sizes, each its own link.
+        var exchanges: (gather: (rate: Double, latency: Double), scatter: (rate: Double, latency: Double))?
+        if p > 1, let reduction {
+            exchanges = (try exchangeLink(.gather, reduction, small: small, large: large, probe: probe),
+                         try exchangeLink(.scatter, reduction, small: small, large: large, probe: probe))
+        }
         // The slowest rank's compute rates (they ran concurrently); the collective is shared.
         let all = try world.allGather(value: RankRates(sgemm: sgemm, copy: copy, bf16: bf16Rate, attention: attentionRate,
                                                        fixedOrder: fixedOrderRate, stream: streamRate, absorbed: absorbedRate))
@@ -99,6 +106,10 @@ public enum RateProbe {
             (rates.reductionBytesPerSecond, rates.reductionStepLatencySeconds) = (path.rate, path.latency)
             rates.reductionPrecision = reduction.reducePrecision
             rates.reductionPaths = [path.small, path.large]
+        }
+        if let exchanges {
+            (rates.allGatherBytesPerSecond, rates.allGatherStepLatencySeconds) = exchanges.gather
+            (rates.reduceScatterBytesPerSecond, rates.reduceScatterStepLatencySeconds) = exchanges.scatter
         }
         if let absorbed {
             rates.absorbedBytesPerSecond = all.compactMap(\.absorbed).min()
@@ -128,6 +139,40 @@ public enum RateProbe {
     static func link(small: Double, large: Double, payload: Int, ranks p: Int) -> (rate: Double, latency: Double) {
         let ring = Double(2 * (p - 1)), latency = small / ring
         return (ring / Double(p) * Double(payload) / max(large - ring * latency, 1e-9), latency)
+    }
+
+    /// The link of a ring collective of `p − 1` steps from two timings: the latency per step from
+    /// the small one, the rate from the bytes a rank receives of the large one (`received`: the
+    /// other p − 1 blocks of an all-gather, (p − 1)/p of a reduce-scatter's buffer) once that
+    /// latency is taken off. `LayoutPlan` projects these collectives with the same two terms.
+    static func steps(small: Double, large: Double, received: Double, ranks p: Int) -> (rate: Double, latency: Double) {
+        let steps = Double(p - 1), latency = small / steps
+        return (received / max(large - steps * latency, 1e-9), latency)
+    }
+
+    /// An all-gather (`.gather`: each rank's block of `bytes / p`) or a reduce-scatter
+    /// (`.scatter`: a buffer of `bytes`) through `collectives`, timed at the small size (5 × 50
+    /// back to back) and the large one (best of `repeats`), as a link.
+    static func exchangeLink(_ kind: Collectives.SegmentKind, _ collectives: Collectives, small: Int, large: Int,
+                             probe: Probe) throws -> (rate: Double, latency: Double) {
+        let p = probe.world.size
+        func time(_ bytes: Int, repeats: Int, batch: Int) throws -> Double {
+            let block = max(bytes / 4 / p, 1)
+            let whole = UnsafeMutableBufferPointer<Float>.allocate(capacity: block * p), part = UnsafeMutableBufferPointer<Float>.allocate(capacity: block)
+            defer { whole.deallocate(); part.deallocate() }
+            whole.initialize(repeating: 1); part.initialize(repeating: 1)
+            let body = {
+                if kind == .gather { try collectives.allGather(UnsafeBufferPointer(part), into: whole) }
+                else { try collectives.reduceScatter(UnsafeBufferPointer(whole), into: part) }
+            }
+            try body()                                                        // untimed: pages in
+            defer { collectives.resetCounters() }
+            return try probe.samples(repeats) { for _ in 0..<batch { try body() } }.min / Double(batch)
+        }
+        // Either way a rank receives p − 1 blocks: the others' (gather), or its block's p − 1 partials (scatter).
+        let received = Double((p - 1) * max(large / 4 / p, 1) * 4)
+        return steps(small: try time(small, repeats: 5, batch: 50), large: try time(large, repeats: repeats, batch: 1),
+                     received: received, ranks: p)
     }
 
     /// The best of `repeats` samples of `batch` back-to-back reductions of `bytes / 4` values

@@ -130,7 +130,9 @@ public struct LayoutPlan: Codable, Sendable {
 
     /// Seconds of a step with `cost` and `collectives` on `hardware`, at this plan's element
     /// size: the roofline of each stage, a ring allreduce, ring all-gathers (each rank receives
-    /// the other p−1 blocks) and ring reduce-scatters ((p−1)/p of the buffer), p−1 latencies each.
+    /// the other p−1 blocks) and ring reduce-scatters ((p−1)/p of the buffer), p−1 latencies each,
+    /// at each collective's own link where the hardware has one (`Hardware.allGatherLink`,
+    /// `reduceScatterLink`), the allreduce's otherwise.
     /// The layout's dp · tp ranks share the cores (`Hardware.share`).
     public func seconds(_ cost: FlopModel.Cost, _ collectives: [CollectiveBytes], config: MLAConfig,
                         hardware: Hardware) -> (compute: Double, communication: Double) {
@@ -158,8 +160,12 @@ public struct LayoutPlan: Codable, Sendable {
             let p = Double(c.ranks), t: Double
             switch c.kind {
             case "allreduce": t = Projection.ringAllReduceSeconds(bytes: c.bytes, tp: c.ranks, hardware: hw)
-            case "all-gather": t = (p - 1) * Double(c.bytes) / hw.linkBytesPerSecond + (p - 1) * hw.linkLatencySeconds
-            default: t = (p - 1) / p * Double(c.bytes) / hw.linkBytesPerSecond + (p - 1) * hw.linkLatencySeconds
+            case "all-gather":
+                let link = hw.allGatherLink ?? .init(hw.linkBytesPerSecond, hw.linkLatencySeconds)
+                t = (p - 1) * Double(c.bytes) / link.bytesPerSecond + (p - 1) * link.stepLatencySeconds
+            default:
+                let link = hw.reduceScatterLink ?? .init(hw.linkBytesPerSecond, hw.linkLatencySeconds)
+                t = (p - 1) / p * Double(c.bytes) / link.bytesPerSecond + (p - 1) * link.stepLatencySeconds
             }
             parts.append(Part(name: c.kind == "allreduce" ? "allreduce" : c.purpose == "latent" ? "latent" : "dcp", seconds: t, collective: true))
         }

@@ -36,6 +36,18 @@ public struct Hardware: Codable, Sendable, Equatable {
     /// `bytesPerElement` (fp8 weights; a cache dtype other than the activations'); nil: the same.
     public var weightBytesPerElement: Double?
     public var cacheBytesPerElement: Double?
+    /// A collective's own link where it was measured (the CPU probe times DCP's all-gather and
+    /// reduce-scatter through the run's collectives): bytes a rank receives per second, and the
+    /// latency of one of its p − 1 ring steps. nil: the allreduce's link stands in.
+    public struct Link: Codable, Sendable, Equatable {
+        public var bytesPerSecond: Double
+        public var stepLatencySeconds: Double
+        public init(_ bytesPerSecond: Double, _ stepLatencySeconds: Double) {
+            (self.bytesPerSecond, self.stepLatencySeconds) = (bytesPerSecond, stepLatencySeconds)
+        }
+    }
+    public var allGatherLink: Link?
+    public var reduceScatterLink: Link?
 
     /// This hardware holding the weights as `quantization` and the latent cache at
     /// `cacheBytesPerToken` bytes per cached token of `config`: fp8 weights stream one byte per

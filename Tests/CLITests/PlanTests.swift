@@ -160,6 +160,9 @@ import TestSupport
         // The link is the run's own reduction, both sizes timed through it.
         #expect(doc.rates?.reductionPaths?.count == 2 && doc.rates?.reductionBytesPerSecond ?? 0 > 0
                 && r.stdout.contains("the run's reduction (f32"), "\(String(describing: doc.rates))")
+        // tp2-dcp2's exchanges have their own links, timed through the same collectives.
+        #expect(doc.rates?.allGatherBytesPerSecond ?? 0 > 0 && doc.rates?.reduceScatterBytesPerSecond ?? 0 > 0
+                && doc.rates?.allGatherStepLatencySeconds != nil && r.stdout.contains(" µs, reduce-scatter "), "\(String(describing: doc.rates))")
         #expect(doc.rates?.ranks == 2 && r.stdout.contains("projected") && r.stdout.contains("error = projected / pass − 1"), "\(r)")
         let errors = r.stdout.split(separator: "\n").filter { $0.hasPrefix("tp2") || $0.hasPrefix("dp2") }
             .filter { $0.contains("%") && !$0.contains("misses") }

@@ -47,6 +47,38 @@ import Testing
         }
     }
 
+    /// DCP's all-gather and reduce-scatter are projected at the links the probe measured for
+    /// them (named in the source); without them the allreduce's link stands in. The probe's
+    /// derivation takes back the latency and rate a ring of p − 1 steps was timed at.
+    @Test func dcpExchangesAreProjectedAtTheirOwnProbedLinks() throws {
+        var r = Self.rates(bf16: 100e9)
+        let c = Presets.deepseekV2Lite
+        let plan = try LayoutPlan(config: c, layout: ParallelLayout(ranks: 4, dp: 1, dcp: 2), context: 256, batch: 4, bytesPerElement: 4)
+        let gather = try #require(plan.decodeCollectives.first { $0.kind == "all-gather" })
+        let scatter = try #require(plan.decodeCollectives.first { $0.kind == "reduce-scatter" })
+        func dcpSeconds(_ hw: Hardware) -> Double {
+            plan.stageSeconds(plan.decode, plan.decodeCollectives, config: c, hardware: hw).filter { $0.name == "dcp" }.reduce(0) { $0 + $1.seconds }
+        }
+        let before = dcpSeconds(r.hardware)
+        #expect(abs(before - (Double(gather.bytes) / 2e9 + Double(scatter.bytes) / 2 / 2e9 + 2 * 2e-6)) < 1e-12 * before)
+        (r.allGatherBytesPerSecond, r.allGatherStepLatencySeconds) = (4e9, 1e-6)
+        (r.reduceScatterBytesPerSecond, r.reduceScatterStepLatencySeconds) = (0.25e9, 5e-6)
+        let hw = r.hardware(for: .f32)
+        #expect(hw.allGatherLink == Hardware.Link(4e9, 1e-6) && hw.reduceScatterLink == Hardware.Link(0.25e9, 5e-6))
+        #expect(hw.source.contains("all-gather 4.00 GB/s + 1.00 µs, reduce-scatter 0.25 GB/s + 5.00 µs per step"), "\(hw.source)")
+        let after = dcpSeconds(hw)
+        #expect(abs(after - (Double(gather.bytes) / 4e9 + 1e-6 + Double(scatter.bytes) / 2 / 0.25e9 + 5e-6)) < 1e-12 * after)
+        // The allreduce keeps the reduction's link.
+        let allreduce = { (h: Hardware) in plan.stageSeconds(plan.decode, plan.decodeCollectives, config: c, hardware: h).first { $0.name == "allreduce" }?.seconds }
+        #expect(allreduce(hw) == allreduce(r.hardware))
+        for p in [2, 3, 4, 8] {
+            let (rate, latency, block) = (3e9, 2e-6, 1 << 20)
+            let received = Double((p - 1) * block)
+            let l = RateProbe.steps(small: Double(p - 1) * latency, large: received / rate + Double(p - 1) * latency, received: received, ranks: p)
+            #expect(abs(l.rate / rate - 1) < 1e-9 && abs(l.latency / latency - 1) < 1e-9, "p=\(p)")
+        }
+    }
+
     /// Memory-bound stages stream at the decode product's measured rate on the run's weight
     /// format where the probe timed it (named in the source), at memcpy's otherwise.
     @Test func memoryBoundStagesStreamAtTheDecodeProductsRate() throws {
@@ -84,7 +116,7 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         let base = #"{"sgemmFlopsPerSecond": 5e10, "copyBytesPerSecond": 1e10, "allReduceBytesPerSecond": 1e9, "allReduceStepLatencySeconds": 1e-6, "allReduceLargeBytes": 1048576, "allReduceSmallBytes": 4096, "ranks": 2, "cores": 2"#
         let keys = ["bf16GemmFlopsPerSecond", "attentionFlopsPerSecond", "fixedOrderGemmFlopsPerSecond", "decodeStreamBytesPerSecond",
-                    "absorbedBytesPerSecond", "reductionBytesPerSecond"]
+                    "absorbedBytesPerSecond", "reductionBytesPerSecond", "allGatherBytesPerSecond", "reduceScatterBytesPerSecond"]
         let file = dir.appendingPathComponent("rates.json")
         for key in keys {
             try Data((base + ", \"\(key)\": 3e9}").utf8).write(to: file)
@@ -95,8 +127,11 @@ import Testing
                 do { _ = try MeasuredRates.load(file.path) } catch { #expect("\(error)".contains(key) && "\(error)".contains(file.path), "\(error)") }
             }
         }
-        try Data((base + #", "reductionBytesPerSecond": 1e9, "reductionStepLatencySeconds": -1e-6}"#).utf8).write(to: file)
-        #expect(throws: MeasureError.self) { try MeasuredRates.load(file.path) }
+        for latency in ["reductionStepLatencySeconds", "allGatherStepLatencySeconds", "reduceScatterStepLatencySeconds"] {
+            try Data((base + ", \"\(latency)\": -1e-6}").utf8).write(to: file)
+            #expect(throws: MeasureError.self, "\(latency)") { try MeasuredRates.load(file.path) }
+            do { _ = try MeasuredRates.load(file.path) } catch { #expect("\(error)".contains(latency), "\(error)") }
+        }
         try Data((base + #", "reductionBytesPerSecond": 1e9, "reductionStepLatencySeconds": 0}"#).utf8).write(to: file)
         #expect(try MeasuredRates.load(file.path).hardware.linkLatencySeconds == 0)
     }
