@@ -112,16 +112,12 @@ public struct SweepRunner {
         return (report, try SweepFigures.write(report, config: config, to: out))
     }
 
-    /// The rate probe as a child job of `ranks` ranks, all busy at once (`rates-Nranks.json`), at
-    /// the shape of a forward of `tokens` tokens and its allreduce, the attention kernel on one
-    /// sequence of `sequence` tokens, the absorbed decode after `context` cached ones.
+    /// The rate probe as a child job of `ranks` ranks, all busy at once (`rates-Nranks.json`;
+    /// `ChildJobs.probeRates`).
     func probeRates(ranks n: Int, tokens: Int, sequence: Int, context: Int?, _ progress: SweepProgress) throws -> MeasuredRates {
-        var probe = StepSpec()
-        (probe.probe, probe.probeShape, probe.probeAttentionTokens) = (true, .forward(tokens: tokens, hidden: config.hiddenSize), sequence)
-        probe.probeDecodeContext = context.map { $0 + 1 }
-        (probe.probeAllReduceBytes, probe.out) = (ShardingPlan.allReduceBytes(tokens: tokens, config: config), file("rates-\(n)rank\(n == 1 ? "" : "s").json"))
-        try job("rate probe (\(n) rank\(n == 1 ? "" : "s"))", name: "probe-\(n)", ranks: n, .step(probe), timeout: 120, progress)
-        return try MeasuredRates.load(probe.out ?? "")
+        try ChildJobs(choice: choice, reduction: reduction, mode: mode, out: out, launcher: launcher)
+            .probeRates(config: config, ranks: n, tokens: tokens, sequence: sequence, context: context,
+                        file: file("rates-\(n)rank\(n == 1 ? "" : "s").json"), progress)
     }
 
     /// A timed step (`--repeat` forwards, the rates measured first in the same job) writing its result to `file`.

@@ -1,5 +1,4 @@
 import Foundation
-import Launch
 import MLA
 import Planner
 import TensorCore
@@ -185,19 +184,5 @@ public struct MeasuredRates: Codable, Sendable {
         return MeasuredRates(sgemmFlopsPerSecond: sgemm, copyBytesPerSecond: copy, allReduceBytesPerSecond: link,
                              allReduceStepLatencySeconds: 0, allReduceLargeBytes: bytes, allReduceSmallBytes: 0,
                              sgemmShape: report.ranks.first?.prefill?.sgemmShape, ranks: report.tp, cores: report.cpus)
-    }
-
-    /// Runs the probe as a child `mpirun -n ranks` job of `launcher`'s executable (plan itself
-    /// never starts MPI) and reads its result.
-    public static func probe(_ launcher: MPILauncher, ranks: Int, shape: RateProbe.Shape, allReduceBytes: Int) throws -> MeasuredRates {
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("mla-tp-rates-\(getpid()).json").path
-        defer { try? FileManager.default.removeItem(atPath: file) }
-        let r = launcher.run(ranks: ranks, ["sweep-step", "--probe", "--probe-shape", shape.dims.map(String.init).joined(separator: ","),
-                                            "--probe-allreduce-bytes", "\(allReduceBytes)", "--out", file], timeout: 120)
-        guard r.status == 0 else {
-            throw MeasureError.childFailed(what: "the rate probe (mpirun -n \(ranks) mla-tp sweep-step --probe)", result: r,
-                                           remedy: "check that mpirun works, or pass --rates FILE")
-        }
-        return try load(file)
     }
 }

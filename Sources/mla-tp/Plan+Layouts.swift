@@ -1,4 +1,5 @@
 import Foundation
+import Jobs
 import Measure
 import MLA
 import Planner
@@ -12,9 +13,8 @@ extension Plan {
         let list = try ParallelLayout.list(names, ranks: ranks)
         for l in list { try config.validate(tp: l.tp, latent: l.latent, padHeads: true) }      // a tp that does not divide the heads is planned padded
         let hw = try hardware?.hardware(ratesFile: rates, precision: model.choice.storage.activations) {
-            try MeasuredRates.probe(Runtime.launcher, ranks: min(ranks, ProcessInfo.processInfo.activeProcessorCount),
-                                    shape: .forward(tokens: batchSize, hidden: config.hiddenSize),
-                                    allReduceBytes: ShardingPlan.allReduceBytes(tokens: batchSize, config: config))
+            try ChildJobs.probeRates(choice: model.choice, config: config, ranks: min(ranks, ProcessInfo.processInfo.activeProcessorCount),
+                                     tokens: batchSize, sequence: max(context, 1), context: context, launcher: Runtime.launcher)
         }
         let report = try LayoutPlanReport(config: config, model: name, ranks: ranks, layouts: list, context: context, batch: batchSize,
                                       layers: layers, dtype: model.choice.quantization == .fp8 ? "fp8 weights, bf16 activations" : model.dtype.rawValue,

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Jobs
 import Measure
 import MLA
 import Planner
@@ -125,9 +126,9 @@ struct Plan: ParsableCommand {
             hw = try MeasuredRates.fromBench(benchJson, needLink: tp > 1).hardware
         } else {
             hw = try hardware?.hardware(ratesFile: rates, precision: model.choice.storage.activations) {
-                try MeasuredRates.probe(Runtime.launcher, ranks: min(tp, ProcessInfo.processInfo.activeProcessorCount),
-                                        shape: .forward(tokens: total, hidden: config.hiddenSize),
-                                        allReduceBytes: ShardingPlan.allReduceBytes(tokens: max(total, 1), config: config))
+                try ChildJobs.probeRates(choice: model.choice, config: config, ranks: min(tp, ProcessInfo.processInfo.activeProcessorCount),
+                                         tokens: max(total, 1), sequence: max(lengths.max() ?? 1, 1), context: lengths.max(),
+                                         launcher: Runtime.launcher)
             }
         }
         let report = try PlanReport(config: config, model: name, tp: tp, gate: model.gate, sequenceLengths: lengths,

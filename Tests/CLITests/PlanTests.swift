@@ -3,6 +3,7 @@ import Foundation
 import FoundationXML
 #endif
 import MLA
+import Planner
 import Report
 import Testing
 import TestSupport
@@ -59,6 +60,28 @@ import TestSupport
         #expect(try total("h200") < total("h100"))
         let text = MPIJob.single(["plan", "--preset", "deepseek-v3", "--tp", "8", "--hardware", "h100"], timeout: 30)
         #expect(text.stdout.contains("Projection on h100") && text.stdout.contains("allreduce"), "\(text)")
+    }
+
+    /// `plan --hardware cpu-measured` probes with the plan's model and precision: the attention
+    /// kernel and the absorbed decode on its heads, the decode's weights streamed as the run holds
+    /// them, and, for layouts, DCP's exchanges; the source names each.
+    @Test func cpuMeasuredProbesEveryKernelWithThePlansModel() throws {
+        let r = MPIJob.single(["plan", "--preset", "tiny", "--tp", "2", "--tokens", "16", "--dtype", "bf16", "--hardware", "cpu-measured", "--json"],
+                              timeout: 120)
+        #expect(r.status == 0, "\(r)")
+        let hw = try #require(try r.decoded(PlanReport.self).projection?.hardware, "\(r)")
+        #expect(hw.attentionFlopsPerSecond ?? 0 > 0 && hw.absorbedBytesPerSecond ?? 0 > 0 && hw.bytesPerElement == 2, "\(hw)")
+        #expect(hw.source.contains("attention kernel") && hw.source.contains("(4 heads × 16 tokens)") && hw.source.contains("bf16 weights streamed")
+                && hw.source.contains("(4 heads × 17 cached)") && hw.source.contains("the run's reduction (bf16"), "\(hw.source)")
+        let layouts = MPIJob.single(["plan", "--preset", "tiny", "--ranks", "2", "--layouts", "tp2,tp2-dcp2", "--context", "24", "--batch", "2",
+                                     "--hardware", "cpu-measured", "--json"], timeout: 120)
+        #expect(layouts.status == 0, "\(layouts)")
+        let lhw = try #require(try layouts.decoded(LayoutPlanReport.self).hardware, "\(layouts)")
+        #expect(lhw.allGatherLink != nil && lhw.reduceScatterLink != nil && lhw.source.contains("(4 heads × 24 tokens)"), "\(lhw)")
+        // A long prompt's attention kernel is timed on its first 1,024 tokens; the decode after all of them.
+        let long = MPIJob.single(["plan", "--preset", "tiny", "--tp", "2", "--tokens", "3000", "--hardware", "cpu-measured", "--json"], timeout: 120)
+        let longHW = try #require(try long.decoded(PlanReport.self).projection?.hardware, "\(long)")
+        #expect(longHW.source.contains("(4 heads × 1024 tokens)") && longHW.source.contains("(4 heads × 3001 cached)"), "\(longHW.source)")
     }
 
     /// cpu-measured rates read from a real `bench --json` report.
