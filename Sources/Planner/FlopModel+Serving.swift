@@ -39,8 +39,9 @@ extension FlopModel {
                                      latent: latent, decodeOnly: decodeOnly)
         let at = stages.count - (c.hasSeparateGate ? 2 : 1)
         var expand = Stage(name: "kv_b_proj (cache)", kind: .projection, flops: 0, elements: 0)
-        var expanded = Stage(name: "attention", kind: .attention, flops: 0, elements: 0)
-        var absorbed = Stage(name: "attention (absorbed)", kind: .attention, flops: 0, elements: 0, weightElements: 0, cacheElements: 0)
+        var expanded = Stage(name: "attention", kind: .attention, flops: 0, elements: 0, kernel: .expandedAttention)
+        var absorbed = Stage(name: "attention (absorbed)", kind: .attention, flops: 0, elements: 0, weightElements: 0, cacheElements: 0,
+                             kernel: .absorbedDecode)
         for (n, before) in zip(newTokens, cached) where n > 0 {
             let nk = try Checked.sum(before, n, what: "tokens of a sequence")
             // Under DCP a sequence that starts in this step attends over its own new tokens, as without DCP.

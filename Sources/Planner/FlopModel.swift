@@ -24,6 +24,10 @@ import TensorParallel
 /// `CountOverflow` instead of trapping, and `SizeBudget` turns that into a refusal naming the size.
 public enum FlopModel {
     public enum Kind: String, Codable, Sendable { case projection, attention }
+    /// The kernel an attention stage runs on, whose measured rate the projection takes: the
+    /// expanded attention kernel (a prefill's `AttentionKernel`, a naive decode's) or the
+    /// absorbed decode (`AbsorbedKernel`, streaming W_UK, W_UV and the latent cache).
+    public enum Kernel: String, Codable, Sendable { case expandedAttention = "expanded attention", absorbedDecode = "absorbed decode" }
 
     /// Query rows per block of the attention kernel (a block scores up to its last query's keys).
     public static var queryBlockRows: Int { AttentionCounts.queryBlockRows }
@@ -39,6 +43,8 @@ public enum FlopModel {
         /// fp8`) and the latent cache's (held as the cache dtype); the rest are activations.
         public var weightElements: Int? = nil
         public var cacheElements: Int? = nil
+        /// The attention kernel the stage runs on; nil for a projection (a GEMM on its weight).
+        public var kernel: Kernel? = nil
 
         /// Adds `g`'s weight, and its `rows × width` input as cached latents (kv_b_proj over the cache).
         mutating func addOperands(of g: Stage, cachedRows rows: Int, width: Int) throws(CountOverflow) {
@@ -157,7 +163,7 @@ public enum FlopModel {
             flops = try Checked.sum(flops, attention, what: "attention FLOPs of the batch")
             elements = try Checked.sum(elements, attentionElements(config: c, heads: hl, nq: n, nk: n), what: "elements attention moves")
         }
-        stages.insert(Stage(name: "attention", kind: .attention, flops: flops, elements: elements), at: stages.count - (c.hasSeparateGate ? 2 : 1))
+        stages.insert(Stage(name: "attention", kind: .attention, flops: flops, elements: elements, kernel: .expandedAttention), at: stages.count - (c.hasSeparateGate ? 2 : 1))
         return try Cost(stages: stages)
     }
 
@@ -178,7 +184,7 @@ public enum FlopModel {
             // kv_b_proj over every cached latent of each sequence (counted as a projection),
             // then the expanded kernel for its one query.
             var expand = Stage(name: "kv_b_proj (cache)", kind: .projection, flops: 0, elements: 0)
-            var attn = Stage(name: "attention", kind: .attention, flops: 0, elements: 0)
+            var attn = Stage(name: "attention", kind: .attention, flops: 0, elements: 0, kernel: .expandedAttention)
             for context in contexts {
                 let nk = try Checked.sum(context, 1, what: "cached tokens")
                 let g = try gemm("kv_b_proj (cache)", m: nk, out: hl * (c.qkNopeHeadDim + c.vHeadDim), in: lora)
@@ -191,7 +197,8 @@ public enum FlopModel {
             // The cached rows once (every local head reads the same latent and k_rope, so they come
             // from memory once and from cache after), and per head: its W_UK and W_UV rows of
             // kv_b_proj, the query, the absorbed query and latent output, the head's output.
-            var attn = Stage(name: "attention (absorbed)", kind: .attention, flops: 0, elements: 0, weightElements: 0, cacheElements: 0)
+            var attn = Stage(name: "attention (absorbed)", kind: .attention, flops: 0, elements: 0, weightElements: 0, cacheElements: 0,
+                             kernel: .absorbedDecode)
             let perHead = (c.qkNopeHeadDim + c.vHeadDim) * lora + c.qkHeadDim + 2 * lora + c.vHeadDim
             for context in contexts {
                 let nk = try Checked.sum(context, 1, what: "cached tokens")

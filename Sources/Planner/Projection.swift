@@ -166,8 +166,9 @@ public struct Projection: Codable, Sendable, Equatable {
             let w = s.weightElements ?? 0, k = s.cacheElements ?? 0
             let bytes = Int((Double(s.elements - w - k) * e + Double(w) * (hw.weightBytesPerElement ?? e)
                              + Double(k) * (hw.cacheBytesPerElement ?? e)).rounded())
-            let rate = s.name == "attention" ? (hw.attentionFlopsPerSecond ?? hw.flopsPerSecond) * share : flopRate
-            let stream = s.name == "attention (absorbed)" ? (hw.absorbedBytesPerSecond ?? hw.memoryBytesPerSecond) * share : memRate
+            // Each stage at the rate of the kernel it runs on (a GEMM's where it names none).
+            let rate = s.kernel == .expandedAttention ? (hw.attentionFlopsPerSecond ?? hw.flopsPerSecond) * share : flopRate
+            let stream = s.kernel == .absorbedDecode ? (hw.absorbedBytesPerSecond ?? hw.memoryBytesPerSecond) * share : memRate
             let compute = Double(s.flops) / rate, memory = Double(bytes) / stream
             return StageTime(name: s.name, flops: s.flops, bytes: bytes, seconds: max(compute, memory),
                              bound: compute >= memory ? .compute : .memory)

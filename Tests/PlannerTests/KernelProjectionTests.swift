@@ -23,6 +23,39 @@ import Testing
         for (s, s0) in zip(slowed.stages, plain.stages) where s.name != "attention" { #expect(s == s0, "\(s.name)") }
     }
 
+    /// Every way the model builds a step marks each attention stage with the kernel it runs on,
+    /// and the projection reads that mark, not the stage's name: projections carry none.
+    @Test func everyAttentionStageNamesItsKernelAndTheProjectionReadsIt() throws {
+        let c = Presets.deepseekV2Lite
+        let costs: [(String, FlopModel.Cost)] = [
+            ("prefill", try FlopModel.prefill(config: c, tp: 2, gate: .column, sequenceLengths: [64, 32])),
+            ("decode naive", try FlopModel.decode(config: c, tp: 2, gate: .column, contexts: [64], path: .naive)),
+            ("decode absorbed", try FlopModel.decode(config: c, tp: 2, gate: .column, contexts: [64], path: .absorbed)),
+            ("serving, chunked prefill", try FlopModel.servingStep(config: c, tp: 2, gate: .column, newTokens: [16, 1], cached: [32, 64],
+                                                                   path: .absorbed, dcp: TokenShare(index: 0, count: 1))),
+            ("serving, DCP", try FlopModel.servingStep(config: c, tp: 2, gate: .column, newTokens: [1, 1], cached: [64, 64],
+                                                       path: .absorbed, dcp: TokenShare(index: 0, count: 2))),
+        ]
+        for (what, cost) in costs {
+            for s in cost.stages {
+                let want: FlopModel.Kernel? = s.name == "attention" ? .expandedAttention : s.name == "attention (absorbed)" ? .absorbedDecode : nil
+                #expect(s.kernel == want && (s.kind == .attention) == (want != nil), "\(what): \(s.name)")
+            }
+            var hw = Self.cpu
+            (hw.attentionFlopsPerSecond, hw.absorbedBytesPerSecond) = (1e9, 0.5e9)
+            let projected = Projection(cost: cost, tokens: 1, config: c, tp: 2, hardware: hw)
+            for (s, t) in zip(cost.stages, projected.stages) {
+                let bytes = Double(t.bytes), flops = Double(t.flops)
+                let want = switch s.kernel {
+                case .expandedAttention: max(flops / 1e9, bytes / 10e9)
+                case .absorbedDecode: max(flops / 100e9, bytes / 0.5e9)
+                case nil: max(flops / 100e9, bytes / 10e9)
+                }
+                #expect(abs(t.seconds - want) <= 1e-12 * want, "\(what): \(s.name)")
+            }
+        }
+    }
+
     @Test func theAbsorbedDecodeStreamsAtItsKernelsRate() throws {
         let c = Presets.deepseekV3
         let cost = try FlopModel.decode(config: c, tp: 2, gate: .column, contexts: [256], path: .absorbed)
