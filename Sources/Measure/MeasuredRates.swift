@@ -155,6 +155,14 @@ public struct MeasuredRates: Codable, Sendable {
         let atLeastZero = [("allReduceBytesPerSecond", rates.allReduceBytesPerSecond), ("allReduceStepLatencySeconds", rates.allReduceStepLatencySeconds)]
             + [("reductionStepLatencySeconds", rates.reductionStepLatencySeconds), ("allGatherStepLatencySeconds", rates.allGatherStepLatencySeconds),
                ("reduceScatterStepLatencySeconds", rates.reduceScatterStepLatencySeconds)].compactMap { key, value in value.map { (key, $0) } }
+        // A link is a rate and a latency: one without the other would be dropped without a word.
+        for (rate, latency, hasRate, hasLatency) in [("reductionBytesPerSecond", "reductionStepLatencySeconds", rates.reductionBytesPerSecond != nil, rates.reductionStepLatencySeconds != nil),
+                                                     ("allGatherBytesPerSecond", "allGatherStepLatencySeconds", rates.allGatherBytesPerSecond != nil, rates.allGatherStepLatencySeconds != nil),
+                                                     ("reduceScatterBytesPerSecond", "reduceScatterStepLatencySeconds", rates.reduceScatterBytesPerSecond != nil, rates.reduceScatterStepLatencySeconds != nil)]
+        where hasRate != hasLatency {
+            throw MeasureError.unreadable(path: path, what: "rates file",
+                                          detail: "\(hasRate ? rate : latency) is given without \(hasRate ? latency : rate): a link needs both", remedy: remedy)
+        }
         if let (key, value) = positive.first(where: { !$0.1.isFinite || $0.1 <= 0 }) ?? atLeastZero.first(where: { !$0.1.isFinite || $0.1 < 0 }) {
             throw MeasureError.unreadable(path: path, what: "rates file",
                                           detail: "\(key) is \(value): every rate must be finite and above zero (the latency at least zero)", remedy: remedy)

@@ -60,12 +60,12 @@ public struct LatentCrossover: Codable, Sendable {
             }
             stopsWinningAtBatch = hi
         }
-        // The difference is linear in the latency: sharded − replicated = a + b·latency.
+        // The difference is linear in the latency: sharded − replicated = a + b·latency, every
+        // collective's step at that latency (the latent all-gather's own link included, where
+        // the hardware has one; its assumed latency is the one shown).
         planBatch = max(1, (batch + layout.dp - 1) / layout.dp)
-        assumedLatencySeconds = hardware.linkLatencySeconds
-        var free = hardware, slow = hardware
-        free.linkLatencySeconds = 0
-        slow.linkLatencySeconds = 1e-6
+        assumedLatencySeconds = hardware.allGatherLink?.stepLatencySeconds ?? hardware.linkLatencySeconds
+        let free = hardware.withStepLatency(0), slow = hardware.withStepLatency(1e-6)
         let a = try step(layout, planBatch, free) - step(twin, planBatch, free)
         let perSecond = (try step(layout, planBatch, slow) - step(twin, planBatch, slow) - a) / 1e-6
         breakEvenLatencySeconds = a < 0 && perSecond > 0 ? -a / perSecond : nil

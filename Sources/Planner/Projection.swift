@@ -49,6 +49,16 @@ public struct Hardware: Codable, Sendable, Equatable {
     public var allGatherLink: Link?
     public var reduceScatterLink: Link?
 
+    /// This hardware with every collective's ring step at `seconds` (the allreduce's, and the
+    /// all-gather's and reduce-scatter's where they have links of their own).
+    public func withStepLatency(_ seconds: Double) -> Hardware {
+        var hw = self
+        hw.linkLatencySeconds = seconds
+        hw.allGatherLink?.stepLatencySeconds = seconds
+        hw.reduceScatterLink?.stepLatencySeconds = seconds
+        return hw
+    }
+
     /// This hardware holding the weights as `quantization` and the latent cache at
     /// `cacheBytesPerToken` bytes per cached token of `config`: fp8 weights stream one byte per
     /// value plus one f32 scale per 128×128 block, and where the hardware has an FP8 tensor rate

@@ -25,9 +25,11 @@ struct Plan: ParsableCommand {
             mla-tp plan --preset deepseek-v3 --ranks 8 --layouts tp8,dp8 --memory-per-rank 141GB --kv-cache-dtype fp8
               (the cache at 656 B per token, and the tokens that fit in each cache dtype)
             --hardware takes \(HardwareSpec.forms).
-            cpu-measured measures this machine's sgemm (at the prefill's [T, hidden] shape), copy and MPI \
-            allreduce rates with a short `mpirun -n min(tp, cores) mla-tp sweep-step --probe` (or reads them \
-            from --rates, or from a bench report with --bench-json).
+            cpu-measured measures this machine's rate for each kernel the run would use (the GEMM at the \
+            prefill's [T, hidden] shape in the plan's precision, the attention kernel and the absorbed decode on \
+            the model's heads, the decode's weight streaming, the reduction, DCP's all-gather and reduce-scatter) \
+            with a short probe job on min(tp, cores) ranks, as a sweep does (or reads them from --rates, or from \
+            a bench report with --bench-json).
             """)
 
     @OptionGroup var model: ModelOptions

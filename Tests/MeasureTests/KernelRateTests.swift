@@ -118,19 +118,30 @@ import Testing
         let keys = ["bf16GemmFlopsPerSecond", "attentionFlopsPerSecond", "fixedOrderGemmFlopsPerSecond", "decodeStreamBytesPerSecond",
                     "absorbedBytesPerSecond", "reductionBytesPerSecond", "allGatherBytesPerSecond", "reduceScatterBytesPerSecond"]
         let file = dir.appendingPathComponent("rates.json")
+        // A link's rate comes with its latency.
+        let latencyOf = ["reductionBytesPerSecond": "reductionStepLatencySeconds", "allGatherBytesPerSecond": "allGatherStepLatencySeconds",
+                         "reduceScatterBytesPerSecond": "reduceScatterStepLatencySeconds"]
         for key in keys {
-            try Data((base + ", \"\(key)\": 3e9}").utf8).write(to: file)
+            let pair = latencyOf[key].map { ", \"\($0)\": 1e-6" } ?? ""
+            try Data((base + ", \"\(key)\": 3e9\(pair)}").utf8).write(to: file)
             #expect(try MeasuredRates.load(file.path).hardware(for: .bf16).source.isEmpty == false, "\(key) 3e9 is a rate")
             for bad in ["0", "-1e9"] {
-                try Data((base + ", \"\(key)\": \(bad)}").utf8).write(to: file)
+                try Data((base + ", \"\(key)\": \(bad)\(pair)}").utf8).write(to: file)
                 #expect(throws: MeasureError.self, "\(key) \(bad)") { try MeasuredRates.load(file.path) }
                 do { _ = try MeasuredRates.load(file.path) } catch { #expect("\(error)".contains(key) && "\(error)".contains(file.path), "\(error)") }
             }
         }
-        for latency in ["reductionStepLatencySeconds", "allGatherStepLatencySeconds", "reduceScatterStepLatencySeconds"] {
-            try Data((base + ", \"\(latency)\": -1e-6}").utf8).write(to: file)
+        for (rate, latency) in latencyOf {
+            try Data((base + ", \"\(rate)\": 1e9, \"\(latency)\": -1e-6}").utf8).write(to: file)
             #expect(throws: MeasureError.self, "\(latency)") { try MeasuredRates.load(file.path) }
             do { _ = try MeasuredRates.load(file.path) } catch { #expect("\(error)".contains(latency), "\(error)") }
+            // One half of a link alone is refused, naming both keys.
+            for half in ["\"\(rate)\": 1e9", "\"\(latency)\": 1e-6"] {
+                try Data((base + ", \(half)}").utf8).write(to: file)
+                do { _ = try MeasuredRates.load(file.path); Issue.record("\(half) alone was accepted") } catch {
+                    #expect("\(error)".contains(rate) && "\(error)".contains(latency) && "\(error)".contains("needs both"), "\(error)")
+                }
+            }
         }
         try Data((base + #", "reductionBytesPerSecond": 1e9, "reductionStepLatencySeconds": 0}"#).utf8).write(to: file)
         #expect(try MeasuredRates.load(file.path).hardware.linkLatencySeconds == 0)

@@ -93,6 +93,18 @@ import Testing
         let slow = try LatentCrossover(config: c, layout: l, context: 4096, batch: 8, bytesPerElement: 2, cacheDType: .bf16,
                                        quantization: nil, hardware: hw)
         #expect((slow.stopsWinningAtBatch ?? Int.max) < b)
+        // Measured links of their own (a CPU probe's) move with the latency too: with the
+        // all-gather's link at the allreduce's rate and latency, the break-even is the same, and
+        // at that latency on every link the two layouts tie.
+        var own = Hardware.h100
+        own.allGatherLink = .init(own.linkBytesPerSecond, own.linkLatencySeconds)
+        own.reduceScatterLink = .init(own.linkBytesPerSecond, 3 * own.linkLatencySeconds)
+        let withLinks = try LatentCrossover(config: c, layout: l, context: 4096, batch: 8, bytesPerElement: 2, cacheDType: .bf16,
+                                            quantization: nil, hardware: own)
+        let same = try #require(withLinks.breakEvenLatencySeconds)
+        #expect(abs(same / latency - 1) < 1e-6 && withLinks.assumedLatencySeconds == own.linkLatencySeconds)
+        let tied = own.withStepLatency(same)
+        #expect(abs(try step(l, 8, tied) - step(twin, 8, tied)) < 1e-9)
     }
 }
 
