@@ -141,27 +141,25 @@ public struct MeasuredRates: Codable, Sendable {
         let rates = try MeasureError.decode(MeasuredRates.self, path: path, what: "rates file", remedy: remedy)
         // A rate of zero, below zero or not finite would project "inf s" or a negative time.
         // Each kernel's rate, where the file has one, is held to the same rule.
+        // Each link is a rate and a latency, and must have both.
+        let links: [(rate: String, latency: String, Double?, Double?)] = [
+            ("reductionBytesPerSecond", "reductionStepLatencySeconds", rates.reductionBytesPerSecond, rates.reductionStepLatencySeconds),
+            ("allGatherBytesPerSecond", "allGatherStepLatencySeconds", rates.allGatherBytesPerSecond, rates.allGatherStepLatencySeconds),
+            ("reduceScatterBytesPerSecond", "reduceScatterStepLatencySeconds", rates.reduceScatterBytesPerSecond, rates.reduceScatterStepLatencySeconds)]
         let kernels: [(String, Double?)] = [("bf16GemmFlopsPerSecond", rates.bf16GemmFlopsPerSecond),
                                             ("attentionFlopsPerSecond", rates.attentionFlopsPerSecond),
                                             ("fixedOrderGemmFlopsPerSecond", rates.fixedOrderGemmFlopsPerSecond),
                                             ("decodeStreamBytesPerSecond", rates.decodeStreamBytesPerSecond),
-                                            ("absorbedBytesPerSecond", rates.absorbedBytesPerSecond),
-                                            ("reductionBytesPerSecond", rates.reductionBytesPerSecond),
-                                            ("allGatherBytesPerSecond", rates.allGatherBytesPerSecond),
-                                            ("reduceScatterBytesPerSecond", rates.reduceScatterBytesPerSecond)]
+                                            ("absorbedBytesPerSecond", rates.absorbedBytesPerSecond)] + links.map { ($0.rate, $0.2) }
         let positive: [(String, Double)] = [("sgemmFlopsPerSecond", rates.sgemmFlopsPerSecond), ("copyBytesPerSecond", rates.copyBytesPerSecond)]
             + (rates.ranks > 1 ? [("allReduceBytesPerSecond", rates.allReduceBytesPerSecond)] : [])
             + kernels.compactMap { key, value in value.map { (key, $0) } }
         let atLeastZero = [("allReduceBytesPerSecond", rates.allReduceBytesPerSecond), ("allReduceStepLatencySeconds", rates.allReduceStepLatencySeconds)]
-            + [("reductionStepLatencySeconds", rates.reductionStepLatencySeconds), ("allGatherStepLatencySeconds", rates.allGatherStepLatencySeconds),
-               ("reduceScatterStepLatencySeconds", rates.reduceScatterStepLatencySeconds)].compactMap { key, value in value.map { (key, $0) } }
-        // A link is a rate and a latency: one without the other would be dropped without a word.
-        for (rate, latency, hasRate, hasLatency) in [("reductionBytesPerSecond", "reductionStepLatencySeconds", rates.reductionBytesPerSecond != nil, rates.reductionStepLatencySeconds != nil),
-                                                     ("allGatherBytesPerSecond", "allGatherStepLatencySeconds", rates.allGatherBytesPerSecond != nil, rates.allGatherStepLatencySeconds != nil),
-                                                     ("reduceScatterBytesPerSecond", "reduceScatterStepLatencySeconds", rates.reduceScatterBytesPerSecond != nil, rates.reduceScatterStepLatencySeconds != nil)]
-        where hasRate != hasLatency {
-            throw MeasureError.unreadable(path: path, what: "rates file",
-                                          detail: "\(hasRate ? rate : latency) is given without \(hasRate ? latency : rate): a link needs both", remedy: remedy)
+            + links.compactMap { l in l.3.map { (l.latency, $0) } }
+        // One half of a link alone would be dropped without a word.
+        for l in links where (l.2 == nil) != (l.3 == nil) {
+            let (given, missing) = l.2 != nil ? (l.rate, l.latency) : (l.latency, l.rate)
+            throw MeasureError.unreadable(path: path, what: "rates file", detail: "\(given) is given without \(missing): a link needs both", remedy: remedy)
         }
         if let (key, value) = positive.first(where: { !$0.1.isFinite || $0.1 <= 0 }) ?? atLeastZero.first(where: { !$0.1.isFinite || $0.1 < 0 }) {
             throw MeasureError.unreadable(path: path, what: "rates file",

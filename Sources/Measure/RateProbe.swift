@@ -31,11 +31,12 @@ public enum RateProbe {
     /// MPI allreduce, each kernel a run will use, when given: `attention`, the expanded attention
     /// kernel; `absorbed`, the absorbed decode after the caches are evicted; `stream`, the decode's
     /// weight streaming on the run's weight format; `fixedOrder`, the invariant mode's product on
-    /// weights in that precision; `reduction`, the run's own allreduce path at both sizes.
+    /// weights in that precision; `reduction`, the run's own allreduce path at both sizes, and
+    /// with `exchanges` its all-gather and reduce-scatter (for layouts with DCP or a latent gather).
     public static func measure(_ world: Communicator, shape: Shape = Shape(m: 1024, n: 1024, k: 1024),
                                allReduceBytes: Int = 4 << 20, attention: AttentionProbe? = nil,
                                fixedOrder: Precision? = nil, reduction: Collectives? = nil,
-                               stream: StreamProbe? = nil, absorbed: AbsorbedProbe? = nil) throws -> MeasuredRates {
+                               stream: StreamProbe? = nil, absorbed: AbsorbedProbe? = nil, exchanges timeExchanges: Bool = false) throws -> MeasuredRates {
         let p = world.size
         let probe = Probe(world: world)
         // sgemm x [M, K] · W, W [K, N], in the [in, out] order the layer keeps its projections in.
@@ -88,7 +89,7 @@ public enum RateProbe {
         // DCP's exchanges (and the sharded latent's gather) through the same collectives: an
         // all-gather and a reduce-scatter at both sizes, each its own link.
         var exchanges: (gather: (rate: Double, latency: Double), scatter: (rate: Double, latency: Double))?
-        if p > 1, let reduction {
+        if p > 1, timeExchanges, let reduction {
             exchanges = (try exchangeLink(.gather, reduction, small: small, large: large, probe: probe),
                          try exchangeLink(.scatter, reduction, small: small, large: large, probe: probe))
         }
@@ -133,21 +134,23 @@ public enum RateProbe {
     /// `amount` (FLOPs or bytes) over `seconds`, the best sample.
     static func perSecond(_ amount: Int, _ seconds: Double) -> Double { Double(amount) / max(seconds, 1e-12) }
 
-    /// A ring allreduce's link from two timings over `ranks` ranks: the latency per ring step from
-    /// the small one's `2(p−1)` steps, the rate from the bytes a rank sends of the large one's
-    /// `payload` (`2(p−1)/p` of it) once that latency is taken off.
-    static func link(small: Double, large: Double, payload: Int, ranks p: Int) -> (rate: Double, latency: Double) {
-        let ring = Double(2 * (p - 1)), latency = small / ring
-        return (ring / Double(p) * Double(payload) / max(large - ring * latency, 1e-9), latency)
+    /// A ring collective's link from two timings: the latency per step from the small one's
+    /// `steps` ring steps, the rate from the bytes a rank moves of the large one (`bytes`) once
+    /// that latency is taken off. `LayoutPlan` and `Projection` price collectives with these two terms.
+    static func ring(small: Double, large: Double, bytes: Double, steps: Int) -> (rate: Double, latency: Double) {
+        let n = Double(steps), latency = small / n
+        return (bytes / max(large - n * latency, 1e-9), latency)
     }
 
-    /// The link of a ring collective of `p − 1` steps from two timings: the latency per step from
-    /// the small one, the rate from the bytes a rank receives of the large one (`received`: the
-    /// other p − 1 blocks of an all-gather, (p − 1)/p of a reduce-scatter's buffer) once that
-    /// latency is taken off. `LayoutPlan` projects these collectives with the same two terms.
+    /// A ring allreduce's link over `ranks` ranks: `2(p−1)` steps, a rank sending `2(p−1)/p` of `payload`.
+    static func link(small: Double, large: Double, payload: Int, ranks p: Int) -> (rate: Double, latency: Double) {
+        ring(small: small, large: large, bytes: Double(2 * (p - 1)) / Double(p) * Double(payload), steps: 2 * (p - 1))
+    }
+
+    /// An all-gather's or a reduce-scatter's link: `p − 1` steps, a rank receiving `received`
+    /// bytes (the other p − 1 blocks of an all-gather, (p − 1)/p of a reduce-scatter's buffer).
     static func steps(small: Double, large: Double, received: Double, ranks p: Int) -> (rate: Double, latency: Double) {
-        let steps = Double(p - 1), latency = small / steps
-        return (received / max(large - steps * latency, 1e-9), latency)
+        ring(small: small, large: large, bytes: received, steps: p - 1)
     }
 
     /// An all-gather (`.gather`: each rank's block of `bytes / p`) or a reduce-scatter

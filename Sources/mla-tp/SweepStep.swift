@@ -98,7 +98,8 @@ struct SweepStep: ParsableCommand {
         let rates = s.probe || s.probeFirst ? try RateProbe.measure(world, shape: shape, allReduceBytes: s.probeAllReduceBytes, attention: attention,
                                                                      fixedOrder: mode == .invariant ? model.dtype : nil,
                                                                      reduction: reduction.collectives(world, dtype: model.dtype, mode: mode),
-                                                                     stream: StreamProbe(storage: model.storage), absorbed: absorbed) : nil
+                                                                     stream: StreamProbe(storage: model.storage), absorbed: absorbed,
+                                                                     exchanges: s.probe) : nil   // a timed job's same-job rates price no exchange
         let text: String
         if s.probe, let rates {
             text = try Report.Format.json(rates)
