@@ -74,8 +74,8 @@ public enum RateProbe {
         let small = 4096, large = max(allReduceBytes, 8192)
         var (linkRate, stepLatency) = (0.0, 0.0)
         if p > 1 {
-            (linkRate, stepLatency) = link(small: try probe.allReduce(bytes: small, repeats: 5, batch: 50).min,
-                                           large: try probe.allReduce(bytes: large, repeats: repeats).min, payload: large, ranks: p)
+            (linkRate, stepLatency) = link(small: (try probe.allReduce(bytes: small, repeats: 5, batch: 50).min, small),
+                                           large: (try probe.allReduce(bytes: large, repeats: repeats).min, large), ranks: p)
         }
         // The same two sizes through the reduction the run makes (`reduction`: its path, the
         // shared-memory window or MPI, in its precision): the rate and latency its allreduces get.
@@ -83,7 +83,8 @@ public enum RateProbe {
         if p > 1, let reduction {
             let (smallT, smallPath) = try timeReduction(reduction, bytes: small, probe: probe, repeats: 5, batch: 50)
             let (largeT, largePath) = try timeReduction(reduction, bytes: large, probe: probe, repeats: repeats, batch: 1)
-            let l = link(small: smallT, large: largeT, payload: large / 4 * reduction.reducePrecision.bytesPerElement, ranks: p)
+            let element = reduction.reducePrecision.bytesPerElement
+            let l = link(small: (smallT, small / 4 * element), large: (largeT, large / 4 * element), ranks: p)
             path = (l.rate, l.latency, largePath, smallPath)
         }
         // DCP's exchanges (and the sharded latent's gather) through the same collectives: an
@@ -134,23 +135,37 @@ public enum RateProbe {
     /// `amount` (FLOPs or bytes) over `seconds`, the best sample.
     static func perSecond(_ amount: Int, _ seconds: Double) -> Double { Double(amount) / max(seconds, 1e-12) }
 
-    /// A ring collective's link from two timings: the latency per step from the small one's
-    /// `steps` ring steps, the rate from the bytes a rank moves of the large one (`bytes`) once
-    /// that latency is taken off. `LayoutPlan` and `Projection` price collectives with these two terms.
-    static func ring(small: Double, large: Double, bytes: Double, steps: Int) -> (rate: Double, latency: Double) {
-        let n = Double(steps), latency = small / n
-        return (bytes / max(large - n * latency, 1e-9), latency)
+    /// One timing of a collective: its seconds, and the bytes a rank moved in it.
+    typealias Timing = (seconds: Double, bytes: Double)
+
+    /// A ring collective's link from two timings of it at two sizes, both fitted exactly to
+    /// `t = steps · latency + bytes / rate`: the rate from what the larger size added in time and
+    /// bytes, the latency per step from what is left of the small timing. (Taking the whole small
+    /// timing as latency overstates the rate whenever the large size is only a few times the small
+    /// one.) Timings that do not grow with the bytes, noise on a busy machine, fall back to that:
+    /// the small timing all latency. `LayoutPlan` and `Projection` price collectives with these two terms.
+    static func ring(small: Timing, large: Timing, steps: Int) -> (rate: Double, latency: Double) {
+        let n = Double(steps), dt = large.seconds - small.seconds, db = large.bytes - small.bytes
+        guard dt > 0, db > 0 else {
+            let latency = small.seconds / n
+            return (large.bytes / max(large.seconds - n * latency, 1e-9), latency)
+        }
+        let rate = db / dt, left = small.seconds - small.bytes / rate
+        // A negative intercept: the small one was faster than the line allows; no latency, and the large one's rate.
+        return left >= 0 ? (rate, left / n) : (large.bytes / large.seconds, 0)
     }
 
-    /// A ring allreduce's link over `ranks` ranks: `2(p−1)` steps, a rank sending `2(p−1)/p` of `payload`.
-    static func link(small: Double, large: Double, payload: Int, ranks p: Int) -> (rate: Double, latency: Double) {
-        ring(small: small, large: large, bytes: Double(2 * (p - 1)) / Double(p) * Double(payload), steps: 2 * (p - 1))
+    /// A ring allreduce's link over `ranks` ranks, timed at two payloads: `2(p−1)` steps, a rank
+    /// sending `2(p−1)/p` of the payload.
+    static func link(small: (seconds: Double, payload: Int), large: (seconds: Double, payload: Int), ranks p: Int) -> (rate: Double, latency: Double) {
+        let share = Double(2 * (p - 1)) / Double(p)
+        return ring(small: (small.seconds, share * Double(small.payload)), large: (large.seconds, share * Double(large.payload)), steps: 2 * (p - 1))
     }
 
-    /// An all-gather's or a reduce-scatter's link: `p − 1` steps, a rank receiving `received`
-    /// bytes (the other p − 1 blocks of an all-gather, (p − 1)/p of a reduce-scatter's buffer).
-    static func steps(small: Double, large: Double, received: Double, ranks p: Int) -> (rate: Double, latency: Double) {
-        ring(small: small, large: large, bytes: received, steps: p - 1)
+    /// An all-gather's or a reduce-scatter's link: `p − 1` steps, a rank receiving the bytes of
+    /// each timing (the other p − 1 blocks of an all-gather, (p − 1)/p of a reduce-scatter's buffer).
+    static func steps(small: Timing, large: Timing, ranks p: Int) -> (rate: Double, latency: Double) {
+        ring(small: small, large: large, steps: p - 1)
     }
 
     /// An all-gather (`.gather`: each rank's block of `bytes / p`) or a reduce-scatter
@@ -173,9 +188,9 @@ public enum RateProbe {
             return try probe.samples(repeats) { for _ in 0..<batch { try body() } }.min / Double(batch)
         }
         // Either way a rank receives p − 1 blocks: the others' (gather), or its block's p − 1 partials (scatter).
-        let received = Double((p - 1) * max(large / 4 / p, 1) * 4)
-        return steps(small: try time(small, repeats: 5, batch: 50), large: try time(large, repeats: repeats, batch: 1),
-                     received: received, ranks: p)
+        let received = { (bytes: Int) in Double((p - 1) * max(bytes / 4 / p, 1) * 4) }
+        return steps(small: (try time(small, repeats: 5, batch: 50), received(small)),
+                     large: (try time(large, repeats: repeats, batch: 1), received(large)), ranks: p)
     }
 
     /// The best of `repeats` samples of `batch` back-to-back reductions of `bytes / 4` values

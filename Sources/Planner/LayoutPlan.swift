@@ -161,10 +161,10 @@ public struct LayoutPlan: Codable, Sendable {
             switch c.kind {
             case "allreduce": t = Projection.ringAllReduceSeconds(bytes: c.bytes, tp: c.ranks, hardware: hw)
             case "all-gather":
-                let link = hw.allGatherLink ?? .init(hw.linkBytesPerSecond, hw.linkLatencySeconds)
+                let link = hw.allGatherLink ?? hw.allReduceLink
                 t = (p - 1) * Double(c.bytes) / link.bytesPerSecond + (p - 1) * link.stepLatencySeconds
             default:
-                let link = hw.reduceScatterLink ?? .init(hw.linkBytesPerSecond, hw.linkLatencySeconds)
+                let link = hw.reduceScatterLink ?? hw.allReduceLink
                 t = (p - 1) / p * Double(c.bytes) / link.bytesPerSecond + (p - 1) * link.stepLatencySeconds
             }
             parts.append(Part(name: c.kind == "allreduce" ? "allreduce" : c.purpose == "latent" ? "latent" : "dcp", seconds: t, collective: true))

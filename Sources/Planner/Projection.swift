@@ -48,6 +48,8 @@ public struct Hardware: Codable, Sendable, Equatable {
     }
     public var allGatherLink: Link?
     public var reduceScatterLink: Link?
+    /// The allreduce's link, which stands in for a collective measured on no link of its own.
+    public var allReduceLink: Link { Link(linkBytesPerSecond, linkLatencySeconds) }
 
     /// This hardware with every collective's ring step at `seconds` (the allreduce's, and the
     /// all-gather's and reduce-scatter's where they have links of their own).

@@ -71,12 +71,32 @@ import Testing
         // The allreduce keeps the reduction's link.
         let allreduce = { (h: Hardware) in plan.stageSeconds(plan.decode, plan.decodeCollectives, config: c, hardware: h).first { $0.name == "allreduce" }?.seconds }
         #expect(allreduce(hw) == allreduce(r.hardware))
+    }
+
+    /// A link is the line through both timings (steps · latency + bytes / rate), for the
+    /// allreduce's 2(p − 1) steps and an exchange's p − 1, with the large size only 2× the small
+    /// one as well as 256×: taking the whole small timing as latency overstated the rate there.
+    @Test func aLinkIsFittedToBothTimingsNotTheSmallOneAsLatency() {
+        let (rate, latency) = (3e9, 2e-6)
         for p in [2, 3, 4, 8] {
-            let (rate, latency, block) = (3e9, 2e-6, 1 << 20)
-            let received = Double((p - 1) * block)
-            let l = RateProbe.steps(small: Double(p - 1) * latency, large: received / rate + Double(p - 1) * latency, received: received, ranks: p)
-            #expect(abs(l.rate / rate - 1) < 1e-9 && abs(l.latency / latency - 1) < 1e-9, "p=\(p)")
+            for (small, large) in [(4096, 8192), (4096, 1 << 20)] {
+                let t = { (steps: Int, bytes: Double) in Double(steps) * latency + bytes / rate }
+                let share = Double(2 * (p - 1)) / Double(p)
+                let a = RateProbe.link(small: (t(2 * (p - 1), share * Double(small)), small),
+                                       large: (t(2 * (p - 1), share * Double(large)), large), ranks: p)
+                let received = { (bytes: Int) in Double((p - 1) * bytes / p) }
+                let e = RateProbe.steps(small: (t(p - 1, received(small)), received(small)), large: (t(p - 1, received(large)), received(large)), ranks: p)
+                for l in [a, e] {
+                    #expect(abs(l.rate / rate - 1) < 1e-9 && abs(l.latency / latency - 1) < 1e-9, "p=\(p) \(small)→\(large): \(l)")
+                }
+            }
         }
+        // Timings that did not grow with the bytes: the small one is all latency, the rate finite.
+        let flat = RateProbe.steps(small: (1e-5, 4096), large: (1e-5, 8192), ranks: 2)
+        #expect(flat.latency == 1e-5 && flat.rate.isFinite && flat.rate > 0)
+        // A small timing under the line: no latency, the large timing's own rate.
+        let under = RateProbe.steps(small: (1e-9, 4096), large: (2e-6, 8192), ranks: 2)
+        #expect(under.latency == 0 && under.rate == 8192 / 2e-6)
     }
 
     /// Memory-bound stages stream at the decode product's measured rate on the run's weight
