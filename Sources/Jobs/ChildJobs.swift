@@ -63,8 +63,14 @@ public struct ChildJobs {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mla-tp-probe-\(getpid())").path
         try FileManager.default.createDirectory(atPath: (dir as NSString).appendingPathComponent("jobs"), withIntermediateDirectories: true)
         let jobs = ChildJobs(choice: choice, reduction: ReductionChoice(), out: dir, launcher: launcher)
-        let rates = try jobs.probeRates(config: config, ranks: ranks, tokens: tokens, sequence: sequence, context: context,
+        let rates: MeasuredRates
+        do {
+            rates = try jobs.probeRates(config: config, ranks: ranks, tokens: tokens, sequence: sequence, context: context,
                                         file: (dir as NSString).appendingPathComponent("rates.json"), SweepProgress(rewrite: false) { _ in })
+        } catch let MeasureError.childFailed(what, result, remedy) {
+            throw MeasureError.childFailed(what: what, result: result, remedy: remedy + "; or plan from rates measured apart: "
+                                           + "mpirun -n \(ranks) mla-tp sweep-step --probe --out rates.json (with this plan's model flags), then --rates rates.json")
+        }
         try? FileManager.default.removeItem(atPath: dir)
         return rates
     }

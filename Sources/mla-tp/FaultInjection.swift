@@ -4,7 +4,7 @@ import SafeTensors
 /// Test-only faults, switched on by environment variables, to prove that one failing rank
 /// ends the whole job: `MLATP_FAULT=kill` (SIGKILL itself), `MLATP_FAULT=stall` (sleep
 /// forever) or `MLATP_FAULT=error` (throw an input error that only this rank sees) on rank
-/// `MLATP_FAULT_RANK` (default 1), in the middle of a forward; or `MLATP_FAULT=hold-output`:
+/// `MLATP_FAULT_RANK` (default 1), in the middle of a forward or of a rate probe; or `MLATP_FAULT=hold-output`:
 /// that rank, its output written, waits before linking it in until a termination notice
 /// arrives (at most 30 s), so that the tests can signal mpirun at exactly that moment; or
 /// `MLATP_FAULT=hold-load` (`holdLoad`).
@@ -39,7 +39,7 @@ enum FaultInjection {
         case "kill": return { kill(getpid(), SIGKILL) }
         case "stall": return { while true { sleep(60) } }
         case "error":
-            return { throw CLIError.input("injected fault: rank \(rank) failed alone mid-forward — unset MLATP_FAULT") }
+            return { throw CLIError.input("injected fault: rank \(rank) failed alone mid-job — unset MLATP_FAULT") }
         default: return nil
         }
     }

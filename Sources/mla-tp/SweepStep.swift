@@ -95,6 +95,7 @@ struct SweepStep: ParsableCommand {
         let absorbed = loaded.flatMap { (c, _) in s.probeDecodeContext.map {
             AbsorbedProbe(config: c, heads: c.localHeads(tp: world.size), cached: $0, precision: model.dtype)
         } }
+        if s.probe { try FaultInjection.hook(rank: world.rank)?() }
         let rates = s.probe || s.probeFirst ? try RateProbe.measure(world, shape: shape, allReduceBytes: s.probeAllReduceBytes, attention: attention,
                                                                      fixedOrder: mode == .invariant ? model.dtype : nil,
                                                                      reduction: reduction.collectives(world, dtype: model.dtype, mode: mode),

@@ -84,6 +84,22 @@ import TestSupport
         #expect(longHW.source.contains("(4 heads × 1024 tokens)") && longHW.source.contains("(4 heads × 3001 cached)"), "\(longHW.source)")
     }
 
+    /// A probe job that fails ends the plan with the job's own line and both ways on: rerunning
+    /// the job that was kept, and planning from rates measured apart with `--rates`, for a tp
+    /// plan and a layout plan alike.
+    @Test func aFailedProbeNamesTheJobAndTheRatesFileWayOn() {
+        let fault = ["MLATP_FAULT": "error", "MLATP_FAULT_RANK": "0"]
+        for args in [["--tp", "2", "--tokens", "16"], ["--ranks", "2", "--layouts", "tp2,tp2-dcp2", "--context", "24"]] {
+            let r = MPIJob.single(["plan", "--preset", "tiny"] + args + ["--hardware", "cpu-measured"], timeout: 120, environment: fault)
+            #expect(r.status != 0 && r.stderr.contains("rate probe (2 ranks) failed") && r.stderr.contains("injected fault"), "\(args): \(r)")
+            #expect(r.stderr.contains("mla-tp job ") && r.stderr.contains("mla-tp sweep-step --probe --out rates.json")
+                    && r.stderr.contains("--rates rates.json"), "\(args): \(r)")
+            if let path = r.stderr.split(separator: " ").first(where: { $0.hasSuffix("probe-2.json;") }) {
+                try? FileManager.default.removeItem(atPath: (String(path.dropLast()) as NSString).deletingLastPathComponent.replacingOccurrences(of: "/jobs", with: ""))
+            }
+        }
+    }
+
     /// cpu-measured rates read from a real `bench --json` report.
     @Test func cpuMeasuredRatesFromABenchReport() throws {
         let bench = MPIJob.run(ranks: 2, ["bench", "--preset", "tiny", "--tokens", "32", "--phase", "both", "--json"], timeout: 120)
