@@ -28,11 +28,14 @@ AVX2 static void nn_avx2(size_t m, size_t n, size_t k, float alpha, const float 
     size_t p = 0;
     for (; p + ROWS <= k; p += ROWS) {
         const uint16_t *wp = w + p * ldw;
+        size_t left = k - p - ROWS, next = n > PREFETCH_MAX_N ? 0 : (left < ROWS ? left : ROWS);
         for (size_t i0 = 0; i0 < m; i0 += GROUP) {
             size_t mb = m - i0 < GROUP ? m - i0 : GROUP;
             coefficients(coef, mb, ROWS, alpha, x + i0 * ldx, ldx, p);
             size_t j = 0;
             for (; j + 8 <= n; j += 8) {
+                if (i0 == 0 && (j & 31) == 0)
+                    for (size_t r = 0; r < next; r++) _mm_prefetch((const char *)(wp + (ROWS + r) * ldw + j), _MM_HINT_T0);
                 __m256 wv[ROWS];
                 for (int r = 0; r < ROWS; r++) wv[r] = widen8(wp + r * ldw + j);
                 for (size_t i = 0; i < mb; i++) {

@@ -25,23 +25,11 @@ struct DecodeBench {
         let ldw = transB ? k : n
         let context = GemmContext()
         var kernels: [GemmRoute: String] = [:]
-        let src = UnsafeMutableRawPointer.allocate(byteCount: memcpyBytes, alignment: 64)
+        let ceiling = ReadCeiling(bytes: memcpyBytes), src = ceiling.buffer   // the memcpy's source, read alone for the ceiling
         let dst = UnsafeMutableRawPointer.allocate(byteCount: memcpyBytes, alignment: 64)
-        defer { src.deallocate(); dst.deallocate() }
-        memset(src, 1, memcpyBytes); memset(dst, 0, memcpyBytes)
-
-        // The read ceiling: the same memcpy source read in eight interleaved streams and summed.
-        var readSink: Float = 0
-        let readFloats = memcpyBytes / 4, stream = readFloats / 8
-        let readAll = {
-            let f = UnsafeRawPointer(src)
-            var acc = [SIMD16<Float>](repeating: .zero, count: 8)
-            for i in stride(from: 0, to: stream - 15, by: 16) {
-                for s in 0..<8 { acc[s] += f.loadUnaligned(fromByteOffset: 4 * (s * stream + i), as: SIMD16<Float>.self) }
-            }
-            readSink += acc.reduce(.zero, +).sum()
-        }
-        var bodies: [() -> Void] = [{ _ = memcpy(dst, src, memcpyBytes) }, readAll]
+        defer { dst.deallocate() }
+        memset(dst, 0, memcpyBytes)
+        var bodies: [() -> Void] = [{ _ = memcpy(dst, src, memcpyBytes) }, ceiling.read]
         // Each body runs the product once on every copy, back to back, as a decode step streams
         // one weight after another; its time is divided by the copies.
         func bf16(_ route: GemmRoute) -> () -> Void {
@@ -80,7 +68,7 @@ struct DecodeBench {
         }
         var times = interleaved(rounds: rounds, bodies).map(median)
         times[2] /= Double(copies); times[3] /= Double(w32Copies); times[4] /= Double(copies); times[5] /= Double(fp8Copies)
-        if readSink.isNaN { line("") }        // keeps the read from being optimised away
+        if ceiling.sink.isNaN { line("") }     // keeps the read from being optimised away
         let copyRate = 2 * Double(memcpyBytes) / times[0], readRate = Double(memcpyBytes) / times[1]
         let bytes16 = Double(2 * n * k), bytes32 = Double(4 * n * k), flops = Double(2 * m * n * k)
         line("[\(m), \(k)]·\(transB ? "[\(n), \(k)]ᵀ" : "[\(k), \(n)]"), \("\(copies) bf16 / \(w32Copies) f32 copies back to back") — median of \(rounds) interleaved rounds")

@@ -51,3 +51,27 @@ func conditions() -> String {
         + "kernels \(KernelISA.best); OpenBLAS threads \(BLAS.threads), OpenMP threads \(OneDNN.threads.map(String.init) ?? "none"); "
         + "load average \(load)"
 }
+
+/// The read ceiling: a buffer of `bytes` read in eight interleaved streams and summed (what a
+/// weight-streaming kernel can reach at best), its sum kept so the reads are not optimised away.
+final class ReadCeiling {
+    let bytes: Int
+    let buffer: UnsafeMutableRawPointer
+    private(set) var sink: Float = 0
+
+    init(bytes: Int) {
+        self.bytes = bytes
+        buffer = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        memset(buffer, 1, bytes)
+    }
+    deinit { buffer.deallocate() }
+
+    func read() {
+        let f = UnsafeRawPointer(buffer), stream = bytes / 4 / 8
+        var acc = [SIMD16<Float>](repeating: .zero, count: 8)
+        for i in stride(from: 0, to: stream - 15, by: 16) {
+            for s in 0..<8 { acc[s] += f.loadUnaligned(fromByteOffset: 4 * (s * stream + i), as: SIMD16<Float>.self) }
+        }
+        sink += acc.reduce(.zero, +).sum()
+    }
+}

@@ -51,6 +51,9 @@ case "decode":
     for (index, (m, n, k, transB)) in cases.enumerated() where only?.contains(index) ?? true {
         DecodeBench(m: m, n: n, k: k, transB: transB, rounds: rounds, streamBytes: 256 << 20).run(memcpyBytes: 64 << 20)
     }
+case "heads":      // the absorbed decode's W_UK and W_UV over every local head (deepseek-v3, tp = 2)
+    line(conditions())
+    HeadsBench(heads: 64, nope: 128, vDim: 128, lora: 512, rounds: rounds, streamBytes: 256 << 20).run(readBytes: 64 << 20)
 case "overhead":   // per-call cost of Gemm.run on a tiny bf16 product
     let x = values(16, seed: 1), w = BF16.round(values(256, seed: 2))
     var y = [Float](repeating: 0, count: 16)
