@@ -4,6 +4,7 @@
 //   kernel-bench decode [rounds]   weight GB/s of one-row and small-batch products against memcpy
 //                                  (KERNEL_BENCH_SHAPES="m,n,k,transB;…" for other shapes)
 //   kernel-bench one m n k transB [rounds]   one product shape
+//   kernel-bench heads [rounds]    the absorbed decode's W_UK and W_UV over 64 heads (deepseek-v3, tp = 2)
 //   kernel-bench overhead          the per-call cost of Gemm.run on a tiny bf16 product
 //   kernel-bench route             one line per route: the kernel that ran and its error (used by the tests)
 import Foundation
