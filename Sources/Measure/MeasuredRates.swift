@@ -45,11 +45,13 @@ public struct MeasuredRates: Codable, Sendable {
     /// off) and its latency per ring step, and the paths its small and large reductions took.
     /// nil: not probed (the raw f32 MPI_Allreduce's rates stand in).
     /// A decode step's weight streaming (`StreamProbe`): one row through the product the run's
-    /// decode takes, on a 64 MiB weight held as `decodeStreamFormat` (f32, bf16, fp8), weight
-    /// bytes read per second, per rank with every rank busy (best of 15); the memory rate of the
-    /// projection where probed (nil: the copy's stands in).
+    /// decode takes, on the weights `decodeStreamShapes` (`[out, in]` each: the layer's own local
+    /// projections, or one 64 MiB weight) held as `decodeStreamFormat` (f32, bf16, fp8), after
+    /// the caches are evicted; weight bytes read per second, per rank with every rank busy (best
+    /// of 15); the memory rate of the projection where probed (nil: the copy's stands in).
     public var decodeStreamBytesPerSecond: Double?
     public var decodeStreamFormat: String?
+    public var decodeStreamShapes: [[Int]]?
     /// The absorbed decode kernel (`AbsorbedProbe`) on one query of `absorbedShape` = [heads,
     /// cached tokens] after the caches are evicted, bytes streamed per second, per rank with every
     /// rank busy (best of 15): the `attention (absorbed)` stage's memory rate. nil: not probed.
@@ -96,8 +98,10 @@ public struct MeasuredRates: Codable, Sendable {
             link = String(format: "the run's reduction (%@, %@) %.2f GB/s + %.2f µs per ring step",
                           reductionPrecision?.rawValue ?? "f32", (reductionPaths ?? []).joined(separator: " / "), r / 1e9, l * 1e6)
         }
-        let memory = decodeStreamBytesPerSecond.map { String(format: "%@ weights streamed by the decode's product %.1f GB/s (copy %.1f)",
-                                                            decodeStreamFormat ?? "?", $0 / 1e9, copyBytesPerSecond / 1e9) }
+        let streamed = decodeStreamShapes.map { $0.count == 1 ? "one [\($0[0].map(String.init).joined(separator: ", "))] weight, "
+                                                               : "the layer's \($0.count) weights, " } ?? ""
+        let memory = decodeStreamBytesPerSecond.map { String(format: "%@ weights streamed by the decode's product %.1f GB/s (%@copy %.1f)",
+                                                            decodeStreamFormat ?? "?", $0 / 1e9, streamed, copyBytesPerSecond / 1e9) }
             ?? String(format: "copy %.1f GB/s", copyBytesPerSecond / 1e9)
         let absorbed = absorbedBytesPerSecond.map { String(format: ", absorbed decode %.1f GB/s (%@)", $0 / 1e9,
                                                            (absorbedShape ?? []).map(String.init).joined(separator: " heads × ") + " cached") } ?? ""

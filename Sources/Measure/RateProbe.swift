@@ -53,11 +53,13 @@ public enum RateProbe {
             fixed.fixedOrder = true
             return perSecond(try fixed.flops, try probe.sgemm(fixed, repeats: repeats).min)
         }
+        // After the caches are evicted, as a step reaches its weights: a small model's whole
+        // layer fits in the last-level cache, and back to back it would stream from there.
         let streamRate = try stream.map { st in
-            let y = UnsafeMutablePointer<Float>.allocate(capacity: st.outFeatures)
+            let y = UnsafeMutablePointer<Float>.allocate(capacity: max(st.outFeatures, 1))
             defer { y.deallocate() }
             st.run(into: y)                                                   // untimed: pages in, kernel chosen
-            return perSecond(st.weightBytes, try probe.samples(repeats) { st.run(into: y) }.min)
+            return perSecond(st.weightBytes, try (0..<repeats).map { _ in try probe.afterEviction { st.run(into: y) } }.min() ?? 0)
         }
         // The absorbed decode after 64 MiB of other reads, as a step reaches it after streaming
         // the projections' weights: its slice of kv_b_proj comes from memory, not the caches.
@@ -120,6 +122,7 @@ public enum RateProbe {
         if let stream {
             rates.decodeStreamBytesPerSecond = all.compactMap(\.stream).min()
             rates.decodeStreamFormat = stream.format
+            rates.decodeStreamShapes = stream.shapes
         }
         if let fixedOrder {
             rates.fixedOrderGemmFlopsPerSecond = all.compactMap(\.fixedOrder).min()

@@ -58,7 +58,7 @@ public struct ShardingPlan: Codable, Sendable {
             case .column: local = [(perHead ? out / H * Hp : out) / tp, inF]
             case .row: local = [out, (perHead ? inF / H * Hp : inF) / tp]
             }
-            let inFP8 = fp8 && !name.hasPrefix(n.kvBProj + ".") && (c.quantMethod != "fp8" || WeightNames.isFP8Module(name))
+            let inFP8 = fp8 && Self.heldInFP8(name, config: c, layer: layer)
             let bytes = inFP8 ? Self.fp8Bytes(layout, out: out, in: inF, tp: tp, block: c.fp8BlockSize) : size * local[0] * local[1]
             return Weight(name: name, layout: layout, globalShape: [out, inF], localShape: local, bytesPerRank: bytes,
                           perHead: perHead && layout != .replicated ? true : nil)
@@ -90,6 +90,13 @@ public struct ShardingPlan: Codable, Sendable {
         if c.oProjBias { list.append(v(n.oProj + ".bias", .replicated, c.hiddenSize)) }
         weights = list
         runs = !(c.useGatedAttn && gate == .replicated && tp > 1)
+    }
+
+    /// Whether the weight `name` is held in fp8 under `--quantization fp8`: every projection but
+    /// kv_b_proj (which the absorbed decode multiplies per head, in bf16), and of a checkpoint
+    /// quantized as DeepSeek's only the modules it stores in fp8.
+    public static func heldInFP8(_ name: String, config c: MLAConfig, layer: Int = 0) -> Bool {
+        !name.hasPrefix(WeightNames(layer: layer).kvBProj + ".") && (c.quantMethod != "fp8" || WeightNames.isFP8Module(name))
     }
 
     /// The most bytes a rank holds of an `[out, in]` weight in fp8 under `layout`: a byte per

@@ -95,11 +95,16 @@ struct SweepStep: ParsableCommand {
         let absorbed = loaded.flatMap { (c, _) in s.probeDecodeContext.map {
             AbsorbedProbe(config: c, heads: c.localHeads(tp: world.size), cached: $0, precision: model.dtype)
         } }
+        // The decode's own weights where the model is read (a sweep's or plan's probe), one long
+        // one otherwise; made in the call, so that they are freed before a timed layer is built.
+        func stream() -> StreamProbe {
+            loaded.map { (c, _) in StreamProbe(storage: model.storage, config: c, tp: world.size, gate: model.gate) } ?? StreamProbe(storage: model.storage)
+        }
         if s.probe { try FaultInjection.hook(rank: world.rank)?() }
         let rates = s.probe || s.probeFirst ? try RateProbe.measure(world, shape: shape, allReduceBytes: s.probeAllReduceBytes, attention: attention,
                                                                      fixedOrder: mode == .invariant ? model.dtype : nil,
                                                                      reduction: reduction.collectives(world, dtype: model.dtype, mode: mode),
-                                                                     stream: StreamProbe(storage: model.storage), absorbed: absorbed,
+                                                                     stream: stream(), absorbed: absorbed,
                                                                      exchanges: s.probe) : nil   // a timed job's same-job rates price no exchange
         let text: String
         if s.probe, let rates {

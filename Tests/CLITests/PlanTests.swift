@@ -72,7 +72,8 @@ import TestSupport
         let hw = try #require(try r.decoded(PlanReport.self).projection?.hardware, "\(r)")
         #expect(hw.attentionFlopsPerSecond ?? 0 > 0 && hw.absorbedBytesPerSecond ?? 0 > 0 && hw.bytesPerElement == 2, "\(hw)")
         #expect(hw.source.contains("attention kernel") && hw.source.contains("(4 heads × 16 tokens)") && hw.source.contains("bf16 weights streamed")
-                && hw.source.contains("(4 heads × 17 cached)") && hw.source.contains("the run's reduction (bf16"), "\(hw.source)")
+                && hw.source.contains("(4 heads × 17 cached)") && hw.source.contains("the run's reduction (bf16")
+                && hw.source.contains("bf16 weights streamed by the decode's product") && hw.source.contains("(the layer's 5 weights,"), "\(hw.source)")
         let layouts = MPIJob.single(["plan", "--preset", "tiny", "--ranks", "2", "--layouts", "tp2,tp2-dcp2", "--context", "24", "--batch", "2",
                                      "--hardware", "cpu-measured", "--json"], timeout: 120)
         #expect(layouts.status == 0, "\(layouts)")

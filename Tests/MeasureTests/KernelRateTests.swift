@@ -128,6 +128,28 @@ import Testing
         }
     }
 
+    /// With a model, the stream probe holds the layer's own decode weights at this rank's local
+    /// shapes, as the run holds them: every 2-D projection but kv_b_proj (the absorbed probe's),
+    /// byte for byte what the plan counts for them, for every storage and tp; and it reads them all.
+    @Test func theStreamProbeStreamsTheLayersOwnDecodeWeights() {
+        let c = Presets.deepseekV2Lite
+        for (storage, format) in [(F32Storage.self as any WeightStorage.Type, "f32"), (BF16Storage.self, "bf16"), (FP8BlockStorage.self, "fp8")] {
+            for tp in [1, 2, 4] {
+                let probe = StreamProbe(storage: storage, config: c, tp: tp, gate: .column)
+                let plan = ShardingPlan(config: c, tp: tp, gate: .column, precision: storage.activations, quantization: storage.quantization)
+                let streamed = plan.weights.filter { $0.localShape.count == 2 && !$0.name.contains("kv_b_proj") }
+                #expect(probe.format == format && probe.shapes == streamed.map(\.localShape), "\(format) tp=\(tp): \(probe.shapes)")
+                #expect(probe.weightBytes == streamed.reduce(0) { $0 + $1.bytesPerRank }, "\(format) tp=\(tp)")
+                #expect(probe.shapes.count == 4 && probe.shapes.contains([c.hiddenSize, c.attnOutWidth / tp]), "\(probe.shapes)")
+                // Every output of the last product (o_proj) is its inputs' sum: 0.5 · 0.25 (or 1/64 for fp8) each.
+                var y = [Float](repeating: 0, count: probe.outFeatures)
+                y.withUnsafeMutableBufferPointer { probe.run(into: $0.baseAddress!) }
+                let k = Float(c.attnOutWidth / tp), expected = format == "fp8" ? 0.5 / 64 * k : 0.125 * k
+                #expect(y.prefix(c.hiddenSize).allSatisfy { abs($0 - expected) <= 1e-3 * expected }, "\(format) tp=\(tp): \(y.prefix(3))")
+            }
+        }
+    }
+
     /// A rates file's kernel rates are read and held to the rule the base rates are: every rate
     /// finite and above zero, the latency at least zero, or the file is refused naming the key.
     @Test func aRatesFileWithABadKernelRateIsRefusedNamingIt() throws {
