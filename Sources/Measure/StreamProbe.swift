@@ -21,12 +21,11 @@ public struct StreamProbe {
     public let weightBytes: Int
     /// `[out, in]` of each weight, in the order streamed.
     public let shapes: [[Int]]
-    private let x: Matrix        // [1, max in]
     private let weights: [Held]
 
     private enum Held {
         case gemm(GemmProbe)
-        case fp8(FP8BlockMatrix)
+        case fp8(FP8BlockMatrix, x: Matrix)    // x [1, in]
     }
 
     /// Input features of the single weight; its output rows fill `bytes`.
@@ -36,7 +35,7 @@ public struct StreamProbe {
     public init(storage: any WeightStorage.Type, bytes: Int = 64 << 20) {
         let k = StreamProbe.inFeatures, perRow = storage.quantization == .fp8 ? k : k * storage.activations.bytesPerElement
         let n = storage.quantization == .fp8 ? max(bytes / k / 128, 1) * 128 : max(bytes / perRow, 1)
-        self.init(storage: storage, shapes: [[n, k]], fp8: { _ in true })
+        self.init(storage: storage, weights: [([n, k], fp8: true)])
     }
 
     /// The decode's own weights of `config` on one of `tp` ranks (`ShardingPlan`'s local shapes
@@ -45,23 +44,21 @@ public struct StreamProbe {
         let plan = ShardingPlan(config: config, tp: tp, gate: gate, precision: storage.activations, quantization: storage.quantization)
         let kvB = WeightNames(layer: 0).kvBProj + "."
         let streamed = plan.weights.filter { $0.localShape.count == 2 && !$0.name.hasPrefix(kvB) && $0.localShape.allSatisfy { $0 > 0 } }
-        let inFP8 = Dictionary(streamed.map { ($0.localShape, ShardingPlan.heldInFP8($0.name, config: config)) }, uniquingKeysWith: { $0 && $1 })
-        self.init(storage: storage, shapes: streamed.map(\.localShape), fp8: { inFP8[$0] ?? false })
+        self.init(storage: storage, weights: streamed.map { ($0.localShape, fp8: ShardingPlan.heldInFP8($0.name, config: config)) })
     }
 
-    private init(storage: any WeightStorage.Type, shapes: [[Int]], fp8: ([Int]) -> Bool) {
-        self.shapes = shapes
-        let inputs = shapes.map { $0[1] }.max() ?? 1
-        x = Matrix(rows: 1, cols: inputs, repeating: 0.5)
+    /// Each weight `[out, in]`, and whether an fp8 run holds it in fp8.
+    private init(storage: any WeightStorage.Type, weights: [(shape: [Int], fp8: Bool)]) {
+        shapes = weights.map(\.shape)
         let quantized = storage.quantization == .fp8
         format = quantized ? "fp8" : storage.activations == .bf16 ? "bf16" : "f32"
         var held: [Held] = [], bytes = 0
-        for shape in shapes {
+        for (shape, fp8) in weights {
             let (n, k) = (shape[0], shape[1]), xk = Matrix(rows: 1, cols: k, repeating: 0.5)
-            if quantized && fp8(shape) {
+            if quantized && fp8 {
                 let scaleCols = (k + 127) / 128, blocks = (n + 127) / 128 * scaleCols
                 held.append(.fp8(FP8BlockMatrix(rows: n, cols: k, blockSize: 128, values: [UInt8](repeating: 0x38, count: n * k),  // e4m3 1.0
-                                                scales: [Float](repeating: 1.0 / 64, count: blocks), scaleCols: scaleCols, rowOffset: 0, columnOffset: 0)))
+                                                scales: [Float](repeating: 1.0 / 64, count: blocks), scaleCols: scaleCols, rowOffset: 0, columnOffset: 0), x: xk))
                 bytes += n * k + 4 * blocks
             } else if storage.activations == .bf16 {
                 held.append(.gemm(GemmProbe(x: xk, weight: .bf16(BF16Matrix(rows: n, cols: k, repeating: BFloat16(0.25))), order: .outIn)))
@@ -71,7 +68,7 @@ public struct StreamProbe {
                 bytes += 4 * n * k
             }
         }
-        (weights, weightBytes) = (held, bytes)
+        (self.weights, weightBytes) = (held, bytes)
     }
 
     /// Output features of the widest product.
@@ -82,7 +79,7 @@ public struct StreamProbe {
         for weight in weights {
             switch weight {
             case .gemm(let g): g.run(into: y)
-            case .fp8(let w): x.storage.withUnsafeBufferPointer { w.rowProduct($0.baseAddress!, m: 1, into: y) }
+            case .fp8(let w, let x): x.storage.withUnsafeBufferPointer { w.rowProduct($0.baseAddress!, m: 1, into: y) }
             }
         }
     }
