@@ -95,8 +95,9 @@ import TestSupport
             #expect(r.status != 0 && r.stderr.contains("rate probe (2 ranks) failed") && r.stderr.contains("injected fault"), "\(args): \(r)")
             #expect(r.stderr.contains("mla-tp job ") && r.stderr.contains("mla-tp sweep-step --probe --out rates.json")
                     && r.stderr.contains("--rates rates.json"), "\(args): \(r)")
-            if let path = r.stderr.split(separator: " ").first(where: { $0.hasSuffix("probe-2.json;") }) {
-                try? FileManager.default.removeItem(atPath: (String(path.dropLast()) as NSString).deletingLastPathComponent.replacingOccurrences(of: "/jobs", with: ""))
+            // The kept job is DIR/jobs/probe-2.json: remove DIR.
+            if let job = r.stderr.split(separator: " ").first(where: { $0.hasSuffix("/jobs/probe-2.json;") }) {
+                try? FileManager.default.removeItem(at: URL(fileURLWithPath: String(job.dropLast())).deletingLastPathComponent().deletingLastPathComponent())
             }
         }
     }
