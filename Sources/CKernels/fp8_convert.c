@@ -37,23 +37,32 @@ void mlatp_fp8_encode(const float *src, uint8_t *dst, size_t n, float scale) {
     for (size_t i = 0; i < n; i++) dst[i] = mlatp_fp8_encode_one(src[i] / scale);
 }
 
+/// Eight values at dst[at…] as f32 (`bf16out` 0) or as their bf16 bit patterns (1).
+AVX2 static ALWAYS_INLINE void store8(const int bf16out, __m256 v, void *dst, size_t at) {
+    if (bf16out) {
+        __m256i u = _mm256_srli_epi32(_mm256_castps_si256(v), 16);
+        _mm_storeu_si128((__m128i *)((uint16_t *)dst + at), _mm_packus_epi32(_mm256_castsi256_si128(u), _mm256_extracti128_si256(u, 1)));
+    } else {
+        _mm256_storeu_ps((float *)dst + at, v);
+    }
+}
+
 /// Rows of the fp8 block as the bf16 values a bf16 model holds, stored as f32 (`bf16out` 0) or as
 /// their bf16 bit patterns (1); `bf16out` is a constant at each call, so each variant is specialised.
+/// Blocks of 32 plain codes take the table route (`fp8_ready32`), the rest the general one.
 AVX2 static ALWAYS_INLINE void dequant_avx2(const int bf16out, size_t rows, size_t cols, const wsrc *s, void *dst, size_t ldd) {
     for (size_t r = 0; r < rows; r++) {
         size_t p = 0;
-        const float *sr = scale_row(s, r);
-        colpos cp = col_start(s);
-        for (; p + 8 <= cols; p += 8) {
+        fp8row fr;
+        colpos cp = fp8_begin(W_FP8, s, r, 1, &fr);
+        while (p + 8 <= cols) {
             col_advance(s, &cp, p);
-            __m256 v = w_load8(W_FP8, s, r, p, sr, cp);
-            if (bf16out) {
-                __m256i u = _mm256_srli_epi32(_mm256_castps_si256(v), 16);
-                _mm_storeu_si128((__m128i *)((uint16_t *)dst + r * ldd + p),
-                                 _mm_packus_epi32(_mm256_castsi256_si128(u), _mm256_extracti128_si256(u, 1)));
-            } else {
-                _mm256_storeu_ps((float *)dst + r * ldd + p, v);
+            if (fp8_ready32(s, r, 1, &fr, p, cp)) {
+                for (int q = 0; q < 4; q++, p += 8) store8(bf16out, w_fast8(s, r, p, &fr), dst, r * ldd + p);
+                continue;
             }
+            store8(bf16out, w_load8(W_FP8, s, r, p, fr.srow, cp), dst, r * ldd + p);
+            p += 8;
         }
         for (; p < cols; p++) {
             float v = w_one(W_FP8, s, r, p);
@@ -68,7 +77,7 @@ AVX2 static void dequant_bf16_avx2(size_t rows, size_t cols, const wsrc *s, uint
 
 void mlatp_fp8_dequant_f32(size_t rows, size_t cols, const uint8_t *w, size_t ldw, const float *scales, size_t lds,
                            const int32_t *row_scale, size_t row0, size_t col0, size_t block, float *dst, size_t ldd, int isa) {
-    wsrc s = { .w = w, .ldw = ldw, .scales = scales, .lds = lds, .row_scale = row_scale, .row0 = row0, .col0 = col0, .block = block };
+    wsrc s = { .w = w, .ldw = ldw, .scales = scales, .lds = lds, .row_scale = row_scale, .row0 = row0, .col0 = col0, .block = block, .cols = cols };
     if (mlatp_isa_resolve(isa) >= MLATP_ISA_AVX2) { dequant_f32_avx2(rows, cols, &s, dst, ldd); return; }
     for (size_t r = 0; r < rows; r++)
         for (size_t p = 0; p < cols; p++) dst[r * ldd + p] = w_one(W_FP8, &s, r, p);
@@ -81,7 +90,7 @@ static void dequant_scalar(size_t rows, size_t cols, const wsrc *s, uint16_t *ds
 
 void mlatp_fp8_dequant_bf16(size_t rows, size_t cols, const uint8_t *w, size_t ldw, const float *scales, size_t lds,
                             const int32_t *row_scale, size_t row0, size_t col0, size_t block, uint16_t *dst, size_t ldd, int isa) {
-    wsrc s = { .w = w, .ldw = ldw, .scales = scales, .lds = lds, .row_scale = row_scale, .row0 = row0, .col0 = col0, .block = block };
+    wsrc s = { .w = w, .ldw = ldw, .scales = scales, .lds = lds, .row_scale = row_scale, .row0 = row0, .col0 = col0, .block = block, .cols = cols };
     if (mlatp_isa_resolve(isa) >= MLATP_ISA_AVX2) dequant_bf16_avx2(rows, cols, &s, dst, ldd);
     else dequant_scalar(rows, cols, &s, dst, ldd);
 }

@@ -23,21 +23,39 @@ static ALWAYS_INLINE void nt_scalar(const int kind, size_t m, size_t n, size_t k
 
 // ---- AVX2: up to 2 x rows × 4 weight rows (8 accumulators of 16 ymm registers)
 
+/// acc[i][r] += x row i's eight columns from p × weight row r's (wv[r]).
+AVX2 static ALWAYS_INLINE void fma_tile(const int MB, const int NB, __m256 acc[2][4], const __m256 *wv, const float *x, size_t ldx, size_t p) {
+    for (int i = 0; i < MB; i++) {
+        __m256 xv = _mm256_loadu_ps(x + i * ldx + p);
+        for (int r = 0; r < NB; r++) acc[i][r] = _mm256_fmadd_ps(xv, wv[r], acc[i][r]);
+    }
+}
+
+/// An fp8 weight takes `fp8_fast8` 32 columns at a time wherever `fp8_ready32` clears them,
+/// the general dequantization elsewhere; each row's products are added in column order either
+/// way, so the bits are the bf16 kernel's.
 AVX2 static ALWAYS_INLINE void nt_tile_avx2(const int kind, const int MB, const int NB, size_t k, float alpha, const float *x,
                                             size_t ldx, const wsrc *w, size_t j, float beta, float *y, size_t ldy) {
     __m256 acc[2][4];
     for (int i = 0; i < MB; i++) for (int r = 0; r < NB; r++) acc[i][r] = _mm256_setzero_ps();
-    const float *sr[4] = {0};
+    fp8row sr[4];
     colpos cp = fp8_begin(kind, w, j, NB, sr);
     size_t p = 0;
-    for (; p + 8 <= k; p += 8) {
-        if (kind == W_FP8) col_advance(w, &cp, p);
+    while (p + 8 <= k) {
         __m256 wv[4];
-        for (int r = 0; r < NB; r++) wv[r] = w_load8(kind, w, j + r, p, sr[r], cp);
-        for (int i = 0; i < MB; i++) {
-            __m256 xv = _mm256_loadu_ps(x + i * ldx + p);
-            for (int r = 0; r < NB; r++) acc[i][r] = _mm256_fmadd_ps(xv, wv[r], acc[i][r]);
+        if (kind == W_FP8) {
+            col_advance(w, &cp, p);
+            if (fp8_ready32(w, j, NB, sr, p, cp)) {
+                for (int q = 0; q < 4; q++, p += 8) {
+                    for (int r = 0; r < NB; r++) wv[r] = w_fast8(w, j + r, p, &sr[r]);
+                    fma_tile(MB, NB, acc, wv, x, ldx, p);
+                }
+                continue;
+            }
         }
+        for (int r = 0; r < NB; r++) wv[r] = w_load8(kind, w, j + r, p, sr[r].srow, cp);
+        fma_tile(MB, NB, acc, wv, x, ldx, p);
+        p += 8;
     }
     for (int i = 0; i < MB; i++) {
         for (int r = 0; r < NB; r++) {
@@ -65,15 +83,25 @@ AVX2 static ALWAYS_INLINE void nt_one_row_avx2(const int kind, size_t n, size_t 
         size_t next_rows = prefetch ? (n - j - 8 < 8 ? n - j - 8 : 8) : 0;
         __m256 acc[8];
         for (int r = 0; r < 8; r++) acc[r] = _mm256_setzero_ps();
-        const float *sr[8] = {0};
+        fp8row sr[8];
         colpos cp = fp8_begin(kind, w, j, 8, sr);
         size_t p = 0;
-        for (; p + 8 <= k; p += 8) {
-            if ((p & 31) == 0)
+        while (p + 8 <= k) {
+            if ((p & 31) == 0 || kind == W_FP8)
                 for (size_t r = 0; r < next_rows; r++) _mm_prefetch(w_addr(kind, w, j + 8 + r, p), _MM_HINT_T0);
-            if (kind == W_FP8) col_advance(w, &cp, p);
+            if (kind == W_FP8) {
+                col_advance(w, &cp, p);
+                if (fp8_ready32(w, j, 8, sr, p, cp)) {
+                    for (int q = 0; q < 4; q++, p += 8) {
+                        __m256 xv = _mm256_loadu_ps(x + p);
+                        for (int r = 0; r < 8; r++) acc[r] = _mm256_fmadd_ps(xv, w_fast8(w, j + r, p, &sr[r]), acc[r]);
+                    }
+                    continue;
+                }
+            }
             __m256 xv = _mm256_loadu_ps(x + p);
-            for (int r = 0; r < 8; r++) acc[r] = _mm256_fmadd_ps(xv, w_load8(kind, w, j + r, p, sr[r], cp), acc[r]);
+            for (int r = 0; r < 8; r++) acc[r] = _mm256_fmadd_ps(xv, w_load8(kind, w, j + r, p, sr[r].srow, cp), acc[r]);
+            p += 8;
         }
         for (int r = 0; r < 8; r++) {
             float s = sum8(acc[r]);
@@ -120,7 +148,7 @@ AVX512 static ALWAYS_INLINE void nt_tile_avx512(const int kind, const int MB, co
                                                 float beta, float *y, size_t ldy) {
     __m512 acc[4][4];
     for (int i = 0; i < MB; i++) for (int r = 0; r < NB; r++) acc[i][r] = _mm512_setzero_ps();
-    const float *sr[4] = {0};
+    fp8row sr[4];
     colpos cp = fp8_begin(kind, w, j, NB, sr);
     size_t p = 0;
     for (; p + 16 <= k; p += 16) {
@@ -128,7 +156,7 @@ AVX512 static ALWAYS_INLINE void nt_tile_avx512(const int kind, const int MB, co
             for (size_t r = 0; r < next_rows; r++) _mm_prefetch(w_addr(kind, w, next + r, p), _MM_HINT_T0);
         if (kind == W_FP8) col_advance(w, &cp, p);
         __m512 wv[4];
-        for (int r = 0; r < NB; r++) wv[r] = w_load16(kind, w, j + r, p, sr[r], cp);
+        for (int r = 0; r < NB; r++) wv[r] = w_load16(kind, w, j + r, p, sr[r].srow, cp);
         for (int i = 0; i < MB; i++) {
             __m512 xv = _mm512_loadu_ps(x + i * ldx + p);
             for (int r = 0; r < NB; r++) acc[i][r] = _mm512_fmadd_ps(xv, wv[r], acc[i][r]);
@@ -138,7 +166,7 @@ AVX512 static ALWAYS_INLINE void nt_tile_avx512(const int kind, const int MB, co
         __mmask16 mask = (__mmask16)((1u << (k - p)) - 1u);
         if (kind == W_FP8) col_advance(w, &cp, p);
         __m512 wv[4];
-        for (int r = 0; r < NB; r++) wv[r] = w_load16_masked(kind, w, j + r, p, sr[r], cp, mask);
+        for (int r = 0; r < NB; r++) wv[r] = w_load16_masked(kind, w, j + r, p, sr[r].srow, cp, mask);
         for (int i = 0; i < MB; i++) {
             __m512 xv = _mm512_maskz_loadu_ps(mask, x + i * ldx + p);
             for (int r = 0; r < NB; r++) acc[i][r] = _mm512_fmadd_ps(xv, wv[r], acc[i][r]);
@@ -159,7 +187,7 @@ AVX512 static ALWAYS_INLINE void nt_one_row_avx512(const int kind, size_t n, siz
         size_t next_rows = n - j - 8 < 8 ? n - j - 8 : 8;
         __m512 acc[8];
         for (int r = 0; r < 8; r++) acc[r] = _mm512_setzero_ps();
-        const float *sr[8] = {0};
+        fp8row sr[8];
         colpos cp = fp8_begin(kind, w, j, 8, sr);
         size_t p = 0;
         for (; p + 16 <= k; p += 16) {
@@ -167,13 +195,13 @@ AVX512 static ALWAYS_INLINE void nt_one_row_avx512(const int kind, size_t n, siz
                 for (size_t r = 0; r < next_rows; r++) _mm_prefetch(w_addr(kind, w, j + 8 + r, p), _MM_HINT_T0);
             if (kind == W_FP8) col_advance(w, &cp, p);
             __m512 xv = _mm512_loadu_ps(x + p);
-            for (int r = 0; r < 8; r++) acc[r] = _mm512_fmadd_ps(xv, w_load16(kind, w, j + r, p, sr[r], cp), acc[r]);
+            for (int r = 0; r < 8; r++) acc[r] = _mm512_fmadd_ps(xv, w_load16(kind, w, j + r, p, sr[r].srow, cp), acc[r]);
         }
         if (p < k) {
             __mmask16 mask = (__mmask16)((1u << (k - p)) - 1u);
             if (kind == W_FP8) col_advance(w, &cp, p);
             __m512 xv = _mm512_maskz_loadu_ps(mask, x + p);
-            for (int r = 0; r < 8; r++) acc[r] = _mm512_fmadd_ps(xv, w_load16_masked(kind, w, j + r, p, sr[r], cp, mask), acc[r]);
+            for (int r = 0; r < 8; r++) acc[r] = _mm512_fmadd_ps(xv, w_load16_masked(kind, w, j + r, p, sr[r].srow, cp, mask), acc[r]);
         }
         for (int r = 0; r < 8; r++) store_scaled(y + j + r, _mm512_reduce_add_ps(acc[r]), alpha, beta);
     }
@@ -244,7 +272,7 @@ void mlatp_bf16_rows_nt(size_t m, size_t n, size_t k, float alpha, const float *
 void mlatp_fp8_rows_nt(size_t m, size_t n, size_t k, float alpha, const float *x, size_t ldx,
                        const uint8_t *w, size_t ldw, const float *scales, size_t lds, const int32_t *row_scale,
                        size_t row0, size_t col0, size_t block, float beta, float *y, size_t ldy, int isa) {
-    wsrc s = { .w = w, .ldw = ldw, .scales = scales, .lds = lds, .row_scale = row_scale, .row0 = row0, .col0 = col0, .block = block };
+    wsrc s = { .w = w, .ldw = ldw, .scales = scales, .lds = lds, .row_scale = row_scale, .row0 = row0, .col0 = col0, .block = block, .cols = k };
     switch (mlatp_isa_resolve(isa)) {
     case MLATP_ISA_AVX512: nt_avx512_fp8(m, n, k, alpha, x, ldx, &s, beta, y, ldy); break;
     case MLATP_ISA_AVX2: nt_avx2_fp8(m, n, k, alpha, x, ldx, &s, beta, y, ldy); break;

@@ -2,7 +2,9 @@
 // bf16 values, or fp8 e4m3 bytes with one f32 scale per block × block tile (DeepSeek-V3's
 // `weight_scale_inv`). An fp8 element is dequantized in registers exactly as a bf16 model holds
 // it (e4m3 × scale in f32, then rounded to bf16), so the same tile code gives the same bits on
-// either format. `kind` is a compile-time constant at every call site: after inlining, each
+// either format. On AVX2, 32 columns of plain codes inside one scale tile take a table of the
+// tile's eight mantissas instead (`fp8_ready32`, `fp8_fast8`): the same values in five
+// instructions per eight weights rather than seventeen. `kind` is a compile-time constant at every call site: after inlining, each
 // kernel is specialised and the branch is gone.
 #ifndef MLATP_WEIGHTS_H
 #define MLATP_WEIGHTS_H
@@ -22,6 +24,7 @@ typedef struct {
     size_t row0;              // fp8: where row 0 sits in its scale block's rows (used without row_scale)
     size_t col0;              // fp8: where column 0 sits in its scale block's columns
     size_t block;             // fp8: block size (columns per scale)
+    size_t cols;              // fp8: the row length the kernel walks (a plain-code check reads no further)
 } wsrc;
 
 static ALWAYS_INLINE uint32_t w_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
@@ -51,12 +54,22 @@ static ALWAYS_INLINE const float *scale_row(const wsrc *s, size_t row) {
 }
 static ALWAYS_INLINE float col_scale(const wsrc *s, const float *srow, size_t p) { return srow[(s->col0 + p) / s->block]; }
 
+/// One weight row's fp8 read state in a tile: its scale row, and (AVX2) the eight values
+/// bf16(1.mmm × scale) of the scale tile `idx` it last read, with the exponent bias 7 taken off,
+/// so that a code's value is its mantissa's entry plus its exponent bits (`fp8_fast8`).
+typedef struct {
+    float t[8] __attribute__((aligned(32)));
+    const float *srow;
+    size_t idx;        // the tile `t` was made for; SIZE_MAX before the first
+    int ok;            // t holds: the scale lies where every product is a normal f32 (2^-100 … 2^100)
+} fp8row;
+
 /// Before a tile walks its columns: the fp8 scale rows of its `nb` weight rows from row j (into
-/// `sr`), and the tile of column 0. Nothing for bf16.
-static ALWAYS_INLINE colpos fp8_begin(const int kind, const wsrc *s, size_t j, int nb, const float **sr) {
+/// `fr`), and the tile of column 0. Nothing for bf16.
+static ALWAYS_INLINE colpos fp8_begin(const int kind, const wsrc *s, size_t j, int nb, fp8row *fr) {
     colpos c = {0, 0};
     if (kind == W_FP8) {
-        for (int r = 0; r < nb; r++) sr[r] = scale_row(s, j + r);
+        for (int r = 0; r < nb; r++) { fr[r].srow = scale_row(s, j + r); fr[r].idx = (size_t)-1; fr[r].ok = 0; }
         c = col_start(s);
     }
     return c;
@@ -108,12 +121,59 @@ AVX2 static ALWAYS_INLINE __m256 fp8_lanes8(__m256i v, __m256 scale) {
     return _mm256_castsi256_ps(_mm256_blendv_epi8(u, nan, _mm256_cmpeq_epi32(mag, _mm256_set1_epi32(0x7f))));
 }
 
+/// The row's table for scale tile c.idx. Where the scale lies in 2^-100 … 2^100, every normal
+/// code's product is a normal f32, so bf16(2^(e-7) · 1.mmm × scale) = 2^(e-7) · bf16(1.mmm × scale)
+/// exactly: scaling by a power of two changes neither the f32 nor the bf16 rounding.
+AVX2 static ALWAYS_INLINE void fp8_table(fp8row *fr, colpos c) {
+    float scale = fr->srow[c.idx];
+    fr->idx = c.idx;
+    fr->ok = scale >= 0x1p-100f && scale <= 0x1p100f;
+    __m256 f = _mm256_mul_ps(_mm256_setr_ps(1.0f, 1.125f, 1.25f, 1.375f, 1.5f, 1.625f, 1.75f, 1.875f), _mm256_set1_ps(scale));
+    __m256i u = _mm256_castps_si256(f);
+    __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+    u = _mm256_and_si256(_mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff))), _mm256_set1_epi32((int)0xffff0000u));
+    _mm256_store_si256((__m256i *)fr->t, _mm256_sub_epi32(u, _mm256_set1_epi32(7 << 23)));
+}
+
+/// Eight plain codes (no zero, subnormal or NaN) of one scale tile through the row's table: the
+/// mantissa picks the entry (vpermd reads the low three bits of each lane), the exponent bits are
+/// added to its exponent and the sign bit to its sign. Five instructions for eight weights, where
+/// `fp8_lanes8` takes about seventeen; the bits are the same.
+AVX2 static ALWAYS_INLINE __m256 fp8_fast8(const uint8_t *q, const fp8row *fr) {
+    __m256i v = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)q));        // sign-extended: bits 8… are the sign
+    __m256i e = _mm256_and_si256(_mm256_slli_epi32(v, 20), _mm256_set1_epi32((int)0x87800000u));
+    __m256i t = _mm256_permutevar8x32_epi32(_mm256_load_si256((const __m256i *)fr->t), v);
+    return _mm256_castsi256_ps(_mm256_add_epi32(t, e));
+}
+
+/// Whether the `nb` rows from row j take `fp8_fast8` for the 32 columns from p: inside one scale
+/// tile (c, the tile of p), each row's scale in its table's range, and no code among them a zero,
+/// a subnormal or a NaN (the magnitudes u with (u + 1) mod 128 < 9: one signed compare per byte).
+/// Makes the rows' tables for a new tile.
+AVX2 static ALWAYS_INLINE int fp8_ready32(const wsrc *s, size_t j, int nb, fp8row *fr, size_t p, colpos c) {
+    if (p + 32 > c.bound || p + 32 > s->cols) return 0;
+    __m256i bad = _mm256_setzero_si256();
+    for (int r = 0; r < nb; r++) {
+        if (fr[r].idx != c.idx) fp8_table(&fr[r], c);
+        if (!fr[r].ok) return 0;
+        __m256i v = _mm256_loadu_si256((const __m256i *)((const uint8_t *)s->w + (j + r) * s->ldw + p));
+        __m256i u = _mm256_and_si256(_mm256_add_epi8(v, _mm256_set1_epi8(1)), _mm256_set1_epi8(0x7f));
+        bad = _mm256_or_si256(bad, _mm256_cmpgt_epi8(_mm256_set1_epi8(9), u));
+    }
+    return _mm256_testz_si256(bad, bad);
+}
+
 /// Eight elements of row `row` from column p (fp8: `srow` is the row's scales, `c` the tile of p).
 AVX2 static ALWAYS_INLINE __m256 w_load8(const int kind, const wsrc *s, size_t row, size_t p, const float *srow, colpos c) {
     if (kind == W_BF16) return widen8((const uint16_t *)s->w + row * s->ldw + p);
     const uint8_t *q = (const uint8_t *)s->w + row * s->ldw + p;
     __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)q));
     return fp8_lanes8(v, scales8(s, srow, c, p));
+}
+
+/// Row `row`'s eight elements from column p in a block `fp8_ready32` cleared (fp8 only).
+AVX2 static ALWAYS_INLINE __m256 w_fast8(const wsrc *s, size_t row, size_t p, const fp8row *fr) {
+    return fp8_fast8((const uint8_t *)s->w + row * s->ldw + p, fr);
 }
 
 // ---- AVX-512: sixteen lanes, masked tails
