@@ -2,7 +2,8 @@
 // [out, in]) held in bf16, or in fp8 e4m3 with block scales: the decode product. Tiles of up to
 // four weight rows (four sequential streams) by a group of x rows; each weight element is
 // widened (bf16) or dequantized (fp8, to the bf16 value a bf16 model holds) in a register and
-// used for every x row of the group, so for m ≤ the group size each weight byte is read once.
+// used for every x row of the group (on AVX2, four x rows for each weight element where the batch
+// has four, so fp8 dequantizes each element once per four rows).
 // One tile code serves both formats (weights.h), so an fp8 weight gives the bits its
 // dequantized bf16 copy would.
 #include "ckernels.h"
@@ -21,10 +22,10 @@ static ALWAYS_INLINE void nt_scalar(const int kind, size_t m, size_t n, size_t k
     }
 }
 
-// ---- AVX2: up to 2 x rows × 4 weight rows (8 accumulators of 16 ymm registers)
+// ---- AVX2: tiles of 2 x rows × up to 4 weight rows or 4 x rows × up to 2 (8 accumulators of 16 ymm registers)
 
 /// acc[i][r] += x row i's eight columns from p × weight row r's (wv[r]).
-AVX2 static ALWAYS_INLINE void fma_tile(const int MB, const int NB, __m256 acc[2][4], const __m256 *wv, const float *x, size_t ldx, size_t p) {
+AVX2 static ALWAYS_INLINE void fma_tile(const int MB, const int NB, __m256 acc[4][4], const __m256 *wv, const float *x, size_t ldx, size_t p) {
     for (int i = 0; i < MB; i++) {
         __m256 xv = _mm256_loadu_ps(x + i * ldx + p);
         for (int r = 0; r < NB; r++) acc[i][r] = _mm256_fmadd_ps(xv, wv[r], acc[i][r]);
@@ -36,7 +37,7 @@ AVX2 static ALWAYS_INLINE void fma_tile(const int MB, const int NB, __m256 acc[2
 /// way, so the bits are the bf16 kernel's.
 AVX2 static ALWAYS_INLINE void nt_tile_avx2(const int kind, const int MB, const int NB, size_t k, float alpha, const float *x,
                                             size_t ldx, const wsrc *w, size_t j, float beta, float *y, size_t ldy) {
-    __m256 acc[2][4];
+    __m256 acc[4][4];
     for (int i = 0; i < MB; i++) for (int r = 0; r < NB; r++) acc[i][r] = _mm256_setzero_ps();
     fp8row sr[4];
     colpos cp = fp8_begin(kind, w, j, NB, sr);
@@ -124,7 +125,15 @@ AVX2 static ALWAYS_INLINE void nt_avx2(const int kind, size_t m, size_t n, size_
     if (m == 1) { nt_one_row_avx2(kind, n, k, alpha, x, w, beta, y); return; }
     for (size_t j = 0; j < n; j += 4) {
         size_t nb = n - j < 4 ? n - j : 4;
-        for (size_t i = 0; i < m; i += 2) {
+        size_t i = 0;
+        // Groups of four x rows take two weight rows at a time, so that each weight element is
+        // loaded and widened or dequantized once for four rows rather than once per pair.
+        for (; i + 4 <= m; i += 4)
+            for (size_t h = 0; h < nb; h += 2) {
+                if (nb - h >= 2) nt_tile_avx2(kind, 4, 2, k, alpha, x + i * ldx, ldx, w, j + h, beta, y + i * ldy + j + h, ldy);
+                else nt_tile_avx2(kind, 4, 1, k, alpha, x + i * ldx, ldx, w, j + h, beta, y + i * ldy + j + h, ldy);
+            }
+        for (; i < m; i += 2) {
             const float *xi = x + i * ldx;
             float *yij = y + i * ldy + j;
             if (m - i >= 2) {

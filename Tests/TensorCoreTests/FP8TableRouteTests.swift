@@ -59,7 +59,7 @@ import TensorCore
         let w = Self.weight(rows: rows, cols: cols)
         let weight = Self.reference(w)
         for isa in KernelISA.supported {
-            for m in [1, 2, 3] {
+            for m in [1, 2, 3, 4, 5, 9] {
                 let (got, want) = Self.rowProducts(w, weight: weight, m: m, isa: isa)
                 let differing = zip(got, want).filter { $0.bitPattern != $1.bitPattern }.count
                 #expect(differing == 0, "\(isa) m=\(m) rows \(rows) cols \(cols): \(differing) of \(got.count) differ")

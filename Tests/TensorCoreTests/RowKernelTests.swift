@@ -64,27 +64,32 @@ import TensorCore
         #expect(Self.check(isa: isa, transB: transB, m: 1, n: 67, k: 2048 + 13, alpha: 1, beta: 0))
     }
 
-    /// A decode of one sequence gives the bits that sequence gets in a batch: the one-row loop
-    /// (eight weight rows at a time, prefetching short rows) sums each output as the batched
-    /// tiles do. Widths on both sides of the prefetch's 2 KB row limit.
+    /// A decode of one sequence gives the bits that sequence gets in a batch, wherever it sits
+    /// in it: the one-row loop (eight weight rows at a time, prefetching short rows), the tiles of
+    /// four x rows and those of two sum each output alike. Batches that fill the four-row groups,
+    /// leave a pair or a single row; widths on both sides of the prefetch's 2 KB row limit.
     @Test(arguments: KernelISA.supported, [true, false])
     func oneRowGivesTheBitsOfThatRowInABatch(isa: KernelISA, transB: Bool) {
         for k in [0, 3, 8, 45, 1024 + 3, 2048 + 13] {
             for n in [1, 7, 8, 9, 16, 17, 67] {
-                let m = 3, x = BF16GemmTests.values(m * k, 5)
-                let w = BF16.round(BF16GemmTests.values(n * k, 6))
-                var batch = [Float](repeating: .nan, count: m * n), one = [Float](repeating: .nan, count: n)
-                x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in
-                    batch.withUnsafeMutableBufferPointer { yp in
-                        RowKernel.run(transB: transB, m: m, n: n, k: k, x: xp.baseAddress!, ldx: k, w: wp.baseAddress!,
-                                      ldw: transB ? k : n, y: yp.baseAddress!, ldy: n, isa: isa)
-                    }
-                    one.withUnsafeMutableBufferPointer { yp in
-                        RowKernel.run(transB: transB, m: 1, n: n, k: k, x: xp.baseAddress! + k, ldx: k, w: wp.baseAddress!,
-                                      ldw: transB ? k : n, y: yp.baseAddress!, ldy: n, isa: isa)
-                    }
-                } }
-                #expect(one.map(\.bitPattern) == batch[n..<2 * n].map(\.bitPattern), "\(isa) transB=\(transB) n=\(n) k=\(k)")
+                for m in [2, 3, 4, 5, 7, 9] {
+                    let x = BF16GemmTests.values(m * k, 5), w = BF16.round(BF16GemmTests.values(n * k, 6))
+                    var batch = [Float](repeating: .nan, count: m * n), one = batch
+                    x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in
+                        batch.withUnsafeMutableBufferPointer { yp in
+                            RowKernel.run(transB: transB, m: m, n: n, k: k, x: xp.baseAddress!, ldx: k, w: wp.baseAddress!,
+                                          ldw: transB ? k : n, y: yp.baseAddress!, ldy: n, isa: isa)
+                        }
+                        one.withUnsafeMutableBufferPointer { yp in
+                            for i in 0..<m {
+                                RowKernel.run(transB: transB, m: 1, n: n, k: k, x: xp.baseAddress! + i * k, ldx: k, w: wp.baseAddress!,
+                                              ldw: transB ? k : n, y: yp.baseAddress! + i * n, ldy: n, isa: isa)
+                            }
+                        }
+                    } }
+                    let differing = zip(one, batch).filter { $0.bitPattern != $1.bitPattern }.count
+                    #expect(differing == 0, "\(isa) transB=\(transB) m=\(m) n=\(n) k=\(k): \(differing) differ")
+                }
             }
         }
     }
