@@ -4,8 +4,8 @@
 // it (e4m3 × scale in f32, then rounded to bf16), so the same tile code gives the same bits on
 // either format. On AVX2, 32 columns of plain codes inside one scale tile take a table of the
 // tile's eight mantissas instead (`fp8_ready32`, `fp8_fast8`): the same values in five
-// instructions per eight weights rather than seventeen. `kind` is a compile-time constant at every call site: after inlining, each
-// kernel is specialised and the branch is gone.
+// instructions per eight weights rather than seventeen. `kind` is a compile-time constant at
+// every call site: after inlining, each kernel is specialised and the branch is gone.
 #ifndef MLATP_WEIGHTS_H
 #define MLATP_WEIGHTS_H
 
