@@ -57,9 +57,10 @@ public struct StreamProbe {
             let (n, k) = (shape[0], shape[1]), xk = Matrix(rows: 1, cols: k, repeating: 0.5)
             if quantized && fp8 {
                 let scaleCols = (k + 127) / 128, blocks = (n + 127) / 128 * scaleCols
-                held.append(.fp8(FP8BlockMatrix(rows: n, cols: k, blockSize: 128, values: [UInt8](repeating: 0x38, count: n * k),  // e4m3 1.0
-                                                scales: [Float](repeating: 1.0 / 64, count: blocks), scaleCols: scaleCols, rowOffset: 0, columnOffset: 0), x: xk))
-                bytes += n * k + 4 * blocks
+                let w = FP8BlockMatrix(rows: n, cols: k, blockSize: 128, values: [UInt8](repeating: 0x38, count: n * k),  // e4m3 1.0
+                                       scales: [Float](repeating: 1.0 / 64, count: blocks), scaleCols: scaleCols, rowOffset: 0, columnOffset: 0)
+                held.append(.fp8(w, x: xk))
+                bytes += w.bytes
             } else if storage.activations == .bf16 {
                 held.append(.gemm(GemmProbe(x: xk, weight: .bf16(BF16Matrix(rows: n, cols: k, repeating: BFloat16(0.25))), order: .outIn)))
                 bytes += 2 * n * k

@@ -32,14 +32,9 @@ import TensorCore
                               rowOffset: rows.lowerBound % b, columnOffset: cols.lowerBound % b)
     }
 
-    /// bf16(e4m3 × scale) for every element, computed one by one here.
-    static func reference(_ w: FP8BlockMatrix) -> [BFloat16] {
-        (0..<w.rows * w.cols).map { i in
-            let r = i / w.cols, c = i % w.cols
-            let scale = w.scales[((w.rowOffset + r) / w.blockSize) * w.scaleCols + (w.columnOffset + c) / w.blockSize]
-            return BFloat16(FP8Quantization.decode(w.values[i]) * scale)
-        }
-    }
+    /// bf16(e4m3 × scale) for every element, from the Swift dequantization (`dequantizedF32`,
+    /// one element at a time, no kernel) rounded here.
+    static func reference(_ w: FP8BlockMatrix) -> [BFloat16] { w.dequantizedF32().storage.map { BFloat16($0) } }
 
     static func rowProducts(_ w: FP8BlockMatrix, weight: [BFloat16], m: Int, isa: KernelISA) -> (got: [Float], want: [Float]) {
         let x = BF16.round(BF16GemmTests.values(m * w.cols, 5)).map(\.float)
@@ -91,9 +86,10 @@ import TensorCore
         values[5 * 256 + 40] = 0xff
         let w = FP8BlockMatrix(rows: 16, cols: 256, blockSize: 128, values: values, scales: plain.scales, scaleCols: plain.scaleCols,
                                rowOffset: 0, columnOffset: 0)
+        let weight = Self.reference(w)
         for isa in KernelISA.supported {
             for m in [1, 2] {
-                let (got, _) = Self.rowProducts(w, weight: Self.reference(w), m: m, isa: isa)
+                let (got, _) = Self.rowProducts(w, weight: weight, m: m, isa: isa)
                 for i in 0..<m {
                     #expect((0..<16).filter { got[i * 16 + $0].isNaN } == [5], "\(isa) m=\(m) row \(i)")
                 }
