@@ -75,10 +75,41 @@ AVX2 static ALWAYS_INLINE void dequant_avx2(const int bf16out, size_t rows, size
 AVX2 static void dequant_f32_avx2(size_t rows, size_t cols, const wsrc *s, float *dst, size_t ldd) { dequant_avx2(0, rows, cols, s, dst, ldd); }
 AVX2 static void dequant_bf16_avx2(size_t rows, size_t cols, const wsrc *s, uint16_t *dst, size_t ldd) { dequant_avx2(1, rows, cols, s, dst, ldd); }
 
+/// Sixteen values at dst[at…] as f32 or as their bf16 bit patterns, the first `count`.
+AVX512 static ALWAYS_INLINE void store16(const int bf16out, __m512 v, void *dst, size_t at, __mmask16 m) {
+    if (bf16out) _mm256_mask_storeu_epi16((uint16_t *)dst + at, m, _mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_castps_si512(v), 16)));
+    else _mm512_mask_storeu_ps((float *)dst + at, m, v);
+}
+
+/// `dequant_avx2` sixteen lanes wide: 64 plain columns at a time through the row's table.
+AVX512 static ALWAYS_INLINE void dequant_avx512(const int bf16out, size_t rows, size_t cols, const wsrc *s, void *dst, size_t ldd) {
+    for (size_t r = 0; r < rows; r++) {
+        size_t p = 0;
+        fp8row fr;
+        colpos cp = fp8_begin(W_FP8, s, r, 1, &fr);
+        while (p < cols) {
+            col_advance(s, &cp, p);
+            if (fp8_ready64(s, r, 1, &fr, p, cp)) {
+                for (int q = 0; q < 4; q++, p += 16) store16(bf16out, w_fast16(s, r, p, &fr), dst, r * ldd + p, 0xffff);
+                continue;
+            }
+            size_t count = cols - p < 16 ? cols - p : 16;
+            __mmask16 m = (__mmask16)((1u << count) - 1u);
+            store16(bf16out, w_load16_masked(W_FP8, s, r, p, fr.srow, cp, m), dst, r * ldd + p, m);
+            p += count;
+        }
+    }
+}
+
+AVX512 static void dequant_f32_avx512(size_t rows, size_t cols, const wsrc *s, float *dst, size_t ldd) { dequant_avx512(0, rows, cols, s, dst, ldd); }
+AVX512 static void dequant_bf16_avx512(size_t rows, size_t cols, const wsrc *s, uint16_t *dst, size_t ldd) { dequant_avx512(1, rows, cols, s, dst, ldd); }
+
 void mlatp_fp8_dequant_f32(size_t rows, size_t cols, const uint8_t *w, size_t ldw, const float *scales, size_t lds,
                            const int32_t *row_scale, size_t row0, size_t col0, size_t block, float *dst, size_t ldd, int isa) {
     wsrc s = { .w = w, .ldw = ldw, .scales = scales, .lds = lds, .row_scale = row_scale, .row0 = row0, .col0 = col0, .block = block, .cols = cols };
-    if (mlatp_isa_resolve(isa) >= MLATP_ISA_AVX2) { dequant_f32_avx2(rows, cols, &s, dst, ldd); return; }
+    int level = mlatp_isa_resolve(isa);
+    if (level == MLATP_ISA_AVX512) { dequant_f32_avx512(rows, cols, &s, dst, ldd); return; }
+    if (level == MLATP_ISA_AVX2) { dequant_f32_avx2(rows, cols, &s, dst, ldd); return; }
     for (size_t r = 0; r < rows; r++)
         for (size_t p = 0; p < cols; p++) dst[r * ldd + p] = w_one(W_FP8, &s, r, p);
 }
@@ -91,6 +122,8 @@ static void dequant_scalar(size_t rows, size_t cols, const wsrc *s, uint16_t *ds
 void mlatp_fp8_dequant_bf16(size_t rows, size_t cols, const uint8_t *w, size_t ldw, const float *scales, size_t lds,
                             const int32_t *row_scale, size_t row0, size_t col0, size_t block, uint16_t *dst, size_t ldd, int isa) {
     wsrc s = { .w = w, .ldw = ldw, .scales = scales, .lds = lds, .row_scale = row_scale, .row0 = row0, .col0 = col0, .block = block, .cols = cols };
-    if (mlatp_isa_resolve(isa) >= MLATP_ISA_AVX2) dequant_bf16_avx2(rows, cols, &s, dst, ldd);
+    int level = mlatp_isa_resolve(isa);
+    if (level == MLATP_ISA_AVX512) dequant_bf16_avx512(rows, cols, &s, dst, ldd);
+    else if (level == MLATP_ISA_AVX2) dequant_bf16_avx2(rows, cols, &s, dst, ldd);
     else dequant_scalar(rows, cols, &s, dst, ldd);
 }

@@ -5,9 +5,10 @@
 // used for every x row of the group (on AVX2, four x rows for each weight element where the batch
 // has four, so fp8 dequantizes each element once per four rows).
 // One tile code serves both formats (weights.h), so an fp8 weight gives the bits its
-// dequantized bf16 copy would.
+// dequantized bf16 copy would. The AVX-512 kernels are in rows_nt_avx512.c.
 #include "ckernels.h"
 #include "weights.h"
+#include "rows_nt.h"
 
 // ---- scalar
 
@@ -147,106 +148,6 @@ AVX2 static ALWAYS_INLINE void nt_avx2(const int kind, size_t m, size_t n, size_
     }
 }
 
-// ---- AVX-512: up to 4 x rows × 4 weight rows (16 accumulators of 32 zmm registers), masked k tail
-
-/// Rows `next ..< next + next_rows` are the following tile's: their lines are prefetched while
-/// this tile runs, one 64-byte line per row per 32 elements, so that a row's start, where the
-/// hardware prefetcher has to find the stream again, does not wait on memory.
-AVX512 static ALWAYS_INLINE void nt_tile_avx512(const int kind, const int MB, const int NB, size_t k, float alpha, const float *x,
-                                                size_t ldx, const wsrc *w, size_t j, size_t next, size_t next_rows,
-                                                float beta, float *y, size_t ldy) {
-    __m512 acc[4][4];
-    for (int i = 0; i < MB; i++) for (int r = 0; r < NB; r++) acc[i][r] = _mm512_setzero_ps();
-    fp8row sr[4];
-    colpos cp = fp8_begin(kind, w, j, NB, sr);
-    size_t p = 0;
-    for (; p + 16 <= k; p += 16) {
-        if ((p & 31) == 0)
-            for (size_t r = 0; r < next_rows; r++) _mm_prefetch(w_addr(kind, w, next + r, p), _MM_HINT_T0);
-        if (kind == W_FP8) col_advance(w, &cp, p);
-        __m512 wv[4];
-        for (int r = 0; r < NB; r++) wv[r] = w_load16(kind, w, j + r, p, sr[r].srow, cp);
-        for (int i = 0; i < MB; i++) {
-            __m512 xv = _mm512_loadu_ps(x + i * ldx + p);
-            for (int r = 0; r < NB; r++) acc[i][r] = _mm512_fmadd_ps(xv, wv[r], acc[i][r]);
-        }
-    }
-    if (p < k) {
-        __mmask16 mask = (__mmask16)((1u << (k - p)) - 1u);
-        if (kind == W_FP8) col_advance(w, &cp, p);
-        __m512 wv[4];
-        for (int r = 0; r < NB; r++) wv[r] = w_load16_masked(kind, w, j + r, p, sr[r].srow, cp, mask);
-        for (int i = 0; i < MB; i++) {
-            __m512 xv = _mm512_maskz_loadu_ps(mask, x + i * ldx + p);
-            for (int r = 0; r < NB; r++) acc[i][r] = _mm512_fmadd_ps(xv, wv[r], acc[i][r]);
-        }
-    }
-    for (int i = 0; i < MB; i++)
-        for (int r = 0; r < NB; r++) store_scaled(y + i * ldy + r, _mm512_reduce_add_ps(acc[i][r]), alpha, beta);
-}
-
-#define NT_AVX512(MB, NB) nt_tile_avx512(kind, MB, NB, k, alpha, xi, ldx, w, j, j + 4, next_rows, beta, yij, ldy)
-/// One x row: eight weight rows at a time (eight streams, one accumulator each), prefetching
-/// the next eight rows' lines as this group runs. Measured here (kernel-bench decode, one row,
-/// [24576, 7168] bf16 weight): 16.5 GB/s against 14.6 with the four-row tiles, 0.92 of memcpy.
-AVX512 static ALWAYS_INLINE void nt_one_row_avx512(const int kind, size_t n, size_t k, float alpha, const float *x,
-                                                   const wsrc *w, float beta, float *y) {
-    size_t j = 0;
-    for (; j + 8 <= n; j += 8) {
-        size_t next_rows = n - j - 8 < 8 ? n - j - 8 : 8;
-        __m512 acc[8];
-        for (int r = 0; r < 8; r++) acc[r] = _mm512_setzero_ps();
-        fp8row sr[8];
-        colpos cp = fp8_begin(kind, w, j, 8, sr);
-        size_t p = 0;
-        for (; p + 16 <= k; p += 16) {
-            if ((p & 31) == 0)
-                for (size_t r = 0; r < next_rows; r++) _mm_prefetch(w_addr(kind, w, j + 8 + r, p), _MM_HINT_T0);
-            if (kind == W_FP8) col_advance(w, &cp, p);
-            __m512 xv = _mm512_loadu_ps(x + p);
-            for (int r = 0; r < 8; r++) acc[r] = _mm512_fmadd_ps(xv, w_load16(kind, w, j + r, p, sr[r].srow, cp), acc[r]);
-        }
-        if (p < k) {
-            __mmask16 mask = (__mmask16)((1u << (k - p)) - 1u);
-            if (kind == W_FP8) col_advance(w, &cp, p);
-            __m512 xv = _mm512_maskz_loadu_ps(mask, x + p);
-            for (int r = 0; r < 8; r++) acc[r] = _mm512_fmadd_ps(xv, w_load16_masked(kind, w, j + r, p, sr[r].srow, cp, mask), acc[r]);
-        }
-        for (int r = 0; r < 8; r++) store_scaled(y + j + r, _mm512_reduce_add_ps(acc[r]), alpha, beta);
-    }
-    for (; j < n; j += 4) {
-        size_t nb = n - j < 4 ? n - j : 4;
-        const float *xi = x;
-        float *yij = y + j;
-        size_t ldy = 0, ldx = 0, next_rows = 0;
-        switch (nb) { case 4: NT_AVX512(1, 4); break; case 3: NT_AVX512(1, 3); break;
-                      case 2: NT_AVX512(1, 2); break; default: NT_AVX512(1, 1); }
-    }
-}
-
-#define NT_AVX512_ROWS(MB) \
-    switch (nb) { case 4: NT_AVX512(MB, 4); break; case 3: NT_AVX512(MB, 3); break; \
-                  case 2: NT_AVX512(MB, 2); break; default: NT_AVX512(MB, 1); }
-
-AVX512 static ALWAYS_INLINE void nt_avx512(const int kind, size_t m, size_t n, size_t k, float alpha, const float *x, size_t ldx,
-                                           const wsrc *w, float beta, float *y, size_t ldy) {
-    if (m == 1) { nt_one_row_avx512(kind, n, k, alpha, x, w, beta, y); return; }
-    for (size_t j = 0; j < n; j += 4) {
-        size_t nb = n - j < 4 ? n - j : 4;
-        size_t next_rows = n - j <= 4 ? 0 : (n - j - 4 < 4 ? n - j - 4 : 4);   // the next tile's rows
-        for (size_t i = 0; i < m; i += 4) {
-            const float *xi = x + i * ldx;
-            float *yij = y + i * ldy + j;
-            switch (m - i < 4 ? m - i : 4) {
-            case 4: NT_AVX512_ROWS(4); break;
-            case 3: NT_AVX512_ROWS(3); break;
-            case 2: NT_AVX512_ROWS(2); break;
-            default: NT_AVX512_ROWS(1);
-            }
-        }
-    }
-}
-
 // ---- the two formats, each kernel specialised once per instruction set
 
 static void nt_scalar_bf16(size_t m, size_t n, size_t k, float alpha, const float *x, size_t ldx, const wsrc *w, float beta, float *y, size_t ldy) {
@@ -261,18 +162,12 @@ AVX2 static void nt_avx2_bf16(size_t m, size_t n, size_t k, float alpha, const f
 AVX2 static void nt_avx2_fp8(size_t m, size_t n, size_t k, float alpha, const float *x, size_t ldx, const wsrc *w, float beta, float *y, size_t ldy) {
     nt_avx2(W_FP8, m, n, k, alpha, x, ldx, w, beta, y, ldy);
 }
-AVX512 static void nt_avx512_bf16(size_t m, size_t n, size_t k, float alpha, const float *x, size_t ldx, const wsrc *w, float beta, float *y, size_t ldy) {
-    nt_avx512(W_BF16, m, n, k, alpha, x, ldx, w, beta, y, ldy);
-}
-AVX512 static void nt_avx512_fp8(size_t m, size_t n, size_t k, float alpha, const float *x, size_t ldx, const wsrc *w, float beta, float *y, size_t ldy) {
-    nt_avx512(W_FP8, m, n, k, alpha, x, ldx, w, beta, y, ldy);
-}
 
 void mlatp_bf16_rows_nt(size_t m, size_t n, size_t k, float alpha, const float *x, size_t ldx,
                         const uint16_t *w, size_t ldw, float beta, float *y, size_t ldy, int isa) {
     wsrc s = { .w = w, .ldw = ldw };
     switch (mlatp_isa_resolve(isa)) {
-    case MLATP_ISA_AVX512: nt_avx512_bf16(m, n, k, alpha, x, ldx, &s, beta, y, ldy); break;
+    case MLATP_ISA_AVX512: mlatp_nt_avx512_bf16(m, n, k, alpha, x, ldx, &s, beta, y, ldy); break;
     case MLATP_ISA_AVX2: nt_avx2_bf16(m, n, k, alpha, x, ldx, &s, beta, y, ldy); break;
     default: nt_scalar_bf16(m, n, k, alpha, x, ldx, &s, beta, y, ldy);
     }
@@ -283,7 +178,7 @@ void mlatp_fp8_rows_nt(size_t m, size_t n, size_t k, float alpha, const float *x
                        size_t row0, size_t col0, size_t block, float beta, float *y, size_t ldy, int isa) {
     wsrc s = { .w = w, .ldw = ldw, .scales = scales, .lds = lds, .row_scale = row_scale, .row0 = row0, .col0 = col0, .block = block, .cols = k };
     switch (mlatp_isa_resolve(isa)) {
-    case MLATP_ISA_AVX512: nt_avx512_fp8(m, n, k, alpha, x, ldx, &s, beta, y, ldy); break;
+    case MLATP_ISA_AVX512: mlatp_nt_avx512_fp8(m, n, k, alpha, x, ldx, &s, beta, y, ldy); break;
     case MLATP_ISA_AVX2: nt_avx2_fp8(m, n, k, alpha, x, ldx, &s, beta, y, ldy); break;
     default: nt_scalar_fp8(m, n, k, alpha, x, ldx, &s, beta, y, ldy);
     }

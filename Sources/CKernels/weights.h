@@ -2,9 +2,10 @@
 // bf16 values, or fp8 e4m3 bytes with one f32 scale per block × block tile (DeepSeek-V3's
 // `weight_scale_inv`). An fp8 element is dequantized in registers exactly as a bf16 model holds
 // it (e4m3 × scale in f32, then rounded to bf16), so the same tile code gives the same bits on
-// either format. On AVX2, 32 columns of plain codes inside one scale tile take a table of the
-// tile's eight mantissas instead (`fp8_ready32`, `fp8_fast8`): the same values in five
-// instructions per eight weights rather than seventeen. `kind` is a compile-time constant at
+// either format. Blocks of plain codes inside one scale tile (32 columns on AVX2, 64 on AVX-512)
+// take a table of the tile's eight mantissas instead (`fp8_ready32`/`fp8_ready64`, `fp8_fast8`/
+// `w_fast16`): the same values in five instructions per eight or sixteen weights rather than
+// seventeen. `kind` is a compile-time constant at
 // every call site: after inlining, each kernel is specialised and the branch is gone.
 #ifndef MLATP_WEIGHTS_H
 #define MLATP_WEIGHTS_H
@@ -58,7 +59,7 @@ static ALWAYS_INLINE float col_scale(const wsrc *s, const float *srow, size_t p)
 /// bf16(1.mmm × scale) of the scale tile `idx` it last read, with the exponent bias 7 taken off,
 /// so that a code's value is its mantissa's entry plus its exponent bits (`fp8_fast8`).
 typedef struct {
-    float t[8] __attribute__((aligned(32)));
+    float t[16] __attribute__((aligned(64)));   // the eight entries twice: AVX-512's vpermd reads four index bits
     const float *srow;
     size_t idx;        // the tile `t` was made for; SIZE_MAX before the first
     int ok;            // t holds: the scale lies where every product is a normal f32 (2^-100 … 2^100)
@@ -132,7 +133,20 @@ AVX2 static ALWAYS_INLINE void fp8_table(fp8row *fr, colpos c) {
     __m256i u = _mm256_castps_si256(f);
     __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
     u = _mm256_and_si256(_mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff))), _mm256_set1_epi32((int)0xffff0000u));
-    _mm256_store_si256((__m256i *)fr->t, _mm256_sub_epi32(u, _mm256_set1_epi32(7 << 23)));
+    u = _mm256_sub_epi32(u, _mm256_set1_epi32(7 << 23));
+    _mm256_store_si256((__m256i *)fr->t, u);
+    _mm256_store_si256((__m256i *)(fr->t + 8), u);
+}
+
+AVX512 static ALWAYS_INLINE void fp8_table16(fp8row *fr, colpos c) {
+    float scale = fr->srow[c.idx];
+    fr->idx = c.idx;
+    fr->ok = scale >= 0x1p-100f && scale <= 0x1p100f;
+    __m512 f = _mm512_mul_ps(_mm512_setr_ps(1.0f, 1.125f, 1.25f, 1.375f, 1.5f, 1.625f, 1.75f, 1.875f, 1.0f, 1.125f, 1.25f, 1.375f, 1.5f, 1.625f, 1.75f, 1.875f), _mm512_set1_ps(scale));
+    __m512i u = _mm512_castps_si512(f);
+    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    u = _mm512_and_si512(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), _mm512_set1_epi32((int)0xffff0000u));
+    _mm512_store_si512((void *)fr->t, _mm512_sub_epi32(u, _mm512_set1_epi32(7 << 23)));
 }
 
 /// Eight plain codes (no zero, subnormal or NaN) of one scale tile through the row's table: the
@@ -161,6 +175,20 @@ AVX2 static ALWAYS_INLINE int fp8_ready32(const wsrc *s, size_t j, int nb, fp8ro
         bad = _mm256_or_si256(bad, _mm256_cmpgt_epi8(_mm256_set1_epi8(9), u));
     }
     return _mm256_testz_si256(bad, bad);
+}
+
+/// `fp8_ready32` for 64 columns, on AVX-512's byte compares.
+AVX512 static ALWAYS_INLINE int fp8_ready64(const wsrc *s, size_t j, int nb, fp8row *fr, size_t p, colpos c) {
+    if (p + 64 > c.bound || p + 64 > s->cols) return 0;
+    __mmask64 bad = 0;
+    for (int r = 0; r < nb; r++) {
+        if (fr[r].idx != c.idx) fp8_table16(&fr[r], c);
+        if (!fr[r].ok) return 0;
+        __m512i v = _mm512_loadu_si512((const void *)((const uint8_t *)s->w + (j + r) * s->ldw + p));
+        __m512i u = _mm512_and_si512(_mm512_add_epi8(v, _mm512_set1_epi8(1)), _mm512_set1_epi8(0x7f));
+        bad |= _mm512_cmplt_epu8_mask(u, _mm512_set1_epi8(9));
+    }
+    return bad == 0;
 }
 
 /// Eight elements of row `row` from column p (fp8: `srow` is the row's scales, `c` the tile of p).
@@ -197,6 +225,16 @@ AVX512 static ALWAYS_INLINE __m512 fp8_lanes16(__m512i v, __m512 scale) {
     u = _mm512_and_si512(u, _mm512_set1_epi32((int)0xffff0000u));
     __mmask16 nan = _mm512_cmpeq_epi32_mask(mag, _mm512_set1_epi32(0x7f));
     return _mm512_castsi512_ps(_mm512_mask_mov_epi32(u, nan, _mm512_or_si512(sign, _mm512_set1_epi32(0x7fc00000))));
+}
+
+/// `fp8_fast8` for sixteen lanes: vpermd's index is the code's low four bits, the mantissa and
+/// the exponent's lowest bit, so the table holds its eight entries twice.
+AVX512 static ALWAYS_INLINE __m512 w_fast16(const wsrc *s, size_t row, size_t p, const fp8row *fr) {
+    const uint8_t *q = (const uint8_t *)s->w + row * s->ldw + p;
+    __m512i v = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)q));
+    __m512i e = _mm512_and_si512(_mm512_slli_epi32(v, 20), _mm512_set1_epi32((int)0x87800000u));
+    __m512i t = _mm512_permutexvar_epi32(v, _mm512_load_si512((const void *)fr->t));
+    return _mm512_castsi512_ps(_mm512_add_epi32(t, e));
 }
 
 AVX512 static ALWAYS_INLINE __m512 w_load16(const int kind, const wsrc *s, size_t row, size_t p, const float *srow, colpos c) {

@@ -112,11 +112,11 @@ public struct FP8BlockMatrix: Sendable, Equatable {
     }
 
     /// Rows `r0 ..< r0 + n` dequantized as a bf16 model holds them, bf16(e4m3 × scale), into `dst`
-    /// (`[n, cols]`, leading dimension `ldd`).
-    public func dequantize(rows r0: Int, count n: Int, into dst: UnsafeMutablePointer<BFloat16>, ldd: Int) {
+    /// (`[n, cols]`, leading dimension `ldd`), at `isa` (capped at what this CPU runs; the bits are the same at every level).
+    public func dequantize(rows r0: Int, count n: Int, into dst: UnsafeMutablePointer<BFloat16>, ldd: Int, isa: KernelISA = .best) {
         guard n > 0, cols > 0 else { return }
         withTile(rows: r0) { w, s, rs, row0 in
-            mlatp_fp8_dequant_bf16(n, cols, w, cols, s, scaleCols, rs, row0, columnOffset, blockSize, dst.bits, ldd, Int32(MLATP_ISA_BEST))
+            mlatp_fp8_dequant_bf16(n, cols, w, cols, s, scaleCols, rs, row0, columnOffset, blockSize, dst.bits, ldd, isa.rawValue)
         }
     }
 
@@ -134,10 +134,10 @@ public struct FP8BlockMatrix: Sendable, Equatable {
     }
 
     /// Rows `r0 ..< r0 + n` dequantized to the same bf16 values, kept as f32, into `dst` (`[n, cols]`, leading dimension `ldd`).
-    public func dequantize(rows r0: Int, count n: Int, into dst: UnsafeMutablePointer<Float>, ldd: Int) {
+    public func dequantize(rows r0: Int, count n: Int, into dst: UnsafeMutablePointer<Float>, ldd: Int, isa: KernelISA = .best) {
         guard n > 0, cols > 0 else { return }
         withTile(rows: r0) { w, s, rs, row0 in
-            mlatp_fp8_dequant_f32(n, cols, w, cols, s, scaleCols, rs, row0, columnOffset, blockSize, dst, ldd, Int32(MLATP_ISA_BEST))
+            mlatp_fp8_dequant_f32(n, cols, w, cols, s, scaleCols, rs, row0, columnOffset, blockSize, dst, ldd, isa.rawValue)
         }
     }
 
