@@ -33,8 +33,9 @@ public final class GemmContext: @unchecked Sendable {
     private var created = 0
     private var tally: [GemmKernel: Int] = [:]
     let scratchA = Scratch(), scratchB = Scratch(), scratchC = Scratch()
-    /// The fp8 route's dequantized weight tile (the bf16 routes it calls use the other three).
-    let scratchW = Scratch()
+    /// The fp8 route's dequantized weight tile and its activations rounded to bf16 once for every
+    /// tile (the bf16 routes it calls use the other three, and scratchC only for a bf16 C).
+    let scratchW = Scratch(), scratchX = Scratch()
 
     public init() {}
 
@@ -74,11 +75,11 @@ public final class GemmContext: @unchecked Sendable {
     /// fallback's weight blocks, rounded activations, f32 results, dequantized fp8 tiles); the next
     /// product that needs one allocates it again. What a decode-only process calls after the prompt.
     public func releaseScratch() {
-        lock.withLock { for s in [scratchA, scratchB, scratchC, scratchW] { s.release() } }
+        lock.withLock { for s in [scratchA, scratchB, scratchC, scratchW, scratchX] { s.release() } }
     }
 
     /// Bytes the scratch buffers hold now.
-    public var scratchBytes: Int { lock.withLock { [scratchA, scratchB, scratchC, scratchW].reduce(0) { $0 + $1.capacity } } }
+    public var scratchBytes: Int { lock.withLock { [scratchA, scratchB, scratchC, scratchW, scratchX].reduce(0) { $0 + $1.capacity } } }
 
     /// Counts one product by `kernel`. Call with the lock held.
     func record(_ kernel: GemmKernel) { tally[kernel, default: 0] += 1 }
