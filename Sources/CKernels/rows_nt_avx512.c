@@ -15,6 +15,46 @@ AVX512 static ALWAYS_INLINE void fma_tile16(const int MB, const int NB, __m512 a
     }
 }
 
+/// Eight fp8 rows' sixteen columns from p on the general dequantization, kept out of line: the
+/// one-row loop then holds its eight accumulators in registers on the table route (inlined, this
+/// step's registers pushed them to the stack, and every FMA went through memory).
+AVX512 static __attribute__((noinline)) void fp8_general16x8(const wsrc *w, size_t j, size_t p, colpos cp, const fp8row *sr,
+                                                             const float *x, __mmask16 mask, __m512 *acc) {
+    __m512 xv = _mm512_maskz_loadu_ps(mask, x + p);
+    for (int r = 0; r < 8; r++) acc[r] = _mm512_fmadd_ps(xv, w_load16_masked(W_FP8, w, j + r, p, sr[r].srow, cp, mask), acc[r]);
+}
+
+/// `fp8_general16x8` on a copy of the accumulators, so that they stay promotable to registers.
+AVX512 static ALWAYS_INLINE void fp8_general_step(const wsrc *w, size_t j, size_t p, colpos cp, const fp8row *sr,
+                                                  const float *x, __mmask16 mask, __m512 acc[8]) {
+    __m512 spill[8];
+    for (int r = 0; r < 8; r++) spill[r] = acc[r];
+    fp8_general16x8(w, j, p, cp, sr, x, mask, spill);
+    for (int r = 0; r < 8; r++) acc[r] = spill[r];
+}
+
+/// A tile's sixteen fp8 columns from p (the first popcount(mask) of them) on the general
+/// dequantization, out of line like `fp8_general16x8`: `mb` × `nb` accumulators in `acc`.
+AVX512 static __attribute__((noinline)) void fp8_general_tile16(int mb, int nb, const wsrc *w, size_t j, size_t p, colpos cp,
+                                                                const fp8row *sr, const float *x, size_t ldx, __mmask16 mask,
+                                                                __m512 acc[4][4]) {
+    __m512 wv[4];
+    for (int r = 0; r < nb; r++) wv[r] = w_load16_masked(W_FP8, w, j + r, p, sr[r].srow, cp, mask);
+    for (int i = 0; i < mb; i++) {
+        __m512 xv = _mm512_maskz_loadu_ps(mask, x + i * ldx + p);
+        for (int r = 0; r < nb; r++) acc[i][r] = _mm512_fmadd_ps(xv, wv[r], acc[i][r]);
+    }
+}
+
+/// `fp8_general_tile16` on a copy of the tile's accumulators.
+AVX512 static ALWAYS_INLINE void fp8_tile_step(const int MB, const int NB, const wsrc *w, size_t j, size_t p, colpos cp,
+                                               const fp8row *sr, const float *x, size_t ldx, __mmask16 mask, __m512 acc[4][4]) {
+    __m512 spill[4][4];
+    for (int i = 0; i < MB; i++) for (int r = 0; r < NB; r++) spill[i][r] = acc[i][r];
+    fp8_general_tile16(MB, NB, w, j, p, cp, sr, x, ldx, mask, spill);
+    for (int i = 0; i < MB; i++) for (int r = 0; r < NB; r++) acc[i][r] = spill[i][r];
+}
+
 /// Rows `next ..< next + next_rows` are the following tile's: their lines are prefetched while
 /// this tile runs, one 64-byte line per row per 32 elements, so that a row's start, where the
 /// hardware prefetcher has to find the stream again, does not wait on memory.
@@ -39,6 +79,9 @@ AVX512 static ALWAYS_INLINE void nt_tile_avx512(const int kind, const int MB, co
                 }
                 continue;
             }
+            fp8_tile_step(MB, NB, w, j, p, cp, sr, x, ldx, 0xffff, acc);
+            p += 16;
+            continue;
         }
         for (int r = 0; r < NB; r++) wv[r] = w_load16(kind, w, j + r, p, sr[r].srow, cp);
         fma_tile16(MB, NB, acc, wv, x, ldx, p);
@@ -46,34 +89,20 @@ AVX512 static ALWAYS_INLINE void nt_tile_avx512(const int kind, const int MB, co
     }
     if (p < k) {
         __mmask16 mask = (__mmask16)((1u << (k - p)) - 1u);
-        if (kind == W_FP8) col_advance(w, &cp, p);
-        __m512 wv[4];
-        for (int r = 0; r < NB; r++) wv[r] = w_load16_masked(kind, w, j + r, p, sr[r].srow, cp, mask);
-        for (int i = 0; i < MB; i++) {
-            __m512 xv = _mm512_maskz_loadu_ps(mask, x + i * ldx + p);
-            for (int r = 0; r < NB; r++) acc[i][r] = _mm512_fmadd_ps(xv, wv[r], acc[i][r]);
+        if (kind == W_FP8) {
+            col_advance(w, &cp, p);
+            fp8_tile_step(MB, NB, w, j, p, cp, sr, x, ldx, mask, acc);
+        } else {
+            __m512 wv[4];
+            for (int r = 0; r < NB; r++) wv[r] = w_load16_masked(kind, w, j + r, p, sr[r].srow, cp, mask);
+            for (int i = 0; i < MB; i++) {
+                __m512 xv = _mm512_maskz_loadu_ps(mask, x + i * ldx + p);
+                for (int r = 0; r < NB; r++) acc[i][r] = _mm512_fmadd_ps(xv, wv[r], acc[i][r]);
+            }
         }
     }
     for (int i = 0; i < MB; i++)
         for (int r = 0; r < NB; r++) store_scaled(y + i * ldy + r, _mm512_reduce_add_ps(acc[i][r]), alpha, beta);
-}
-
-/// Eight fp8 rows' sixteen columns from p on the general dequantization, kept out of line: the
-/// one-row loop then holds its eight accumulators in registers on the table route (inlined, this
-/// step's registers pushed them to the stack, and every FMA went through memory).
-AVX512 static __attribute__((noinline)) void fp8_general16x8(const wsrc *w, size_t j, size_t p, colpos cp, const fp8row *sr,
-                                                             const float *x, __mmask16 mask, __m512 *acc) {
-    __m512 xv = _mm512_maskz_loadu_ps(mask, x + p);
-    for (int r = 0; r < 8; r++) acc[r] = _mm512_fmadd_ps(xv, w_load16_masked(W_FP8, w, j + r, p, sr[r].srow, cp, mask), acc[r]);
-}
-
-/// `fp8_general16x8` on a copy of the accumulators, so that they stay promotable to registers.
-AVX512 static ALWAYS_INLINE void fp8_general_step(const wsrc *w, size_t j, size_t p, colpos cp, const fp8row *sr,
-                                                  const float *x, __mmask16 mask, __m512 acc[8]) {
-    __m512 spill[8];
-    for (int r = 0; r < 8; r++) spill[r] = acc[r];
-    fp8_general16x8(w, j, p, cp, sr, x, mask, spill);
-    for (int r = 0; r < 8; r++) acc[r] = spill[r];
 }
 
 #define NT_AVX512(MB, NB) nt_tile_avx512(kind, MB, NB, k, alpha, xi, ldx, w, j, j + 4, next_rows, beta, yij, ldy)
@@ -82,8 +111,8 @@ AVX512 static ALWAYS_INLINE void fp8_general_step(const wsrc *w, size_t j, size_
 /// [24576, 7168] bf16 weight): 16.5 GB/s against 14.6 with the four-row tiles, 0.92 of memcpy.
 /// An fp8 weight takes 64 plain columns of the eight rows at a time through their tables
 /// (`fp8_ready64`, `w_fast16`); the general step runs out of line (`fp8_general_step`).
-/// The same weight as fp8 streamed at 4.4 GB/s on the general dequantization alone, and at
-/// 8.4–10.6 GB/s this way (AMD EPYC with AVX-512, same session): from 2.1 times bf16's time to 0.83–0.93.
+/// The same weight as fp8 streamed at 4.4 GB/s on the general dequantization alone and 10.0 GB/s
+/// this way (kernel-bench decode, AMD EPYC with AVX-512): 2.11 times bf16's time before, 0.92 after.
 AVX512 static ALWAYS_INLINE void nt_one_row_avx512(const int kind, size_t n, size_t k, float alpha, const float *x,
                                                    const wsrc *w, float beta, float *y) {
     size_t j = 0;

@@ -132,7 +132,8 @@ public struct SweepReport: Codable, Sendable {
         let fs = Format.seconds, pct = Format.percent
         var s = "\nmla-tp sweep: model \(OutsideText.escaped(model)), gate \(gate.rawValue), \(mode == .invariant ? "invariant mode, " : "")prefill of \(tokens) tokens, "
         s += "best and median of \(rows.first?.step.repeats ?? 0) forwards (first rank's start to last rank's end)\n"
-        for r in rates { s += "rates (probe, \(r.ranks) rank\(r.ranks == 1 ? "" : "s") busy): \(r.hardware.source)\n" }
+        // The rates the rows are projected at: the GEMM named is the one this precision's products ran on.
+        for r in rates { s += "rates (probe, \(r.ranks) rank\(r.ranks == 1 ? "" : "s") busy): \(r.hardware(for: dtype ?? .f32).source)\n" }
         s += "\n"
         s += Format.table(["tp", "best", "compute", "allreduce", "median", "projected", "error", "vs median", "error (same-job rates)",
                            "weights/rank", "anon RSS/rank (max)", "max rel. error vs unsharded", "load"], rows.map { r in

@@ -21,6 +21,10 @@ import TestSupport
         defer { try? FileManager.default.removeItem(at: dir) }
         let r = MPIJob.single(["sweep", "--preset", "tiny", "--tp", "1,2", "--repeat", "1", "--out", dir.path] + flags, timeout: 120)
         #expect(r.status == 0, "\(r)")
+        // The printed rates name the GEMM the rows are projected at, not the sgemm in a bf16 sweep.
+        let gemm = flags.contains("--invariant") ? "fixed-order product" : precision.contains("bf16") ? "bf16 GEMM (" : "sgemm "
+        let rateLines = r.stdout.split(separator: "\n").filter { $0.hasPrefix("rates (probe") }
+        #expect(!rateLines.isEmpty && rateLines.allSatisfy { $0.contains("measured here: " + gemm) }, "\(rateLines)")
         for name in ["time-vs-projection.svg", "timeline-tp1.svg", "timeline-tp2.svg"] {
             let text = try Self.subtitles(dir, name)
             #expect(text.contains(precision + ",") && text.contains(detail) && text.contains("gate column"), "\(name): \(text)")
