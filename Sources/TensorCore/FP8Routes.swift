@@ -82,7 +82,7 @@ extension GemmContext {
         }
         // x rounded to bf16 once for every tile; each tile's product written densely and then
         // copied into its columns of y: with C's leading dimension above the tile's width, oneDNN
-        // 2.6 leaves its brgemm matmul for `gemm:jit`, 13–17% slower on these shapes.
+        // 2.6 leaves its brgemm matmul for `gemm:jit` (bench names the kernel that ran).
         let tileRows = w.tileRows(tileBytes: tileBytes)
         let tile = scratchW.bf16(tileRows * k)                                       // [tileRows, k] bf16
         let xa = scratchX.bf16(m * k)                                                // [m, k] bf16
