@@ -15,44 +15,37 @@ AVX512 static ALWAYS_INLINE void fma_tile16(const int MB, const int NB, __m512 a
     }
 }
 
-/// Eight fp8 rows' sixteen columns from p on the general dequantization, kept out of line: the
-/// one-row loop then holds its eight accumulators in registers on the table route (inlined, this
-/// step's registers pushed them to the stack, and every FMA went through memory).
-AVX512 static __attribute__((noinline)) void fp8_general16x8(const wsrc *w, size_t j, size_t p, colpos cp, const fp8row *sr,
-                                                             const float *x, __mmask16 mask, __m512 *acc) {
-    __m512 xv = _mm512_maskz_loadu_ps(mask, x + p);
-    for (int r = 0; r < 8; r++) acc[r] = _mm512_fmadd_ps(xv, w_load16_masked(W_FP8, w, j + r, p, sr[r].srow, cp, mask), acc[r]);
+/// Sixteen fp8 columns from p (the first popcount(mask) of them) of `nb` weight rows on the general
+/// dequantization, against `mb` x rows: acc[i·nb + r] += x row i · weight row r. Kept out of line,
+/// so that the kernels' loops hold their accumulators in registers on the table route (inlined,
+/// this step's registers pushed them to the stack, and every FMA there went through memory).
+AVX512 static __attribute__((noinline)) void fp8_general16(int mb, int nb, const wsrc *w, size_t j, size_t p, colpos cp,
+                                                           const fp8row *sr, const float *x, size_t ldx, __mmask16 mask,
+                                                           __m512 *acc) {
+    __m512 wv[8];
+    for (int r = 0; r < nb; r++) wv[r] = w_load16_masked(W_FP8, w, j + r, p, sr[r].srow, cp, mask);
+    for (int i = 0; i < mb; i++) {
+        __m512 xv = _mm512_maskz_loadu_ps(mask, x + i * ldx + p);
+        for (int r = 0; r < nb; r++) acc[i * nb + r] = _mm512_fmadd_ps(xv, wv[r], acc[i * nb + r]);
+    }
 }
 
-/// `fp8_general16x8` on a copy of the accumulators, so that they stay promotable to registers.
+/// `fp8_general16` for the one-row loop's eight weight rows, on a copy of its accumulators.
 AVX512 static ALWAYS_INLINE void fp8_general_step(const wsrc *w, size_t j, size_t p, colpos cp, const fp8row *sr,
                                                   const float *x, __mmask16 mask, __m512 acc[8]) {
     __m512 spill[8];
     for (int r = 0; r < 8; r++) spill[r] = acc[r];
-    fp8_general16x8(w, j, p, cp, sr, x, mask, spill);
+    fp8_general16(1, 8, w, j, p, cp, sr, x, 0, mask, spill);
     for (int r = 0; r < 8; r++) acc[r] = spill[r];
 }
 
-/// A tile's sixteen fp8 columns from p (the first popcount(mask) of them) on the general
-/// dequantization, out of line like `fp8_general16x8`: `mb` × `nb` accumulators in `acc`.
-AVX512 static __attribute__((noinline)) void fp8_general_tile16(int mb, int nb, const wsrc *w, size_t j, size_t p, colpos cp,
-                                                                const fp8row *sr, const float *x, size_t ldx, __mmask16 mask,
-                                                                __m512 acc[4][4]) {
-    __m512 wv[4];
-    for (int r = 0; r < nb; r++) wv[r] = w_load16_masked(W_FP8, w, j + r, p, sr[r].srow, cp, mask);
-    for (int i = 0; i < mb; i++) {
-        __m512 xv = _mm512_maskz_loadu_ps(mask, x + i * ldx + p);
-        for (int r = 0; r < nb; r++) acc[i][r] = _mm512_fmadd_ps(xv, wv[r], acc[i][r]);
-    }
-}
-
-/// `fp8_general_tile16` on a copy of the tile's accumulators.
+/// `fp8_general16` for an MB × NB tile, on a copy of its accumulators.
 AVX512 static ALWAYS_INLINE void fp8_tile_step(const int MB, const int NB, const wsrc *w, size_t j, size_t p, colpos cp,
                                                const fp8row *sr, const float *x, size_t ldx, __mmask16 mask, __m512 acc[4][4]) {
-    __m512 spill[4][4];
-    for (int i = 0; i < MB; i++) for (int r = 0; r < NB; r++) spill[i][r] = acc[i][r];
-    fp8_general_tile16(MB, NB, w, j, p, cp, sr, x, ldx, mask, spill);
-    for (int i = 0; i < MB; i++) for (int r = 0; r < NB; r++) acc[i][r] = spill[i][r];
+    __m512 spill[16];
+    for (int i = 0; i < MB; i++) for (int r = 0; r < NB; r++) spill[i * NB + r] = acc[i][r];
+    fp8_general16(MB, NB, w, j, p, cp, sr, x, ldx, mask, spill);
+    for (int i = 0; i < MB; i++) for (int r = 0; r < NB; r++) acc[i][r] = spill[i * NB + r];
 }
 
 /// Rows `next ..< next + next_rows` are the following tile's: their lines are prefetched while
@@ -135,13 +128,12 @@ AVX512 static ALWAYS_INLINE void nt_one_row_avx512(const int kind, size_t n, siz
                     }
                     continue;
                 }
-            }
-            if (kind == W_FP8) {
                 fp8_general_step(w, j, p, cp, sr, x, 0xffff, acc);
-            } else {
-                __m512 xv = _mm512_loadu_ps(x + p);
-                for (int r = 0; r < 8; r++) acc[r] = _mm512_fmadd_ps(xv, w_load16(kind, w, j + r, p, sr[r].srow, cp), acc[r]);
+                p += 16;
+                continue;
             }
+            __m512 xv = _mm512_loadu_ps(x + p);
+            for (int r = 0; r < 8; r++) acc[r] = _mm512_fmadd_ps(xv, w_load16(kind, w, j + r, p, sr[r].srow, cp), acc[r]);
             p += 16;
         }
         if (p < k) {

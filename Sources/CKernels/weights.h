@@ -122,10 +122,11 @@ AVX2 static ALWAYS_INLINE __m256 fp8_lanes8(__m256i v, __m256 scale) {
     return _mm256_castsi256_ps(_mm256_blendv_epi8(u, nan, _mm256_cmpeq_epi32(mag, _mm256_set1_epi32(0x7f))));
 }
 
-/// The row's table for scale tile c.idx. Where the scale lies in 2^-100 … 2^100, every normal
-/// code's product is a normal f32, so bf16(2^(e-7) · 1.mmm × scale) = 2^(e-7) · bf16(1.mmm × scale)
-/// exactly: scaling by a power of two changes neither the f32 nor the bf16 rounding.
-AVX2 static ALWAYS_INLINE void fp8_table(fp8row *fr, colpos c) {
+/// The row's table for scale tile c.idx: the eight bit patterns bf16(1.mmm × scale) − 7·2^23, with
+/// `idx` and `ok` set. Where the scale lies in 2^-100 … 2^100, every normal code's product is a
+/// normal f32, so bf16(2^(e-7) · 1.mmm × scale) = 2^(e-7) · bf16(1.mmm × scale) exactly: scaling by
+/// a power of two changes neither the f32 nor the bf16 rounding.
+AVX2 static ALWAYS_INLINE __m256i fp8_table_entries(fp8row *fr, colpos c) {
     float scale = fr->srow[c.idx];
     fr->idx = c.idx;
     fr->ok = scale >= 0x1p-100f && scale <= 0x1p100f;
@@ -133,20 +134,16 @@ AVX2 static ALWAYS_INLINE void fp8_table(fp8row *fr, colpos c) {
     __m256i u = _mm256_castps_si256(f);
     __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
     u = _mm256_and_si256(_mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff))), _mm256_set1_epi32((int)0xffff0000u));
-    u = _mm256_sub_epi32(u, _mm256_set1_epi32(7 << 23));
-    _mm256_store_si256((__m256i *)fr->t, u);
-    _mm256_store_si256((__m256i *)(fr->t + 8), u);
+    return _mm256_sub_epi32(u, _mm256_set1_epi32(7 << 23));
 }
 
+/// The table as AVX2 reads it: the eight entries in t[0 ..< 8].
+AVX2 static ALWAYS_INLINE void fp8_table(fp8row *fr, colpos c) { _mm256_store_si256((__m256i *)fr->t, fp8_table_entries(fr, c)); }
+
+/// The table as AVX-512 reads it: the eight entries twice, written with one 64-byte store (two
+/// 32-byte stores read back as one 64-byte load miss store forwarding and stall the load).
 AVX512 static ALWAYS_INLINE void fp8_table16(fp8row *fr, colpos c) {
-    float scale = fr->srow[c.idx];
-    fr->idx = c.idx;
-    fr->ok = scale >= 0x1p-100f && scale <= 0x1p100f;
-    __m512 f = _mm512_mul_ps(_mm512_setr_ps(1.0f, 1.125f, 1.25f, 1.375f, 1.5f, 1.625f, 1.75f, 1.875f, 1.0f, 1.125f, 1.25f, 1.375f, 1.5f, 1.625f, 1.75f, 1.875f), _mm512_set1_ps(scale));
-    __m512i u = _mm512_castps_si512(f);
-    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-    u = _mm512_and_si512(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), _mm512_set1_epi32((int)0xffff0000u));
-    _mm512_store_si512((void *)fr->t, _mm512_sub_epi32(u, _mm512_set1_epi32(7 << 23)));
+    _mm512_store_si512((void *)fr->t, _mm512_broadcast_i64x4(fp8_table_entries(fr, c)));
 }
 
 /// Eight plain codes (no zero, subnormal or NaN) of one scale tile through the row's table: the
